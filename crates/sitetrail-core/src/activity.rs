@@ -1,0 +1,352 @@
+//! Activities: what was done to a site, by whom, and how it ended.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{AccountId, ActivityId, Actor, SiteId, Timestamp};
+
+macro_rules! word_enum {
+    (
+        $(#[$meta:meta])*
+        $name:ident, $what:literal { $($variant:ident = $word:literal, $label:literal;)+ }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name {
+            $($variant,)+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $word,)+
+                }
+            }
+
+            /// The words people read in the dashboard and in exports.
+            pub fn label(self) -> &'static str {
+                match self {
+                    $($name::$variant => $label,)+
+                }
+            }
+
+            pub fn parse(s: &str) -> Result<Self, UnknownWord> {
+                match s {
+                    $($word => Ok($name::$variant),)+
+                    _ => Err(UnknownWord { what: $what, allowed: &[$($word,)+] }),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = UnknownWord;
+            fn from_str(s: &str) -> Result<Self, UnknownWord> {
+                Self::parse(s)
+            }
+        }
+    };
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what}; expected one of: {}", allowed.join(", "))]
+pub struct UnknownWord {
+    pub what: &'static str,
+    pub allowed: &'static [&'static str],
+}
+
+word_enum!(
+    /// The Activity column.
+    ActivityKind, "activity" {
+        CreateStaging = "create_staging", "Create Staging Environment";
+        ResetStagingFromTemplate = "reset_staging_from_template", "Reset Staging from Template";
+        ResetStagingFromBackup = "reset_staging_from_backup", "Reset Staging from Backup";
+        PushStagingToLive = "push_staging_to_live", "Push Staging to Live";
+        CreateBackup = "create_backup", "Create Backup";
+    }
+);
+
+word_enum!(
+    /// The Service column.
+    Service, "service" {
+        Staging = "staging", "Staging";
+        Backups = "backups", "Backups";
+    }
+);
+
+word_enum!(
+    /// The Status column. The only lifecycle is `in_progress → completed | failed`.
+    Status, "status" {
+        InProgress = "in_progress", "In progress";
+        Completed = "completed", "Completed";
+        Failed = "failed", "Failed";
+    }
+);
+
+word_enum!(
+    Environment, "environment" {
+        Live = "live", "Live";
+        Staging = "staging", "Staging";
+    }
+);
+
+impl ActivityKind {
+    /// The service an activity belongs to.
+    pub fn service(self) -> Service {
+        match self {
+            ActivityKind::CreateBackup => Service::Backups,
+            _ => Service::Staging,
+        }
+    }
+}
+
+impl Status {
+    pub fn is_ended(self) -> bool {
+        self != Status::InProgress
+    }
+}
+
+/// An activity as the store keeps it: the real actor, the text as the publisher gave it.
+/// Readers never see this; they see [`crate::view`] of it.
+#[derive(Clone, PartialEq)]
+pub struct StoredActivity {
+    /// The store's insertion order; also the cursor's tie-breaker.
+    pub seq: i64,
+    pub id: ActivityId,
+    pub account_id: AccountId,
+    pub site_id: SiteId,
+    pub environment: Environment,
+    pub service: Service,
+    pub activity: ActivityKind,
+    pub status: Status,
+    pub actor: Actor,
+    pub description: String,
+    pub error: Option<String>,
+    pub details: serde_json::Map<String, serde_json::Value>,
+    pub created_at: Timestamp,
+    pub completed_at: Option<Timestamp>,
+}
+
+impl std::fmt::Debug for StoredActivity {
+    // Descriptions may hold a support person's email: keep them out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredActivity")
+            .field("seq", &self.seq)
+            .field("id", &self.id)
+            .field("site_id", &self.site_id)
+            .field("activity", &self.activity)
+            .field("status", &self.status)
+            .field("actor", &self.actor)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A validated request to record an activity.
+#[derive(Clone, PartialEq)]
+pub struct NewActivity {
+    pub id: Option<ActivityId>,
+    pub account_id: AccountId,
+    pub site_id: SiteId,
+    pub environment: Environment,
+    pub activity: ActivityKind,
+    pub actor: Actor,
+    pub description: String,
+    pub status: Status,
+    pub created_at: Option<Timestamp>,
+    pub completed_at: Option<Timestamp>,
+    pub error: Option<String>,
+    pub details: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A validated request to end an activity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ending {
+    pub status: Status,
+    pub description: Option<String>,
+    pub error: Option<String>,
+    pub completed_at: Option<Timestamp>,
+}
+
+pub const MAX_DESCRIPTION_BYTES: usize = 2_000;
+pub const MAX_ERROR_BYTES: usize = 4_000;
+pub const MAX_DETAILS_BYTES: usize = 16_000;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct InvalidField {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl InvalidField {
+    pub fn new(field: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+fn check_text(field: &'static str, text: &str, max: usize) -> Result<(), InvalidField> {
+    if text.len() > max {
+        return Err(InvalidField::new(
+            field,
+            format!("at most {max} bytes are kept"),
+        ));
+    }
+    if text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(InvalidField::new(
+            field,
+            "control characters are not allowed",
+        ));
+    }
+    Ok(())
+}
+
+impl NewActivity {
+    /// Checks what types alone cannot: lengths, the service of the kind, the lifecycle and
+    /// the order of times. `service` is what the publisher named.
+    pub fn validate(&self, service: Service) -> Result<(), InvalidField> {
+        if service != self.activity.service() {
+            return Err(InvalidField::new(
+                "service",
+                format!(
+                    "{} belongs to the service {}",
+                    self.activity,
+                    self.activity.service()
+                ),
+            ));
+        }
+        check_text("description", &self.description, MAX_DESCRIPTION_BYTES)?;
+        if let Some(error) = &self.error {
+            check_text("error", error, MAX_ERROR_BYTES)?;
+            if self.status != Status::Failed {
+                return Err(InvalidField::new(
+                    "error",
+                    "only a failed activity has an error",
+                ));
+            }
+        }
+        if serde_json::to_string(&self.details).map_or(0, |s| s.len()) > MAX_DETAILS_BYTES {
+            return Err(InvalidField::new(
+                "details",
+                format!("at most {MAX_DETAILS_BYTES} bytes of JSON are kept"),
+            ));
+        }
+        self.actor.validate()?;
+        match (self.status, self.completed_at) {
+            (Status::InProgress, Some(_)) => {
+                return Err(InvalidField::new(
+                    "completed_at",
+                    "an activity in progress has no completion time",
+                ));
+            }
+            (_, Some(done)) => {
+                if let Some(created) = self.created_at
+                    && done < created
+                {
+                    return Err(InvalidField::new("completed_at", "is before created_at"));
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// A canonical text of the request as given, for recognising a replay of it.
+    pub fn canonical_request(&self) -> String {
+        serde_json::json!({
+            "id": self.id.as_ref().map(ActivityId::as_str),
+            "account_id": self.account_id,
+            "site_id": self.site_id,
+            "environment": self.environment,
+            "activity": self.activity,
+            "actor": {
+                "kind": self.actor.kind,
+                "email": self.actor.email.as_ref().map(|e| e.expose()),
+                "name": self.actor.name,
+            },
+            "description": self.description,
+            "status": self.status,
+            "created_at": self.created_at,
+            "completed_at": self.completed_at,
+            "error": self.error,
+            "details": self.details,
+        })
+        .to_string()
+    }
+}
+
+impl Ending {
+    pub fn validate(&self, created_at: Timestamp) -> Result<(), InvalidField> {
+        if let Some(d) = &self.description {
+            check_text("description", d, MAX_DESCRIPTION_BYTES)?;
+        }
+        if let Some(e) = &self.error {
+            check_text("error", e, MAX_ERROR_BYTES)?;
+            if self.status != Status::Failed {
+                return Err(InvalidField::new(
+                    "error",
+                    "only a failed activity has an error",
+                ));
+            }
+        }
+        if let Some(done) = self.completed_at
+            && done < created_at
+        {
+            return Err(InvalidField::new("completed_at", "is before created_at"));
+        }
+        Ok(())
+    }
+}
+
+impl StoredActivity {
+    pub fn duration_ms(&self) -> Option<i64> {
+        self.completed_at
+            .map(|done| done.millis() - self.created_at.millis())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_have_the_products_labels() {
+        assert_eq!(
+            ActivityKind::PushStagingToLive.label(),
+            "Push Staging to Live"
+        );
+        assert_eq!(
+            ActivityKind::ResetStagingFromTemplate.label(),
+            "Reset Staging from Template"
+        );
+        assert_eq!(Service::Staging.label(), "Staging");
+    }
+
+    #[test]
+    fn words_round_trip_and_unknown_words_list_the_choices() {
+        for k in ActivityKind::ALL {
+            assert_eq!(ActivityKind::parse(k.as_str()), Ok(*k));
+        }
+        let err = Status::parse("done").unwrap_err().to_string();
+        assert!(err.contains("in_progress, completed, failed"), "{err}");
+    }
+
+    #[test]
+    fn backups_belong_to_the_backups_service() {
+        assert_eq!(ActivityKind::CreateBackup.service(), Service::Backups);
+        assert_eq!(ActivityKind::PushStagingToLive.service(), Service::Staging);
+    }
+}

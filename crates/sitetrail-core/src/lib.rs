@@ -1,0 +1,21 @@
+//! sitetrail's domain, without I/O: what an activity is, who acts and who views, and the one
+//! redaction function ([`redact::view`]) through which every reader receives an activity.
+
+pub mod activity;
+pub mod actor;
+pub mod filter;
+pub mod ids;
+pub mod redact;
+pub mod time;
+pub mod viewer;
+
+pub use activity::{
+    ActivityKind, Ending, Environment, InvalidField, NewActivity, Service, Status, StoredActivity,
+    UnknownWord,
+};
+pub use actor::{Actor, ActorKind, Email};
+pub use filter::{ActivityFilter, Cursor, Direction, FilterError, Page, RawQuery, UserPredicate};
+pub use ids::{AccountId, ActivityId, BackupId, IdError, SiteId, TemplateId};
+pub use redact::{ActivityView, UserView, view};
+pub use time::Timestamp;
+pub use viewer::{Audience, Viewer};
