@@ -6,6 +6,7 @@ pub mod actor;
 pub mod filter;
 pub mod ids;
 pub mod redact;
+pub mod site;
 pub mod time;
 pub mod viewer;
 
@@ -17,5 +18,6 @@ pub use actor::{Actor, ActorKind, Email};
 pub use filter::{ActivityFilter, Cursor, Direction, FilterError, Page, RawQuery, UserPredicate};
 pub use ids::{AccountId, ActivityId, BackupId, IdError, SiteId, TemplateId};
 pub use redact::{ActivityView, UserView, view};
+pub use site::{Account, Colour, EnvironmentSpec, Site, SiteUrl};
 pub use time::Timestamp;
 pub use viewer::{Audience, Viewer};
