@@ -113,6 +113,8 @@ pub trait Store: Send + Sync + 'static {
         site: Option<&SiteId>,
         limit: u32,
     ) -> StoreResult<Vec<Change>>;
+    /// The newest change number committed so far.
+    async fn last_change_no(&self) -> StoreResult<i64>;
     /// Wakes whenever this process commits a change; other processes' changes are found by
     /// polling [`Store::changes_after`].
     fn subscribe_commits(&self) -> broadcast::Receiver<i64>;

@@ -727,6 +727,14 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn last_change_no(&self) -> StoreResult<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM counters WHERE name = 'change'")
+                .fetch_one(&self.read)
+                .await?,
+        )
+    }
+
     fn subscribe_commits(&self) -> broadcast::Receiver<i64> {
         self.commits.subscribe()
     }

@@ -1,0 +1,347 @@
+//! Recording activities (publishers) and reading them (viewers).
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sitetrail_core::{
+    AccountId, ActivityFilter, ActivityId, ActivityKind, ActivityView, Actor, ActorKind, Audience,
+    Email, Ending, Environment, NewActivity, Page, RawQuery, Service, SiteId, Status, Timestamp,
+    view,
+};
+use sitetrail_store::Recorded;
+use utoipa::ToSchema;
+
+use crate::AppState;
+use crate::api::{site_scope, viewer_scope};
+use crate::auth::{Publisher, ViewerAuth};
+use crate::error::{ApiError, ApiResult};
+use crate::json::{ApiJson, ApiQuery, optional_json};
+
+pub const MAX_BATCH: usize = 1_000;
+const SINGLE_BODY_LIMIT: usize = 64 * 1024;
+const BATCH_BODY_LIMIT: usize = 8 * 1024 * 1024;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/v1/activities",
+            post(record)
+                .layer(DefaultBodyLimit::max(SINGLE_BODY_LIMIT))
+                .get(list_account),
+        )
+        .route(
+            "/api/v1/activities/batch",
+            post(record_batch).layer(DefaultBodyLimit::max(BATCH_BODY_LIMIT)),
+        )
+        .route("/api/v1/activities/{id}", get(get_one))
+        .route(
+            "/api/v1/activities/{id}/complete",
+            post(complete).layer(DefaultBodyLimit::max(SINGLE_BODY_LIMIT)),
+        )
+        .route(
+            "/api/v1/activities/{id}/fail",
+            post(fail).layer(DefaultBodyLimit::max(SINGLE_BODY_LIMIT)),
+        )
+        .route("/api/v1/sites/{site}/activities", get(list_site))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActorIn {
+    pub kind: ActorKind,
+    pub email: Option<String>,
+    pub name: Option<String>,
+}
+
+/// An activity as a publisher sends it.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActivityIn {
+    /// The publisher's own id; generated when absent.
+    #[schema(value_type = Option<String>)]
+    pub id: Option<ActivityId>,
+    #[schema(value_type = String)]
+    pub account_id: AccountId,
+    #[schema(value_type = String)]
+    pub site_id: SiteId,
+    pub environment: Environment,
+    pub service: Service,
+    pub activity: ActivityKind,
+    pub actor: ActorIn,
+    pub description: String,
+    /// Default `in_progress`.
+    pub status: Option<Status>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub created_at: Option<Timestamp>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub completed_at: Option<Timestamp>,
+    pub error: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<Map<String, Value>>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchIn {
+    pub activities: Vec<ActivityIn>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BatchOut {
+    pub items: Vec<ActivityView>,
+}
+
+/// How an activity ended.
+#[derive(Deserialize, Default, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EndIn {
+    pub description: Option<String>,
+    pub error: Option<String>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub completed_at: Option<Timestamp>,
+}
+
+/// A page of the log, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct ListResponse {
+    pub items: Vec<ActivityView>,
+    /// Older activities: pass as `cursor`.
+    pub next_cursor: Option<String>,
+    /// Newer activities: pass as `cursor`.
+    pub prev_cursor: Option<String>,
+}
+
+impl ActivityIn {
+    fn into_new(self, idempotency_key: Option<&str>) -> ApiResult<NewActivity> {
+        let id = match (self.id, idempotency_key) {
+            (Some(id), Some(key)) if id.as_str() != key => {
+                return Err(ApiError::Invalid(
+                    "id: differs from the Idempotency-Key header".into(),
+                ));
+            }
+            (Some(id), _) => Some(id),
+            (None, Some(key)) => Some(ActivityId::parse(key).map_err(|_| {
+                ApiError::Invalid("Idempotency-Key: must be a valid activity id".into())
+            })?),
+            (None, None) => None,
+        };
+        let actor = Actor {
+            kind: self.actor.kind,
+            email: self.actor.email.as_deref().map(Email::parse).transpose()?,
+            name: self.actor.name,
+        };
+        let new = NewActivity {
+            id,
+            account_id: self.account_id,
+            site_id: self.site_id,
+            environment: self.environment,
+            activity: self.activity,
+            actor,
+            description: self.description,
+            status: self.status.unwrap_or(Status::InProgress),
+            created_at: self.created_at,
+            completed_at: self.completed_at,
+            error: self.error,
+            details: self.details.unwrap_or_default(),
+        };
+        new.validate(self.service)?;
+        Ok(new)
+    }
+}
+
+fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<&str>> {
+    headers
+        .get("idempotency-key")
+        .map(|v| {
+            v.to_str()
+                .map_err(|_| ApiError::Invalid("Idempotency-Key: must be ASCII".into()))
+        })
+        .transpose()
+}
+
+#[utoipa::path(post, path = "/api/v1/activities", tag = "publishers",
+    request_body = ActivityIn,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Used as the id when the body has none")),
+    responses((status = 201, body = ActivityView, description = "Recorded"),
+        (status = 200, body = ActivityView, description = "The same request again"),
+        (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
+        (status = 409, body = crate::error::ErrorBody), (status = 413, body = crate::error::ErrorBody),
+        (status = 422, body = crate::error::ErrorBody)),
+    security(("publisher_key" = [])))]
+pub async fn record(
+    State(state): State<AppState>,
+    _publisher: Publisher,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<ActivityIn>,
+) -> ApiResult<(StatusCode, Json<ActivityView>)> {
+    let new = body.into_new(idempotency_key(&headers)?)?;
+    let Recorded { activity, created } = state.store.record(vec![new]).await?.remove(0);
+    if created {
+        metrics::counter!("sitetrail_activities_recorded_total").increment(1);
+    }
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(view(&activity, Audience::Internal))))
+}
+
+#[utoipa::path(post, path = "/api/v1/activities/batch", tag = "publishers",
+    request_body = BatchIn,
+    responses((status = 200, body = BatchOut), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody),
+        (status = 413, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)),
+    security(("publisher_key" = [])))]
+pub async fn record_batch(
+    State(state): State<AppState>,
+    _publisher: Publisher,
+    ApiJson(body): ApiJson<BatchIn>,
+) -> ApiResult<Json<BatchOut>> {
+    if body.activities.len() > MAX_BATCH {
+        return Err(ApiError::TooLarge(format!(
+            "a batch holds at most {MAX_BATCH} activities"
+        )));
+    }
+    if body.activities.is_empty() {
+        return Err(ApiError::Invalid("activities: the batch is empty".into()));
+    }
+    let batch = body
+        .activities
+        .into_iter()
+        .enumerate()
+        .map(|(i, a)| {
+            a.into_new(None).map_err(|e| match e {
+                ApiError::Invalid(m) => ApiError::Invalid(format!("activities[{i}]: {m}")),
+                other => other,
+            })
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    let recorded = state.store.record(batch).await?;
+    let created = recorded.iter().filter(|r| r.created).count();
+    metrics::counter!("sitetrail_activities_recorded_total").increment(created as u64);
+    Ok(Json(BatchOut {
+        items: recorded
+            .iter()
+            .map(|r| view(&r.activity, Audience::Internal))
+            .collect(),
+    }))
+}
+
+async fn end(
+    state: AppState,
+    id: String,
+    status: Status,
+    body: Bytes,
+) -> ApiResult<Json<ActivityView>> {
+    let id = ActivityId::parse(&id).map_err(|_| ApiError::NotFound("no such activity"))?;
+    let body: EndIn = optional_json(&body)?;
+    let ending = Ending {
+        status,
+        description: body.description,
+        error: body.error,
+        completed_at: body.completed_at,
+    };
+    let ended = state.store.end(&id, ending).await?;
+    Ok(Json(view(&ended, Audience::Internal)))
+}
+
+#[utoipa::path(post, path = "/api/v1/activities/{id}/complete", tag = "publishers",
+    params(("id" = String, Path)), request_body(content = Option<EndIn>),
+    responses((status = 200, body = ActivityView), (status = 404, body = crate::error::ErrorBody),
+        (status = 409, body = crate::error::ErrorBody, description = "Already ended"),
+        (status = 422, body = crate::error::ErrorBody)),
+    security(("publisher_key" = [])))]
+pub async fn complete(
+    State(state): State<AppState>,
+    _publisher: Publisher,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<ActivityView>> {
+    end(state, id, Status::Completed, body).await
+}
+
+#[utoipa::path(post, path = "/api/v1/activities/{id}/fail", tag = "publishers",
+    params(("id" = String, Path)), request_body(content = Option<EndIn>),
+    responses((status = 200, body = ActivityView), (status = 404, body = crate::error::ErrorBody),
+        (status = 409, body = crate::error::ErrorBody, description = "Already ended"),
+        (status = 422, body = crate::error::ErrorBody)),
+    security(("publisher_key" = [])))]
+pub async fn fail(
+    State(state): State<AppState>,
+    _publisher: Publisher,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<ActivityView>> {
+    end(state, id, Status::Failed, body).await
+}
+
+/// Reads one page of a scope for a viewer: the one path every listing takes.
+pub async fn page_for(
+    state: &AppState,
+    audience: Audience,
+    scope: &sitetrail_store::Scope,
+    raw: &RawQuery,
+) -> ApiResult<ListResponse> {
+    let filter = ActivityFilter::parse(raw, audience)?;
+    let page = Page::parse(raw)?;
+    let listing = state.store.list(scope, audience, &filter, page).await?;
+    Ok(ListResponse {
+        items: listing.items.iter().map(|a| view(a, audience)).collect(),
+        next_cursor: listing.next.map(|c| c.encode()),
+        prev_cursor: listing.prev.map(|c| c.encode()),
+    })
+}
+
+#[utoipa::path(get, path = "/api/v1/sites/{site}/activities", tag = "viewers",
+    params(("site" = String, Path), RawQuery),
+    responses((status = 200, body = ListResponse), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody),
+        (status = 422, body = crate::error::ErrorBody)),
+    security(("viewer_token" = [])))]
+pub async fn list_site(
+    State(state): State<AppState>,
+    ViewerAuth(viewer): ViewerAuth,
+    Path(site): Path<String>,
+    ApiQuery(raw): ApiQuery<RawQuery>,
+) -> ApiResult<Json<ListResponse>> {
+    let scope = site_scope(&state, &viewer, &site).await?;
+    Ok(Json(page_for(&state, viewer.audience, &scope, &raw).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/activities", tag = "viewers",
+    params(RawQuery),
+    responses((status = 200, body = ListResponse), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)),
+    security(("viewer_token" = [])))]
+pub async fn list_account(
+    State(state): State<AppState>,
+    ViewerAuth(viewer): ViewerAuth,
+    ApiQuery(raw): ApiQuery<RawQuery>,
+) -> ApiResult<Json<ListResponse>> {
+    let scope = viewer_scope(&viewer);
+    Ok(Json(page_for(&state, viewer.audience, &scope, &raw).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/activities/{id}", tag = "viewers",
+    params(("id" = String, Path)),
+    responses((status = 200, body = ActivityView), (status = 401, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody)),
+    security(("viewer_token" = [])))]
+pub async fn get_one(
+    State(state): State<AppState>,
+    ViewerAuth(viewer): ViewerAuth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ActivityView>> {
+    let not_found = || ApiError::NotFound("no such activity");
+    let id = ActivityId::parse(&id).map_err(|_| not_found())?;
+    let a = state.store.activity(&id).await?.ok_or_else(not_found)?;
+    if !viewer.may_see(&a.account_id, &a.site_id) {
+        return Err(not_found());
+    }
+    Ok(Json(view(&a, viewer.audience)))
+}

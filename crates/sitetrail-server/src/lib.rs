@@ -1,0 +1,145 @@
+//! sitetrail's HTTP server as a library: [`App::build`] binds and wires everything; the
+//! command line only parses flags and calls it.
+
+pub mod api;
+pub mod auth;
+pub mod error;
+mod feed;
+mod json;
+mod observe;
+pub mod pages;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use sitetrail_store::DynStore;
+use sitetrail_store::sqlite::SqliteStore;
+use tokio::net::TcpListener;
+
+pub use auth::TokenKeys;
+pub use feed::ChangeFeed;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// `None`: SQLite in the data dir.
+    pub database: Option<String>,
+}
+
+impl Config {
+    pub fn sqlite_path(&self) -> PathBuf {
+        self.data_dir.join("sitetrail.db")
+    }
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: DynStore,
+    pub tokens: TokenKeys,
+    pub feed: ChangeFeed,
+}
+
+pub struct App {
+    listener: TcpListener,
+    router: Router,
+    pub state: AppState,
+}
+
+/// Opens the store the configuration names, creating the data dir if needed.
+pub async fn open_store(config: &Config) -> anyhow::Result<DynStore> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating the data dir {}", config.data_dir.display()))?;
+    match &config.database {
+        None => Ok(Arc::new(SqliteStore::open(&config.sqlite_path()).await?)),
+        Some(url) if url.starts_with("sqlite:") => {
+            let path = url
+                .trim_start_matches("sqlite://")
+                .trim_start_matches("sqlite:");
+            Ok(Arc::new(
+                SqliteStore::open(std::path::Path::new(path)).await?,
+            ))
+        }
+        Some(_) => anyhow::bail!("--database takes sqlite:PATH; PostgreSQL is not supported yet"),
+    }
+}
+
+impl App {
+    pub async fn build(config: Config) -> anyhow::Result<App> {
+        let store = open_store(&config).await?;
+        let tokens = TokenKeys::load_or_create(&config.data_dir)?;
+        Self::with_store(config, store, tokens).await
+    }
+
+    pub async fn with_store(
+        config: Config,
+        store: DynStore,
+        tokens: TokenKeys,
+    ) -> anyhow::Result<App> {
+        observe::prometheus();
+        let feed = ChangeFeed::start(store.clone()).await?;
+        let state = AppState {
+            store,
+            tokens,
+            feed,
+        };
+        let router = router(state.clone());
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("listening on {}", config.listen))?;
+        Ok(App {
+            listener,
+            router,
+            state,
+        })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Serves until Ctrl-C or SIGTERM.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .context("serving HTTP")
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(api::router())
+        .merge(pages::router())
+        .with_state(state)
+        .layer(axum::middleware::from_fn(observe::record_request))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            observe::panic_response,
+        ))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

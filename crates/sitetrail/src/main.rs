@@ -1,0 +1,150 @@
+//! The command line: parses flags and calls the library.
+
+mod demo;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use sitetrail_core::{AccountId, Actor, ActorKind, Audience, Email, SiteId, Viewer};
+use sitetrail_server::{App, Config, TokenKeys};
+
+#[derive(Parser)]
+#[command(
+    name = "sitetrail",
+    version,
+    about = "The staging engine and Activity Logs of managed WordPress hosting"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct Storage {
+    /// Holds the SQLite database, the token signing key and the snapshots.
+    #[arg(long, env = "SITETRAIL_DATA_DIR", default_value = "./sitetrail-data")]
+    data_dir: PathBuf,
+    /// A database URL instead of SQLite in the data dir.
+    #[arg(long, env = "SITETRAIL_DATABASE")]
+    database: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the server: the API and the dashboard.
+    Serve {
+        #[arg(long, env = "SITETRAIL_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        #[command(flatten)]
+        storage: Storage,
+    },
+    /// Runs the server with a demo partner, accounts, sites and months of history, and
+    /// prints a login link per persona.
+    Demo {
+        #[arg(long, env = "SITETRAIL_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        #[arg(long, env = "SITETRAIL_DATA_DIR", default_value = "./sitetrail-demo")]
+        data_dir: PathBuf,
+    },
+    /// Publisher API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Prints a signed viewer token.
+    Token {
+        #[arg(long, env = "SITETRAIL_ACCOUNT")]
+        account: String,
+        #[arg(long, env = "SITETRAIL_SITE")]
+        site: Option<String>,
+        #[arg(long, env = "SITETRAIL_AUDIENCE", value_parser = ["internal", "client"])]
+        audience: String,
+        #[arg(long, env = "SITETRAIL_ACTOR_KIND", value_parser = ["user", "support"])]
+        actor_kind: String,
+        #[arg(long, env = "SITETRAIL_ACTOR_EMAIL")]
+        actor_email: String,
+        #[arg(long, env = "SITETRAIL_ACTOR_NAME")]
+        actor_name: Option<String>,
+        /// Lifetime in seconds.
+        #[arg(long, env = "SITETRAIL_TTL", default_value_t = 3600)]
+        ttl: u64,
+        #[arg(long, env = "SITETRAIL_DATA_DIR", default_value = "./sitetrail-data")]
+        data_dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Makes a publisher API key and prints it (last line of stdout). It is shown once.
+    Create {
+        #[arg(long, env = "SITETRAIL_NAME")]
+        name: String,
+        #[command(flatten)]
+        storage: Storage,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn,tower_http=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Serve { listen, storage } => {
+            let app = App::build(Config {
+                listen,
+                data_dir: storage.data_dir,
+                database: storage.database,
+            })
+            .await?;
+            eprintln!("sitetrail listening on http://{}", app.address());
+            app.run_until_stopped().await
+        }
+        Command::Demo { listen, data_dir } => demo::run(listen, data_dir).await,
+        Command::Keys {
+            command: KeysCommand::Create { name, storage },
+        } => {
+            let store = sitetrail_server::open_store(&Config {
+                listen: "127.0.0.1:0".parse()?,
+                data_dir: storage.data_dir,
+                database: storage.database,
+            })
+            .await?;
+            let key = store.create_api_key(&name).await?;
+            eprintln!("publisher key {:?} made; it is shown once:", key.name);
+            println!("{}", key.token());
+            Ok(())
+        }
+        Command::Token {
+            account,
+            site,
+            audience,
+            actor_kind,
+            actor_email,
+            actor_name,
+            ttl,
+            data_dir,
+        } => {
+            std::fs::create_dir_all(&data_dir)
+                .with_context(|| format!("creating {}", data_dir.display()))?;
+            let keys = TokenKeys::load_or_create(&data_dir)?;
+            let kind = ActorKind::parse(&actor_kind).context("--actor-kind is user or support")?;
+            let actor = Actor::person(kind, Email::parse(&actor_email)?, actor_name);
+            actor.validate()?;
+            let viewer = Viewer {
+                account: AccountId::parse(&account)?,
+                site: site.as_deref().map(SiteId::parse).transpose()?,
+                audience: Audience::parse(&audience).context("--audience is internal or client")?,
+                actor,
+            };
+            println!("{}", keys.mint(&viewer, ttl)?);
+            Ok(())
+        }
+    }
+}
