@@ -224,7 +224,7 @@ async fn filters_narrow_the_list_and_the_export() {
     assert_eq!(n("from=2026-01-01T00:00:00Z").await, 2);
     assert_eq!(n("to=2026-01-01T00:00:00Z").await, 1);
     assert_eq!(n("q=FORMULA").await, 1);
-    assert_eq!(n(&"user=olivia@acme.example").await, 3);
+    assert_eq!(n("user=olivia@acme.example").await, 3);
     let csv = app
         .get(
             &token,
