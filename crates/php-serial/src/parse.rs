@@ -85,7 +85,7 @@ pub fn parse_prefix_with_max_depth(
     let mut parser = Parser {
         input,
         pos: 0,
-        depth_left: max_depth,
+        max_depth,
     };
     let value = parser.value()?;
     Ok((value, parser.pos))
@@ -99,11 +99,94 @@ pub fn is_serialized(bytes: &[u8]) -> bool {
 struct Parser<'a> {
     input: &'a [u8],
     pos: usize,
-    depth_left: usize,
+    max_depth: usize,
+}
+
+/// An array or object being read: the parser keeps its own stack of these instead of
+/// recursing, so that no nesting can overflow the thread's stack.
+struct Open<'a> {
+    class: Option<Cow<'a, [u8]>>,
+    entries: Vec<(Value<'a>, Value<'a>)>,
+    left: usize,
+    key: Option<Value<'a>>,
 }
 
 impl<'a> Parser<'a> {
     fn value(&mut self) -> Result<Value<'a>, Error> {
+        let mut open: Vec<Open<'a>> = Vec::new();
+        loop {
+            let value = match open.last_mut() {
+                Some(top) if top.key.is_none() && top.left == 0 => {
+                    self.expect(b"}")?;
+                    let Some(done) = open.pop() else {
+                        unreachable!()
+                    };
+                    match done.class {
+                        None => Value::Array(done.entries),
+                        Some(class) => Value::Object {
+                            class,
+                            props: done.entries,
+                        },
+                    }
+                }
+                Some(top) if top.key.is_none() => {
+                    top.key = Some(match self.input.get(self.pos) {
+                        Some(b'i' | b's') => self.scalar()?,
+                        Some(_) => return Err(self.error(ErrorKind::InvalidKey)),
+                        None => return Err(self.error(ErrorKind::UnexpectedEnd)),
+                    });
+                    continue;
+                }
+                _ => match self.input.get(self.pos) {
+                    Some(b'a' | b'O') => {
+                        let container = self.open()?;
+                        if open.len() == self.max_depth {
+                            return Err(self.error(ErrorKind::TooDeep));
+                        }
+                        open.push(container);
+                        continue;
+                    }
+                    _ => self.scalar()?,
+                },
+            };
+            match open.last_mut() {
+                None => return Ok(value),
+                Some(top) => {
+                    let Some(key) = top.key.take() else {
+                        unreachable!()
+                    };
+                    top.entries.push((key, value));
+                    top.left -= 1;
+                }
+            }
+        }
+    }
+
+    /// `a:N:{` or `O:len:"Class":N:{`.
+    fn open(&mut self) -> Result<Open<'a>, Error> {
+        let class = if self.input[self.pos] == b'O' {
+            self.expect(b"O:")?;
+            let class = self.quoted()?;
+            self.expect(b":")?;
+            Some(Cow::Borrowed(class))
+        } else {
+            self.expect(b"a:")?;
+            None
+        };
+        let count = self.length()?;
+        self.expect(b":{")?;
+        // The smallest pair (`i:0;N;`) takes 6 bytes: a huge count cannot reserve memory.
+        let room = (self.input.len() - self.pos) / 6;
+        Ok(Open {
+            class,
+            entries: Vec::with_capacity(count.min(room)),
+            left: count,
+            key: None,
+        })
+    }
+
+    /// Any value but an array or object.
+    fn scalar(&mut self) -> Result<Value<'a>, Error> {
         let Some(&tag) = self.input.get(self.pos) else {
             return Err(self.error(ErrorKind::UnexpectedEnd));
         };
@@ -111,7 +194,7 @@ impl<'a> Parser<'a> {
             self.expect(b"N;")?;
             return Ok(Value::Null);
         }
-        if !b"bidsaOCErR".contains(&tag) {
+        if !b"bidsCErR".contains(&tag) {
             return Err(self.error(ErrorKind::Syntax));
         }
         self.pos += 1;
@@ -133,23 +216,6 @@ impl<'a> Parser<'a> {
                 self.expect(b";")?;
                 Ok(Value::Str(Cow::Borrowed(bytes)))
             }
-            b'a' => {
-                let count = self.length()?;
-                self.expect(b":")?;
-                let entries = self.entries(count)?;
-                Ok(Value::Array(entries))
-            }
-            b'O' => {
-                let class = self.quoted()?;
-                self.expect(b":")?;
-                let count = self.length()?;
-                self.expect(b":")?;
-                let props = self.entries(count)?;
-                Ok(Value::Object {
-                    class: Cow::Borrowed(class),
-                    props,
-                })
-            }
             b'C' => {
                 let class = self.quoted()?;
                 self.expect(b":")?;
@@ -167,7 +233,7 @@ impl<'a> Parser<'a> {
                 self.expect(b";")?;
                 Ok(Value::Enum(Cow::Borrowed(name)))
             }
-            b'r' | b'R' => {
+            _ => {
                 let start = self.pos;
                 let digits = self.digits()?;
                 let n = parse_canonical(digits).ok_or(Error {
@@ -181,31 +247,7 @@ impl<'a> Parser<'a> {
                     Value::Reference(n)
                 })
             }
-            _ => unreachable!("tags are checked above"),
         }
-    }
-
-    /// `{key;value...}` with exactly `count` pairs.
-    fn entries(&mut self, count: usize) -> Result<Vec<(Value<'a>, Value<'a>)>, Error> {
-        self.expect(b"{")?;
-        if self.depth_left == 0 {
-            return Err(self.error(ErrorKind::TooDeep));
-        }
-        self.depth_left -= 1;
-        // The smallest pair (`i:0;N;`) takes 6 bytes: a huge count cannot reserve memory.
-        let mut entries = Vec::with_capacity(count.min((self.input.len() - self.pos) / 6));
-        for _ in 0..count {
-            let key = match self.input.get(self.pos) {
-                Some(b'i' | b's') => self.value()?,
-                Some(_) => return Err(self.error(ErrorKind::InvalidKey)),
-                None => return Err(self.error(ErrorKind::UnexpectedEnd)),
-            };
-            let value = self.value()?;
-            entries.push((key, value));
-        }
-        self.depth_left += 1;
-        self.expect(b"}")?;
-        Ok(entries)
     }
 
     /// `len:"bytes"`, the length counting bytes.

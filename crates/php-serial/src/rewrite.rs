@@ -29,23 +29,26 @@ impl<F: Fn(&[u8]) -> Option<Vec<u8>>> Replacer for F {
 /// As WordPress's `maybe_unserialize()` does, whitespace around a serialized value is
 /// tolerated and kept.
 pub fn rewrite<R: Replacer + ?Sized>(bytes: &[u8], replacer: &R) -> Option<Vec<u8>> {
-    // One level more than the parser's limit: the outermost value spends one.
-    rewrite_bytes(bytes, replacer, MAX_DEPTH + 1).filter(|out| out != bytes)
+    rewrite_bytes(bytes, replacer, BUDGET).filter(|out| out != bytes)
 }
 
 /// Rewrites the strings of a parsed value in place; whether anything changed.
 pub fn rewrite_value<R: Replacer + ?Sized>(value: &mut Value<'_>, replacer: &R) -> bool {
-    rewrite_tree(value, replacer, MAX_DEPTH)
+    rewrite_tree(value, replacer, BUDGET)
 }
 
-/// `budget` bounds the nesting of containers and of serialized strings within strings.
+/// Bounds the recursion through containers and through serialized strings within strings
+/// together. Twice the parser's limit: every string of a value that [`crate::parse`]
+/// accepts is still reached with budget to spare.
+const BUDGET: usize = 2 * MAX_DEPTH;
+
 fn rewrite_bytes<R: Replacer + ?Sized>(bytes: &[u8], r: &R, budget: usize) -> Option<Vec<u8>> {
     if !r.may_match(bytes) {
         return None;
     }
     let budget = budget.checked_sub(1)?;
     let (lead, core, trail) = trim_php_whitespace(bytes);
-    match parse_with_max_depth(core, budget) {
+    match parse_with_max_depth(core, budget.min(MAX_DEPTH)) {
         Ok(mut value) => {
             if !rewrite_tree(&mut value, r, budget) {
                 return None;
@@ -115,7 +118,7 @@ fn rewrite_payload<R: Replacer + ?Sized>(payload: &[u8], r: &R, budget: usize) -
     let mut pos = 0;
     while pos < payload.len() {
         let rest = &payload[pos..];
-        match parse_prefix_with_max_depth(rest, budget) {
+        match parse_prefix_with_max_depth(rest, budget.min(MAX_DEPTH)) {
             Ok((mut value, len)) => {
                 changed |= rewrite_tree(&mut value, r, budget);
                 value.write_to(&mut out);
@@ -294,13 +297,48 @@ mod tests {
         );
     }
 
+    fn nested(depth: usize, inner: &[u8]) -> Vec<u8> {
+        let mut out = "a:1:{i:0;".repeat(depth).into_bytes();
+        out.extend_from_slice(inner);
+        out.extend(std::iter::repeat_n(b'}', depth));
+        out
+    }
+
+    #[test]
+    fn every_string_of_a_value_at_the_depth_limit_is_rewritten() {
+        let input = nested(MAX_DEPTH, br#"s:3:"old";"#);
+        assert!(parse(&input).is_ok());
+        assert_eq!(
+            rw(&input),
+            Some(String::from_utf8(nested(MAX_DEPTH, br#"s:5:"newer";"#)).unwrap())
+        );
+        // and inside it, a serialization half as deep
+        let string = |inner: Vec<u8>| Value::string(inner).to_bytes();
+        let input = nested(MAX_DEPTH, &string(nested(MAX_DEPTH / 2, br#"s:3:"old";"#)));
+        let want = nested(
+            MAX_DEPTH,
+            &string(nested(MAX_DEPTH / 2, br#"s:5:"newer";"#)),
+        );
+        assert_eq!(rewrite(&input, &old_to_newer), Some(want));
+    }
+
+    #[test]
+    fn arrays_in_strings_in_arrays_do_not_overflow_the_stack() {
+        let mut value = br#"s:3:"old";"#.to_vec();
+        for _ in 0..2 * MAX_DEPTH {
+            let mut outer = br#"a:2:{i:0;s:3:"old";i:1;"#.to_vec();
+            outer.extend(Value::string(value).to_bytes());
+            outer.push(b'}');
+            value = outer;
+        }
+        let out = rewrite(&value, &old_to_newer).unwrap();
+        assert!(parse(&out).is_ok());
+        assert!(out.starts_with(br#"a:2:{i:0;s:5:"newer";"#));
+    }
+
     #[test]
     fn too_deep_values_are_left_alone_not_broken() {
-        let n = MAX_DEPTH + 5;
-        let mut input = "a:1:{i:0;".repeat(n).into_bytes();
-        input.extend_from_slice(br#"s:3:"old";"#);
-        input.extend(std::iter::repeat_n(b'}', n));
-        assert_eq!(rw(&input), None);
+        assert_eq!(rw(&nested(MAX_DEPTH + 1, br#"s:3:"old";"#)), None);
     }
 
     #[test]
