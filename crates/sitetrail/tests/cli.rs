@@ -1,0 +1,192 @@
+//! The command line as a new user runs it: the binary, its flags and its environment.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn sitetrail() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sitetrail"))
+}
+
+/// Starts `sitetrail demo` on a free port and reads its output up to the publisher key.
+fn start_demo(data_dir: &std::path::Path) -> (Running, Vec<String>) {
+    let mut child = sitetrail()
+        .args(["demo", "--data-dir"])
+        .arg(data_dir)
+        .env("SITETRAIL_LISTEN", "127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let running = Running(child);
+    let mut lines = Vec::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        let done = line.contains("A push to live is running");
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    (running, lines)
+}
+
+fn link_token(lines: &[String], persona: &str) -> String {
+    let i = lines.iter().position(|l| l.contains(persona)).unwrap();
+    lines[i + 1]
+        .trim()
+        .split_once("token=")
+        .unwrap()
+        .1
+        .to_owned()
+}
+
+#[tokio::test]
+async fn the_demo_seeds_history_and_prints_a_working_link_per_persona() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_demo, lines) = start_demo(dir.path());
+    let base = lines[0].trim_start_matches("sitetrail demo on ").to_owned();
+    let http = reqwest::Client::new();
+    let page = |token: String, query: &'static str| {
+        let http = http.clone();
+        let base = base.clone();
+        async move {
+            let r = http
+                .get(format!("{base}/api/v1/sites/acme-shop/activities?{query}"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            r.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let client = link_token(&lines, "client owner");
+    let internal = link_token(&lines, "partner admin");
+    let support = link_token(&lines, "support agent");
+
+    let newest = page(client.clone(), "limit=5").await;
+    assert_eq!(
+        newest["items"][0]["status"], "in_progress",
+        "a push is running"
+    );
+    assert!(newest["next_cursor"].is_string(), "months of history");
+    let by_support = page(client.clone(), "user=Support%20user&limit=200").await;
+    let items = by_support["items"].as_array().unwrap();
+    assert!(!items.is_empty());
+    let shown = serde_json::to_string(items).unwrap();
+    assert!(
+        !shown.contains("sam.rivera") && !shown.contains("Rivera"),
+        "{shown}"
+    );
+    let internal_view = page(internal, "user=sam.rivera@brightside.example&limit=200").await;
+    assert_eq!(
+        internal_view["items"].as_array().unwrap().len(),
+        items.len()
+    );
+    assert_eq!(
+        page(support, "limit=1").await["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    for status in ["failed", "completed"] {
+        let q = if status == "failed" {
+            "status=failed"
+        } else {
+            "status=completed"
+        };
+        assert!(
+            !page(client.clone(), q).await["items"]
+                .as_array()
+                .unwrap()
+                .is_empty(),
+            "{status}"
+        );
+    }
+
+    // The publisher key printed by the demo records activities.
+    let key_line = lines
+        .iter()
+        .position(|l| l.starts_with("Publisher API key"))
+        .unwrap();
+    let key = lines[key_line + 1].trim().to_owned();
+    let r = http
+        .post(format!("{base}/api/v1/activities"))
+        .bearer_auth(key)
+        .json(&serde_json::json!({
+            "account_id": "acme-bakery", "site_id": "acme-blog", "environment": "staging",
+            "service": "backups", "activity": "create_backup",
+            "actor": {"kind": "system"}, "description": "Manual backup of staging"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+}
+
+#[test]
+fn the_demo_seeds_once_per_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first, lines) = start_demo(dir.path());
+    assert!(lines.iter().any(|l| l.starts_with("Seeded")));
+    drop(first);
+    let (_second, lines) = start_demo(dir.path());
+    assert!(!lines.iter().any(|l| l.starts_with("Seeded")), "{lines:?}");
+}
+
+#[test]
+fn keys_and_tokens_are_printed_on_the_last_line_and_bad_flags_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = sitetrail()
+        .args(["keys", "create", "--name", "billing"])
+        .env("SITETRAIL_DATA_DIR", dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.lines().last().unwrap().starts_with("stk_"),
+        "{stdout}"
+    );
+
+    let token = |audience: &str, email: &str| {
+        sitetrail()
+            .args([
+                "token",
+                "--account",
+                "acme",
+                "--audience",
+                audience,
+                "--actor-kind",
+                "support",
+            ])
+            .args(["--actor-email", email, "--data-dir"])
+            .arg(dir.path())
+            .output()
+            .unwrap()
+    };
+    let ok = token("client", "sam@partner.example");
+    assert!(ok.status.success());
+    let printed = String::from_utf8(ok.stdout).unwrap();
+    assert_eq!(
+        printed.trim().split('.').count(),
+        3,
+        "a signed token: {printed}"
+    );
+    assert!(!token("everyone", "sam@partner.example").status.success());
+    assert!(!token("client", "not an email").status.success());
+}
