@@ -33,9 +33,10 @@
 //! is kept and tolerated, as `maybe_unserialize()` trims it.
 //!
 //! - **Strings that are themselves serialized** (double serialization) are parsed and
-//!   rewritten in turn, to any depth.
+//!   rewritten in turn, however many times over.
 //! - **Array keys** are rewritten too: plugins key maps by URL (redirects, caches), and a
 //!   stale key is a stale URL. WP-CLI leaves them alone. Integer keys are never touched.
+//!   Should two keys become equal, PHP keeps the last, as for any duplicate key.
 //! - **Objects of any class**, known or not, are rewritten property by property; class
 //!   names never. Property names are declarations and stay as they are, except on
 //!   `stdClass`, whose property names are data (decoded JSON, casted arrays).

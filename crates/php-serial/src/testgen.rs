@@ -297,9 +297,13 @@ pub enum Node {
     },
     /// `C:6:"Legacy":N:{...}`, a `Serializable` whose payload serializes its one property.
     Legacy(Box<Node>),
-    /// A case of the `Suit` enum that the PHP side declares.
-    Enum(&'static str),
+    /// A case of the `Suit` enum that the PHP side declares, each case once per value:
+    /// PHP writes a case met again as `r:N;`.
+    Enum,
 }
+
+/// How many cases (`C0`, `C1`, ...) the PHP side declares on `Suit`.
+pub const ENUM_CASES: usize = 256;
 
 #[derive(Debug, Clone)]
 pub enum Key {
@@ -314,7 +318,7 @@ pub fn node() -> impl Strategy<Value = Node> {
         1 => any::<i64>().prop_map(Node::Int),
         1 => any::<f64>().prop_map(Node::Float),
         6 => text().prop_map(Node::Str),
-        1 => prop::sample::select(vec!["Suit:Hearts", "Suit:Spades"]).prop_map(Node::Enum),
+        1 => Just(Node::Enum),
     ];
     leaf.prop_recursive(4, 48, 5, |inner| {
         prop_oneof![
@@ -343,6 +347,10 @@ pub fn node() -> impl Strategy<Value = Node> {
 impl Node {
     /// The value as stored before (`replaced == false`) or as it must be after the move.
     pub fn value(&self, site: &Site, replaced: bool) -> Value<'static> {
+        self.render(site, replaced, &mut 0)
+    }
+
+    fn render(&self, site: &Site, replaced: bool, cases: &mut usize) -> Value<'static> {
         let owned = |b: Vec<u8>| Cow::Owned(b);
         match self {
             Node::Null => Value::Null,
@@ -350,7 +358,9 @@ impl Node {
             Node::Int(n) => Value::int(*n),
             Node::Float(x) => Value::Float(owned(php_float_text(*x).into_bytes())),
             Node::Str(t) => Value::Str(owned(t.render(site, replaced))),
-            Node::Serialized(inner) => Value::Str(owned(inner.value(site, replaced).to_bytes())),
+            Node::Serialized(inner) => {
+                Value::Str(owned(inner.render(site, replaced, cases).to_bytes()))
+            }
             Node::Array(entries) => {
                 let mut keys = Keys::default();
                 let mut out = Vec::new();
@@ -367,7 +377,7 @@ impl Node {
                             None => continue,
                         },
                     };
-                    out.push((key, value.value(site, replaced)));
+                    out.push((key, value.render(site, replaced, cases)));
                 }
                 Value::Array(out)
             }
@@ -387,7 +397,7 @@ impl Node {
                             None => continue,
                         },
                     };
-                    out.push((Value::Str(owned(name)), value.value(site, replaced)));
+                    out.push((Value::Str(owned(name)), value.render(site, replaced, cases)));
                 }
                 Value::Object {
                     class: Cow::Borrowed(class.unwrap_or("stdClass").as_bytes()),
@@ -396,9 +406,14 @@ impl Node {
             }
             Node::Legacy(inner) => Value::Custom {
                 class: Cow::Borrowed(b"Legacy"),
-                payload: owned(inner.value(site, replaced).to_bytes()),
+                payload: owned(inner.render(site, replaced, cases).to_bytes()),
             },
-            Node::Enum(name) => Value::Enum(Cow::Borrowed(name.as_bytes())),
+            Node::Enum => {
+                *cases += 1;
+                Value::Enum(Cow::Owned(
+                    format!("Suit:C{}", *cases % ENUM_CASES).into_bytes(),
+                ))
+            }
         }
     }
 }

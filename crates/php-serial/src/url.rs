@@ -18,7 +18,8 @@ use crate::rewrite::{Replacer, rewrite};
 /// (`...:8081.`). A from URL without a port does not match the same host with a port.
 ///
 /// Where pairs overlap, the longest match at the leftmost position wins, and each byte is
-/// replaced at most once: `to` may contain `from`.
+/// replaced at most once: `to` may contain `from`. Pairs for `http://` and `https://` of one
+/// host share their protocol-relative form, which follows the pair added first.
 #[derive(Clone)]
 pub struct UrlRewrite {
     pairs: Vec<(String, String)>,
@@ -618,6 +619,12 @@ mod tests {
         );
         assert_eq!(site().apply(b"no url here"), None);
         assert_eq!(site().apply(br#"s:5:"hello";"#), None);
+    }
+
+    #[test]
+    fn a_rewrite_can_be_shared_between_threads() {
+        fn shared<T: Send + Sync + Clone>(_: &T) {}
+        shared(&site());
     }
 
     #[test]
