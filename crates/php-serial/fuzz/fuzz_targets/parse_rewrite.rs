@@ -27,7 +27,11 @@ fuzz_target!(|data: &[u8]| {
             out
         })
     };
-    for out in [longer.apply(data), shorter.apply(data), rewrite(data, &blind)] {
+    for out in [
+        longer.apply(data),
+        shorter.apply(data),
+        rewrite(data, &blind),
+    ] {
         let Some(out) = out else { continue };
         assert_ne!(out, data, "Some(unchanged bytes)");
         if let Ok(before) = &parsed {
@@ -41,7 +45,9 @@ fn same_shape(a: &Value<'_>, b: &Value<'_>) -> bool {
     use Value::*;
     let entries = |x: &[(Value<'_>, Value<'_>)], y: &[(Value<'_>, Value<'_>)]| {
         x.len() == y.len()
-            && x.iter().zip(y).all(|((ka, va), (kb, vb))| same_shape(ka, kb) && same_shape(va, vb))
+            && x.iter()
+                .zip(y)
+                .all(|((ka, va), (kb, vb))| same_shape(ka, kb) && same_shape(va, vb))
     };
     match (a, b) {
         (Str(_), Str(_)) => true,
