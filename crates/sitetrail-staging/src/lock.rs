@@ -1,0 +1,110 @@
+//! One operation per site at a time, across processes: an exclusive `flock` on a file per
+//! site in the data dir. The file names the activity that holds it, so a refusal can say
+//! what is running and recovery can find what a crash interrupted. The kernel releases the
+//! lock when its holder dies.
+
+use std::fs::File;
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use rustix::fs::FlockOperation;
+use sitetrail_core::{ActivityId, SiteId};
+
+pub struct SiteLock {
+    file: File,
+    path: PathBuf,
+}
+
+pub fn lock_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("locks")
+}
+
+fn open(data_dir: &Path, site: &SiteId) -> anyhow::Result<(File, PathBuf)> {
+    let dir = lock_dir(data_dir);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join(format!("{site}.lock"));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    Ok((file, path))
+}
+
+/// Takes a site's lock for an activity, or says which activity holds it.
+pub fn try_lock(
+    data_dir: &Path,
+    site: &SiteId,
+    holder: &ActivityId,
+) -> anyhow::Result<Result<SiteLock, Option<ActivityId>>> {
+    let (mut file, path) = open(data_dir, site)?;
+    if rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive).is_err() {
+        let mut text = String::new();
+        let _ = file.read_to_string(&mut text);
+        return Ok(Err(ActivityId::parse(text.trim()).ok()));
+    }
+    file.set_len(0)?;
+    file.rewind()?;
+    file.write_all(holder.as_str().as_bytes())?;
+    file.sync_all()?;
+    Ok(Ok(SiteLock { file, path }))
+}
+
+/// A lock left by a process that died: the activity it names, if the lock is free now.
+pub fn abandoned(
+    data_dir: &Path,
+    site: &SiteId,
+) -> anyhow::Result<Option<(SiteLock, Option<ActivityId>)>> {
+    let (mut file, path) = open(data_dir, site)?;
+    if rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive).is_err() {
+        return Ok(None);
+    }
+    let mut text = String::new();
+    file.read_to_string(&mut text)?;
+    Ok(Some((
+        SiteLock { file, path },
+        ActivityId::parse(text.trim()).ok(),
+    )))
+}
+
+impl SiteLock {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for SiteLock {
+    fn drop(&mut self) {
+        // Clear the holder before unlocking, so that a free lock names nobody.
+        let _ = self.file.set_len(0);
+        let _ = rustix::fs::flock(&self.file, FlockOperation::Unlock);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_holder_is_refused_and_told_who_holds_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let site = SiteId::parse("shop").unwrap();
+        let a = ActivityId::parse("a1").unwrap();
+        let b = ActivityId::parse("b2").unwrap();
+        let held = try_lock(dir.path(), &site, &a).unwrap().ok().unwrap();
+        assert_eq!(
+            try_lock(dir.path(), &site, &b).unwrap().err(),
+            Some(Some(a.clone()))
+        );
+        assert!(
+            abandoned(dir.path(), &site).unwrap().is_none(),
+            "held, not abandoned"
+        );
+        drop(held);
+        let (_again, holder) = abandoned(dir.path(), &site).unwrap().unwrap();
+        assert_eq!(holder, None, "a released lock names nobody");
+    }
+}

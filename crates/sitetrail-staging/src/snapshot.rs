@@ -1,0 +1,173 @@
+//! Snapshots (backups and templates): self-describing directories with a manifest, the files
+//! as a tar and the database as JSON lines. A snapshot whose checksums fail is refused before
+//! anything is touched.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use sitetrail_core::{BackupId, Environment, SiteId, TemplateId, Timestamp};
+
+use crate::copy::DbStats;
+use crate::tree::TreeStats;
+
+pub const MANIFEST: &str = "manifest.json";
+pub const FILES: &str = "files.tar";
+pub const DATABASE: &str = "database.jsonl";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SnapshotKind {
+    Backup,
+    Template,
+}
+
+/// Why a backup was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackupReason {
+    Manual,
+    Daily,
+    /// Taken automatically before a destructive operation.
+    Automatic,
+    Template,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub version: u32,
+    pub kind: SnapshotKind,
+    pub id: String,
+    pub site_id: Option<SiteId>,
+    pub environment: Option<Environment>,
+    pub reason: BackupReason,
+    pub source_url: String,
+    pub table_prefix: String,
+    pub created_at: Timestamp,
+    pub files_sha256: String,
+    pub files_tar_bytes: u64,
+    pub files: TreeStats,
+    pub database_sha256: String,
+    pub database_bytes: u64,
+    pub database: DbStats,
+}
+
+/// Where snapshots live in the data dir.
+#[derive(Debug, Clone)]
+pub struct Snapshots {
+    root: PathBuf,
+}
+
+impl Snapshots {
+    pub fn new(data_dir: &Path) -> Self {
+        Snapshots {
+            root: data_dir.join("snapshots"),
+        }
+    }
+
+    pub fn backup_dir(&self, site: &SiteId, id: &BackupId) -> PathBuf {
+        self.root
+            .join("backups")
+            .join(site.as_str())
+            .join(id.as_str())
+    }
+
+    pub fn template_dir(&self, name: &TemplateId) -> PathBuf {
+        self.root.join("templates").join(name.as_str())
+    }
+
+    /// A directory to write a snapshot into before it is moved into place.
+    pub fn staging_area(&self, tag: &str) -> anyhow::Result<PathBuf> {
+        let dir = self.root.join(".incoming").join(tag);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(dir)
+    }
+
+    /// Moves a finished snapshot into place; it becomes visible all at once.
+    pub fn publish(&self, written: &Path, to: &Path) -> anyhow::Result<()> {
+        std::fs::create_dir_all(to.parent().expect("snapshot dirs have parents"))?;
+        anyhow::ensure!(!to.exists(), "{} exists already", to.display());
+        std::fs::rename(written, to).with_context(|| format!("publishing {}", to.display()))
+    }
+
+    /// A site's backups, newest first.
+    pub fn backups(&self, site: &SiteId) -> anyhow::Result<Vec<Manifest>> {
+        list(&self.root.join("backups").join(site.as_str()))
+    }
+
+    pub fn templates(&self) -> anyhow::Result<Vec<Manifest>> {
+        list(&self.root.join("templates"))
+    }
+
+    /// Removes what interrupted snapshot writes left behind.
+    pub fn clean_incoming(&self) {
+        let _ = std::fs::remove_dir_all(self.root.join(".incoming"));
+    }
+}
+
+fn list(dir: &Path) -> anyhow::Result<Vec<Manifest>> {
+    let mut out = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
+    };
+    for entry in entries {
+        let path = entry?.path();
+        match read_manifest(&path) {
+            Ok(m) => out.push(m),
+            Err(e) => tracing::warn!(path = %path.display(), error = %e, "an unreadable snapshot"),
+        }
+    }
+    out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+    Ok(out)
+}
+
+pub fn read_manifest(dir: &Path) -> anyhow::Result<Manifest> {
+    let text = std::fs::read_to_string(dir.join(MANIFEST))
+        .with_context(|| format!("reading the manifest in {}", dir.display()))?;
+    serde_json::from_str(&text).context("a damaged snapshot manifest")
+}
+
+pub fn write_manifest(dir: &Path, m: &Manifest) -> anyhow::Result<()> {
+    let path = dir.join(MANIFEST);
+    std::fs::write(&path, serde_json::to_vec_pretty(m)?)?;
+    std::fs::File::open(&path)?.sync_all()?;
+    Ok(())
+}
+
+/// Checks a snapshot's files against its manifest. Nothing is restored from a snapshot that
+/// fails this.
+pub fn verify(dir: &Path) -> anyhow::Result<Manifest> {
+    let m = read_manifest(dir)?;
+    let (files_sha, _) = crate::tree::sha256_file(&dir.join(FILES))?;
+    anyhow::ensure!(
+        files_sha == m.files_sha256,
+        "the snapshot's files do not match its checksum; it is damaged and was not used"
+    );
+    let (db_sha, _) = crate::tree::sha256_file(&dir.join(DATABASE))?;
+    anyhow::ensure!(
+        db_sha == m.database_sha256,
+        "the snapshot's database does not match its checksum; it is damaged and was not used"
+    );
+    Ok(m)
+}
+
+/// A new backup id: the environment and the time, then a few random characters.
+pub fn new_backup_id(environment: Environment, at: Timestamp) -> BackupId {
+    let t = at.to_offset_date_time();
+    let mut r = [0u8; 2];
+    let _ = getrandom::fill(&mut r);
+    let id = format!(
+        "{}-{:04}{:02}{:02}T{:02}{:02}{:02}Z-{}",
+        environment.as_str(),
+        t.year(),
+        t.month() as u8,
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        hex::encode(r)
+    );
+    BackupId::parse(&id).expect("generated backup ids are valid")
+}

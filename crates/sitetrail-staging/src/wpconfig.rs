@@ -1,0 +1,314 @@
+//! Reading `wp-config.php` without running it: the `define()`s of the database constants
+//! and `$table_prefix`, as literal strings. Anything computed at run time is refused with a
+//! clear reason rather than guessed.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("wp-config.php does not define {0} as a literal string")]
+    Missing(&'static str),
+    #[error("$table_prefix {0:?} is not a valid table prefix (letters, digits and _ only)")]
+    BadPrefix(String),
+}
+
+/// Where MariaDB/MySQL listens, as `DB_HOST` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DbHost {
+    Tcp { host: String, port: u16 },
+    Socket(PathBuf),
+}
+
+/// The database settings of one WordPress install.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WpConfig {
+    pub name: String,
+    pub user: String,
+    pub password: String,
+    pub host: DbHost,
+    pub prefix: String,
+    /// Set when WordPress runs on SQLite through its database integration drop-in.
+    pub sqlite_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for WpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WpConfig")
+            .field("name", &self.name)
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .field("host", &self.host)
+            .field("prefix", &self.prefix)
+            .field("sqlite_file", &self.sqlite_file)
+            .finish()
+    }
+}
+
+pub const DEFAULT_SOCKET: &str = "/run/mysqld/mysqld.sock";
+
+/// Parses `DB_HOST` the way WordPress's `wpdb::parse_db_host` does: `host`, `host:port`,
+/// `host:/path/to.sock`, `:/path/to.sock`; `localhost` without a port means the socket.
+pub fn parse_db_host(s: &str) -> DbHost {
+    let s = s.trim();
+    if let Some(i) = s.find(":/") {
+        return DbHost::Socket(PathBuf::from(&s[i + 1..]));
+    }
+    let (host, port) = match s.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => (h, p.parse::<u16>().ok()),
+        _ => (s, None),
+    };
+    let host = if host.is_empty() { "localhost" } else { host };
+    match (host, port) {
+        ("localhost", None) => DbHost::Socket(PathBuf::from(DEFAULT_SOCKET)),
+        (h, p) => DbHost::Tcp {
+            host: h.to_owned(),
+            port: p.unwrap_or(3306),
+        },
+    }
+}
+
+/// Reads a docroot's `wp-config.php` (or the one in its parent, as WordPress allows).
+pub fn read(docroot: &Path) -> anyhow::Result<WpConfig> {
+    let path = [
+        docroot.join("wp-config.php"),
+        docroot.join("../wp-config.php"),
+    ]
+    .into_iter()
+    .find(|p| p.is_file())
+    .ok_or_else(|| anyhow::anyhow!("no wp-config.php in {}", docroot.display()))?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+    let mut config = parse(&text)?;
+    if docroot.join("wp-content/db.php").is_file() {
+        let consts = constants(&text);
+        let dir = consts
+            .get("DB_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| docroot.join("wp-content/database"));
+        let file = consts
+            .get("DB_FILE")
+            .cloned()
+            .unwrap_or_else(|| ".ht.sqlite".to_owned());
+        config.sqlite_file = Some(dir.join(file));
+    }
+    Ok(config)
+}
+
+pub fn parse(text: &str) -> Result<WpConfig, ConfigError> {
+    let consts = constants(text);
+    let get = |k: &'static str| consts.get(k).cloned().ok_or(ConfigError::Missing(k));
+    let prefix = table_prefix(text).ok_or(ConfigError::Missing("$table_prefix"))?;
+    if prefix.is_empty()
+        || prefix.len() > 32
+        || !prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        return Err(ConfigError::BadPrefix(prefix));
+    }
+    Ok(WpConfig {
+        name: get("DB_NAME").unwrap_or_default(),
+        user: get("DB_USER").unwrap_or_default(),
+        password: get("DB_PASSWORD").unwrap_or_default(),
+        host: parse_db_host(&get("DB_HOST").unwrap_or_else(|_| "localhost".into())),
+        prefix,
+        sqlite_file: None,
+    })
+}
+
+/// PHP source without comments; string literals are kept intact.
+fn strip_comments(text: &str) -> String {
+    let b = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            q @ (b'\'' | b'"') => {
+                let start = i;
+                i += 1;
+                while i < b.len() && b[i] != q {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+                i = (i + 1).min(b.len());
+                out.push_str(&text[start..i]);
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                i = text[i + 2..].find("*/").map_or(b.len(), |e| i + 2 + e + 2);
+                out.push(' ');
+            }
+            b'/' if b.get(i + 1) == Some(&b'/') => {
+                i = text[i..].find('\n').map_or(b.len(), |e| i + e);
+            }
+            b'#' => {
+                i = text[i..].find('\n').map_or(b.len(), |e| i + e);
+            }
+            _ => {
+                let ch = text[i..].chars().next().expect("in bounds");
+                out.push(ch);
+                i += ch.len_utf8();
+            }
+        }
+    }
+    out
+}
+
+/// Reads one PHP string literal at the start of `s`: its value and the rest.
+fn literal(s: &str) -> Option<(String, &str)> {
+    let s = s.trim_start();
+    let q = s.chars().next().filter(|c| *c == '\'' || *c == '"')?;
+    let mut out = String::new();
+    let mut chars = s[1..].char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            c if c == q => return Some((out, &s[1 + i + 1..])),
+            '\\' => {
+                let (_, next) = chars.next()?;
+                match (q, next) {
+                    (_, '\\') => out.push('\\'),
+                    ('\'', '\'') => out.push('\''),
+                    ('"', '"') => out.push('"'),
+                    ('"', 'n') => out.push('\n'),
+                    ('"', 't') => out.push('\t'),
+                    ('"', '$') => out.push('$'),
+                    (_, other) => {
+                        out.push('\\');
+                        out.push(other);
+                    }
+                }
+            }
+            // Interpolation is run-time work; such a value cannot be read as written.
+            '$' if q == '"' => return None,
+            c => out.push(c),
+        }
+    }
+    None
+}
+
+/// `define('NAME', 'value')` calls whose value is a string literal.
+fn constants(text: &str) -> HashMap<String, String> {
+    let code = strip_comments(text);
+    let mut out = HashMap::new();
+    let lower = code.to_ascii_lowercase();
+    let mut from = 0;
+    while let Some(pos) = lower[from..].find("define") {
+        let start = from + pos + "define".len();
+        from = start;
+        let rest = code[start..].trim_start();
+        let Some(rest) = rest.strip_prefix('(') else {
+            continue;
+        };
+        let Some((name, rest)) = literal(rest) else {
+            continue;
+        };
+        let Some(rest) = rest.trim_start().strip_prefix(',') else {
+            continue;
+        };
+        let Some((value, rest)) = literal(rest) else {
+            continue;
+        };
+        if rest.trim_start().starts_with([')', ',']) {
+            out.entry(name).or_insert(value);
+        }
+    }
+    out
+}
+
+fn table_prefix(text: &str) -> Option<String> {
+    let code = strip_comments(text);
+    let pos = code.find("$table_prefix")?;
+    let rest = code[pos + "$table_prefix".len()..].trim_start();
+    let rest = rest.strip_prefix('=')?;
+    let (value, rest) = literal(rest)?;
+    rest.trim_start().starts_with(';').then_some(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"<?php
+// ** Database settings ** //
+define( 'DB_NAME', 'shop_live' );
+/* define('DB_NAME', 'commented_out'); */
+define("DB_USER", "shop");
+define('DB_PASSWORD', 'p\'a"ss#word//x');
+# define('DB_HOST', 'wrong');
+define( 'DB_HOST', '127.0.0.1:3307' );
+define( 'AUTH_KEY', 'put your unique phrase here' );
+$table_prefix = 'shop_';
+if ( ! defined( 'ABSPATH' ) ) { define( 'ABSPATH', __DIR__ . '/' ); }
+require_once ABSPATH . 'wp-settings.php';
+"#;
+
+    #[test]
+    fn reads_the_database_settings_as_written() {
+        let c = parse(SAMPLE).unwrap();
+        assert_eq!(c.name, "shop_live");
+        assert_eq!(c.user, "shop");
+        assert_eq!(c.password, "p'a\"ss#word//x");
+        assert_eq!(
+            c.host,
+            DbHost::Tcp {
+                host: "127.0.0.1".into(),
+                port: 3307
+            }
+        );
+        assert_eq!(c.prefix, "shop_");
+        assert!(!format!("{c:?}").contains("ss#word"));
+    }
+
+    #[test]
+    fn db_host_forms() {
+        assert_eq!(
+            parse_db_host("localhost"),
+            DbHost::Socket(DEFAULT_SOCKET.into())
+        );
+        assert_eq!(
+            parse_db_host("localhost:/tmp/my.sock"),
+            DbHost::Socket("/tmp/my.sock".into())
+        );
+        assert_eq!(
+            parse_db_host(":/tmp/my.sock"),
+            DbHost::Socket("/tmp/my.sock".into())
+        );
+        assert_eq!(
+            parse_db_host("db.internal"),
+            DbHost::Tcp {
+                host: "db.internal".into(),
+                port: 3306
+            }
+        );
+        assert_eq!(
+            parse_db_host("localhost:3306"),
+            DbHost::Tcp {
+                host: "localhost".into(),
+                port: 3306
+            }
+        );
+    }
+
+    #[test]
+    fn computed_values_and_bad_prefixes_are_refused() {
+        let computed = SAMPLE.replace("$table_prefix = 'shop_';", "$table_prefix = getenv('P');");
+        assert_eq!(parse(&computed), Err(ConfigError::Missing("$table_prefix")));
+        let bad = SAMPLE.replace("'shop_'", "'shop-; DROP'");
+        assert!(matches!(parse(&bad), Err(ConfigError::BadPrefix(_))));
+        let interpolated = SAMPLE.replace("\"shop\"", "\"$user\"");
+        assert_eq!(parse(&interpolated).unwrap().user, "");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(s in "\\PC{0,300}") {
+            let _ = parse(&s);
+        }
+
+        #[test]
+        fn reads_any_single_quoted_password(p in "[ -~]{0,40}") {
+            let escaped = p.replace('\\', "\\\\").replace('\'', "\\'");
+            let text = SAMPLE.replace(r#"'p\'a"ss#word//x'"#, &format!("'{escaped}'"));
+            proptest::prop_assert_eq!(parse(&text).unwrap().password, p);
+        }
+    }
+}
