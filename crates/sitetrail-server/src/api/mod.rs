@@ -14,7 +14,7 @@ use sitetrail_store::Scope;
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 
-pub use activities::ListResponse;
+pub use activities::{ListResponse, page_for};
 pub use meta::openapi;
 
 pub fn router() -> Router<AppState> {

@@ -2,6 +2,7 @@
 
 mod activities;
 mod helpers;
+mod pages;
 mod redaction;
 mod tenancy;
 

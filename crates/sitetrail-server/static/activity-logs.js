@@ -1,0 +1,212 @@
+// The dashboard's one script. The pages work without it; with it, times read in the
+// viewer's time zone, filter URLs stay short, and the Activity Logs follow the site's live
+// stream: a running activity updates in place when it ends, and a new one appears at the
+// top. Data only ever reaches the page through textContent.
+(function () {
+  'use strict';
+
+  // The badge symbols the server renders (activity_logs.rs, status_icon).
+  var ICONS = { in_progress: '\u25d4', completed: '\u2713', failed: '\u2715' };
+
+  var timeFormat = new Intl.DateTimeFormat(undefined, {
+    year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit'
+  });
+
+  function localise(el) {
+    var at = new Date(el.getAttribute('datetime'));
+    if (!isNaN(at.getTime())) el.textContent = timeFormat.format(at);
+  }
+
+  // "2026-11-25 09:30:07 UTC", as the server writes the title.
+  function utcTitle(iso) {
+    return iso.slice(0, 10) + ' ' + iso.slice(11, 19) + ' UTC';
+  }
+
+  // The same words as the server's time::duration.
+  function duration(ms) {
+    var s = Math.floor(Math.max(0, ms) / 1000);
+    if (s === 0) return 'under 1 s';
+    if (s < 60) return s + ' s';
+    if (s < 3600) return Math.floor(s / 60) + ' min ' + (s % 60) + ' s';
+    return Math.floor(s / 3600) + ' h ' + Math.floor((s % 3600) / 60) + ' min';
+  }
+
+  function element(tag, className, text) {
+    var el = document.createElement(tag);
+    if (className) el.className = className;
+    if (text !== undefined) el.textContent = text;
+    return el;
+  }
+
+  function timeElement(iso) {
+    var t = document.createElement('time');
+    t.setAttribute('datetime', iso);
+    t.title = utcTitle(iso);
+    t.textContent = utcTitle(iso);
+    localise(t);
+    return t;
+  }
+
+  document.querySelectorAll('time[datetime]').forEach(localise);
+  var zoneNote = document.getElementById('tz-note');
+  if (zoneNote) {
+    var zone = Intl.DateTimeFormat().resolvedOptions().timeZone || 'your time zone';
+    zoneNote.textContent = 'Times are in your time zone (' + zone + '). Hover over a time to see it in UTC.';
+  }
+
+  // Filters: count the days in the viewer's time zone, and leave empty fields out of the URL.
+  var form = document.querySelector('form.filters');
+  if (form) {
+    form.addEventListener('submit', function () {
+      var from = form.elements.namedItem('from');
+      var to = form.elements.namedItem('to');
+      var tz = form.elements.namedItem('tz');
+      if (tz) {
+        tz.value = (from && from.value) || (to && to.value)
+          ? String(-new Date().getTimezoneOffset()) : '';
+      }
+      Array.prototype.forEach.call(form.elements, function (el) {
+        if (el.name && !el.value) el.disabled = true;
+      });
+    });
+    window.addEventListener('pageshow', function () {
+      Array.prototype.forEach.call(form.elements, function (el) { el.disabled = false; });
+    });
+  }
+
+  var log = document.getElementById('activity-log');
+  var tbody = document.getElementById('activity-rows');
+  var rowTemplate = document.getElementById('row-template');
+  if (!log || !tbody || !rowTemplate || !window.EventSource || !log.dataset.stream) return;
+
+  var filter = log.dataset;
+  var firstPage = filter.firstPage === 'true';
+  var hasOlder = filter.hasOlder === 'true';
+  var liveStatus = document.getElementById('live-status');
+  var announcer = document.getElementById('live-announce');
+  var notice = document.getElementById('new-activity');
+  var empty = document.getElementById('log-empty');
+
+  function say(text, paused) {
+    if (!liveStatus) return;
+    liveStatus.textContent = text;
+    liveStatus.classList.toggle('paused', !!paused);
+  }
+
+  function announce(text) {
+    if (announcer) announcer.textContent = text;
+  }
+
+  // Whether an activity belongs on this page's filters (free text is left to the server).
+  function matches(a) {
+    if (filter.filterActivity && a.activity !== filter.filterActivity) return false;
+    if (filter.filterStatus && a.status !== filter.filterStatus) return false;
+    if (filter.filterService && a.service !== filter.filterService) return false;
+    if (filter.filterUser &&
+        a.user.label.toLowerCase() !== filter.filterUser.trim().toLowerCase()) return false;
+    var created = Date.parse(a.created_at);
+    if (filter.filterFrom && created < Date.parse(filter.filterFrom)) return false;
+    if (filter.filterTo && created >= Date.parse(filter.filterTo)) return false;
+    return true;
+  }
+
+  function buildRow(a) {
+    var row = rowTemplate.content.firstElementChild.cloneNode(true);
+    var cell = function (selector) { return row.querySelector(selector); };
+    row.id = 'activity-' + a.id;
+    row.setAttribute('data-id', a.id);
+    row.setAttribute('data-status', a.status);
+    row.setAttribute('data-created', a.created_at);
+    cell('.c-created').appendChild(timeElement(a.created_at));
+    cell('.user').textContent = a.user.label;
+    if (a.user.kind === 'support' && a.user.email) {
+      var marker = element('span', 'marker', 'Support');
+      marker.title = "Support acted on the client's behalf";
+      marker.appendChild(element('span', 'visually-hidden', " acting on the client's behalf"));
+      cell('.c-user').appendChild(document.createTextNode(' '));
+      cell('.c-user').appendChild(marker);
+    }
+    cell('.c-service').textContent = a.service_label;
+    cell('.c-activity').textContent = a.activity_label;
+    cell('.badge').classList.add('badge-' + a.status);
+    cell('.badge-icon').textContent = ICONS[a.status] || '';
+    cell('.badge-label').textContent = a.status_label;
+    cell('.description').textContent = a.description;
+    if (a.error) {
+      var details = element('details', 'error');
+      details.appendChild(element('summary', '', 'Show error'));
+      details.appendChild(element('p', '', a.error));
+      cell('.c-description').appendChild(details);
+    }
+    var done = cell('.c-completed');
+    if (a.completed_at) {
+      done.appendChild(timeElement(a.completed_at));
+      if (a.duration_ms !== null && a.duration_ms !== undefined) {
+        done.appendChild(document.createTextNode(' '));
+        done.appendChild(element('span', 'duration', 'took ' + duration(a.duration_ms)));
+      }
+    } else {
+      done.appendChild(element('span', 'pending', 'Not finished'));
+    }
+    row.classList.add('fresh');
+    return row;
+  }
+
+  function reveal() {
+    log.hidden = false;
+    if (empty) empty.hidden = true;
+  }
+
+  function showNotice() {
+    if (notice) notice.hidden = false;
+  }
+
+  // Puts a new activity where it belongs in the newest-first order, if on this page.
+  function insert(a) {
+    var at = Date.parse(a.created_at);
+    var rows = tbody.rows;
+    for (var i = 0; i < rows.length; i++) {
+      if (Date.parse(rows[i].getAttribute('data-created')) < at) {
+        tbody.insertBefore(buildRow(a), rows[i]);
+        return true;
+      }
+    }
+    if (!hasOlder) {
+      tbody.appendChild(buildRow(a));
+      return true;
+    }
+    return false;
+  }
+
+  function receive(event) {
+    var a;
+    try { a = JSON.parse(event.data); } catch (e) { return; }
+    var existing = document.getElementById('activity-' + a.id);
+    if (existing) {
+      existing.replaceWith(buildRow(a));
+      announce(a.activity_label + ': ' + a.status_label);
+      return;
+    }
+    if (!matches(a)) return;
+    if (!firstPage || filter.filterQ) {
+      showNotice();
+      return;
+    }
+    if (insert(a)) {
+      reveal();
+      announce('New activity: ' + a.activity_label + ', ' + a.status_label);
+    }
+  }
+
+  var stream = new EventSource(log.dataset.stream);
+  stream.addEventListener('open', function () { say('Live updates on'); });
+  stream.addEventListener('error', function () {
+    if (stream.readyState === EventSource.CLOSED) {
+      say('Live updates stopped. Reload the page to see new activity.', true);
+    } else {
+      say('Live updates paused; reconnecting\u2026', true);
+    }
+  });
+  stream.addEventListener('activity.created', receive);
+  stream.addEventListener('activity.ended', receive);
+})();
