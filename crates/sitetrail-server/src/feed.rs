@@ -1,5 +1,7 @@
 //! The change feed: every committed write to an activity, in `change_no` order, whichever
-//! process wrote it. Woken at once by this process's commits; polls for other writers.
+//! process or server wrote it. Woken at once by this process's commits and, on PostgreSQL,
+//! by every server's (LISTEN/NOTIFY, through [`sitetrail_store::Store::subscribe_commits`]);
+//! it also polls, so a missed wake only delays a change, never loses it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};

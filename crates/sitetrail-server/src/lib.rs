@@ -16,21 +16,38 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::Router;
 use sitetrail_store::DynStore;
+use sitetrail_store::postgres::{PgStore, redact_url};
 use sitetrail_store::sqlite::SqliteStore;
 use tokio::net::TcpListener;
 
 pub use auth::TokenKeys;
 pub use feed::ChangeFeed;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// The token signing key and the snapshots; the SQLite database too when `database` is
+    /// `None`. Servers sharing one PostgreSQL database must share the signing key: give them
+    /// one data dir, or the same `token-signing.key` in each.
     pub data_dir: PathBuf,
-    /// `None`: SQLite in the data dir.
+    /// `None`: SQLite in the data dir. Else `sqlite:PATH`, or `postgres://...` (also
+    /// `postgresql://`).
     pub database: Option<String>,
 }
 
+/// The database URL's password never reaches a log.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("database", &self.database.as_deref().map(redact_url))
+            .finish()
+    }
+}
+
 impl Config {
+    /// The SQLite database when no `database` is given.
     pub fn sqlite_path(&self) -> PathBuf {
         self.data_dir.join("sitetrail.db")
     }
@@ -64,7 +81,13 @@ pub async fn open_store(config: &Config) -> anyhow::Result<DynStore> {
                 SqliteStore::open(std::path::Path::new(path)).await?,
             ))
         }
-        Some(_) => anyhow::bail!("--database takes sqlite:PATH; PostgreSQL is not supported yet"),
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Ok(Arc::new(PgStore::open(url).await?))
+        }
+        Some(url) => anyhow::bail!(
+            "--database takes sqlite:PATH or postgres://...; got {}",
+            redact_url(url)
+        ),
     }
 }
 
@@ -141,5 +164,38 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_config_never_shows_the_database_password() {
+        let config = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: "/var/lib/sitetrail".into(),
+            database: Some("postgres://sitetrail:s3cret@db.internal/sitetrail".into()),
+        };
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("postgres://sitetrail:***@db.internal/sitetrail"));
+    }
+
+    #[tokio::test]
+    async fn an_unknown_database_url_is_refused_without_its_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: dir.path().to_owned(),
+            database: Some("mysql://root:s3cret@localhost/x".into()),
+        };
+        let Err(e) = open_store(&config).await else {
+            panic!("MySQL is not a backend")
+        };
+        let text = format!("{e:#}");
+        assert!(text.contains("postgres://"), "{text}");
+        assert!(!text.contains("s3cret"), "{text}");
     }
 }

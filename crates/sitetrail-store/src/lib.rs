@@ -3,8 +3,11 @@
 //! viewer sees (that is [`sitetrail_core::view`]).
 
 mod keys;
+pub mod postgres;
 mod record;
+mod rows;
 pub mod sqlite;
+mod writer;
 
 use std::sync::Arc;
 
@@ -115,8 +118,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<Change>>;
     /// The newest change number committed so far.
     async fn last_change_no(&self) -> StoreResult<i64>;
-    /// Wakes whenever this process commits a change; other processes' changes are found by
-    /// polling [`Store::changes_after`].
+    /// Wakes whenever a change is committed: at once for this process's commits and, on
+    /// PostgreSQL, for every server's (LISTEN/NOTIFY). Readers still poll
+    /// [`Store::changes_after`] now and then: a wake can be missed (SQLite written by another
+    /// process, a lost listener connection), a change cannot.
     fn subscribe_commits(&self) -> broadcast::Receiver<i64>;
 
     async fn create_api_key(&self, name: &str) -> StoreResult<ApiKey>;

@@ -7,58 +7,30 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
 use async_trait::async_trait;
 use sitetrail_core::{
-    Account, AccountId, ActivityFilter, ActivityId, ActivityKind, Actor, ActorKind, Audience,
-    Colour, Cursor, Direction, Email, Ending, EnvironmentSpec, NewActivity, Page, Service, Site,
-    SiteId, SiteUrl, Status, StoredActivity, Timestamp, UserPredicate,
+    Account, AccountId, ActivityFilter, ActivityId, Audience, Colour, Email, Ending, NewActivity,
+    Page, Site, SiteId, StoredActivity, Timestamp,
 };
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::broadcast;
 
 use crate::keys::{self, ApiKey, KeyCheck};
 use crate::record::{self, SearchText};
+use crate::rows::{self, ActivityRow, COLS, SITE_COLS, SiteRow};
+use crate::writer::{Done, GroupOutcome, GroupWriter, Work, WriterHandle};
 use crate::{Change, ChangeKind, Listing, Recorded, Scope, Store, StoreError, StoreResult};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
-/// The most requests one commit takes; the rest wait for the next one.
-const MAX_GROUP: usize = 256;
-
-const COLS: &str = "seq, id, account_id, site_id, environment, service, activity, status, \
-    actor_kind, actor_email, actor_name, description, error, details, created_at, completed_at, \
-    change_no";
-
 pub struct SqliteStore {
     read: SqlitePool,
-    writer: mpsc::Sender<Write>,
+    writer: WriterHandle,
     commits: broadcast::Sender<i64>,
-}
-
-enum Work {
-    Record(Vec<NewActivity>),
-    End(ActivityId, Ending),
-    UpsertAccount(Account),
-    UpsertSite(Site),
-    CreateKey(ApiKey),
-}
-
-enum Done {
-    Recorded(Vec<Recorded>),
-    Ended(Box<StoredActivity>),
-    Unit,
-}
-
-struct Write {
-    work: Work,
-    reply: oneshot::Sender<StoreResult<Done>>,
 }
 
 impl SqliteStore {
@@ -87,12 +59,17 @@ impl SqliteStore {
             .connect_with(options.clone().read_only(true))
             .await
             .context("opening read connections")?;
-        let (tx, rx) = mpsc::channel(4096);
         let (commits, _) = broadcast::channel(1024);
-        tokio::spawn(writer_loop(conn, rx, commits.clone()));
+        let writer = WriterHandle::spawn(
+            SqliteWriter {
+                conn,
+                sites: HashMap::new(),
+            },
+            commits.clone(),
+        );
         Ok(SqliteStore {
             read,
-            writer: tx,
+            writer,
             commits,
         })
     }
@@ -106,89 +83,49 @@ impl SqliteStore {
         filter: &ActivityFilter,
         page: Page,
     ) -> StoreResult<Vec<String>> {
-        let mut q = list_query("EXPLAIN QUERY PLAN SELECT ", scope, audience, filter, page);
+        let mut q =
+            rows::list_query::<Sqlite>("EXPLAIN QUERY PLAN SELECT ", scope, audience, filter, page);
         let rows = q.build().fetch_all(&self.read).await?;
         rows.iter()
             .map(|r| r.try_get::<String, _>("detail").map_err(StoreError::from))
             .collect()
     }
-
-    async fn write(&self, work: Work) -> StoreResult<Done> {
-        let (reply, answer) = oneshot::channel();
-        self.writer
-            .send(Write { work, reply })
-            .await
-            .map_err(|_| anyhow::anyhow!("the store's writer has stopped"))?;
-        answer
-            .await
-            .map_err(|_| anyhow::anyhow!("the store's writer stopped before answering"))?
-    }
 }
 
-async fn writer_loop(
-    mut conn: SqliteConnection,
-    mut rx: mpsc::Receiver<Write>,
-    commits: broadcast::Sender<i64>,
-) {
-    let mut sites: HashMap<SiteId, AccountId> = HashMap::new();
-    while let Some(first) = rx.recv().await {
-        let mut group = vec![first];
-        while group.len() < MAX_GROUP {
-            match rx.try_recv() {
-                Ok(w) => group.push(w),
-                Err(_) => break,
-            }
-        }
-        let outcome = apply_group(&mut conn, &mut sites, &mut group).await;
-        match outcome {
-            Ok((results, last_change)) => {
-                for (w, r) in group.into_iter().zip(results) {
-                    let _ = w.reply.send(r);
-                }
-                if let Some(change) = last_change {
-                    let _ = commits.send(change);
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = ?e, "a group commit failed; nothing in it was written");
-                sites.clear();
-                let _ = sqlx::query("ROLLBACK").execute(&mut conn).await;
-                for w in group {
-                    let _ = w.reply.send(Err(
-                        anyhow::anyhow!("the write could not be committed").into()
-                    ));
-                }
-            }
-        }
-    }
+struct SqliteWriter {
+    conn: SqliteConnection,
+    /// Which account each site belongs to (a site never moves).
+    sites: HashMap<SiteId, AccountId>,
 }
 
-type GroupOutcome = (Vec<StoreResult<Done>>, Option<i64>);
-
-async fn apply_group(
-    conn: &mut SqliteConnection,
-    sites: &mut HashMap<SiteId, AccountId>,
-    group: &mut [Write],
-) -> anyhow::Result<GroupOutcome> {
-    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-    let mut results = Vec::with_capacity(group.len());
-    let mut last_change = None;
-    for w in group.iter() {
-        sqlx::query("SAVEPOINT op").execute(&mut *conn).await?;
-        let r = apply(conn, sites, &w.work, &mut last_change).await;
-        if r.is_err() {
-            sqlx::query("ROLLBACK TO op").execute(&mut *conn).await?;
+impl GroupWriter for SqliteWriter {
+    async fn apply_group(&mut self, group: &[Work]) -> anyhow::Result<GroupOutcome> {
+        let conn = &mut self.conn;
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+        let mut results = Vec::with_capacity(group.len());
+        let mut last_change = None;
+        for work in group {
+            sqlx::query("SAVEPOINT op").execute(&mut *conn).await?;
+            let r = apply(conn, &mut self.sites, work, &mut last_change).await;
+            if r.is_err() {
+                sqlx::query("ROLLBACK TO op").execute(&mut *conn).await?;
+            }
+            sqlx::query("RELEASE op").execute(&mut *conn).await?;
+            // A database failure inside one request fails the whole group, so that nothing
+            // is half-applied and nobody is told "written" by a group that did not commit.
+            if let Err(StoreError::Internal(e)) = &r {
+                anyhow::bail!("{e:#}");
+            }
+            results.push(r);
         }
-        sqlx::query("RELEASE op").execute(&mut *conn).await?;
-        // A database failure inside one request fails the whole group, so that nothing is
-        // half-applied and nobody is told "written" by a group that did not commit.
-        if let Err(StoreError::Internal(e)) = &r {
-            anyhow::bail!("{e:#}");
-        }
-        results.push(r);
+        sqlx::query("COMMIT").execute(&mut *conn).await?;
+        Ok((results, last_change))
     }
-    sqlx::query("COMMIT").execute(&mut *conn).await?;
-    Ok((results, last_change))
+
+    async fn recover(&mut self) {
+        self.sites.clear();
+        let _ = sqlx::query("ROLLBACK").execute(&mut self.conn).await;
+    }
 }
 
 async fn apply(
@@ -443,156 +380,15 @@ where
     q.push(COLS)
         .push(" FROM activities WHERE id = ")
         .push_bind(id.as_str());
-    let row = q.build().fetch_optional(exec).await?;
-    row.map(|r| decode(&r)).transpose()
-}
-
-fn decode(row: &SqliteRow) -> StoreResult<StoredActivity> {
-    fn parse<T, E: std::fmt::Display>(r: Result<T, E>, what: &str) -> anyhow::Result<T> {
-        r.map_err(|e| anyhow::anyhow!("corrupt {what} in the activity log: {e}"))
-    }
-    let inner = || -> anyhow::Result<StoredActivity> {
-        let kind: String = row.try_get("actor_kind")?;
-        let email: Option<String> = row.try_get("actor_email")?;
-        let details: String = row.try_get("details")?;
-        let details: serde_json::Value = serde_json::from_str(&details)?;
-        let created: i64 = row.try_get("created_at")?;
-        let completed: Option<i64> = row.try_get("completed_at")?;
-        Ok(StoredActivity {
-            seq: row.try_get("seq")?,
-            id: parse(ActivityId::parse(row.try_get("id")?), "id")?,
-            account_id: parse(AccountId::parse(row.try_get("account_id")?), "account")?,
-            site_id: parse(SiteId::parse(row.try_get("site_id")?), "site")?,
-            environment: parse(
-                sitetrail_core::Environment::parse(row.try_get("environment")?),
-                "environment",
-            )?,
-            service: parse(Service::parse(row.try_get("service")?), "service")?,
-            activity: parse(ActivityKind::parse(row.try_get("activity")?), "activity")?,
-            status: parse(Status::parse(row.try_get("status")?), "status")?,
-            actor: Actor {
-                kind: ActorKind::parse(&kind)
-                    .ok_or_else(|| anyhow::anyhow!("corrupt actor kind in the activity log"))?,
-                email: email
-                    .map(|e| parse(Email::parse(&e), "actor email"))
-                    .transpose()?,
-                name: row.try_get("actor_name")?,
-            },
-            description: row.try_get("description")?,
-            error: row.try_get("error")?,
-            details: match details {
-                serde_json::Value::Object(m) => m,
-                _ => anyhow::bail!("corrupt details in the activity log"),
-            },
-            created_at: Timestamp::from_millis(created)
-                .ok_or_else(|| anyhow::anyhow!("corrupt created_at in the activity log"))?,
-            completed_at: completed
-                .map(|c| {
-                    Timestamp::from_millis(c)
-                        .ok_or_else(|| anyhow::anyhow!("corrupt completed_at in the activity log"))
-                })
-                .transpose()?,
-        })
-    };
-    inner().map_err(StoreError::Internal)
-}
-
-fn push_filters(q: &mut QueryBuilder<Sqlite>, audience: Audience, f: &ActivityFilter) {
-    if let Some(k) = f.activity {
-        q.push(" AND activity = ").push_bind(k.as_str());
-    }
-    if let Some(s) = f.status {
-        q.push(" AND status = ").push_bind(s.as_str());
-    }
-    if let Some(s) = f.service {
-        q.push(" AND service = ").push_bind(s.as_str());
-    }
-    match &f.user {
-        None => {}
-        Some(UserPredicate::Kind(k)) => {
-            q.push(" AND actor_kind = ").push_bind(k.as_str());
-        }
-        Some(UserPredicate::Email { email_lower, kinds }) => {
-            q.push(" AND lower(actor_email) = ")
-                .push_bind(email_lower.clone());
-            q.push(" AND actor_kind IN (");
-            let mut sep = q.separated(", ");
-            for k in kinds.iter() {
-                sep.push_bind(k.as_str());
-            }
-            q.push(")");
-        }
-    }
-    if let Some(t) = f.from {
-        q.push(" AND created_at >= ").push_bind(t.millis());
-    }
-    if let Some(t) = f.to {
-        q.push(" AND created_at < ").push_bind(t.millis());
-    }
-    if let Some(text) = &f.q {
-        let pattern = format!("%{}%", escape_like(text));
-        match audience {
-            Audience::Internal => q.push(" AND search_internal LIKE "),
-            Audience::Client => q.push(" AND coalesce(search_client, search_internal) LIKE "),
-        };
-        q.push_bind(pattern).push(" ESCAPE '\\'");
-    }
-}
-
-fn list_query(
-    head: &'static str,
-    scope: &Scope,
-    audience: Audience,
-    filter: &ActivityFilter,
-    page: Page,
-) -> QueryBuilder<Sqlite> {
-    let direction = page.cursor.map_or(Direction::Older, |c| c.direction);
-    let mut q = QueryBuilder::<Sqlite>::new(head);
-    q.push(COLS).push(" FROM activities WHERE ");
-    match &scope.site {
-        Some(site) => {
-            q.push("site_id = ").push_bind(site.as_str());
-            q.push(" AND account_id = ")
-                .push_bind(scope.account.as_str());
-        }
-        None => {
-            q.push("account_id = ").push_bind(scope.account.as_str());
-        }
-    }
-    push_filters(&mut q, audience, filter);
-    if let Some(c) = page.cursor {
-        match c.direction {
-            Direction::Older => q.push(" AND (created_at, seq) < ("),
-            Direction::Newer => q.push(" AND (created_at, seq) > ("),
-        };
-        q.push_bind(c.created_at.millis())
-            .push(", ")
-            .push_bind(c.seq)
-            .push(")");
-    }
-    match direction {
-        Direction::Older => q.push(" ORDER BY created_at DESC, seq DESC LIMIT "),
-        Direction::Newer => q.push(" ORDER BY created_at ASC, seq ASC LIMIT "),
-    };
-    q.push_bind(i64::from(page.limit) + 1);
-    q
-}
-
-fn escape_like(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
+    let row: Option<ActivityRow> = q.build_query_as().fetch_optional(exec).await?;
+    row.map(ActivityRow::decode).transpose()
 }
 
 #[async_trait]
 impl Store for SqliteStore {
     async fn upsert_account(&self, account: &Account) -> StoreResult<()> {
-        self.write(Work::UpsertAccount(account.clone()))
+        self.writer
+            .write(Work::UpsertAccount(account.clone()))
             .await
             .map(|_| ())
     }
@@ -620,40 +416,40 @@ impl Store for SqliteStore {
     }
 
     async fn upsert_site(&self, site: &Site) -> StoreResult<()> {
-        self.write(Work::UpsertSite(site.clone())).await.map(|_| ())
+        self.writer
+            .write(Work::UpsertSite(site.clone()))
+            .await
+            .map(|_| ())
     }
 
     async fn site(&self, id: &SiteId) -> StoreResult<Option<Site>> {
-        let row = sqlx::query(
-            "SELECT id, account_id, name, live_url, live_docroot, staging_url, staging_docroot \
-             FROM sites WHERE id = ?",
-        )
-        .bind(id.as_str())
-        .fetch_optional(&self.read)
-        .await?;
-        row.map(|r| decode_site(&r)).transpose()
+        let mut q = QueryBuilder::<Sqlite>::new("SELECT ");
+        q.push(SITE_COLS)
+            .push(" FROM sites WHERE id = ")
+            .push_bind(id.as_str());
+        let row: Option<SiteRow> = q.build_query_as().fetch_optional(&self.read).await?;
+        row.map(SiteRow::decode).transpose()
     }
 
     async fn sites_of(&self, account: &AccountId) -> StoreResult<Vec<Site>> {
-        let rows = sqlx::query(
-            "SELECT id, account_id, name, live_url, live_docroot, staging_url, staging_docroot \
-             FROM sites WHERE account_id = ? ORDER BY name, id",
-        )
-        .bind(account.as_str())
-        .fetch_all(&self.read)
-        .await?;
-        rows.iter().map(decode_site).collect()
+        let mut q = QueryBuilder::<Sqlite>::new("SELECT ");
+        q.push(SITE_COLS)
+            .push(" FROM sites WHERE account_id = ")
+            .push_bind(account.as_str())
+            .push(" ORDER BY name, id");
+        let found: Vec<SiteRow> = q.build_query_as().fetch_all(&self.read).await?;
+        found.into_iter().map(SiteRow::decode).collect()
     }
 
     async fn record(&self, batch: Vec<NewActivity>) -> StoreResult<Vec<Recorded>> {
-        match self.write(Work::Record(batch)).await? {
+        match self.writer.write(Work::Record(batch)).await? {
             Done::Recorded(r) => Ok(r),
             _ => unreachable!("record answers with Recorded"),
         }
     }
 
     async fn end(&self, id: &ActivityId, ending: Ending) -> StoreResult<StoredActivity> {
-        match self.write(Work::End(id.clone(), ending)).await? {
+        match self.writer.write(Work::End(id.clone(), ending)).await? {
             Done::Ended(a) => Ok(*a),
             _ => unreachable!("end answers with Ended"),
         }
@@ -670,33 +466,13 @@ impl Store for SqliteStore {
         filter: &ActivityFilter,
         page: Page,
     ) -> StoreResult<Listing> {
-        let direction = page.cursor.map_or(Direction::Older, |c| c.direction);
-        let mut q = list_query("SELECT ", scope, audience, filter, page);
-        let rows = q.build().fetch_all(&self.read).await?;
-        let mut items = rows.iter().map(decode).collect::<StoreResult<Vec<_>>>()?;
-        let more = items.len() > page.limit as usize;
-        items.truncate(page.limit as usize);
-        Ok(match direction {
-            Direction::Older => Listing {
-                next: more
-                    .then(|| items.last().map(|a| Cursor::after(a, Direction::Older)))
-                    .flatten(),
-                prev: page
-                    .cursor
-                    .and(items.first().map(|a| Cursor::after(a, Direction::Newer))),
-                items,
-            },
-            Direction::Newer => {
-                items.reverse();
-                Listing {
-                    prev: more
-                        .then(|| items.first().map(|a| Cursor::after(a, Direction::Newer)))
-                        .flatten(),
-                    next: items.last().map(|a| Cursor::after(a, Direction::Older)),
-                    items,
-                }
-            }
-        })
+        let mut q = rows::list_query::<Sqlite>("SELECT ", scope, audience, filter, page);
+        let found: Vec<ActivityRow> = q.build_query_as().fetch_all(&self.read).await?;
+        let items = found
+            .into_iter()
+            .map(ActivityRow::decode)
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(rows::listing(items, page))
     }
 
     async fn changes_after(
@@ -714,12 +490,14 @@ impl Store for SqliteStore {
         }
         q.push(" ORDER BY change_no LIMIT ")
             .push_bind(i64::from(limit));
-        let rows = q.build().fetch_all(&self.read).await?;
-        rows.iter()
+        let found: Vec<ActivityRow> = q.build_query_as().fetch_all(&self.read).await?;
+        found
+            .into_iter()
             .map(|r| {
-                let activity = decode(r)?;
+                let change_no = r.change_no;
+                let activity = r.decode()?;
                 Ok(Change {
-                    change_no: r.try_get("change_no")?,
+                    change_no,
                     kind: ChangeKind::of(&activity),
                     activity,
                 })
@@ -747,7 +525,7 @@ impl Store for SqliteStore {
             name: key.name.clone(),
             secret: key.secret.clone(),
         };
-        self.write(Work::CreateKey(key)).await?;
+        self.writer.write(Work::CreateKey(key)).await?;
         Ok(shown)
     }
 
@@ -774,29 +552,4 @@ impl Store for SqliteStore {
             None => KeyCheck::Invalid,
         })
     }
-}
-
-fn decode_site(r: &SqliteRow) -> StoreResult<Site> {
-    let env = |url: Option<String>,
-               docroot: Option<String>|
-     -> anyhow::Result<Option<EnvironmentSpec>> {
-        url.map(|u| {
-            Ok(EnvironmentSpec {
-                url: SiteUrl::parse(&u).map_err(|e| anyhow::anyhow!("corrupt site URL: {e}"))?,
-                docroot,
-            })
-        })
-        .transpose()
-    };
-    let inner = || -> anyhow::Result<Site> {
-        Ok(Site {
-            id: SiteId::from_str(r.try_get("id")?)?,
-            account_id: AccountId::from_str(r.try_get("account_id")?)?,
-            name: r.try_get("name")?,
-            live: env(r.try_get("live_url")?, r.try_get("live_docroot")?)?
-                .ok_or_else(|| anyhow::anyhow!("a site without live"))?,
-            staging: env(r.try_get("staging_url")?, r.try_get("staging_docroot")?)?,
-        })
-    };
-    inner().map_err(StoreError::Internal)
 }

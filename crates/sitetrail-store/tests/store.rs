@@ -1,29 +1,149 @@
-//! The store's contract, run against each backend.
+//! The store's contract, run against each backend: every test below runs once on SQLite
+//! (a fresh file) and once on PostgreSQL (a fresh database on the server
+//! `SITETRAIL_TEST_POSTGRES` names, default the local one; unreachable is a failure).
 
 use std::sync::Arc;
+
+use sqlx::Connection;
 
 use sitetrail_core::{
     Account, AccountId, ActivityFilter, ActivityId, ActivityKind, Actor, ActorKind, Audience,
     Email, Ending, Environment, EnvironmentSpec, NewActivity, Page, RawQuery, Site, SiteId,
     SiteUrl, Status, Timestamp,
 };
+use sitetrail_store::postgres::{PgStore, ScratchDatabase};
 use sitetrail_store::sqlite::SqliteStore;
-use sitetrail_store::{DynStore, Scope, Store, StoreError};
+use sitetrail_store::{DynStore, Scope, StoreError};
 
 const SUPPORT: &str = "sam.rivera@partner.example";
+const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// Every contract test, once per backend.
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(super::Fixture::sqlite().await).await
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(super::Fixture::postgres().await).await
+            })*
+        }
+    };
+}
+
+contract!(
+    an_activity_ends_once_and_a_second_end_is_a_conflict,
+    a_replay_returns_the_same_activity_and_another_body_conflicts,
+    a_batch_is_all_or_nothing,
+    unknown_sites_and_foreign_sites_are_refused,
+    concurrent_writers_share_commits_and_all_are_recorded,
+    requests_sharing_a_commit_succeed_or_fail_on_their_own,
+    keyset_pages_return_each_activity_once_in_both_directions,
+    a_client_cannot_find_a_support_person_by_search_or_user_filter,
+    filters_narrow_and_scopes_isolate_accounts,
+    the_first_page_comes_from_an_index_without_sorting,
+    changes_come_in_order_and_everything_survives_a_reopen,
+    two_writers_on_one_database_never_let_a_reader_skip_a_change,
+    api_keys_are_checked_against_their_hash,
+);
+
+enum Backend {
+    Sqlite(Arc<SqliteStore>),
+    Postgres(Arc<PgStore>),
+}
+
+/// Where the data lives: kept until the end of the test (a PostgreSQL database is dropped).
+enum Place {
+    File(tempfile::TempDir),
+    Database(ScratchDatabase),
+}
+
+impl Place {
+    /// A store on this data, as another process or server would open it.
+    async fn open(&self) -> DynStore {
+        match self {
+            Place::File(dir) => {
+                Arc::new(SqliteStore::open(&dir.path().join("log.db")).await.unwrap())
+            }
+            Place::Database(db) => Arc::new(PgStore::open(db.url()).await.unwrap()),
+        }
+    }
+}
 
 struct Fixture {
     store: DynStore,
-    sqlite: Arc<SqliteStore>,
-    dir: tempfile::TempDir,
+    backend: Backend,
+    place: Place,
 }
 
-async fn sqlite() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let sqlite = Arc::new(SqliteStore::open(&dir.path().join("log.db")).await.unwrap());
-    let store: DynStore = sqlite.clone();
-    seed(&store).await;
-    Fixture { store, sqlite, dir }
+impl Fixture {
+    async fn sqlite() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(SqliteStore::open(&dir.path().join("log.db")).await.unwrap());
+        let f = Fixture {
+            store: db.clone(),
+            backend: Backend::Sqlite(db),
+            place: Place::File(dir),
+        };
+        seed(&f.store).await;
+        f
+    }
+
+    async fn postgres() -> Fixture {
+        let server = std::env::var("SITETRAIL_TEST_POSTGRES")
+            .unwrap_or_else(|_| DEFAULT_POSTGRES.to_owned());
+        let scratch = ScratchDatabase::create(&server, "sitetrail_test")
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "the PostgreSQL contract tests need a server (scripts/test.sh starts the \
+                     local one; SITETRAIL_TEST_POSTGRES names another): {e:#}"
+                )
+            });
+        let db = Arc::new(PgStore::open(scratch.url()).await.unwrap());
+        let f = Fixture {
+            store: db.clone(),
+            backend: Backend::Postgres(db),
+            place: Place::Database(scratch),
+        };
+        seed(&f.store).await;
+        f
+    }
+
+    /// The plan of a list query, checked to be an index range read without a sort.
+    async fn assert_list_uses_an_index(&self, scope: &Scope, audience: Audience, page: Page) {
+        let filter = ActivityFilter::default();
+        match &self.backend {
+            Backend::Sqlite(db) => {
+                let text = db
+                    .explain_list(scope, audience, &filter, page)
+                    .await
+                    .unwrap()
+                    .join(" | ");
+                assert!(text.contains("USING INDEX activities_by_"), "{text}");
+                assert!(!text.contains("TEMP B-TREE"), "{text}");
+            }
+            Backend::Postgres(db) => {
+                let text = db
+                    .explain_list(scope, audience, &filter, page)
+                    .await
+                    .unwrap()
+                    .join(" | ");
+                assert!(
+                    text.contains("Index Scan using activities_by_")
+                        || text.contains("Index Scan Backward using activities_by_"),
+                    "{text}"
+                );
+                assert!(!text.contains("Sort"), "{text}");
+                assert!(!text.contains("Bitmap"), "{text}");
+            }
+        }
+    }
 }
 
 fn acc(s: &str) -> AccountId {
@@ -100,9 +220,7 @@ fn filter(audience: Audience, raw: RawQuery) -> ActivityFilter {
     ActivityFilter::parse(&raw, audience).unwrap()
 }
 
-#[tokio::test]
-async fn an_activity_ends_once_and_a_second_end_is_a_conflict() {
-    let f = sqlite().await;
+async fn an_activity_ends_once_and_a_second_end_is_a_conflict(f: Fixture) {
     let a = f
         .store
         .record(vec![new("acme", "shop", ActorKind::User)])
@@ -123,9 +241,7 @@ async fn an_activity_ends_once_and_a_second_end_is_a_conflict() {
     assert!(matches!(missing, Err(StoreError::NotFound)));
 }
 
-#[tokio::test]
-async fn a_replay_returns_the_same_activity_and_another_body_conflicts() {
-    let f = sqlite().await;
+async fn a_replay_returns_the_same_activity_and_another_body_conflicts(f: Fixture) {
     let mut a = new("acme", "shop", ActorKind::User);
     a.id = Some(ActivityId::parse("pub-1").unwrap());
     let first = f.store.record(vec![a.clone()]).await.unwrap().remove(0);
@@ -139,9 +255,7 @@ async fn a_replay_returns_the_same_activity_and_another_body_conflicts() {
     ));
 }
 
-#[tokio::test]
-async fn a_batch_is_all_or_nothing() {
-    let f = sqlite().await;
+async fn a_batch_is_all_or_nothing(f: Fixture) {
     let good = new("acme", "shop", ActorKind::User);
     let wrong_account = new("globex", "shop", ActorKind::User);
     let r = f
@@ -162,9 +276,7 @@ async fn a_batch_is_all_or_nothing() {
     assert!(page.items.is_empty());
 }
 
-#[tokio::test]
-async fn unknown_sites_and_foreign_sites_are_refused() {
-    let f = sqlite().await;
+async fn unknown_sites_and_foreign_sites_are_refused(f: Fixture) {
     let r = f
         .store
         .record(vec![new("acme", "ghost", ActorKind::User)])
@@ -186,9 +298,7 @@ async fn unknown_sites_and_foreign_sites_are_refused() {
     ));
 }
 
-#[tokio::test]
-async fn concurrent_writers_share_commits_and_all_are_recorded() {
-    let f = sqlite().await;
+async fn concurrent_writers_share_commits_and_all_are_recorded(f: Fixture) {
     let mut tasks = Vec::new();
     for i in 0..300 {
         let store = f.store.clone();
@@ -211,9 +321,7 @@ async fn concurrent_writers_share_commits_and_all_are_recorded() {
     }
 }
 
-#[tokio::test]
-async fn keyset_pages_return_each_activity_once_in_both_directions() {
-    let f = sqlite().await;
+async fn keyset_pages_return_each_activity_once_in_both_directions(f: Fixture) {
     let base = Timestamp::now().millis() - 1_000_000;
     let batch: Vec<_> = (0..250)
         .map(|i| {
@@ -269,9 +377,7 @@ async fn keyset_pages_return_each_activity_once_in_both_directions() {
     );
 }
 
-#[tokio::test]
-async fn a_client_cannot_find_a_support_person_by_search_or_user_filter() {
-    let f = sqlite().await;
+async fn a_client_cannot_find_a_support_person_by_search_or_user_filter(f: Fixture) {
     let mut a = new("acme", "shop", ActorKind::Support);
     a.description = format!("Pushed by {SUPPORT}");
     f.store.record(vec![a]).await.unwrap();
@@ -308,9 +414,7 @@ async fn a_client_cannot_find_a_support_person_by_search_or_user_filter() {
     assert_eq!(count(Audience::Internal, user(SUPPORT)).await, 1);
 }
 
-#[tokio::test]
-async fn filters_narrow_and_scopes_isolate_accounts() {
-    let f = sqlite().await;
+async fn filters_narrow_and_scopes_isolate_accounts(f: Fixture) {
     let mut failed = new("acme", "shop", ActorKind::System);
     failed.status = Status::Failed;
     failed.error = Some("database server went away".into());
@@ -376,56 +480,83 @@ async fn filters_narrow_and_scopes_isolate_accounts() {
     assert!(like_chars.is_empty(), "LIKE wildcards in q are literal");
 }
 
-#[tokio::test]
-async fn the_first_page_comes_from_an_index_without_sorting() {
-    let f = sqlite().await;
+async fn the_first_page_comes_from_an_index_without_sorting(f: Fixture) {
+    // Enough rows, spread over accounts and sites as in life (many more sites than accounts),
+    // for a planner to weigh its options.
+    let mut places = vec![("acme".to_owned(), "shop".to_owned())];
+    for a in 0..10 {
+        let account = format!("tenant-{a}");
+        f.store
+            .upsert_account(&Account {
+                id: acc(&account),
+                name: account.clone(),
+                partner: "Agency".into(),
+                partner_colour: None,
+            })
+            .await
+            .unwrap();
+        for s in 0..5 {
+            let name = format!("site-{a}-{s}");
+            f.store
+                .upsert_site(&Site {
+                    id: site(&name),
+                    account_id: acc(&account),
+                    name: name.clone(),
+                    live: EnvironmentSpec {
+                        url: SiteUrl::parse(&format!("https://{name}.example")).unwrap(),
+                        docroot: None,
+                    },
+                    staging: None,
+                })
+                .await
+                .unwrap();
+            places.push((account.clone(), name));
+        }
+    }
+    let base = Timestamp::now().millis() - 10_000_000;
+    let batch: Vec<_> = (0..3000)
+        .map(|i| {
+            let (a, s) = &places[i % places.len()];
+            let mut n = new(a, s, ActorKind::User);
+            n.created_at = Timestamp::from_millis(base + i as i64 * 1000);
+            n
+        })
+        .collect();
+    f.store.record(batch).await.unwrap();
+    if let Backend::Postgres(db) = &f.backend {
+        db.analyze().await.unwrap();
+    }
     let deep = Page {
         limit: 50,
         cursor: Some(sitetrail_core::Cursor {
-            created_at: Timestamp::now(),
+            created_at: Timestamp::from_millis(base + 1_500_000).unwrap(),
             seq: 1_000,
             direction: sitetrail_core::Direction::Older,
         }),
     };
-    let plans = [
-        f.sqlite
-            .explain_list(
-                &scope("acme", Some("shop")),
-                Audience::Internal,
-                &Default::default(),
-                deep,
-            )
-            .await
-            .unwrap(),
-        f.sqlite
-            .explain_list(
-                &scope("acme", Some("shop")),
-                Audience::Client,
-                &Default::default(),
-                Page::default(),
-            )
-            .await
-            .unwrap(),
-        f.sqlite
-            .explain_list(
-                &scope("acme", None),
-                Audience::Internal,
-                &Default::default(),
-                Page::default(),
-            )
-            .await
-            .unwrap(),
-    ];
-    for plan in plans {
-        let text = plan.join(" | ");
-        assert!(text.contains("USING INDEX activities_by_"), "{text}");
-        assert!(!text.contains("TEMP B-TREE"), "{text}");
-    }
+    let newer = Page {
+        limit: 50,
+        cursor: Some(sitetrail_core::Cursor {
+            direction: sitetrail_core::Direction::Newer,
+            ..deep.cursor.unwrap()
+        }),
+    };
+    let shop = scope("acme", Some("shop"));
+    f.assert_list_uses_an_index(&shop, Audience::Internal, deep)
+        .await;
+    f.assert_list_uses_an_index(&shop, Audience::Internal, newer)
+        .await;
+    f.assert_list_uses_an_index(&shop, Audience::Client, Page::default())
+        .await;
+    f.assert_list_uses_an_index(
+        &scope("tenant-3", None),
+        Audience::Internal,
+        Page::default(),
+    )
+    .await;
 }
 
-#[tokio::test]
-async fn changes_come_in_order_and_everything_survives_a_reopen() {
-    let f = sqlite().await;
+async fn changes_come_in_order_and_everything_survives_a_reopen(f: Fixture) {
     let r = f
         .store
         .record(vec![new("acme", "shop", ActorKind::User)])
@@ -451,17 +582,19 @@ async fn changes_come_in_order_and_everything_survives_a_reopen() {
     let all = f.store.changes_after(0, None, 100).await.unwrap();
     assert!(all.windows(2).all(|w| w[0].change_no < w[1].change_no));
 
-    let path = f.dir.path().join("log.db");
-    drop(f.store);
-    drop(f.sqlite);
-    let reopened = SqliteStore::open(&path).await.unwrap();
+    let Fixture {
+        store,
+        backend,
+        place,
+    } = f;
+    drop(store);
+    drop(backend);
+    let reopened = place.open().await;
     let a = reopened.activity(&id).await.unwrap().unwrap();
     assert_eq!(a.status, Status::Completed);
 }
 
-#[tokio::test]
-async fn api_keys_are_checked_against_their_hash() {
-    let f = sqlite().await;
+async fn api_keys_are_checked_against_their_hash(f: Fixture) {
     let key = f.store.create_api_key("billing").await.unwrap();
     let token = key.token();
     assert!(matches!(
@@ -477,4 +610,205 @@ async fn api_keys_are_checked_against_their_hash() {
         f.store.check_api_key("stk_nope").await.unwrap(),
         sitetrail_store::KeyCheck::Invalid
     );
+}
+
+async fn requests_sharing_a_commit_succeed_or_fail_on_their_own(f: Fixture) {
+    // Many requests at once share commits: each one's outcome must not depend on which others
+    // it was grouped with. Every id is recorded twice with the same body (one creates, one
+    // replays), once with another body (a conflict), ended twice (one ends, one conflicts),
+    // and one request per id names an unknown site.
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let id = ActivityId::parse(&format!("g-{i}")).unwrap();
+        let mut a = new("acme", "shop", ActorKind::User);
+        a.id = Some(id.clone());
+        let mut other = a.clone();
+        other.description = "another body".into();
+        let mut ghost = new("acme", "ghost", ActorKind::User);
+        ghost.id = Some(ActivityId::parse(&format!("ghost-{i}")).unwrap());
+        for n in [a.clone(), a, other, ghost] {
+            let store = f.store.clone();
+            tasks.push(tokio::spawn(async move { store.record(vec![n]).await }));
+        }
+    }
+    let mut created = 0;
+    let mut replayed = 0;
+    let mut conflicts = 0;
+    let mut invalid = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(r) if r[0].created => created += 1,
+            Ok(_) => replayed += 1,
+            Err(StoreError::Conflict(_)) => conflicts += 1,
+            Err(StoreError::Invalid(_)) => invalid += 1,
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert_eq!((created, replayed + conflicts, invalid), (40, 80, 40));
+    // Whichever body came first won; the other got a conflict or a replay accordingly.
+    assert!(conflicts >= 40, "{conflicts}");
+
+    let mut ends = Vec::new();
+    for i in 0..40 {
+        for status in [Status::Completed, Status::Failed] {
+            let store = f.store.clone();
+            let id = ActivityId::parse(&format!("g-{i}")).unwrap();
+            ends.push(tokio::spawn(
+                async move { store.end(&id, done(status)).await },
+            ));
+        }
+    }
+    let mut ended = 0;
+    for t in ends {
+        match t.await.unwrap() {
+            Ok(a) => {
+                assert!(a.seq > 0, "an answer carries the stored activity");
+                ended += 1;
+            }
+            Err(StoreError::Conflict(_)) => {}
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert_eq!(ended, 40, "each activity ends exactly once");
+    let all = f.store.changes_after(0, None, 1000).await.unwrap();
+    assert_eq!(all.len(), 40);
+    assert!(all.iter().all(|c| c.activity.status.is_ended()));
+    let numbers: Vec<i64> = all.iter().map(|c| c.change_no).collect();
+    assert!(numbers.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(
+        f.store.last_change_no().await.unwrap(),
+        80,
+        "40 records and 40 ends"
+    );
+}
+
+async fn two_writers_on_one_database_never_let_a_reader_skip_a_change(f: Fixture) {
+    // Two stores on one database stand for two processes (SQLite) or two servers
+    // (PostgreSQL). A reader that follows `changes_after` from its last number must see
+    // every change exactly once: change numbers may not commit out of order.
+    let other = f.place.open().await;
+    let writers: Vec<_> = [f.store.clone(), other.clone()]
+        .into_iter()
+        .enumerate()
+        .flat_map(|(w, store)| {
+            (0..8).map(move |t| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    for i in 0..25 {
+                        let mut a = new("acme", "shop", ActorKind::User);
+                        a.id = Some(ActivityId::parse(&format!("w{w}-{t}-{i}")).unwrap());
+                        let id = store.record(vec![a]).await.unwrap().remove(0).activity.id;
+                        if i % 5 == 0 {
+                            store.end(&id, done(Status::Completed)).await.unwrap();
+                        }
+                    }
+                })
+            })
+        })
+        .collect();
+    let total_changes = 2 * 8 * (25 + 5);
+    let reader = {
+        let store = f.store.clone();
+        tokio::spawn(async move {
+            let mut head = 0;
+            let mut seen = std::collections::HashMap::new();
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+            while head < total_changes {
+                assert!(tokio::time::Instant::now() < deadline, "stuck at {head}");
+                for c in store.changes_after(head, None, 7).await.unwrap() {
+                    assert!(c.change_no > head);
+                    head = c.change_no;
+                    seen.insert(c.activity.id.clone(), c.change_no);
+                }
+                tokio::task::yield_now().await;
+            }
+            seen
+        })
+    };
+    for w in writers {
+        w.await.unwrap();
+    }
+    let seen = reader.await.unwrap();
+    assert_eq!(seen.len(), 2 * 8 * 25, "every activity reached the reader");
+    // What the reader saw last for each activity is what the log holds now.
+    let now = f.store.changes_after(0, None, 1000).await.unwrap();
+    assert_eq!(now.len(), seen.len());
+    for c in now {
+        assert_eq!(seen[&c.activity.id], c.change_no, "{}", c.activity.id);
+    }
+    assert_eq!(other.last_change_no().await.unwrap(), total_changes);
+}
+
+// PostgreSQL only: what several servers sharing one database rely on.
+
+#[tokio::test]
+async fn postgres_a_commit_on_one_server_wakes_the_others_at_once() {
+    let f = Fixture::postgres().await;
+    let other = f.place.open().await;
+    let mut woken = other.subscribe_commits();
+    // The listener connects in the background; give it a moment before the commit.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    f.store
+        .record(vec![new("acme", "shop", ActorKind::User)])
+        .await
+        .unwrap();
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), woken.recv())
+        .await
+        .expect("NOTIFY reaches the other server")
+        .unwrap();
+    assert_eq!(n, f.store.last_change_no().await.unwrap());
+}
+
+#[tokio::test]
+async fn postgres_a_writer_whose_connection_dies_reconnects_and_loses_nothing_it_answered() {
+    let f = Fixture::postgres().await;
+    let Place::Database(db) = &f.place else {
+        unreachable!()
+    };
+    let first = f
+        .store
+        .record(vec![new("acme", "shop", ActorKind::User)])
+        .await
+        .unwrap();
+    let mut admin = sqlx::PgConnection::connect(db.url()).await.unwrap();
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    // The group that meets the dead connection fails whole; the next one reconnects.
+    let mut answered = Vec::new();
+    for _ in 0..3 {
+        if let Ok(mut r) = f
+            .store
+            .record(vec![new("acme", "shop", ActorKind::User)])
+            .await
+        {
+            answered.push(r.remove(0).activity.id);
+        }
+    }
+    assert!(answered.len() >= 2, "{answered:?}");
+    for id in answered.iter().chain([&first[0].activity.id]) {
+        assert!(f.store.activity(id).await.unwrap().is_some(), "{id}");
+    }
+    let all = f.store.changes_after(0, None, 100).await.unwrap();
+    assert_eq!(all.len(), answered.len() + 1, "a failed write left nothing");
+}
+
+#[tokio::test]
+async fn postgres_an_unreachable_server_is_a_clear_error() {
+    let Err(e) =
+        ScratchDatabase::create("postgres://postgres:hunter2@127.0.0.1:9/postgres", "x").await
+    else {
+        panic!("nothing listens on port 9")
+    };
+    let text = format!("{e:#}");
+    assert!(text.contains("not reachable"), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+    let Err(e) = PgStore::open("postgres://postgres:hunter2@127.0.0.1:9/x").await else {
+        panic!("nothing listens on port 9")
+    };
+    assert!(!format!("{e:#}").contains("hunter2"));
 }

@@ -1,15 +1,24 @@
 //! `spawn_app()` and a `TestApp` with one method per endpoint.
+//!
+//! The backend is `SITETRAIL_TEST_BACKEND`: `sqlite` (the default; a fresh file in a fresh
+//! data dir) or `postgres` (a fresh database per app on the server `SITETRAIL_TEST_POSTGRES`
+//! names, default the local one, dropped at the end). `scripts/test.sh` runs this binary
+//! once with each.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
 use sitetrail_core::{AccountId, Actor, ActorKind, Audience, Email, SiteId, Viewer};
 use sitetrail_server::{App, Config, TokenKeys};
+use sitetrail_store::postgres::ScratchDatabase;
 
 pub const SUPPORT_EMAIL: &str = "sam.rivera@partner.example";
 pub const SUPPORT_NAME: &str = "Sam Rivera";
 pub const OWNER_EMAIL: &str = "olivia@acme.example";
+
+const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 pub struct TestApp {
     pub base: String,
@@ -17,7 +26,9 @@ pub struct TestApp {
     pub tokens: TokenKeys,
     pub http: Client,
     pub data_dir: PathBuf,
-    _dir: Option<tempfile::TempDir>,
+    /// The PostgreSQL database this app runs on (`None`: SQLite in the data dir).
+    pub database: Option<Arc<ScratchDatabase>>,
+    _dir: Option<Arc<tempfile::TempDir>>,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -27,22 +38,65 @@ impl Drop for TestApp {
     }
 }
 
+/// A fresh database for one app when the tests run on PostgreSQL.
+async fn fresh_database() -> Option<Arc<ScratchDatabase>> {
+    match std::env::var("SITETRAIL_TEST_BACKEND").as_deref() {
+        Err(_) | Ok("") | Ok("sqlite") => None,
+        Ok("postgres") => {
+            let server = std::env::var("SITETRAIL_TEST_POSTGRES")
+                .unwrap_or_else(|_| DEFAULT_POSTGRES.to_owned());
+            let db = ScratchDatabase::create(&server, "sitetrail_api_test")
+                .await
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "SITETRAIL_TEST_BACKEND=postgres needs a server (scripts/test.sh starts \
+                         the local one; SITETRAIL_TEST_POSTGRES names another): {e:#}"
+                    )
+                });
+            Some(Arc::new(db))
+        }
+        Ok(other) => panic!("SITETRAIL_TEST_BACKEND is sqlite or postgres, not {other:?}"),
+    }
+}
+
 /// A server with accounts `acme` (sites `shop`, `blog`) and `globex` (site `portal`).
 pub async fn spawn_app() -> TestApp {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().to_owned();
-    let mut app = start(path, None).await;
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let mut app = start_on(dir.path().to_owned(), fresh_database().await, None).await;
     app._dir = Some(dir);
     app.seed().await;
     app
 }
 
-/// A server on an existing data dir (for restarts).
+/// Two servers on one database, as behind a load balancer: one data dir (so one token
+/// signing key) and, on PostgreSQL, one database; on SQLite, one file.
+pub async fn spawn_two_apps() -> (TestApp, TestApp) {
+    let first = spawn_app().await;
+    let mut second = start_on(
+        first.data_dir.clone(),
+        first.database.clone(),
+        Some(first.key.clone()),
+    )
+    .await;
+    second._dir = first._dir.clone();
+    (first, second)
+}
+
+/// A server on SQLite in an existing data dir.
 pub async fn start(data_dir: PathBuf, key: Option<String>) -> TestApp {
+    start_on(data_dir, None, key).await
+}
+
+/// A server on an existing data dir and database (for restarts and second servers).
+pub async fn start_on(
+    data_dir: PathBuf,
+    database: Option<Arc<ScratchDatabase>>,
+    key: Option<String>,
+) -> TestApp {
     let app = App::build(Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: data_dir.clone(),
-        database: None,
+        database: database.as_ref().map(|d| d.url().to_owned()),
     })
     .await
     .unwrap();
@@ -70,6 +124,7 @@ pub async fn start(data_dir: PathBuf, key: Option<String>) -> TestApp {
             .build()
             .unwrap(),
         data_dir,
+        database,
         _dir: None,
         server,
     }
@@ -98,11 +153,16 @@ pub fn support_activity(account: &str, site: &str) -> Value {
 }
 
 impl TestApp {
-    /// Stops the server abruptly and starts a new one on the same data dir.
+    /// Stops the server abruptly and starts a new one on the same data dir and database.
     pub async fn restart(mut self) -> TestApp {
         self.server.abort();
         let dir = self._dir.take();
-        let mut again = start(self.data_dir.clone(), Some(self.key.clone())).await;
+        let mut again = start_on(
+            self.data_dir.clone(),
+            self.database.take(),
+            Some(self.key.clone()),
+        )
+        .await;
         again._dir = dir;
         again
     }

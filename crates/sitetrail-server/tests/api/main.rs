@@ -1,9 +1,11 @@
-//! sitetrail's server, tested from outside: a real server on port 0 with a fresh SQLite file.
+//! sitetrail's server, tested from outside: a real server on port 0 with a fresh database
+//! (SQLite, or PostgreSQL with `SITETRAIL_TEST_BACKEND=postgres`; see `helpers.rs`).
 
 mod activities;
 mod helpers;
 mod pages;
 mod redaction;
+mod servers;
 mod tenancy;
 
 pub use helpers::*;

@@ -1,0 +1,1073 @@
+//! PostgreSQL, for when one machine is not enough: several sitetrail servers may share one
+//! database.
+//!
+//! Writes use the same group commit as SQLite ([`crate::writer`]). Each group first locks the
+//! `change` counter row and holds it until COMMIT, so the groups of every server commit one
+//! at a time and change numbers are handed out in commit order: a feed polling by
+//! `change_no` never passes a lower number that is still to commit. A group is planned in
+//! memory from one read of the rows it touches, then written with one multi-row INSERT and
+//! one UPDATE: a handful of round trips per group, whatever its size. The commit carries a
+//! NOTIFY, so every server's feed wakes at once; polling remains the fallback.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use sitetrail_core::{
+    Account, AccountId, ActivityFilter, ActivityId, Audience, Colour, Email, Ending, NewActivity,
+    Page, Site, SiteId, StoredActivity, Timestamp,
+};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use sqlx::{Connection, PgConnection, PgPool, Postgres, QueryBuilder, Row};
+use tokio::sync::{broadcast, oneshot};
+
+use crate::keys::{self, ApiKey, KeyCheck};
+use crate::record::{self, SearchText};
+use crate::rows::{self, ActivityRow, COLS, SITE_COLS, SiteRow};
+use crate::writer::{Done, GroupOutcome, GroupWriter, Work, WriterHandle};
+use crate::{Change, ChangeKind, Listing, Recorded, Scope, Store, StoreError, StoreResult};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The NOTIFY channel every commit that changes an activity signals, with its last change
+/// number as the payload.
+pub const CHANNEL: &str = "sitetrail_changes";
+
+/// Read connections per server. Reads are short index range scans; more connections than
+/// this only queue on two cores.
+const READ_CONNECTIONS: u32 = 8;
+
+pub struct PgStore {
+    read: PgPool,
+    writer: WriterHandle,
+    commits: broadcast::Sender<i64>,
+    /// Dropping the store stops its listener.
+    _stop_listening: oneshot::Sender<()>,
+}
+
+impl PgStore {
+    /// Connects, brings the schema up to date (migrations take an advisory lock, so servers
+    /// starting together are safe) and starts the writer and the listener.
+    pub async fn open(url: &str) -> anyhow::Result<Self> {
+        let shown = redact_url(url);
+        let options = PgConnectOptions::from_str(url)
+            .with_context(|| format!("reading the database URL {shown}"))?
+            .application_name("sitetrail");
+        let mut conn = PgConnection::connect_with(&options)
+            .await
+            .with_context(|| format!("connecting to PostgreSQL at {shown}"))?;
+        MIGRATOR
+            .run(&mut conn)
+            .await
+            .context("migrating the PostgreSQL database")?;
+        prepare_writer(&mut conn).await?;
+        // A page must cost the same for a site of ten activities and one of a million, so
+        // readers never sort what an index gives in order: with generic plans (sqlx prepares
+        // every statement) PostgreSQL would otherwise plan for the average site and could
+        // choose to read and sort all of a big one.
+        let read = PgPoolOptions::new()
+            .max_connections(READ_CONNECTIONS)
+            .min_connections(1)
+            .connect_with(options.clone().options([("enable_sort", "off")]))
+            .await
+            .with_context(|| format!("opening read connections to {shown}"))?;
+        let (commits, _) = broadcast::channel(1024);
+        let writer = WriterHandle::spawn(
+            PgWriter {
+                options: options.clone(),
+                conn: Some(conn),
+                sites: HashMap::new(),
+            },
+            commits.clone(),
+        );
+        let listen_pool = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_lazy_with(options);
+        let (stop, stopped) = oneshot::channel();
+        tokio::spawn(listen(listen_pool, commits.downgrade(), stopped));
+        Ok(PgStore {
+            read,
+            writer,
+            commits,
+            _stop_listening: stop,
+        })
+    }
+
+    /// PostgreSQL's plan for a list query, one line per node: lets tests prove a page comes
+    /// from an index range without a sort.
+    pub async fn explain_list(
+        &self,
+        scope: &Scope,
+        audience: Audience,
+        filter: &ActivityFilter,
+        page: Page,
+    ) -> StoreResult<Vec<String>> {
+        let mut q = rows::list_query::<Postgres>("EXPLAIN SELECT ", scope, audience, filter, page);
+        let found = q.build().fetch_all(&self.read).await?;
+        found
+            .iter()
+            .map(|r| r.try_get::<String, _>(0).map_err(StoreError::from))
+            .collect()
+    }
+
+    /// Refreshes the planner's statistics (after a bulk load).
+    pub async fn analyze(&self) -> StoreResult<()> {
+        sqlx::query("ANALYZE activities")
+            .execute(&self.read)
+            .await?;
+        Ok(())
+    }
+}
+
+/// The writer's session: a writer that stalls inside a transaction must not hold the
+/// counter (and so every other server's writes) for long.
+async fn prepare_writer(conn: &mut PgConnection) -> anyhow::Result<()> {
+    sqlx::query("SET idle_in_transaction_session_timeout = '30s'")
+        .execute(&mut *conn)
+        .await
+        .context("setting up the writer's session")?;
+    Ok(())
+}
+
+/// Wakes this server's feed when any server commits a change.
+async fn listen(
+    pool: PgPool,
+    commits: broadcast::WeakSender<i64>,
+    mut stop: oneshot::Receiver<()>,
+) {
+    let wake = |n: i64| match commits.upgrade() {
+        Some(tx) => {
+            let _ = tx.send(n);
+            true
+        }
+        None => false,
+    };
+    let mut last = 0;
+    loop {
+        let mut listener = tokio::select! {
+            _ = &mut stop => return,
+            l = connect_listener(&pool) => match l {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = ?e, "cannot LISTEN for changes; polling only, retrying");
+                    tokio::select! {
+                        _ = &mut stop => return,
+                        _ = tokio::time::sleep(Duration::from_secs(2)) => continue,
+                    }
+                }
+            },
+        };
+        loop {
+            tokio::select! {
+                _ = &mut stop => return,
+                n = listener.try_recv() => match n {
+                    Ok(Some(note)) => {
+                        last = note.payload().parse().unwrap_or(last);
+                        if !wake(last) {
+                            return;
+                        }
+                    }
+                    // The connection was lost (it reconnects on the next call): a notification
+                    // may have been missed, so the readers look for themselves.
+                    Ok(None) => {
+                        if !wake(last) {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = ?e, "the change listener failed; reconnecting");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        break;
+                    }
+                },
+            }
+        }
+    }
+}
+
+async fn connect_listener(pool: &PgPool) -> anyhow::Result<PgListener> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(CHANNEL).await?;
+    Ok(listener)
+}
+
+struct PgWriter {
+    options: PgConnectOptions,
+    /// `None` after a failure broke the connection; the next group reconnects.
+    conn: Option<PgConnection>,
+    /// Which account each site belongs to (a site never moves).
+    sites: HashMap<SiteId, AccountId>,
+}
+
+impl PgWriter {
+    async fn connection(&mut self) -> anyhow::Result<&mut PgConnection> {
+        if self.conn.is_none() {
+            let mut conn = PgConnection::connect_with(&self.options)
+                .await
+                .context("reconnecting the writer to PostgreSQL")?;
+            prepare_writer(&mut conn).await?;
+            self.conn = Some(conn);
+        }
+        Ok(self.conn.as_mut().expect("connected above"))
+    }
+}
+
+impl GroupWriter for PgWriter {
+    async fn apply_group(&mut self, group: &[Work]) -> anyhow::Result<GroupOutcome> {
+        let now = Timestamp::now();
+        // Taken for the group, given back when it commits (and lost, harmlessly, when not).
+        let cached = std::mem::take(&mut self.sites);
+        let conn = self.connection().await?;
+        sqlx::query("BEGIN").execute(&mut *conn).await?;
+        let counter: i64 =
+            sqlx::query_scalar("SELECT value FROM counters WHERE name = 'change' FOR UPDATE")
+                .fetch_one(&mut *conn)
+                .await?;
+        let mut plan = Plan::new(counter, cached);
+        plan.prefetch(conn, group).await?;
+        let mut results = Vec::with_capacity(group.len());
+        for work in group {
+            let r = match work {
+                Work::Record(batch) => plan.record(batch, now),
+                Work::End(id, ending) => plan.end(id, ending, now),
+                Work::UpsertAccount(a) => upsert_account(conn, a, now).await,
+                Work::UpsertSite(s) => upsert_site(conn, &mut plan.owners, s, now).await,
+                Work::CreateKey(k) => create_key(conn, k, now).await,
+            };
+            // A database failure inside one request fails the whole group, so that nothing
+            // is half-applied and nobody is told "written" by a group that did not commit.
+            if let Err(StoreError::Internal(e)) = &r {
+                anyhow::bail!("{e:#}");
+            }
+            results.push(r);
+        }
+        let last_change = plan.flush(conn, &mut results).await?;
+        sqlx::query("COMMIT").execute(&mut *conn).await?;
+        self.sites = plan.owners;
+        Ok((results, last_change))
+    }
+
+    async fn recover(&mut self) {
+        self.sites.clear();
+        if let Some(conn) = self.conn.as_mut()
+            && sqlx::query("ROLLBACK").execute(conn).await.is_err()
+        {
+            // The connection is gone or unusable: start afresh with the next group.
+            self.conn = None;
+        }
+    }
+}
+
+/// An activity as the group leaves it.
+struct Touched {
+    activity: StoredActivity,
+    request_sha256: Vec<u8>,
+    change_no: i64,
+    /// Inserted by this group (else it existed before and may get its end).
+    fresh: bool,
+}
+
+/// One group's writes, worked out in memory before they are sent.
+struct Plan {
+    counter: i64,
+    start: i64,
+    /// Every activity the group names, as the database holds it, and every one it makes.
+    /// An id the group names that is missing here does not exist.
+    touched: HashMap<ActivityId, Touched>,
+    owners: HashMap<SiteId, AccountId>,
+    inserts: Vec<ActivityId>,
+    ends: Vec<ActivityId>,
+}
+
+#[derive(sqlx::FromRow)]
+struct Prefetched {
+    #[sqlx(flatten)]
+    row: ActivityRow,
+    request_sha256: Vec<u8>,
+}
+
+impl Plan {
+    fn new(counter: i64, owners: HashMap<SiteId, AccountId>) -> Self {
+        Plan {
+            counter,
+            start: counter,
+            touched: HashMap::new(),
+            owners,
+            inserts: Vec::new(),
+            ends: Vec::new(),
+        }
+    }
+
+    /// Reads every activity the group names and the owner of every site it records on that
+    /// is not cached yet: two queries at most.
+    async fn prefetch(&mut self, conn: &mut PgConnection, group: &[Work]) -> anyhow::Result<()> {
+        let mut ids: Vec<&str> = Vec::new();
+        let mut sites: Vec<&str> = Vec::new();
+        for work in group {
+            match work {
+                Work::Record(batch) => {
+                    for new in batch {
+                        if let Some(id) = &new.id {
+                            ids.push(id.as_str());
+                        }
+                        if !self.owners.contains_key(&new.site_id) {
+                            sites.push(new.site_id.as_str());
+                        }
+                    }
+                }
+                Work::End(id, _) => ids.push(id.as_str()),
+                _ => {}
+            }
+        }
+        if !ids.is_empty() {
+            let mut q = QueryBuilder::<Postgres>::new("SELECT ");
+            q.push(COLS)
+                .push(", request_sha256 FROM activities WHERE id = ANY(")
+                .push_bind(ids)
+                .push(")");
+            let found: Vec<Prefetched> = q.build_query_as().fetch_all(&mut *conn).await?;
+            for p in found {
+                let change_no = p.row.change_no;
+                let activity = p.row.decode()?;
+                self.touched.insert(
+                    activity.id.clone(),
+                    Touched {
+                        activity,
+                        request_sha256: p.request_sha256,
+                        change_no,
+                        fresh: false,
+                    },
+                );
+            }
+        }
+        if !sites.is_empty() {
+            let found: Vec<(String, String)> =
+                sqlx::query_as("SELECT id, account_id FROM sites WHERE id = ANY($1)")
+                    .bind(sites)
+                    .fetch_all(&mut *conn)
+                    .await?;
+            for (site, account) in found {
+                self.owners
+                    .insert(SiteId::parse(&site)?, AccountId::parse(&account)?);
+            }
+        }
+        Ok(())
+    }
+
+    fn next_change(&mut self) -> i64 {
+        self.counter += 1;
+        self.counter
+    }
+
+    /// One record request, all or nothing, with the same checks in the same order as SQLite.
+    fn record(&mut self, batch: &[NewActivity], now: Timestamp) -> StoreResult<Done> {
+        let mut staged: Vec<Touched> = Vec::new();
+        let mut out = Vec::with_capacity(batch.len());
+        for new in batch {
+            new.validate(new.activity.service())?;
+            let hash = record::request_sha256(new);
+            if let Some(id) = &new.id {
+                let before = staged
+                    .iter()
+                    .rev()
+                    .find(|t| &t.activity.id == id)
+                    .or_else(|| self.touched.get(id));
+                if let Some(t) = before {
+                    if t.request_sha256 == hash {
+                        out.push(Recorded {
+                            activity: t.activity.clone(),
+                            created: false,
+                        });
+                        continue;
+                    }
+                    return Err(StoreError::Conflict(format!(
+                        "activity {id} was already recorded with another body"
+                    )));
+                }
+            }
+            match self.owners.get(&new.site_id) {
+                None => {
+                    return Err(sitetrail_core::InvalidField::new(
+                        "site_id",
+                        "unknown site; register it with PUT /api/v1/sites/{site}",
+                    )
+                    .into());
+                }
+                Some(o) if *o != new.account_id => {
+                    return Err(sitetrail_core::InvalidField::new(
+                        "site_id",
+                        "the site belongs to another account",
+                    )
+                    .into());
+                }
+                Some(_) => {}
+            }
+            let stored = record::new_stored(new, now);
+            out.push(Recorded {
+                activity: stored.clone(),
+                created: true,
+            });
+            staged.push(Touched {
+                activity: stored,
+                request_sha256: hash,
+                change_no: 0,
+                fresh: true,
+            });
+        }
+        for mut t in staged {
+            t.change_no = self.next_change();
+            self.inserts.push(t.activity.id.clone());
+            self.touched.insert(t.activity.id.clone(), t);
+        }
+        Ok(Done::Recorded(out))
+    }
+
+    /// The one transition, checked against the activity as this group sees it.
+    fn end(&mut self, id: &ActivityId, ending: &Ending, now: Timestamp) -> StoreResult<Done> {
+        let current = &self.touched.get(id).ok_or(StoreError::NotFound)?.activity;
+        if current.status.is_ended() {
+            return Err(StoreError::Conflict(format!(
+                "activity {id} has already ended as {}",
+                current.status
+            )));
+        }
+        ending.validate(current.created_at)?;
+        let next = record::ended(current, ending, now);
+        let change = self.next_change();
+        let t = self.touched.get_mut(id).expect("looked up above");
+        t.activity = next.clone();
+        t.change_no = change;
+        if !t.fresh && !self.ends.contains(id) {
+            self.ends.push(id.clone());
+        }
+        Ok(Done::Ended(Box::new(next)))
+    }
+
+    /// Writes the planned rows, moves the counter with a NOTIFY, and gives the new rows
+    /// their `seq` in the answers.
+    async fn flush(
+        &mut self,
+        conn: &mut PgConnection,
+        results: &mut [StoreResult<Done>],
+    ) -> anyhow::Result<Option<i64>> {
+        if !self.inserts.is_empty() {
+            let seqs = self.insert(conn).await?;
+            for (id, seq) in seqs {
+                if let Some(t) = self.touched.get_mut(&id) {
+                    t.activity.seq = seq;
+                }
+            }
+            let seq_of = |a: &StoredActivity| self.touched.get(&a.id).map(|t| t.activity.seq);
+            for r in results.iter_mut() {
+                match r {
+                    Ok(Done::Recorded(v)) => {
+                        for rec in v.iter_mut().filter(|r| r.activity.seq == 0) {
+                            rec.activity.seq = seq_of(&rec.activity).unwrap_or(0);
+                        }
+                    }
+                    Ok(Done::Ended(a)) if a.seq == 0 => a.seq = seq_of(a).unwrap_or(0),
+                    _ => {}
+                }
+            }
+        }
+        if !self.ends.is_empty() {
+            self.update_ends(conn).await?;
+        }
+        if self.counter == self.start {
+            return Ok(None);
+        }
+        sqlx::query(
+            "WITH moved AS (UPDATE counters SET value = $1 WHERE name = 'change' RETURNING value) \
+             SELECT pg_notify($2, value::text) FROM moved",
+        )
+        .bind(self.counter)
+        .bind(CHANNEL)
+        .execute(&mut *conn)
+        .await?;
+        Ok(Some(self.counter))
+    }
+
+    async fn insert(&self, conn: &mut PgConnection) -> anyhow::Result<Vec<(ActivityId, i64)>> {
+        let n = self.inserts.len();
+        let mut c = Columns::with_capacity(n);
+        for id in &self.inserts {
+            let t = &self.touched[id];
+            let a = &t.activity;
+            let search = SearchText::of(a);
+            c.id.push(a.id.as_str().to_owned());
+            c.account_id.push(a.account_id.as_str().to_owned());
+            c.site_id.push(a.site_id.as_str().to_owned());
+            c.environment.push(a.environment.as_str());
+            c.service.push(a.service.as_str());
+            c.activity.push(a.activity.as_str());
+            c.status.push(a.status.as_str());
+            c.actor_kind.push(a.actor.kind.as_str());
+            c.actor_email
+                .push(a.actor.email.as_ref().map(|e| Email::expose(e).to_owned()));
+            c.actor_name.push(a.actor.name.clone());
+            c.description.push(a.description.clone());
+            c.error.push(a.error.clone());
+            c.details.push(serde_json::to_string(&a.details)?);
+            c.created_at.push(a.created_at.millis());
+            c.completed_at.push(a.completed_at.map(Timestamp::millis));
+            c.change_no.push(t.change_no);
+            c.request_sha256.push(t.request_sha256.clone());
+            c.search_internal.push(search.internal);
+            c.search_client.push(search.client);
+        }
+        let found: Vec<(String, i64)> = sqlx::query_as(
+            "INSERT INTO activities (id, account_id, site_id, environment, service, activity, \
+             status, actor_kind, actor_email, actor_name, description, error, details, \
+             created_at, completed_at, change_no, request_sha256, search_internal, search_client) \
+             SELECT id, account_id, site_id, environment, service, activity, status, actor_kind, \
+             actor_email, actor_name, description, error, details, created_at, completed_at, \
+             change_no, request_sha256, search_internal, search_client \
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+             $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], \
+             $13::text[], $14::int8[], $15::int8[], $16::int8[], $17::bytea[], $18::text[], \
+             $19::text[]) WITH ORDINALITY AS t (id, account_id, site_id, environment, service, \
+             activity, status, actor_kind, actor_email, actor_name, description, error, details, \
+             created_at, completed_at, change_no, request_sha256, search_internal, search_client, \
+             ord) ORDER BY ord RETURNING id, seq",
+        )
+        .bind(c.id)
+        .bind(c.account_id)
+        .bind(c.site_id)
+        .bind(c.environment)
+        .bind(c.service)
+        .bind(c.activity)
+        .bind(c.status)
+        .bind(c.actor_kind)
+        .bind(c.actor_email)
+        .bind(c.actor_name)
+        .bind(c.description)
+        .bind(c.error)
+        .bind(c.details)
+        .bind(c.created_at)
+        .bind(c.completed_at)
+        .bind(c.change_no)
+        .bind(c.request_sha256)
+        .bind(c.search_internal)
+        .bind(c.search_client)
+        .fetch_all(&mut *conn)
+        .await?;
+        anyhow::ensure!(
+            found.len() == n,
+            "inserted {} of {n} activities",
+            found.len()
+        );
+        found
+            .into_iter()
+            .map(|(id, seq)| Ok((ActivityId::parse(&id)?, seq)))
+            .collect()
+    }
+
+    async fn update_ends(&self, conn: &mut PgConnection) -> anyhow::Result<()> {
+        let n = self.ends.len();
+        let mut id = Vec::with_capacity(n);
+        let mut status = Vec::with_capacity(n);
+        let mut completed_at = Vec::with_capacity(n);
+        let mut description = Vec::with_capacity(n);
+        let mut error = Vec::with_capacity(n);
+        let mut change_no = Vec::with_capacity(n);
+        let mut search_internal = Vec::with_capacity(n);
+        let mut search_client = Vec::with_capacity(n);
+        for i in &self.ends {
+            let t = &self.touched[i];
+            let a = &t.activity;
+            let search = SearchText::of(a);
+            id.push(a.id.as_str().to_owned());
+            status.push(a.status.as_str());
+            completed_at.push(a.completed_at.map(Timestamp::millis));
+            description.push(a.description.clone());
+            error.push(a.error.clone());
+            change_no.push(t.change_no);
+            search_internal.push(search.internal);
+            search_client.push(search.client);
+        }
+        // The condition is the store's guarantee of one transition; the counter lock makes a
+        // miss impossible, so a miss means something wrote around the store.
+        let updated = sqlx::query(
+            "UPDATE activities AS a SET status = u.status, completed_at = u.completed_at, \
+             description = u.description, error = u.error, change_no = u.change_no, \
+             search_internal = u.search_internal, search_client = u.search_client \
+             FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::text[], $5::text[], \
+             $6::int8[], $7::text[], $8::text[]) AS u (id, status, completed_at, description, \
+             error, change_no, search_internal, search_client) \
+             WHERE a.id = u.id AND a.status = 'in_progress'",
+        )
+        .bind(id)
+        .bind(status)
+        .bind(completed_at)
+        .bind(description)
+        .bind(error)
+        .bind(change_no)
+        .bind(search_internal)
+        .bind(search_client)
+        .execute(&mut *conn)
+        .await?;
+        anyhow::ensure!(
+            updated.rows_affected() == n as u64,
+            "ended {} of {n} activities: the log was written around the store",
+            updated.rows_affected()
+        );
+        Ok(())
+    }
+}
+
+/// The new rows of a group, column by column, for one `INSERT ... SELECT FROM UNNEST`.
+#[derive(Default)]
+struct Columns {
+    id: Vec<String>,
+    account_id: Vec<String>,
+    site_id: Vec<String>,
+    environment: Vec<&'static str>,
+    service: Vec<&'static str>,
+    activity: Vec<&'static str>,
+    status: Vec<&'static str>,
+    actor_kind: Vec<&'static str>,
+    actor_email: Vec<Option<String>>,
+    actor_name: Vec<Option<String>>,
+    description: Vec<String>,
+    error: Vec<Option<String>>,
+    details: Vec<String>,
+    created_at: Vec<i64>,
+    completed_at: Vec<Option<i64>>,
+    change_no: Vec<i64>,
+    request_sha256: Vec<Vec<u8>>,
+    search_internal: Vec<String>,
+    search_client: Vec<Option<String>>,
+}
+
+impl Columns {
+    fn with_capacity(n: usize) -> Self {
+        let mut c = Columns::default();
+        c.id.reserve(n);
+        c.account_id.reserve(n);
+        c.site_id.reserve(n);
+        c.description.reserve(n);
+        c.details.reserve(n);
+        c.search_internal.reserve(n);
+        c
+    }
+}
+
+async fn upsert_account(conn: &mut PgConnection, a: &Account, now: Timestamp) -> StoreResult<Done> {
+    let settings = serde_json::json!({
+        "partner_colour": a.partner_colour.as_ref().map(Colour::as_str),
+    });
+    sqlx::query(
+        "INSERT INTO accounts (id, name, partner, settings, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
+         partner = excluded.partner, settings = excluded.settings, \
+         updated_at = excluded.updated_at",
+    )
+    .bind(a.id.as_str())
+    .bind(&a.name)
+    .bind(&a.partner)
+    .bind(settings.to_string())
+    .bind(now.millis())
+    .execute(&mut *conn)
+    .await?;
+    Ok(Done::Unit)
+}
+
+async fn upsert_site(
+    conn: &mut PgConnection,
+    owners: &mut HashMap<SiteId, AccountId>,
+    s: &Site,
+    now: Timestamp,
+) -> StoreResult<Done> {
+    let account: Option<String> = sqlx::query_scalar("SELECT id FROM accounts WHERE id = $1")
+        .bind(s.account_id.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+    if account.is_none() {
+        return Err(sitetrail_core::InvalidField::new("account_id", "unknown account").into());
+    }
+    let owner: Option<String> = sqlx::query_scalar("SELECT account_id FROM sites WHERE id = $1")
+        .bind(s.id.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+    if owner.is_some_and(|o| o != s.account_id.as_str()) {
+        return Err(StoreError::Conflict(format!(
+            "site {} belongs to another account",
+            s.id
+        )));
+    }
+    sqlx::query(
+        "INSERT INTO sites (id, account_id, name, live_url, live_docroot, staging_url, \
+         staging_docroot, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
+         ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
+         live_url = excluded.live_url, live_docroot = excluded.live_docroot, \
+         staging_url = excluded.staging_url, staging_docroot = excluded.staging_docroot, \
+         updated_at = excluded.updated_at",
+    )
+    .bind(s.id.as_str())
+    .bind(s.account_id.as_str())
+    .bind(&s.name)
+    .bind(s.live.url.as_str())
+    .bind(&s.live.docroot)
+    .bind(s.staging.as_ref().map(|e| e.url.as_str()))
+    .bind(s.staging.as_ref().and_then(|e| e.docroot.as_deref()))
+    .bind(now.millis())
+    .execute(&mut *conn)
+    .await?;
+    owners.insert(s.id.clone(), s.account_id.clone());
+    Ok(Done::Unit)
+}
+
+async fn create_key(conn: &mut PgConnection, key: &ApiKey, now: Timestamp) -> StoreResult<Done> {
+    sqlx::query(
+        "INSERT INTO api_keys (id, name, secret_sha256, created_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(&key.id)
+    .bind(&key.name)
+    .bind(key.secret_sha256())
+    .bind(now.millis())
+    .execute(&mut *conn)
+    .await?;
+    Ok(Done::Unit)
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn upsert_account(&self, account: &Account) -> StoreResult<()> {
+        self.writer
+            .write(Work::UpsertAccount(account.clone()))
+            .await
+            .map(|_| ())
+    }
+
+    async fn account(&self, id: &AccountId) -> StoreResult<Option<Account>> {
+        let row = sqlx::query("SELECT name, partner, settings FROM accounts WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(&self.read)
+            .await?;
+        row.map(|r| -> StoreResult<Account> {
+            let settings: String = r.try_get("settings")?;
+            let settings: serde_json::Value =
+                serde_json::from_str(&settings).map_err(anyhow::Error::from)?;
+            Ok(Account {
+                id: id.clone(),
+                name: r.try_get("name")?,
+                partner: r.try_get("partner")?,
+                partner_colour: settings
+                    .get("partner_colour")
+                    .and_then(|c| c.as_str())
+                    .and_then(|c| Colour::parse(c).ok()),
+            })
+        })
+        .transpose()
+    }
+
+    async fn upsert_site(&self, site: &Site) -> StoreResult<()> {
+        self.writer
+            .write(Work::UpsertSite(site.clone()))
+            .await
+            .map(|_| ())
+    }
+
+    async fn site(&self, id: &SiteId) -> StoreResult<Option<Site>> {
+        let mut q = QueryBuilder::<Postgres>::new("SELECT ");
+        q.push(SITE_COLS)
+            .push(" FROM sites WHERE id = ")
+            .push_bind(id.as_str());
+        let row: Option<SiteRow> = q.build_query_as().fetch_optional(&self.read).await?;
+        row.map(SiteRow::decode).transpose()
+    }
+
+    async fn sites_of(&self, account: &AccountId) -> StoreResult<Vec<Site>> {
+        let mut q = QueryBuilder::<Postgres>::new("SELECT ");
+        q.push(SITE_COLS)
+            .push(" FROM sites WHERE account_id = ")
+            .push_bind(account.as_str())
+            .push(" ORDER BY name, id");
+        let found: Vec<SiteRow> = q.build_query_as().fetch_all(&self.read).await?;
+        found.into_iter().map(SiteRow::decode).collect()
+    }
+
+    async fn record(&self, batch: Vec<NewActivity>) -> StoreResult<Vec<Recorded>> {
+        match self.writer.write(Work::Record(batch)).await? {
+            Done::Recorded(r) => Ok(r),
+            _ => unreachable!("record answers with Recorded"),
+        }
+    }
+
+    async fn end(&self, id: &ActivityId, ending: Ending) -> StoreResult<StoredActivity> {
+        match self.writer.write(Work::End(id.clone(), ending)).await? {
+            Done::Ended(a) => Ok(*a),
+            _ => unreachable!("end answers with Ended"),
+        }
+    }
+
+    async fn activity(&self, id: &ActivityId) -> StoreResult<Option<StoredActivity>> {
+        let mut q = QueryBuilder::<Postgres>::new("SELECT ");
+        q.push(COLS)
+            .push(" FROM activities WHERE id = ")
+            .push_bind(id.as_str());
+        let row: Option<ActivityRow> = q.build_query_as().fetch_optional(&self.read).await?;
+        row.map(ActivityRow::decode).transpose()
+    }
+
+    async fn list(
+        &self,
+        scope: &Scope,
+        audience: Audience,
+        filter: &ActivityFilter,
+        page: Page,
+    ) -> StoreResult<Listing> {
+        let mut q = rows::list_query::<Postgres>("SELECT ", scope, audience, filter, page);
+        let found: Vec<ActivityRow> = q.build_query_as().fetch_all(&self.read).await?;
+        let items = found
+            .into_iter()
+            .map(ActivityRow::decode)
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(rows::listing(items, page))
+    }
+
+    async fn changes_after(
+        &self,
+        change_no: i64,
+        site: Option<&SiteId>,
+        limit: u32,
+    ) -> StoreResult<Vec<Change>> {
+        let mut q = QueryBuilder::<Postgres>::new("SELECT ");
+        q.push(COLS)
+            .push(" FROM activities WHERE change_no > ")
+            .push_bind(change_no);
+        if let Some(site) = site {
+            q.push(" AND site_id = ").push_bind(site.as_str());
+        }
+        q.push(" ORDER BY change_no LIMIT ")
+            .push_bind(i64::from(limit));
+        let found: Vec<ActivityRow> = q.build_query_as().fetch_all(&self.read).await?;
+        found
+            .into_iter()
+            .map(|r| {
+                let change_no = r.change_no;
+                let activity = r.decode()?;
+                Ok(Change {
+                    change_no,
+                    kind: ChangeKind::of(&activity),
+                    activity,
+                })
+            })
+            .collect()
+    }
+
+    async fn last_change_no(&self) -> StoreResult<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM counters WHERE name = 'change'")
+                .fetch_one(&self.read)
+                .await?,
+        )
+    }
+
+    fn subscribe_commits(&self) -> broadcast::Receiver<i64> {
+        self.commits.subscribe()
+    }
+
+    async fn create_api_key(&self, name: &str) -> StoreResult<ApiKey> {
+        sitetrail_core::site::check_name("name", name)?;
+        let key = ApiKey::generate(name)?;
+        let shown = ApiKey {
+            id: key.id.clone(),
+            name: key.name.clone(),
+            secret: key.secret.clone(),
+        };
+        self.writer.write(Work::CreateKey(key)).await?;
+        Ok(shown)
+    }
+
+    async fn check_api_key(&self, presented: &str) -> StoreResult<KeyCheck> {
+        let Some((id, secret)) = keys::split(presented) else {
+            return Ok(KeyCheck::Invalid);
+        };
+        let row = sqlx::query("SELECT name, secret_sha256 FROM api_keys WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(match row {
+            Some(r) => {
+                let hash: Vec<u8> = r.try_get("secret_sha256")?;
+                if keys::secret_matches(secret, &hash) {
+                    KeyCheck::Valid {
+                        id: id.to_owned(),
+                        name: r.try_get("name")?,
+                    }
+                } else {
+                    KeyCheck::Invalid
+                }
+            }
+            None => KeyCheck::Invalid,
+        })
+    }
+}
+
+/// A database URL fit for logs: the password (in the user info or a `password=` parameter)
+/// is replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((s, r)) => (s, r),
+        None => return url.to_owned(),
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{user}:***@{host}"),
+            None => format!("{userinfo}@{host}"),
+        },
+        None => authority.to_owned(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let params: Vec<String> = query
+                .split('&')
+                .map(|p| match p.split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                    _ => p.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", params.join("&"))
+        }
+        None => tail.to_owned(),
+    };
+    format!("{scheme}://{authority}{tail}")
+}
+
+/// A database of its own on a PostgreSQL server, made for one test or benchmark run and
+/// dropped (with whatever is still connected to it) when this is dropped.
+pub struct ScratchDatabase {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl ScratchDatabase {
+    /// Creates `<prefix>_<random>` on the server `admin_url` names (any database there the
+    /// user may connect to; the new one takes its place in the URL).
+    pub async fn create(admin_url: &str, prefix: &str) -> anyhow::Result<Self> {
+        let shown = redact_url(admin_url);
+        let mut admin = PgConnection::connect(admin_url).await.with_context(|| {
+            format!("PostgreSQL is not reachable at {shown}: start it, or name another server")
+        })?;
+        let mut suffix = [0u8; 6];
+        getrandom::fill(&mut suffix).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+        let suffix: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
+        let name = format!("{prefix}_{suffix}");
+        anyhow::ensure!(
+            name.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+            "a scratch database name is lower-case letters, digits and _"
+        );
+        // The name is checked above: letters, digits and underscores only.
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .with_context(|| format!("creating the database {name} on {shown}"))?;
+        let _ = admin.close().await;
+        let url = with_database(admin_url, &name);
+        Ok(ScratchDatabase {
+            admin_url: admin_url.to_owned(),
+            name,
+            url,
+        })
+    }
+
+    /// The URL of the new database.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for ScratchDatabase {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let name = self.name.clone();
+        // Drop may run inside a runtime: do the work on a thread with its own.
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async {
+                let mut admin = PgConnection::connect(&admin_url).await?;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .execute(&mut admin)
+                .await?;
+                let _ = admin.close().await;
+                anyhow::Ok(())
+            })
+        })
+        .join();
+        if let Ok(Err(e)) = dropped {
+            tracing::warn!(error = ?e, database = %self.name, "dropping a scratch database");
+        }
+    }
+}
+
+/// `url` with its database (the path) replaced by `name`.
+fn with_database(url: &str, name: &str) -> String {
+    let (head, query) = match url.split_once('?') {
+        Some((h, q)) => (h, Some(q)),
+        None => (url, None),
+    };
+    let after_scheme = head.find("://").map_or(0, |i| i + 3);
+    let base = match head[after_scheme..].find('/') {
+        Some(i) => &head[..after_scheme + i],
+        None => head,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_a_log() {
+        for (url, shown) in [
+            (
+                "postgres://app:s3cret@db.internal:5432/sitetrail",
+                "postgres://app:***@db.internal:5432/sitetrail",
+            ),
+            (
+                "postgresql://app:p%40ss@db/x?sslmode=disable&password=again",
+                "postgresql://app:***@db/x?sslmode=disable&password=***",
+            ),
+            ("postgres://app@db/x", "postgres://app@db/x"),
+            ("postgres://db", "postgres://db"),
+            (
+                "postgres:///x?host=/run/postgresql",
+                "postgres:///x?host=/run/postgresql",
+            ),
+        ] {
+            assert_eq!(redact_url(url), shown);
+            assert!(!redact_url(url).contains("s3cret"));
+        }
+    }
+
+    #[test]
+    fn a_scratch_url_names_the_new_database() {
+        assert_eq!(
+            with_database("postgres://postgres@127.0.0.1:5432/postgres", "t_1"),
+            "postgres://postgres@127.0.0.1:5432/t_1"
+        );
+        assert_eq!(
+            with_database("postgres://u@h?sslmode=disable", "t_1"),
+            "postgres://u@h/t_1?sslmode=disable"
+        );
+    }
+}
