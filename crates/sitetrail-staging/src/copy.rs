@@ -123,8 +123,8 @@ pub async fn copy_tables(
     source: &MysqlDb,
     target: &MysqlDb,
     rewrite: &Rewrite,
-    rename: &dyn Fn(&str) -> String,
-    progress: &dyn Fn(u64),
+    rename: &(dyn Fn(&str) -> String + Sync),
+    progress: &(dyn Fn(u64) + Sync),
 ) -> anyhow::Result<(Vec<String>, DbStats)> {
     let mut created = Vec::new();
     let mut stats = DbStats::default();
@@ -136,18 +136,16 @@ pub async fn copy_tables(
         created.push(new.clone());
         let plan = rewrite.plan(&def);
         stats.tables += 1;
-        let conn = &mut conn;
-        let (stats, new, def, plan) = (&mut stats, &new, &def, &plan);
-        source
-            .read_rows(def, BATCH, async |mut rows| {
-                for row in rows.iter_mut() {
-                    stats.rewritten_cells += plan.apply(row);
-                }
-                stats.rows += rows.len() as u64;
-                progress(rows.len() as u64);
-                target.insert_rows(conn, new, def, rows).await
-            })
-            .await?;
+        let mut batches = source.read_rows(&def, BATCH).await?;
+        while let Some(rows) = batches.recv().await {
+            let mut rows = rows?;
+            for row in rows.iter_mut() {
+                stats.rewritten_cells += plan.apply(row);
+            }
+            stats.rows += rows.len() as u64;
+            progress(rows.len() as u64);
+            target.insert_rows(&mut conn, &new, &def, rows).await?;
+        }
     }
     Ok((created, stats))
 }
@@ -183,7 +181,7 @@ pub async fn dump(
     source: &MysqlDb,
     prefix: &str,
     out: &Path,
-    progress: &dyn Fn(u64),
+    progress: &(dyn Fn(u64) + Sync),
 ) -> anyhow::Result<(String, u64, DbStats)> {
     let file = tokio::fs::File::create(out)
         .await
@@ -200,25 +198,23 @@ pub async fn dump(
         bytes += line.len() as u64;
         w.write_all(&line).await?;
         stats.tables += 1;
-        let (w, hash, bytes, stats) = (&mut w, &mut hash, &mut bytes, &mut stats);
-        source
-            .read_rows(&def, BATCH, async |rows| {
-                let mut chunk = Vec::new();
-                for row in &rows {
-                    serde_json::to_writer(
-                        &mut chunk,
-                        &row.iter().map(encode_cell).collect::<Vec<_>>(),
-                    )?;
-                    chunk.push(b'\n');
-                }
-                sha2::Digest::update(hash, &chunk);
-                *bytes += chunk.len() as u64;
-                stats.rows += rows.len() as u64;
-                progress(rows.len() as u64);
-                w.write_all(&chunk).await?;
-                Ok(())
-            })
-            .await?;
+        let mut batches = source.read_rows(&def, BATCH).await?;
+        while let Some(rows) = batches.recv().await {
+            let rows = rows?;
+            let mut chunk = Vec::new();
+            for row in &rows {
+                serde_json::to_writer(
+                    &mut chunk,
+                    &row.iter().map(encode_cell).collect::<Vec<_>>(),
+                )?;
+                chunk.push(b'\n');
+            }
+            sha2::Digest::update(&mut hash, &chunk);
+            bytes += chunk.len() as u64;
+            stats.rows += rows.len() as u64;
+            progress(rows.len() as u64);
+            w.write_all(&chunk).await?;
+        }
     }
     w.flush().await?;
     w.into_inner().sync_all().await?;
@@ -230,8 +226,8 @@ pub async fn load(
     dump: &Path,
     target: &MysqlDb,
     rewrite: &Rewrite,
-    rename: &dyn Fn(&str) -> String,
-    progress: &dyn Fn(u64),
+    rename: &(dyn Fn(&str) -> String + Sync),
+    progress: &(dyn Fn(u64) + Sync),
 ) -> anyhow::Result<(Vec<String>, DbStats)> {
     let file = tokio::fs::File::open(dump)
         .await

@@ -1,8 +1,15 @@
 //! sitetrail's staging engine.
 
+pub mod config;
 pub mod copy;
+pub mod engine;
 pub mod lock;
 pub mod mysql;
 pub mod snapshot;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod tree;
 pub mod wpconfig;
+
+pub use engine::{Engine, EngineError, Operation, Progress, PushScope, Started};
+pub use snapshot::{BackupReason, Manifest};

@@ -131,13 +131,13 @@ impl MysqlDb {
         })
     }
 
-    /// Reads a table in batches of rows, in the order of its columns.
+    /// Reads a table in batches of rows, in the order of its columns. A task reads ahead
+    /// while the caller writes.
     pub async fn read_rows(
         &self,
         def: &TableDef,
         batch: usize,
-        mut each: impl AsyncFnMut(Vec<Vec<Cell>>) -> anyhow::Result<()>,
-    ) -> anyhow::Result<u64> {
+    ) -> anyhow::Result<tokio::sync::mpsc::Receiver<anyhow::Result<Vec<Vec<Cell>>>>> {
         let mut conn = self.conn().await?;
         let cols = def
             .columns
@@ -146,27 +146,35 @@ impl MysqlDb {
             .collect::<anyhow::Result<Vec<_>>>()?
             .join(", ");
         let sql = format!("SELECT {cols} FROM {}", quote(&def.name)?);
-        let mut result = conn
-            .query_iter(sql)
-            .await
-            .with_context(|| format!("reading {}", def.name))?;
-        let mut total = 0u64;
-        let mut rows = Vec::with_capacity(batch);
-        if let Some(mut stream) = result.stream::<Row>().await? {
-            while let Some(row) = stream.next().await {
-                let row = row?;
-                rows.push(row.unwrap().into_iter().map(cell).collect::<Vec<_>>());
-                if rows.len() == batch {
-                    total += rows.len() as u64;
-                    each(std::mem::take(&mut rows)).await?;
+        let table = def.name.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        tokio::spawn(async move {
+            let read = async {
+                let mut result = conn
+                    .query_iter(sql)
+                    .await
+                    .with_context(|| format!("reading {table}"))?;
+                let mut rows = Vec::with_capacity(batch);
+                if let Some(mut stream) = result.stream::<Row>().await? {
+                    while let Some(row) = stream.next().await {
+                        rows.push(row?.unwrap().into_iter().map(cell).collect::<Vec<_>>());
+                        if rows.len() == batch
+                            && tx.send(Ok(std::mem::take(&mut rows))).await.is_err()
+                        {
+                            return anyhow::Ok(());
+                        }
+                    }
                 }
+                if !rows.is_empty() {
+                    let _ = tx.send(Ok(rows)).await;
+                }
+                anyhow::Ok(())
+            };
+            if let Err(e) = read.await {
+                let _ = tx.send(Err(e)).await;
             }
-        }
-        if !rows.is_empty() {
-            total += rows.len() as u64;
-            each(rows).await?;
-        }
-        Ok(total)
+        });
+        Ok(rx)
     }
 
     /// Creates `name` from a definition (its `CREATE TABLE` with the name changed).
