@@ -117,23 +117,24 @@ impl TablePlan<'_> {
     }
 }
 
-/// Copies every table of `prefix` from `source` into new tables of `target`, named by
-/// `rename(target_table_name)`. Returns the new tables' names and what moved.
+/// Copies every table of `prefix` from `source` into new tables of `target`, named
+/// `{temp}{n}` (short, whatever the final name's length). Returns each new table with the
+/// name it is to take, and what moved.
 pub async fn copy_tables(
     source: &MysqlDb,
     target: &MysqlDb,
     rewrite: &Rewrite,
-    rename: &(dyn Fn(&str) -> String + Sync),
+    temp: &str,
     progress: &(dyn Fn(u64) + Sync),
-) -> anyhow::Result<(Vec<String>, DbStats)> {
+) -> anyhow::Result<(Vec<(String, String)>, DbStats)> {
     let mut created = Vec::new();
     let mut stats = DbStats::default();
     let mut conn = target.conn().await?;
     for table in source.tables(&rewrite.from_prefix).await? {
         let def = source.table_def(&table).await?;
-        let new = rename(&rewrite.table_name(&table));
+        let new = format!("{temp}{}", created.len());
         target.create_like(&def, &new).await?;
-        created.push(new.clone());
+        created.push((new.clone(), rewrite.table_name(&table)));
         let plan = rewrite.plan(&def);
         stats.tables += 1;
         let mut batches = source.read_rows(&def, BATCH).await?;
@@ -226,9 +227,9 @@ pub async fn load(
     dump: &Path,
     target: &MysqlDb,
     rewrite: &Rewrite,
-    rename: &(dyn Fn(&str) -> String + Sync),
+    temp: &str,
     progress: &(dyn Fn(u64) + Sync),
-) -> anyhow::Result<(Vec<String>, DbStats)> {
+) -> anyhow::Result<(Vec<(String, String)>, DbStats)> {
     let file = tokio::fs::File::open(dump)
         .await
         .with_context(|| format!("opening {}", dump.display()))?;
@@ -257,9 +258,9 @@ pub async fn load(
             Value::Object(mut m) if m.contains_key("table") => {
                 flush(target, &mut conn, &current, &mut rows).await?;
                 let def: TableDef = serde_json::from_value(m.remove("table").expect("checked"))?;
-                let name = rename(&rewrite.table_name(&def.name));
+                let name = format!("{temp}{}", created.len());
                 target.create_like(&def, &name).await?;
-                created.push(name.clone());
+                created.push((name.clone(), rewrite.table_name(&def.name)));
                 stats.tables += 1;
                 current = Some((def, name));
             }

@@ -188,7 +188,8 @@ struct Journal {
     new_dir_ino: Option<u64>,
     db_name: Option<String>,
     config: Option<JournalDb>,
-    temp_tables: Vec<String>,
+    /// Tables built aside, each with the name it takes at the switch.
+    built: Vec<(String, String)>,
     /// The renames of the table switch, in order.
     switch: Vec<(String, String)>,
 }
@@ -839,7 +840,7 @@ impl Engine {
             config: Some(JournalDb {
                 docroot_config: target.docroot.clone(),
             }),
-            temp_tables: Vec::new(),
+            built: Vec::new(),
             switch: Vec::new(),
         };
         self.write_journal(&journal)?;
@@ -865,7 +866,6 @@ impl Engine {
                 ctx,
                 target,
                 target_db.as_ref(),
-                &temp,
                 &old,
                 &new_dir,
                 &mut journal,
@@ -913,7 +913,6 @@ impl Engine {
     ) -> anyhow::Result<()> {
         if let Some(db) = target_db {
             let _t = ctx.phase("copying the database", 0);
-            let rename = |name: &str| format!("{temp}{name}");
             let (tables, db_stats) = match source {
                 Source::Env(env, src_db) => {
                     let rewrite = Rewrite {
@@ -921,7 +920,7 @@ impl Engine {
                         from_prefix: env.config.prefix.clone(),
                         to_prefix: target.config.prefix.clone(),
                     };
-                    copy::copy_tables(src_db, db, &rewrite, &rename, &|n| ctx.advance(n)).await
+                    copy::copy_tables(src_db, db, &rewrite, temp, &|n| ctx.advance(n)).await
                 }
                 Source::Snapshot(dir, m) => {
                     let rewrite = Rewrite {
@@ -929,17 +928,17 @@ impl Engine {
                         from_prefix: m.table_prefix.clone(),
                         to_prefix: target.config.prefix.clone(),
                     };
-                    copy::load(&dir.join(snapshot::DATABASE), db, &rewrite, &rename, &|n| {
+                    copy::load(&dir.join(snapshot::DATABASE), db, &rewrite, temp, &|n| {
                         ctx.advance(n)
                     })
                     .await
                 }
             }?;
             anyhow::ensure!(
-                tables.iter().any(|t| t.ends_with("options")),
+                tables.iter().any(|(_, t)| t.ends_with("options")),
                 "the source has no WordPress tables with its prefix"
             );
-            journal.temp_tables = tables;
+            journal.built = tables;
             self.write_journal(journal)?;
             stats.database = Some(db_stats);
         }
@@ -979,7 +978,6 @@ impl Engine {
         ctx: &Ctx,
         target: &Env,
         target_db: Option<&MysqlDb>,
-        temp: &str,
         old: &str,
         new_dir: &Path,
         journal: &mut Journal,
@@ -991,12 +989,7 @@ impl Engine {
                 .iter()
                 .map(|t| (t.clone(), format!("{old}{t}")))
                 .collect();
-            pairs.extend(
-                journal
-                    .temp_tables
-                    .iter()
-                    .map(|t| (t.clone(), t.strip_prefix(temp).unwrap_or(t).to_owned())),
-            );
+            pairs.extend(journal.built.iter().cloned());
             journal.switch = pairs.clone();
             journal.phase = Phase::Switching;
             self.write_journal(journal)?;
@@ -1032,7 +1025,15 @@ impl Engine {
     /// Removes what a failed build left: temporary tables and the half-built tree.
     async fn undo_build(&self, journal: &Journal, db: Option<&MysqlDb>) {
         if let Some(db) = db
-            && let Err(e) = db.drop_tables(&journal.temp_tables).await
+            && let Err(e) = db
+                .drop_tables(
+                    &journal
+                        .built
+                        .iter()
+                        .map(|(t, _)| t.clone())
+                        .collect::<Vec<_>>(),
+                )
+                .await
         {
             tracing::warn!(error = ?e, "dropping temporary tables failed");
         }

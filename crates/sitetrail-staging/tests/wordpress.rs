@@ -329,3 +329,269 @@ async fn create_staging_change_it_and_push_to_live() {
     );
     drop(staging);
 }
+
+/// `CHECKSUM TABLE` of every table of a database: equal checksums, unchanged tables.
+fn checksums(db: &str) -> String {
+    let tables = mysql(&format!("SELECT table_name FROM information_schema.tables WHERE table_schema = '{db}' ORDER BY table_name")).unwrap();
+    let list: Vec<String> = tables.lines().map(|t| format!("`{db}`.`{t}`")).collect();
+    mysql(&format!("CHECKSUM TABLE {}", list.join(", "))).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_files_only_push_leaves_lives_database_alone() {
+    let f = fixture().await;
+    assert_eq!(
+        f.run(Operation::CreateStaging).await.status,
+        Status::Completed
+    );
+    let staging = f.staging();
+    staging
+        .php("wp_insert_post(['post_title' => 'Only in staging', 'post_status' => 'publish']);")
+        .unwrap();
+    std::fs::write(
+        staging.docroot.join("wp-content/uploads-note.txt"),
+        "pushed file",
+    )
+    .unwrap();
+    let before = checksums(&f.live.db);
+    let pushed = f
+        .run(Operation::PushToLive {
+            scope: PushScope::Files,
+            keep_staging: true,
+        })
+        .await;
+    assert_eq!(pushed.status, Status::Completed, "{:?}", pushed.error);
+    assert_eq!(checksums(&f.live.db), before, "live's tables are untouched");
+    assert_eq!(
+        std::fs::read_to_string(f.live.docroot.join("wp-content/uploads-note.txt")).unwrap(),
+        "pushed file"
+    );
+    let (_, home) = get(&f.live.url).await;
+    assert!(!home.contains("Only in staging"));
+    assert!(
+        f.dir
+            .path()
+            .join("staging/wp-content/uploads-note.txt")
+            .is_file(),
+        "keep_staging kept it"
+    );
+    assert_eq!(
+        f.live.option("siteurl").unwrap(),
+        f.live.url,
+        "live keeps its own configuration"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reset_from_a_template_makes_staging_the_template_at_stagings_url() {
+    let f = fixture().await;
+    let template_port = testing::free_port(4);
+    let source = WpSite::install(
+        f.dir.path(),
+        "template-src",
+        template_port,
+        "tpl_",
+        "Bakery Classic",
+    )
+    .unwrap();
+    source
+        .php(&format!(
+            "wp_insert_post(['post_title' => 'Template welcome', 'post_status' => 'publish']);
+             update_option('sitetrail_probe', ['logo' => '{u}/wp-content/logo.png']);",
+            u = source.url
+        ))
+        .unwrap();
+    let name = sitetrail_core::TemplateId::parse("bakery-classic").unwrap();
+    let url = SiteUrl::parse(&source.url).unwrap();
+    f.engine
+        .import_template(&name, &source.docroot, &url, &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(f.engine.snapshots().templates().unwrap().len(), 1);
+    drop(source);
+
+    let reset = f.run(Operation::ResetFromTemplate(name)).await;
+    assert_eq!(reset.status, Status::Completed, "{:?}", reset.error);
+    let mut staging = f.staging();
+    staging.serve().unwrap();
+    let (status, home) = get(&f.staging_url).await;
+    assert_eq!(status, 200);
+    assert!(home.contains("Template welcome") && home.contains("Bakery Classic"));
+    assert_eq!(staging.option("siteurl").unwrap(), f.staging_url);
+    let logo = staging
+        .php("echo get_option('sitetrail_probe')['logo'];")
+        .unwrap();
+    assert_eq!(logo, format!("{}/wp-content/logo.png", f.staging_url));
+    assert_eq!(
+        occurrences(&staging.db, &format!("127.0.0.1:{template_port}")),
+        0
+    );
+    assert!(
+        admin_can_log_in(&f.staging_url).await,
+        "prefix tpl_ became staging's"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reset_from_a_backup_restores_it_at_stagings_url_and_a_damaged_backup_is_refused() {
+    let f = fixture().await;
+    let backup = f
+        .run(Operation::Backup {
+            environment: sitetrail_core::Environment::Live,
+            reason: sitetrail_staging::BackupReason::Manual,
+        })
+        .await;
+    assert_eq!(backup.status, Status::Completed, "{:?}", backup.error);
+    let backups = f.engine.snapshots().backups(&f.site).unwrap();
+    assert_eq!(backups.len(), 1);
+    let id = sitetrail_core::BackupId::parse(&backups[0].id).unwrap();
+    f.live.php("wp_insert_post(['post_title' => 'Written after the backup', 'post_status' => 'publish']);").unwrap();
+
+    let reset = f.run(Operation::ResetFromBackup(id.clone())).await;
+    assert_eq!(reset.status, Status::Completed, "{:?}", reset.error);
+    let mut staging = f.staging();
+    staging.serve().unwrap();
+    let (_, home) = get(&f.staging_url).await;
+    assert!(home.contains("Acme Bakery") && !home.contains("Written after the backup"));
+    assert_eq!(staging.option("home").unwrap(), f.staging_url);
+
+    // A damaged backup is refused before staging is touched.
+    staging
+        .php("wp_insert_post(['post_title' => 'Staging work', 'post_status' => 'publish']);")
+        .unwrap();
+    let tar = f
+        .engine
+        .snapshots()
+        .backup_dir(&f.site, &id)
+        .join("files.tar");
+    let mut bytes = std::fs::read(&tar).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&tar, bytes).unwrap();
+    let refused = f.run(Operation::ResetFromBackup(id)).await;
+    assert_eq!(refused.status, Status::Failed);
+    assert!(
+        refused.error.as_deref().unwrap().contains("checksum"),
+        "{:?}",
+        refused.error
+    );
+    let (_, home) = get(&f.staging_url).await;
+    assert!(home.contains("Staging work"), "staging was not touched");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_push_that_fails_midway_leaves_live_as_it_was_and_a_retry_succeeds() {
+    let f = fixture().await;
+    assert_eq!(
+        f.run(Operation::CreateStaging).await.status,
+        Status::Completed
+    );
+    let staging = f.staging();
+    staging.php("wp_insert_post(['post_title' => 'Pushed on the second try', 'post_status' => 'publish']);").unwrap();
+    // A table with a name of the longest length MySQL allows travels too.
+    let long = format!(
+        "{}{}",
+        staging.prefix,
+        "x".repeat(64 - staging.prefix.len())
+    );
+    mysql(&format!("CREATE TABLE `{}`.`{long}` (id INT PRIMARY KEY, v TEXT); INSERT INTO `{}`.`{long}` VALUES (1, '{}/a')", staging.db, staging.db, f.staging_url)).unwrap();
+    // The directory that holds live's docroot refuses new entries (immutable), so building
+    // live's new files aside fails after the database was copied.
+    let parent = f.live.docroot.parent().unwrap().to_owned();
+    let immutable = std::process::Command::new("chattr")
+        .arg("+i")
+        .arg(&parent)
+        .status()
+        .unwrap();
+    assert!(immutable.success());
+    let failed = f
+        .run(Operation::PushToLive {
+            scope: PushScope::Site,
+            keep_staging: true,
+        })
+        .await;
+    std::process::Command::new("chattr")
+        .arg("-i")
+        .arg(&parent)
+        .status()
+        .unwrap();
+    assert_eq!(failed.status, Status::Failed);
+    let reason = failed.error.clone().unwrap();
+    assert!(
+        reason.contains("creating") || reason.contains("permitted"),
+        "a readable reason: {reason}"
+    );
+    let (status, home) = get(&f.live.url).await;
+    assert_eq!(status, 200);
+    assert!(
+        !home.contains("Pushed on the second try"),
+        "live still serves the old site"
+    );
+    let leftovers = mysql(&format!("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '{}' AND table_name LIKE 'stn%'", f.live.db)).unwrap();
+    assert_eq!(leftovers.trim(), "0", "no half-built tables remain");
+
+    let retried = f
+        .run(Operation::PushToLive {
+            scope: PushScope::Site,
+            keep_staging: true,
+        })
+        .await;
+    assert_eq!(retried.status, Status::Completed, "{:?}", retried.error);
+    let (_, home) = get(&f.live.url).await;
+    assert!(home.contains("Pushed on the second try"));
+    let long_live = format!("{}{}", f.live.prefix, "x".repeat(64 - staging.prefix.len()));
+    assert_eq!(
+        mysql(&format!("SELECT v FROM `{}`.`{long_live}`", f.live.db))
+            .unwrap()
+            .trim(),
+        format!("{}/a", f.live.url)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_second_operation_on_the_site_is_refused_and_logged() {
+    let f = fixture().await;
+    assert_eq!(
+        f.run(Operation::CreateStaging).await.status,
+        Status::Completed
+    );
+    let first = f
+        .engine
+        .start(
+            &f.site,
+            Operation::PushToLive {
+                scope: PushScope::Site,
+                keep_staging: true,
+            },
+            owner(),
+        )
+        .await
+        .unwrap();
+    let second = f
+        .engine
+        .start(
+            &f.site,
+            Operation::PushToLive {
+                scope: PushScope::Site,
+                keep_staging: true,
+            },
+            owner(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(second.activity.status, Status::Failed);
+    let reason = second.activity.error.clone().unwrap();
+    assert!(
+        reason.contains("Another operation is running on this site (Push Staging to Live"),
+        "{reason}"
+    );
+    let first = first.finished.await.unwrap();
+    assert_eq!(first.status, Status::Completed, "{:?}", first.error);
+    let stored = f
+        .store
+        .activity(&second.activity.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.status, Status::Failed, "the refusal is in the log");
+}
