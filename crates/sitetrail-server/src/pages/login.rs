@@ -1,6 +1,7 @@
-//! Signing in and out. `GET /login?token=` turns a viewer token into the session cookie and
-//! redirects at once, so the token does not stay in the address bar; sign-out is a form
-//! with a CSRF token.
+//! Signing in and out. `GET /login?token=[&site=]` turns a viewer token into the session
+//! cookie and redirects at once to the Activity Logs (of `site`, the token's site or the
+//! account's first), so the token does not stay in the address bar; sign-out is a form with
+//! a CSRF token.
 
 use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{Query, State};
@@ -12,6 +13,7 @@ use serde::Deserialize;
 use sitetrail_core::{SiteId, Viewer};
 
 use crate::AppState;
+use crate::api::site_scope;
 use crate::error::ApiError;
 use crate::pages::error::Notice;
 use crate::pages::session::{self, CLEAR_COOKIE};
@@ -29,6 +31,8 @@ pub fn router() -> Router<AppState> {
 #[derive(Deserialize)]
 struct LoginQuery {
     token: Option<String>,
+    /// The site to land on, when the viewer may see it (a hosting panel's deep link).
+    site: Option<String>,
 }
 
 /// The site a viewer lands on: the token's own, or the account's first.
@@ -49,16 +53,29 @@ async fn login(
     headers: HeaderMap,
     query: Result<Query<LoginQuery>, QueryRejection>,
 ) -> Result<Response, PageError> {
+    let Ok(Query(query)) = query else {
+        return Err(PageError::bad_sign_in_link(false));
+    };
     let token = query
-        .ok()
-        .and_then(|Query(q)| q.token)
+        .token
         .filter(|t| !t.trim().is_empty())
         .ok_or_else(|| PageError::bad_sign_in_link(false))?;
     let session = Session::sign_in(&state, token.trim()).map_err(|e| match e {
         ApiError::Unauthorized(m) => PageError::bad_sign_in_link(m.contains("expired")),
         other => other.into(),
     })?;
-    let to = match first_site(&state, &session.viewer).await? {
+    let asked = match &query.site {
+        Some(site) => site_scope(&state, &session.viewer, site)
+            .await
+            .ok()
+            .and_then(|scope| scope.site),
+        None => None,
+    };
+    let landing = match asked {
+        Some(site) => Some(site),
+        None => first_site(&state, &session.viewer).await?,
+    };
+    let to = match landing {
         Some(site) => format!(
             "{}/activity-logs",
             site_path(site.as_str(), Section::AdvancedTools)

@@ -71,6 +71,9 @@ pub struct Shell {
     pub site_name: String,
     pub live_url: String,
     pub staging_url: Option<String>,
+    /// The URLs without their scheme, as the header shows them.
+    pub live_host: String,
+    pub staging_host: String,
     pub person: String,
     pub person_email: String,
     /// Set for the partner's team and platform staff, who see more than clients.
@@ -79,6 +82,12 @@ pub struct Shell {
     /// The account's sites, when the viewer may open more than one.
     pub sites: Vec<SiteLink>,
     pub csrf: String,
+}
+
+fn without_scheme(url: &str) -> String {
+    url.split_once("://")
+        .map_or(url, |(_, rest)| rest)
+        .to_owned()
 }
 
 /// A site page's frame (`subpage` is the path below the section, kept when switching
@@ -141,6 +150,12 @@ impl SitePage {
             partner: account.partner.clone(),
             site_name: site.name.clone(),
             live_url: site.live.url.as_str().to_owned(),
+            live_host: without_scheme(site.live.url.as_str()),
+            staging_host: site
+                .staging
+                .as_ref()
+                .map(|s| without_scheme(s.url.as_str()))
+                .unwrap_or_default(),
             staging_url: site.staging.as_ref().map(|s| s.url.as_str().to_owned()),
             person: viewer.actor.name.clone().unwrap_or_else(|| email.clone()),
             person_email: email,

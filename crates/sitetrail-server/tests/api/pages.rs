@@ -140,6 +140,22 @@ async fn a_token_for_one_site_signs_in_to_that_site() {
 }
 
 #[tokio::test]
+async fn a_sign_in_link_may_name_the_site_to_open_but_only_one_of_the_viewers() {
+    let app = spawn_app().await;
+    let token = app.token("acme", None, Audience::Client);
+    let r = app.sign_in(&format!("{token}&site=shop")).await;
+    assert_eq!(r.headers()[LOCATION], LOG);
+    for other in ["portal", "nowhere", "../x"] {
+        let r = app.sign_in(&format!("{token}&site={other}")).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        assert_eq!(
+            r.headers()[LOCATION],
+            "/sites/blog/advanced-tools/activity-logs"
+        );
+    }
+}
+
+#[tokio::test]
 async fn an_expired_sign_in_link_gets_a_page_that_says_so() {
     let app = spawn_app().await;
     let r = app.sign_in(&expired_token(&app)).await;
@@ -409,7 +425,7 @@ async fn the_log_has_the_seven_columns_and_human_labels() {
             "Completed"
         ]
     );
-    assert!(page.contains("<caption>"));
+    assert!(page.contains("<caption id=\"log-caption\">Activity on shop, newest first</caption>"));
     assert!(page.contains("Reset Staging from Template"));
     assert!(page.contains(
         "<time datetime=\"2026-11-25T09:30:00.000Z\" title=\"2026-11-25 09:30:00 UTC\">"
