@@ -168,6 +168,35 @@ struct LiveFilter {
     q: String,
 }
 
+/// A filter error as a person reads it: the field by its label, and the cursor as the page
+/// link it came in.
+fn in_words(message: &str) -> String {
+    let Some((field, what)) = message.split_once(": ") else {
+        return message.to_owned();
+    };
+    match (field, what) {
+        ("to", "is before from") => "The To date is before the From date.".to_owned(),
+        ("cursor", _) => {
+            "This page link is out of date or incomplete; start again from the newest activities."
+                .to_owned()
+        }
+        _ => {
+            let label = match field {
+                "activity" => "Activity",
+                "status" => "Status",
+                "service" => "Service",
+                "user" => "User",
+                "from" => "From",
+                "to" => "To",
+                "q" => "Search",
+                "limit" => "Rows per page",
+                other => other,
+            };
+            format!("{label}: {what}")
+        }
+    }
+}
+
 /// `?a=1&b=x+y` from the pairs whose value is not empty.
 fn query_string(pairs: &[(&str, &str)]) -> String {
     let encoded: Vec<String> = pairs
@@ -241,7 +270,7 @@ async fn activity_logs(
         match page_for(&state, session.viewer.audience, &page.scope, &api).await {
             Ok(l) => Some(l),
             Err(e @ (ApiError::Invalid(_) | ApiError::Malformed(_))) => {
-                problem = Some((e.status(), e.public_message()));
+                problem = Some((e.status(), in_words(&e.public_message())));
                 None
             }
             Err(e) => return Err(e.into()),
@@ -379,6 +408,21 @@ async fn activity_logs(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn filter_errors_name_the_field_by_its_label() {
+        assert_eq!(
+            in_words("to: is before from"),
+            "The To date is before the From date."
+        );
+        assert!(
+            in_words("cursor: not a cursor this server gave out").starts_with("This page link")
+        );
+        assert_eq!(
+            in_words("q: at most 200 characters"),
+            "Search: at most 200 characters"
+        );
+    }
 
     #[test]
     fn query_strings_leave_out_empty_filters_and_encode_the_rest() {

@@ -497,6 +497,7 @@ async fn impossible_filters_get_a_page_that_says_what_to_do() {
         assert_eq!(r.status(), status, "{query}");
         let body = html(r).await;
         assert!(body.contains("The filters could not be applied"), "{query}");
+        assert!(!body.contains("Export CSV"), "{query}: nothing to export");
         assert!(body.contains("clear them"), "{query}");
     }
 }
