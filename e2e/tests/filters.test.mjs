@@ -74,3 +74,28 @@ test('the filters and the pager work from the keyboard, with a visible focus', a
     await browser.close();
   }
 });
+
+test('without JavaScript the filters and the export link still work', async () => {
+  const browser = await launch();
+  try {
+    const page = await openPage(browser, { javaScriptEnabled: false });
+    await signIn(page, clientToken());
+    await page.goto(BASE + logPath(SHOP));
+    await page.getByLabel('Activity', { exact: true }).selectOption('push_staging_to_live');
+    await page.getByLabel('Status', { exact: true }).selectOption('failed');
+    await Promise.all([
+      page.waitForURL(/status=failed/),
+      page.getByRole('button', { name: 'Apply filters' }).click(),
+    ]);
+    const rows = await tableRows(page);
+    assert.equal(rows.length, 8);
+    assert.ok(rows.every((r) => r.activity === 'Push Staging to Live' && r.status === 'Failed'));
+    const csv = await page.getByRole('link', { name: 'Export CSV' }).getAttribute('href');
+    assert.match(csv, /activity=push_staging_to_live&status=failed/);
+    // Times are shown in UTC, and say so.
+    assert.match(await page.locator('#activity-rows time').first().textContent(), / UTC$/);
+    assertNoProblems(page);
+  } finally {
+    await browser.close();
+  }
+});
