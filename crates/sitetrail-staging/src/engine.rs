@@ -772,6 +772,16 @@ impl Engine {
         result
     }
 
+    /// Crash tests stop an operation at a named point (`SITETRAIL_TEST_PAUSE_AT`) to kill it
+    /// there; the engine marks the pause with a `.paused` file beside its journal.
+    async fn pause_point(&self, activity: &ActivityId, point: &str) {
+        if std::env::var("SITETRAIL_TEST_PAUSE_AT").is_ok_and(|p| p == point) {
+            let marker = self.journal_path(activity).with_extension("paused");
+            let _ = std::fs::write(&marker, point);
+            tokio::time::sleep(std::time::Duration::from_secs(600)).await;
+        }
+    }
+
     fn journal_path(&self, activity: &ActivityId) -> PathBuf {
         self.inner
             .data_dir
@@ -861,6 +871,7 @@ impl Engine {
             let _ = std::fs::remove_file(self.journal_path(&ctx.activity));
             return Err(e);
         }
+        self.pause_point(&ctx.activity, "built").await;
         let switched = self
             .switch(
                 ctx,
@@ -994,6 +1005,7 @@ impl Engine {
             journal.phase = Phase::Switching;
             self.write_journal(journal)?;
             db.rename_all(&pairs).await?;
+            self.pause_point(&ctx.activity, "between_switches").await;
         } else {
             journal.phase = Phase::Switching;
             self.write_journal(journal)?;
@@ -1019,6 +1031,7 @@ impl Engine {
         }
         journal.phase = Phase::Switched;
         self.write_journal(journal)?;
+        self.pause_point(&ctx.activity, "switched").await;
         Ok(())
     }
 
@@ -1166,6 +1179,7 @@ impl Engine {
 
     async fn recover_journal(&self, activity: &ActivityId) -> anyhow::Result<String> {
         let path = self.journal_path(activity);
+        let _ = std::fs::remove_file(path.with_extension("paused"));
         let journal: Journal = match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).context("a damaged operation journal")?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

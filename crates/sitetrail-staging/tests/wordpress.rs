@@ -595,3 +595,182 @@ async fn a_second_operation_on_the_site_is_refused_and_logged() {
         .unwrap();
     assert_eq!(stored.status, Status::Failed, "the refusal is in the log");
 }
+
+/// Run by `kill_9_during_a_push_leaves_live_whole_and_the_activity_interrupted` in a child
+/// process, which it kills.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run as a child process by the crash test"]
+async fn crash_child() {
+    let Ok(dir) = std::env::var("SITETRAIL_CRASH_DIR") else {
+        return;
+    };
+    let dir = std::path::PathBuf::from(dir);
+    let store: DynStore = Arc::new(SqliteStore::open(&dir.join("log.db")).await.unwrap());
+    let engine = Engine::new(store, &dir.join("data"), None);
+    let started = engine
+        .start(
+            &SiteId::parse("shop").unwrap(),
+            Operation::PushToLive {
+                scope: PushScope::Site,
+                keep_staging: true,
+            },
+            owner(),
+        )
+        .await
+        .unwrap();
+    let _ = started.finished.await;
+    // Stay alive, as a server would, until killed.
+    tokio::time::sleep(Duration::from_secs(600)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_during_a_push_leaves_live_whole_and_the_activity_interrupted() {
+    let f = fixture().await;
+    assert_eq!(
+        f.run(Operation::CreateStaging).await.status,
+        Status::Completed
+    );
+    let staging = f.staging();
+    staging
+        .php("update_option('sitetrail_marker', 'new');")
+        .unwrap();
+    f.live
+        .php("update_option('sitetrail_marker', 'old');")
+        .unwrap();
+    std::fs::write(staging.docroot.join("marker.txt"), "new").unwrap();
+    std::fs::write(f.live.docroot.join("marker.txt"), "old").unwrap();
+    let journal_dir = f.dir.path().join("data/operations");
+    let mut seen = Vec::new();
+    // Kill at different points: while building, once the files are built, around the switch.
+    // Kill while building, once built, between the table and the file switch, and after both.
+    for (round, pause) in ["", "built", "between_switches", "switched"]
+        .iter()
+        .enumerate()
+    {
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "crash_child",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("SITETRAIL_CRASH_DIR", f.dir.path())
+            .env("SITETRAIL_TEST_PAUSE_AT", pause)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let names: Vec<String> = std::fs::read_dir(&journal_dir)
+                .map(|d| {
+                    d.filter_map(|e| e.ok())
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let reached = if pause.is_empty() {
+                // No pause: kill as soon as the build has begun.
+                names.iter().any(|n| n.ends_with(".json"))
+            } else {
+                names.iter().any(|n| n.ends_with(".paused"))
+            };
+            assert!(
+                std::time::Instant::now() < deadline,
+                "round {round}: the push never reached {pause:?}"
+            );
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "round {round}: the child ended early"
+            );
+            if reached {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+
+        // What a restart does.
+        let ended = f.engine.recover().await.unwrap();
+        let marker_db = f.live.option("sitetrail_marker").unwrap();
+        let marker_files = std::fs::read_to_string(f.live.docroot.join("marker.txt")).unwrap();
+        assert_eq!(
+            marker_db, marker_files,
+            "round {round}: live is entirely old or entirely new"
+        );
+        let (status, _) = get(&f.live.url).await;
+        assert_eq!(status, 200, "round {round}: live serves");
+        assert_eq!(f.live.option("siteurl").unwrap(), f.live.url);
+        let log = f
+            .store
+            .list(
+                &sitetrail_store::Scope {
+                    account: AccountId::parse("acme").unwrap(),
+                    site: Some(f.site.clone()),
+                },
+                sitetrail_core::Audience::Internal,
+                &Default::default(),
+                sitetrail_core::Page {
+                    limit: 200,
+                    cursor: None,
+                },
+            )
+            .await
+            .unwrap();
+        assert!(
+            log.items.iter().all(|a| a.status != Status::InProgress),
+            "round {round}: nothing is left in progress"
+        );
+        let push = log
+            .items
+            .iter()
+            .find(|a| a.activity == sitetrail_core::ActivityKind::PushStagingToLive)
+            .unwrap();
+        assert_eq!(push.status, Status::Failed, "round {round}");
+        assert!(
+            push.error.as_deref().unwrap().contains("interrupted"),
+            "round {round}: {:?}",
+            push.error
+        );
+        assert!(
+            ended.iter().any(|a| a.id == push.id),
+            "round {round}: ended {:?}, push {:?} {:?}",
+            ended
+                .iter()
+                .map(|a| (&a.id, a.activity))
+                .collect::<Vec<_>>(),
+            push.id,
+            push.error
+        );
+        seen.push((marker_db, push.status));
+        let leftovers = mysql(&format!("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '{}' AND (table_name LIKE 'stn%' OR table_name LIKE 'sto%')", f.live.db)).unwrap();
+        assert_eq!(
+            leftovers.trim(),
+            "0",
+            "round {round}: no half-built or replaced tables remain"
+        );
+        // The site's lock is free again: a new operation runs.
+        let backup = f
+            .run(Operation::Backup {
+                environment: sitetrail_core::Environment::Live,
+                reason: sitetrail_staging::BackupReason::Manual,
+            })
+            .await;
+        assert_eq!(
+            backup.status,
+            Status::Completed,
+            "round {round}: {:?}",
+            backup.error
+        );
+        // Start the next round from the old live.
+        if f.live.option("sitetrail_marker").unwrap() == "new" {
+            f.live
+                .php("update_option('sitetrail_marker', 'old');")
+                .unwrap();
+            std::fs::write(f.live.docroot.join("marker.txt"), "old").unwrap();
+        }
+    }
+    eprintln!("crash rounds: {seen:?}");
+}
