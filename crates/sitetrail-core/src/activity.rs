@@ -173,6 +173,8 @@ pub struct Ending {
     pub description: Option<String>,
     pub error: Option<String>,
     pub completed_at: Option<Timestamp>,
+    /// Merged into the activity's details (what only the end knows: sizes, timings).
+    pub details: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 pub const MAX_DESCRIPTION_BYTES: usize = 2_000;
@@ -306,6 +308,14 @@ impl Ending {
             && done < created_at
         {
             return Err(InvalidField::new("completed_at", "is before created_at"));
+        }
+        if let Some(d) = &self.details
+            && serde_json::to_string(d).map_or(0, |s| s.len()) > MAX_DETAILS_BYTES
+        {
+            return Err(InvalidField::new(
+                "details",
+                format!("at most {MAX_DETAILS_BYTES} bytes of JSON are kept"),
+            ));
         }
         Ok(())
     }

@@ -228,6 +228,18 @@ impl Ctx {
         }
     }
 
+    /// The time each phase took so far, for the activity's details.
+    fn phase_details(&self) -> Map<String, Value> {
+        let phases: Map<String, Value> = self
+            .phases
+            .lock()
+            .map(|p| p.iter().map(|(k, ms)| (k.clone(), json!(ms))).collect())
+            .unwrap_or_default();
+        let mut out = Map::new();
+        out.insert("phases_ms".into(), Value::Object(phases));
+        out
+    }
+
     fn advance(&self, n: u64) {
         self.progress.send_modify(|p| p.done += n);
     }
@@ -311,7 +323,13 @@ impl Engine {
             Ok(Err(holder)) => {
                 let reason = self.refusal(holder).await;
                 let ended = self
-                    .end(&activity.id, Status::Failed, op.running(), Some(reason))
+                    .end(
+                        &activity.id,
+                        Status::Failed,
+                        op.running(),
+                        Some(reason),
+                        None,
+                    )
                     .await;
                 return Ok(Started {
                     activity: ended.clone(),
@@ -326,6 +344,7 @@ impl Engine {
                         Status::Failed,
                         op.running(),
                         Some(format!("{e:#}")),
+                        None,
                     )
                     .await;
                 return Ok(Started {
@@ -348,7 +367,13 @@ impl Engine {
                 Ok(outcome) => {
                     tracing::info!(activity = %id, details = ?outcome.details, "operation completed");
                     engine
-                        .end(&id, Status::Completed, outcome.description, None)
+                        .end(
+                            &id,
+                            Status::Completed,
+                            outcome.description,
+                            None,
+                            Some(outcome.details),
+                        )
                         .await
                 }
                 Err(e) => {
@@ -359,6 +384,7 @@ impl Engine {
                             Status::Failed,
                             format!("{} failed", op.kind().label()),
                             Some(format!("{e:#}")),
+                            Some(ctx.phase_details()),
                         )
                         .await
                 }
@@ -428,12 +454,14 @@ impl Engine {
         status: Status,
         description: String,
         error: Option<String>,
+        details: Option<Map<String, Value>>,
     ) -> StoredActivity {
         let ending = Ending {
             status,
             description: Some(description),
             error,
             completed_at: None,
+            details,
         };
         // The store is the log: keep trying until it has the ending, so that nothing is left
         // `in_progress` while this process lives.
@@ -700,6 +728,12 @@ impl Engine {
                     Status::Completed,
                     format!("{description}: {}", m.id),
                     None,
+                    Some(
+                        json!({"backup": m.id, "files": m.files, "database": m.database})
+                            .as_object()
+                            .cloned()
+                            .unwrap_or_default(),
+                    ),
                 )
                 .await;
             }
@@ -709,6 +743,7 @@ impl Engine {
                     Status::Failed,
                     description,
                     Some(format!("{e:#}")),
+                    None,
                 )
                 .await;
             }
@@ -1169,6 +1204,7 @@ impl Engine {
                         Status::Failed,
                         format!("{} was interrupted", a.activity.label()),
                         Some(error),
+                        None,
                     )
                     .await,
                 );

@@ -323,6 +323,27 @@ async fn create_staging_change_it_and_push_to_live() {
         kinds.contains(&("push_staging_to_live", "completed")),
         "{kinds:?}"
     );
+    let push = log
+        .items
+        .iter()
+        .find(|a| a.activity == sitetrail_core::ActivityKind::PushStagingToLive)
+        .unwrap();
+    for key in [
+        "scope",
+        "keep_staging",
+        "backup",
+        "database",
+        "files",
+        "phases_ms",
+    ] {
+        assert!(
+            push.details.contains_key(key),
+            "the push's details hold {key}: {:?}",
+            push.details
+        );
+    }
+    assert!(push.details["database"]["rows"].as_u64().unwrap() > 10);
+    assert!(push.details["phases_ms"]["switching"].is_number());
     assert!(
         kinds.contains(&("create_backup", "completed")),
         "live was backed up first: {kinds:?}"

@@ -574,6 +574,7 @@ impl Plan {
         let mut change_no = Vec::with_capacity(n);
         let mut search_internal = Vec::with_capacity(n);
         let mut search_client = Vec::with_capacity(n);
+        let mut details = Vec::with_capacity(n);
         for i in &self.ends {
             let t = &self.touched[i];
             let a = &t.activity;
@@ -586,16 +587,18 @@ impl Plan {
             change_no.push(t.change_no);
             search_internal.push(search.internal);
             search_client.push(search.client);
+            details.push(serde_json::to_string(&a.details)?);
         }
         // The condition is the store's guarantee of one transition; the counter lock makes a
         // miss impossible, so a miss means something wrote around the store.
         let updated = sqlx::query(
             "UPDATE activities AS a SET status = u.status, completed_at = u.completed_at, \
              description = u.description, error = u.error, change_no = u.change_no, \
-             search_internal = u.search_internal, search_client = u.search_client \
+             search_internal = u.search_internal, search_client = u.search_client, \
+             details = u.details \
              FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::text[], $5::text[], \
-             $6::int8[], $7::text[], $8::text[]) AS u (id, status, completed_at, description, \
-             error, change_no, search_internal, search_client) \
+             $6::int8[], $7::text[], $8::text[], $9::text[]) AS u (id, status, completed_at, \
+             description, error, change_no, search_internal, search_client, details) \
              WHERE a.id = u.id AND a.status = 'in_progress'",
         )
         .bind(id)
@@ -606,6 +609,7 @@ impl Plan {
         .bind(change_no)
         .bind(search_internal)
         .bind(search_client)
+        .bind(details)
         .execute(&mut *conn)
         .await?;
         anyhow::ensure!(

@@ -61,5 +61,10 @@ pub(crate) fn ended(a: &StoredActivity, ending: &Ending, now: Timestamp) -> Stor
         out.description = d.clone();
     }
     out.error = ending.error.clone();
+    if let Some(more) = &ending.details {
+        for (k, v) in more {
+            out.details.insert(k.clone(), v.clone());
+        }
+    }
     out
 }

@@ -159,13 +159,14 @@ async fn apply(
             let search = SearchText::of(&next);
             let updated = sqlx::query(
                 "UPDATE activities SET status = ?, completed_at = ?, description = ?, error = ?, \
-                 change_no = ?, search_internal = ?, search_client = ? \
+                 details = ?, change_no = ?, search_internal = ?, search_client = ? \
                  WHERE seq = ? AND status = 'in_progress'",
             )
             .bind(next.status.as_str())
             .bind(next.completed_at.map(Timestamp::millis))
             .bind(&next.description)
             .bind(&next.error)
+            .bind(serde_json::to_string(&next.details).map_err(anyhow::Error::from)?)
             .bind(change)
             .bind(&search.internal)
             .bind(&search.client)

@@ -202,6 +202,7 @@ fn new(account: &str, s: &str, kind: ActorKind) -> NewActivity {
 
 fn done(status: Status) -> Ending {
     Ending {
+        details: None,
         status,
         description: None,
         error: None,

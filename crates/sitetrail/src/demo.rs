@@ -357,6 +357,7 @@ fn start_running_push(store: DynStore) {
         };
         tokio::time::sleep(Duration::from_secs(40)).await;
         let ending = Ending {
+            details: None,
             status: Status::Completed,
             description: Some("Successfully pushed staging to live".into()),
             error: None,

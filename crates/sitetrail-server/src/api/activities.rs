@@ -100,6 +100,9 @@ pub struct BatchOut {
 #[serde(deny_unknown_fields)]
 pub struct EndIn {
     pub description: Option<String>,
+    /// Merged into the activity's details.
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<Map<String, Value>>,
     pub error: Option<String>,
     #[schema(value_type = Option<String>, format = DateTime)]
     pub completed_at: Option<Timestamp>,
@@ -241,6 +244,7 @@ async fn end(
     let id = ActivityId::parse(&id).map_err(|_| ApiError::NotFound("no such activity"))?;
     let body: EndIn = optional_json(&body)?;
     let ending = Ending {
+        details: body.details,
         status,
         description: body.description,
         error: body.error,

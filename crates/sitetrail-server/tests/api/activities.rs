@@ -27,7 +27,7 @@ async fn an_activity_ends_once_with_its_completion_time_and_duration() {
         .end(
             id,
             "fail",
-            &json!({"error": "database went away", "completed_at": "2026-11-25T09:00:42.5Z"}),
+            &json!({"error": "database went away", "completed_at": "2026-11-25T09:00:42.5Z", "details": {"retries": 3}}),
         )
         .await;
     assert_eq!(r.status(), 200);
@@ -36,6 +36,10 @@ async fn an_activity_ends_once_with_its_completion_time_and_duration() {
     assert_eq!(failed["completed_at"], "2026-11-25T09:00:42.500Z");
     assert_eq!(failed["duration_ms"], 42_500);
     assert_eq!(failed["error"], "database went away");
+    assert_eq!(
+        failed["details"]["retries"], 3,
+        "the end's details are merged in"
+    );
     let again = app.end(id, "complete", &json!({})).await;
     assert_eq!(again.status(), 409);
     let body: Value = again.json().await.unwrap();
