@@ -187,6 +187,22 @@ impl FromRequestParts<AppState> for ViewerAuth {
     }
 }
 
+/// A viewer who sent `Authorization: Bearer`: what state-changing API calls require, so
+/// that a page of another site cannot ride on the dashboard's cookie (forms in the
+/// dashboard carry a CSRF token instead).
+pub struct BearerViewer(pub Viewer);
+
+impl FromRequestParts<AppState> for BearerViewer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(parts).ok_or(ApiError::Unauthorized(
+            "send the viewer token as Authorization: Bearer",
+        ))?;
+        state.tokens.verify(token).map(BearerViewer)
+    }
+}
+
 /// A platform service holding a publisher API key.
 #[derive(Debug, Clone)]
 pub struct Publisher {

@@ -8,6 +8,7 @@ mod feed;
 mod json;
 mod observe;
 pub mod pages;
+mod schedule;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum::Router;
+use sitetrail_staging::Engine;
 use sitetrail_store::DynStore;
 use sitetrail_store::postgres::{PgStore, redact_url};
 use sitetrail_store::sqlite::SqliteStore;
@@ -33,6 +35,9 @@ pub struct Config {
     /// `None`: SQLite in the data dir. Else `sqlite:PATH`, or `postgres://...` (also
     /// `postgresql://`).
     pub database: Option<String>,
+    /// `mysql://user:password@host:port`: creates staging databases when live's own
+    /// credentials cannot.
+    pub mysql_admin: Option<String>,
 }
 
 /// The database URL's password never reaches a log.
@@ -42,11 +47,21 @@ impl std::fmt::Debug for Config {
             .field("listen", &self.listen)
             .field("data_dir", &self.data_dir)
             .field("database", &self.database.as_deref().map(redact_url))
+            .field("mysql_admin", &self.mysql_admin.as_ref().map(|_| "<set>"))
             .finish()
     }
 }
 
 impl Config {
+    pub fn new(listen: SocketAddr, data_dir: PathBuf, database: Option<String>) -> Self {
+        Config {
+            listen,
+            data_dir,
+            database,
+            mysql_admin: None,
+        }
+    }
+
     /// The SQLite database when no `database` is given.
     pub fn sqlite_path(&self) -> PathBuf {
         self.data_dir.join("sitetrail.db")
@@ -59,6 +74,7 @@ pub struct AppState {
     pub store: DynStore,
     pub tokens: TokenKeys,
     pub feed: ChangeFeed,
+    pub engine: Engine,
 }
 
 pub struct App {
@@ -104,11 +120,23 @@ impl App {
         tokens: TokenKeys,
     ) -> anyhow::Result<App> {
         observe::prometheus();
+        let admin = config
+            .mysql_admin
+            .as_deref()
+            .map(sitetrail_staging::wpconfig::from_mysql_url)
+            .transpose()?;
+        let engine = Engine::new(store.clone(), &config.data_dir, admin);
+        // What a crash interrupted is ended and undone before anything else runs.
+        for a in engine.recover().await? {
+            tracing::warn!(activity = %a.id, site = %a.site_id, "ended an operation a restart interrupted");
+        }
         let feed = ChangeFeed::start(store.clone()).await?;
+        tokio::spawn(schedule::daily_backups(store.clone(), engine.clone()));
         let state = AppState {
             store,
             tokens,
             feed,
+            engine,
         };
         let router = router(state.clone());
         let listener = TcpListener::bind(config.listen)
@@ -173,24 +201,28 @@ mod tests {
 
     #[test]
     fn a_config_never_shows_the_database_password() {
-        let config = Config {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            data_dir: "/var/lib/sitetrail".into(),
-            database: Some("postgres://sitetrail:s3cret@db.internal/sitetrail".into()),
-        };
+        let mut config = Config::new(
+            "127.0.0.1:0".parse().unwrap(),
+            "/var/lib/sitetrail".into(),
+            Some("postgres://sitetrail:s3cret@db.internal/sitetrail".into()),
+        );
+        config.mysql_admin = Some("mysql://root:t0psecret@localhost".into());
         let shown = format!("{config:?}");
-        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("t0psecret"),
+            "{shown}"
+        );
         assert!(shown.contains("postgres://sitetrail:***@db.internal/sitetrail"));
     }
 
     #[tokio::test]
     async fn an_unknown_database_url_is_refused_without_its_password() {
         let dir = tempfile::tempdir().unwrap();
-        let config = Config {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            data_dir: dir.path().to_owned(),
-            database: Some("mysql://root:s3cret@localhost/x".into()),
-        };
+        let config = Config::new(
+            "127.0.0.1:0".parse().unwrap(),
+            dir.path().to_owned(),
+            Some("mysql://root:s3cret@localhost/x".into()),
+        );
         let Err(e) = open_store(&config).await else {
             panic!("MySQL is not a backend")
         };

@@ -95,6 +95,12 @@ impl Snapshots {
         list(&self.root.join("backups").join(site.as_str()))
     }
 
+    pub fn remove_backup(&self, site: &SiteId, id: &str) -> anyhow::Result<()> {
+        let id = BackupId::parse(id)?;
+        let dir = self.backup_dir(site, &id);
+        std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))
+    }
+
     pub fn templates(&self) -> anyhow::Result<Vec<Manifest>> {
         list(&self.root.join("templates"))
     }

@@ -312,3 +312,50 @@ require_once ABSPATH . 'wp-settings.php';
         }
     }
 }
+
+/// An admin connection from a URL, `mysql://user:password@host:port` or
+/// `mysql://user@localhost` (the socket), for creating staging databases.
+pub fn from_mysql_url(url: &str) -> anyhow::Result<WpConfig> {
+    let rest = url
+        .strip_prefix("mysql://")
+        .or_else(|| url.strip_prefix("mariadb://"))
+        .ok_or_else(|| anyhow::anyhow!("the MySQL admin URL must start with mysql://"))?;
+    let (auth, host) = rest.rsplit_once('@').unwrap_or(("root", rest));
+    let (user, password) = auth.split_once(':').unwrap_or((auth, ""));
+    let host = host.trim_end_matches('/');
+    anyhow::ensure!(
+        !user.is_empty() && !host.is_empty(),
+        "the MySQL admin URL needs a user and a host"
+    );
+    Ok(WpConfig {
+        name: String::new(),
+        user: user.to_owned(),
+        password: password.to_owned(),
+        host: parse_db_host(host),
+        prefix: "wp_".into(),
+        sqlite_file: None,
+    })
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::*;
+
+    #[test]
+    fn admin_urls_name_a_user_and_a_host() {
+        let c = from_mysql_url("mysql://root:s3cret@127.0.0.1:3307").unwrap();
+        assert_eq!((c.user.as_str(), c.password.as_str()), ("root", "s3cret"));
+        assert_eq!(
+            c.host,
+            DbHost::Tcp {
+                host: "127.0.0.1".into(),
+                port: 3307
+            }
+        );
+        assert_eq!(
+            from_mysql_url("mysql://admin@localhost").unwrap().host,
+            DbHost::Socket(DEFAULT_SOCKET.into())
+        );
+        assert!(from_mysql_url("postgres://x@y").is_err());
+    }
+}

@@ -96,6 +96,8 @@ pub trait Store: Send + Sync + 'static {
     async fn upsert_site(&self, site: &Site) -> StoreResult<()>;
     async fn site(&self, id: &SiteId) -> StoreResult<Option<Site>>;
     async fn sites_of(&self, account: &AccountId) -> StoreResult<Vec<Site>>;
+    /// Every site whose live environment has a docroot here: the staging engine's sites.
+    async fn hosted_sites(&self) -> StoreResult<Vec<Site>>;
 
     /// Records activities all or nothing; each is committed before this returns.
     async fn record(&self, batch: Vec<NewActivity>) -> StoreResult<Vec<Recorded>>;

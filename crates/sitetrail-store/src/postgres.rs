@@ -793,6 +793,14 @@ impl Store for PgStore {
         found.into_iter().map(SiteRow::decode).collect()
     }
 
+    async fn hosted_sites(&self) -> StoreResult<Vec<Site>> {
+        let mut q = QueryBuilder::<Postgres>::new("SELECT ");
+        q.push(SITE_COLS)
+            .push(" FROM sites WHERE live_docroot IS NOT NULL ORDER BY id");
+        let found: Vec<SiteRow> = q.build_query_as().fetch_all(&self.read).await?;
+        found.into_iter().map(SiteRow::decode).collect()
+    }
+
     async fn record(&self, batch: Vec<NewActivity>) -> StoreResult<Vec<Recorded>> {
         match self.writer.write(Work::Record(batch)).await? {
             Done::Recorded(r) => Ok(r),

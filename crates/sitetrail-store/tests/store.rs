@@ -50,6 +50,7 @@ contract!(
     changes_come_in_order_and_everything_survives_a_reopen,
     two_writers_on_one_database_never_let_a_reader_skip_a_change,
     api_keys_are_checked_against_their_hash,
+    hosted_sites_are_the_ones_with_a_live_docroot,
 );
 
 enum Backend {
@@ -275,6 +276,23 @@ async fn a_batch_is_all_or_nothing(f: Fixture) {
         .await
         .unwrap();
     assert!(page.items.is_empty());
+}
+
+async fn hosted_sites_are_the_ones_with_a_live_docroot(f: Fixture) {
+    assert!(f.store.hosted_sites().await.unwrap().is_empty());
+    let hosted = Site {
+        id: site("blog"),
+        account_id: acc("acme"),
+        name: "blog".into(),
+        live: EnvironmentSpec {
+            url: SiteUrl::parse("https://blog.example").unwrap(),
+            docroot: Some("/srv/www/blog".into()),
+        },
+        staging: None,
+    };
+    f.store.upsert_site(&hosted).await.unwrap();
+    let sites = f.store.hosted_sites().await.unwrap();
+    assert_eq!(sites, vec![hosted]);
 }
 
 async fn unknown_sites_and_foreign_sites_are_refused(f: Fixture) {

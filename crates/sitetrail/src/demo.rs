@@ -72,12 +72,7 @@ impl Dice {
 }
 
 pub async fn run(listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
-    let app = App::build(Config {
-        listen,
-        data_dir,
-        database: None,
-    })
-    .await?;
+    let app = App::build(Config::new(listen, data_dir, None)).await?;
     let store = app.state.store.clone();
     let seeded = seed(&store).await?;
     let base = format!("http://{}", app.address());

@@ -39,6 +39,10 @@ enum Command {
         listen: SocketAddr,
         #[command(flatten)]
         storage: Storage,
+        /// `mysql://user:password@host:port`: creates staging databases when live's own
+        /// credentials cannot.
+        #[arg(long, env = "SITETRAIL_MYSQL_ADMIN_URL", hide_env_values = true)]
+        mysql_admin_url: Option<String>,
     },
     /// Runs the server with a demo partner, accounts, sites and months of history, and
     /// prints a login link per persona.
@@ -96,13 +100,14 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Serve { listen, storage } => {
-            let app = App::build(Config {
-                listen,
-                data_dir: storage.data_dir,
-                database: storage.database,
-            })
-            .await?;
+        Command::Serve {
+            listen,
+            storage,
+            mysql_admin_url,
+        } => {
+            let mut config = Config::new(listen, storage.data_dir, storage.database);
+            config.mysql_admin = mysql_admin_url;
+            let app = App::build(config).await?;
             eprintln!("sitetrail listening on http://{}", app.address());
             app.run_until_stopped().await
         }
@@ -110,11 +115,11 @@ async fn main() -> anyhow::Result<()> {
         Command::Keys {
             command: KeysCommand::Create { name, storage },
         } => {
-            let store = sitetrail_server::open_store(&Config {
-                listen: "127.0.0.1:0".parse()?,
-                data_dir: storage.data_dir,
-                database: storage.database,
-            })
+            let store = sitetrail_server::open_store(&Config::new(
+                "127.0.0.1:0".parse()?,
+                storage.data_dir,
+                storage.database,
+            ))
             .await?;
             let key = store.create_api_key(&name).await?;
             eprintln!("publisher key {:?} made; it is shown once:", key.name);

@@ -5,6 +5,7 @@ mod activities;
 mod export;
 mod meta;
 mod sites;
+pub mod staging;
 mod stream;
 
 use axum::Router;
@@ -21,6 +22,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .merge(accounts::router())
         .merge(sites::router())
+        .merge(staging::router())
         .merge(activities::router())
         .merge(export::router())
         .merge(stream::router())

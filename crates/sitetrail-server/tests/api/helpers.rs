@@ -93,11 +93,11 @@ pub async fn start_on(
     database: Option<Arc<ScratchDatabase>>,
     key: Option<String>,
 ) -> TestApp {
-    let app = App::build(Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: data_dir.clone(),
-        database: database.as_ref().map(|d| d.url().to_owned()),
-    })
+    let app = App::build(Config::new(
+        "127.0.0.1:0".parse().unwrap(),
+        data_dir.clone(),
+        database.as_ref().map(|d| d.url().to_owned()),
+    ))
     .await
     .unwrap();
     let base = format!("http://{}", app.address());

@@ -6,6 +6,7 @@ mod helpers;
 mod pages;
 mod redaction;
 mod servers;
+mod staging;
 mod tenancy;
 
 pub use helpers::*;

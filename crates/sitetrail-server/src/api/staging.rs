@@ -1,0 +1,279 @@
+//! The staging operations, templates and backups: a viewer starts an operation, it is logged
+//! `in_progress` and answered 202 at once; it runs in the background.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use sitetrail_core::{
+    ActivityView, BackupId, Environment, SiteId, StoredActivity, TemplateId, Timestamp, Viewer,
+    view,
+};
+use sitetrail_staging::{BackupReason, EngineError, Manifest, Operation, PushScope};
+use utoipa::ToSchema;
+
+use crate::AppState;
+use crate::api::site_scope;
+use crate::auth::{BearerViewer, ViewerAuth};
+use crate::error::{ApiError, ApiResult};
+use crate::json::ApiJson;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/sites/{site}/staging", post(create_staging))
+        .route(
+            "/api/v1/sites/{site}/staging/reset-from-template",
+            post(reset_from_template),
+        )
+        .route(
+            "/api/v1/sites/{site}/staging/reset-from-backup",
+            post(reset_from_backup),
+        )
+        .route(
+            "/api/v1/sites/{site}/staging/push-to-live",
+            post(push_to_live),
+        )
+        .route("/api/v1/templates", get(templates))
+        .route(
+            "/api/v1/sites/{site}/backups",
+            get(backups).post(create_backup),
+        )
+}
+
+/// Starts an operation for a viewer: 404 unless the site is theirs; a refusal (another
+/// operation holds the site) is logged and answered 409 with the reason.
+pub async fn start_operation(
+    state: &AppState,
+    viewer: &Viewer,
+    site: &str,
+    op: Operation,
+) -> ApiResult<StoredActivity> {
+    let scope = site_scope(state, viewer, site).await?;
+    let site: SiteId = scope.site.expect("a site scope names its site");
+    let started = state
+        .engine
+        .start(&site, op, viewer.actor.clone())
+        .await
+        .map_err(|e| match e {
+            EngineError::NotFound(m) => ApiError::NotFoundOwned(m),
+            EngineError::Invalid(m) => ApiError::Invalid(m),
+            EngineError::Internal(e) => ApiError::Internal(e),
+        })?;
+    if started.activity.status.is_ended() {
+        let reason = view(&started.activity, viewer.audience)
+            .error
+            .unwrap_or_else(|| "the operation could not start".into());
+        return Err(ApiError::Conflict(reason));
+    }
+    Ok(started.activity)
+}
+
+async fn accepted(
+    state: &AppState,
+    viewer: &Viewer,
+    site: &str,
+    op: Operation,
+) -> ApiResult<(StatusCode, Json<ActivityView>)> {
+    let a = start_operation(state, viewer, site, op).await?;
+    Ok((StatusCode::ACCEPTED, Json(view(&a, viewer.audience))))
+}
+
+#[utoipa::path(post, path = "/api/v1/sites/{site}/staging", tag = "staging",
+    params(("site" = String, Path)),
+    responses((status = 202, body = ActivityView, description = "Started; follow it in the log"),
+        (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody),
+        (status = 409, body = crate::error::ErrorBody, description = "Another operation runs on the site; the refusal is logged"),
+        (status = 422, body = crate::error::ErrorBody)),
+    security(("viewer_token" = [])))]
+pub async fn create_staging(
+    State(state): State<AppState>,
+    BearerViewer(viewer): BearerViewer,
+    Path(site): Path<String>,
+) -> ApiResult<(StatusCode, Json<ActivityView>)> {
+    accepted(&state, &viewer, &site, Operation::CreateStaging).await
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateIn {
+    #[schema(value_type = String)]
+    pub template: TemplateId,
+}
+
+#[utoipa::path(post, path = "/api/v1/sites/{site}/staging/reset-from-template", tag = "staging",
+    params(("site" = String, Path)), request_body = TemplateIn,
+    responses((status = 202, body = ActivityView), (status = 401, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody),
+        (status = 422, body = crate::error::ErrorBody)),
+    security(("viewer_token" = [])))]
+pub async fn reset_from_template(
+    State(state): State<AppState>,
+    BearerViewer(viewer): BearerViewer,
+    Path(site): Path<String>,
+    ApiJson(body): ApiJson<TemplateIn>,
+) -> ApiResult<(StatusCode, Json<ActivityView>)> {
+    accepted(
+        &state,
+        &viewer,
+        &site,
+        Operation::ResetFromTemplate(body.template),
+    )
+    .await
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BackupRefIn {
+    #[schema(value_type = String)]
+    pub backup: BackupId,
+}
+
+#[utoipa::path(post, path = "/api/v1/sites/{site}/staging/reset-from-backup", tag = "staging",
+    params(("site" = String, Path)), request_body = BackupRefIn,
+    responses((status = 202, body = ActivityView), (status = 401, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody),
+        (status = 422, body = crate::error::ErrorBody)),
+    security(("viewer_token" = [])))]
+pub async fn reset_from_backup(
+    State(state): State<AppState>,
+    BearerViewer(viewer): BearerViewer,
+    Path(site): Path<String>,
+    ApiJson(body): ApiJson<BackupRefIn>,
+) -> ApiResult<(StatusCode, Json<ActivityView>)> {
+    accepted(
+        &state,
+        &viewer,
+        &site,
+        Operation::ResetFromBackup(body.backup),
+    )
+    .await
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PushIn {
+    /// `site` (database and files) or `files`.
+    #[schema(value_type = String)]
+    pub scope: PushScope,
+    /// Keep staging after the push (default: it is removed).
+    #[serde(default)]
+    pub keep_staging: bool,
+}
+
+#[utoipa::path(post, path = "/api/v1/sites/{site}/staging/push-to-live", tag = "staging",
+    params(("site" = String, Path)), request_body = PushIn,
+    responses((status = 202, body = ActivityView), (status = 401, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody),
+        (status = 422, body = crate::error::ErrorBody)),
+    security(("viewer_token" = [])))]
+pub async fn push_to_live(
+    State(state): State<AppState>,
+    BearerViewer(viewer): BearerViewer,
+    Path(site): Path<String>,
+    ApiJson(body): ApiJson<PushIn>,
+) -> ApiResult<(StatusCode, Json<ActivityView>)> {
+    let op = Operation::PushToLive {
+        scope: body.scope,
+        keep_staging: body.keep_staging,
+    };
+    accepted(&state, &viewer, &site, op).await
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BackupIn {
+    #[schema(value_type = String)]
+    pub environment: Environment,
+}
+
+#[utoipa::path(post, path = "/api/v1/sites/{site}/backups", tag = "staging",
+    params(("site" = String, Path)), request_body = BackupIn,
+    responses((status = 202, body = ActivityView), (status = 401, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody),
+        (status = 422, body = crate::error::ErrorBody)),
+    security(("viewer_token" = [])))]
+pub async fn create_backup(
+    State(state): State<AppState>,
+    BearerViewer(viewer): BearerViewer,
+    Path(site): Path<String>,
+    ApiJson(body): ApiJson<BackupIn>,
+) -> ApiResult<(StatusCode, Json<ActivityView>)> {
+    let op = Operation::Backup {
+        environment: body.environment,
+        reason: BackupReason::Manual,
+    };
+    accepted(&state, &viewer, &site, op).await
+}
+
+/// A snapshot as a viewer sees it.
+#[derive(Serialize, ToSchema)]
+pub struct SnapshotOut {
+    pub id: String,
+    #[schema(value_type = Option<String>)]
+    pub environment: Option<Environment>,
+    /// `manual`, `daily`, `automatic` (before a destructive operation) or `template`.
+    pub reason: String,
+    pub source_url: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    pub files: u64,
+    pub files_bytes: u64,
+    pub tables: u64,
+    pub rows: u64,
+}
+
+impl From<Manifest> for SnapshotOut {
+    fn from(m: Manifest) -> Self {
+        SnapshotOut {
+            reason: serde_json::to_value(m.reason)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            id: m.id,
+            environment: m.environment,
+            source_url: m.source_url,
+            created_at: m.created_at,
+            files: m.files.files,
+            files_bytes: m.files.bytes,
+            tables: m.database.tables,
+            rows: m.database.rows,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SnapshotList {
+    pub items: Vec<SnapshotOut>,
+}
+
+#[utoipa::path(get, path = "/api/v1/templates", tag = "staging",
+    responses((status = 200, body = SnapshotList), (status = 401, body = crate::error::ErrorBody)),
+    security(("viewer_token" = [])))]
+pub async fn templates(
+    State(state): State<AppState>,
+    ViewerAuth(_viewer): ViewerAuth,
+) -> ApiResult<Json<SnapshotList>> {
+    let items = state.engine.snapshots().templates()?;
+    Ok(Json(SnapshotList {
+        items: items.into_iter().map(SnapshotOut::from).collect(),
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v1/sites/{site}/backups", tag = "staging",
+    params(("site" = String, Path)),
+    responses((status = 200, body = SnapshotList), (status = 401, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody)),
+    security(("viewer_token" = [])))]
+pub async fn backups(
+    State(state): State<AppState>,
+    ViewerAuth(viewer): ViewerAuth,
+    Path(site): Path<String>,
+) -> ApiResult<Json<SnapshotList>> {
+    let scope = site_scope(&state, &viewer, &site).await?;
+    let site = scope.site.expect("a site scope names its site");
+    let items = state.engine.snapshots().backups(&site)?;
+    Ok(Json(SnapshotList {
+        items: items.into_iter().map(SnapshotOut::from).collect(),
+    }))
+}

@@ -1,0 +1,56 @@
+//! The daily backup of every hosted site's live environment, and pruning of old ones.
+
+use std::time::Duration;
+
+use sitetrail_core::{Actor, Environment, Timestamp};
+use sitetrail_staging::{BackupReason, Engine, Operation};
+use sitetrail_store::DynStore;
+
+const CHECK_EVERY: Duration = Duration::from_secs(15 * 60);
+const DAY_MS: i64 = 24 * 3600 * 1000;
+/// Daily backups kept per site; manual and automatic ones are kept until deleted.
+pub const DAILY_KEPT: usize = 7;
+
+pub async fn daily_backups(store: DynStore, engine: Engine) {
+    loop {
+        if let Err(e) = run_due(&store, &engine).await {
+            tracing::warn!(error = ?e, "checking daily backups failed");
+        }
+        tokio::time::sleep(CHECK_EVERY).await;
+    }
+}
+
+async fn run_due(store: &DynStore, engine: &Engine) -> anyhow::Result<()> {
+    let now = Timestamp::now().millis();
+    for site in store.hosted_sites().await? {
+        let dailies: Vec<_> = engine
+            .snapshots()
+            .backups(&site.id)?
+            .into_iter()
+            .filter(|m| m.reason == BackupReason::Daily)
+            .collect();
+        for old in dailies.iter().skip(DAILY_KEPT) {
+            engine.snapshots().remove_backup(&site.id, &old.id)?;
+        }
+        if dailies
+            .first()
+            .is_some_and(|m| now - m.created_at.millis() < DAY_MS)
+        {
+            continue;
+        }
+        let op = Operation::Backup {
+            environment: Environment::Live,
+            reason: BackupReason::Daily,
+        };
+        match engine.start(&site.id, op, Actor::system()).await {
+            // One site at a time: backups are heavy, and the machine is shared.
+            Ok(started) => {
+                let _ = started.finished.await;
+            }
+            Err(e) => {
+                tracing::warn!(site = %site.id, error = %e, "the daily backup could not start")
+            }
+        }
+    }
+    Ok(())
+}
