@@ -1,6 +1,7 @@
 //! The command line: parses flags and calls the library.
 
 mod demo;
+mod staging;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -24,10 +25,15 @@ struct Cli {
 #[derive(Args, Clone)]
 struct Storage {
     /// Holds the SQLite database, the token signing key and the snapshots.
-    #[arg(long, env = "SITETRAIL_DATA_DIR", default_value = "./sitetrail-data")]
+    #[arg(
+        long,
+        global = true,
+        env = "SITETRAIL_DATA_DIR",
+        default_value = "./sitetrail-data"
+    )]
     data_dir: PathBuf,
     /// A database URL instead of SQLite in the data dir.
-    #[arg(long, env = "SITETRAIL_DATABASE")]
+    #[arg(long, global = true, env = "SITETRAIL_DATABASE")]
     database: Option<String>,
 }
 
@@ -51,6 +57,38 @@ enum Command {
         listen: SocketAddr,
         #[arg(long, env = "SITETRAIL_DATA_DIR", default_value = "./sitetrail-demo")]
         data_dir: PathBuf,
+    },
+    /// Staging operations on a site: create, reset, push (with a progress bar).
+    Staging {
+        #[command(subcommand)]
+        command: staging::StagingCommand,
+        #[command(flatten)]
+        storage: Storage,
+        #[command(flatten)]
+        actor: staging::ActorArgs,
+        #[arg(
+            long,
+            global = true,
+            env = "SITETRAIL_MYSQL_ADMIN_URL",
+            hide_env_values = true
+        )]
+        mysql_admin_url: Option<String>,
+    },
+    /// A site's backups.
+    Backups {
+        #[command(subcommand)]
+        command: staging::BackupsCommand,
+        #[command(flatten)]
+        storage: Storage,
+        #[command(flatten)]
+        actor: staging::ActorArgs,
+    },
+    /// Site templates staging can be reset from.
+    Templates {
+        #[command(subcommand)]
+        command: staging::TemplatesCommand,
+        #[command(flatten)]
+        storage: Storage,
     },
     /// Publisher API keys.
     Keys {
@@ -112,6 +150,29 @@ async fn main() -> anyhow::Result<()> {
             app.run_until_stopped().await
         }
         Command::Demo { listen, data_dir } => demo::run(listen, data_dir).await,
+        Command::Staging {
+            command,
+            storage,
+            actor,
+            mysql_admin_url,
+        } => {
+            let mut config =
+                Config::new("127.0.0.1:0".parse()?, storage.data_dir, storage.database);
+            config.mysql_admin = mysql_admin_url;
+            staging::staging(config, command, actor).await
+        }
+        Command::Backups {
+            command,
+            storage,
+            actor,
+        } => {
+            let config = Config::new("127.0.0.1:0".parse()?, storage.data_dir, storage.database);
+            staging::backups(config, command, actor).await
+        }
+        Command::Templates { command, storage } => {
+            let config = Config::new("127.0.0.1:0".parse()?, storage.data_dir, storage.database);
+            staging::templates(config, command).await
+        }
         Command::Keys {
             command: KeysCommand::Create { name, storage },
         } => {

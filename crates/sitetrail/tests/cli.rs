@@ -190,3 +190,145 @@ fn keys_and_tokens_are_printed_on_the_last_line_and_bad_flags_fail() {
     assert!(!token("everyone", "sam@partner.example").status.success());
     assert!(!token("client", "not an email").status.success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staging_operations_run_from_the_command_line_on_real_wordpress() {
+    use sitetrail_staging::testing::{self, WpSite, mysql};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut live =
+        WpSite::install(dir.path(), "live", testing::free_port(4), "wp_", "CLI Shop").unwrap();
+    live.serve().unwrap();
+    let template = WpSite::install(
+        dir.path(),
+        "tpl",
+        testing::free_port(4),
+        "tpl_",
+        "Template Shop",
+    )
+    .unwrap();
+    {
+        std::fs::create_dir_all(&data).unwrap();
+        let store = sitetrail_store::sqlite::SqliteStore::open(&data.join("sitetrail.db"))
+            .await
+            .unwrap();
+        use sitetrail_store::Store;
+        store
+            .upsert_account(&sitetrail_core::Account {
+                id: sitetrail_core::AccountId::parse("acme").unwrap(),
+                name: "Acme".into(),
+                partner: "Agency".into(),
+                partner_colour: None,
+            })
+            .await
+            .unwrap();
+        store
+            .upsert_site(&sitetrail_core::Site {
+                id: sitetrail_core::SiteId::parse("shop").unwrap(),
+                account_id: sitetrail_core::AccountId::parse("acme").unwrap(),
+                name: "Shop".into(),
+                live: sitetrail_core::EnvironmentSpec {
+                    url: sitetrail_core::SiteUrl::parse(&live.url).unwrap(),
+                    docroot: Some(live.docroot.to_string_lossy().into_owned()),
+                },
+                staging: Some(sitetrail_core::EnvironmentSpec {
+                    url: sitetrail_core::SiteUrl::parse(&format!(
+                        "http://127.0.0.1:{}",
+                        testing::free_port(5)
+                    ))
+                    .unwrap(),
+                    docroot: Some(dir.path().join("staging").to_string_lossy().into_owned()),
+                }),
+            })
+            .await
+            .unwrap();
+    }
+    let cli = |args: &[&str]| {
+        let out = sitetrail()
+            .args(args)
+            .arg("--data-dir")
+            .arg(&data)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = cli(&[
+        "templates",
+        "import",
+        "--name",
+        "shop-classic",
+        "--docroot",
+        template.docroot.to_str().unwrap(),
+        "--url",
+        &template.url,
+    ]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("imported template shop-classic"), "{out}");
+    assert!(cli(&["templates", "list"]).1.contains("shop-classic"));
+    let (ok, out, err) = cli(&[
+        "staging",
+        "create",
+        "--site",
+        "shop",
+        "--actor-kind",
+        "support",
+        "--actor-email",
+        "sam@partner.example",
+    ]);
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("Created environment for staging from live"),
+        "{out}"
+    );
+    let (ok, out, err) = cli(&[
+        "staging",
+        "reset",
+        "--site",
+        "shop",
+        "--template",
+        "shop-classic",
+    ]);
+    assert!(ok, "{out}{err}");
+    let (ok, _, err) = cli(&[
+        "backups",
+        "create",
+        "--site",
+        "shop",
+        "--environment",
+        "live",
+    ]);
+    assert!(ok, "{err}");
+    let (_, list, _) = cli(&["backups", "list", "--site", "shop"]);
+    assert!(list.lines().any(|l| l.contains("manual")), "{list}");
+    assert!(
+        list.lines().any(|l| l.contains("automatic")),
+        "the reset backed staging up first: {list}"
+    );
+    let (ok, out, err) = cli(&[
+        "staging",
+        "push",
+        "--site",
+        "shop",
+        "--scope",
+        "files",
+        "--keep-staging",
+    ]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("Successfully pushed staging to live"));
+    // A bad reference fails clearly, with nothing started.
+    let (ok, _, err) = cli(&[
+        "staging",
+        "reset",
+        "--site",
+        "shop",
+        "--backup",
+        "no-such-backup",
+    ]);
+    assert!(!ok && err.contains("no backup no-such-backup"), "{err}");
+    let config = sitetrail_staging::wpconfig::read(&dir.path().join("staging")).unwrap();
+    mysql(&format!("DROP DATABASE IF EXISTS `{}`", config.name)).unwrap();
+}
