@@ -9,6 +9,13 @@ log() { printf '\n==> %s\n' "$*"; }
 # System packages the tests use, installed when missing (Debian; CI runs as root).
 missing=()
 command -v php >/dev/null 2>&1 || missing+=(php-cli)
+# Real WordPress for the staging engine's tests: Debian's package, a theme, PHP's MySQL
+# driver, and MariaDB.
+[ -f /usr/share/wordpress/wp-settings.php ] || missing+=(wordpress)
+[ -d /usr/share/wordpress/wp-content/themes/twentytwentythree ] || missing+=(wordpress-theme-twentytwentythree)
+php -m 2>/dev/null | grep -qx mysqli || missing+=(php-mysql)
+command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
+command -v chattr >/dev/null 2>&1 || missing+=(e2fsprogs)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
 if [ ${#missing[@]} -gt 0 ]; then
@@ -46,6 +53,19 @@ fi
 psql "$SITETRAIL_TEST_POSTGRES" -Atqc \
   "SELECT datname FROM pg_database WHERE datname ~ '^sitetrail_(test|api_test)_[0-9a-f]+$'" |
   while read -r db; do psql "$SITETRAIL_TEST_POSTGRES" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)"; done
+
+# MariaDB: the staging engine's tests make WordPress databases as root over 127.0.0.1.
+mariadb_ready() { mariadb -uroot -h127.0.0.1 -P3306 -e 'SELECT 1' >/dev/null 2>&1; }
+if ! mariadb_ready; then
+  log "starting MariaDB"
+  mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld 2>/dev/null || true
+  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+  for _ in $(seq 1 60); do mariadb_ready && break; sleep 1; done
+  mariadb_ready || { echo "MariaDB did not start on 127.0.0.1:3306" >&2; exit 1; }
+fi
+# WordPress databases left by an interrupted earlier run.
+mariadb -uroot -h127.0.0.1 -P3306 -N -e "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'sitetrail\\_t\\_%'" |
+  while read -r db; do mariadb -uroot -h127.0.0.1 -P3306 -e "DROP DATABASE IF EXISTS \`$db\`"; done
 
 log "formatting and lints"
 cargo fmt --all -- --check
