@@ -1,9 +1,11 @@
 //! The embedded default: one SQLite file in the data dir.
 //!
-//! Writes go through one writer task that owns the only writing connection. It takes every
-//! request waiting in its queue, applies each in a savepoint of one transaction and commits
-//! once (group commit): many publishers posting one activity each share one fsync. Nobody is
-//! answered before the commit. Reads use a pool of read-only connections (WAL mode).
+//! Writes go through one writer task that owns the only writing connection
+//! ([`crate::writer`]). It takes every request waiting in its queue, applies them in one
+//! transaction (a request that could fail half-way, a batch of several activities, in a
+//! savepoint of its own) and commits once (group commit): many publishers posting one
+//! activity each share one fsync. Nobody is answered before the commit. Reads use a pool of
+//! read-only connections (WAL mode).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -102,21 +104,44 @@ impl GroupWriter for SqliteWriter {
     async fn apply_group(&mut self, group: &[Work]) -> anyhow::Result<GroupOutcome> {
         let conn = &mut self.conn;
         sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+        // The write lock is ours until COMMIT: read the counter once, hand out numbers in
+        // memory, write it back once.
+        let start: i64 = sqlx::query_scalar("SELECT value FROM counters WHERE name = 'change'")
+            .fetch_one(&mut *conn)
+            .await?;
+        let mut counter = Counter(start);
         let mut results = Vec::with_capacity(group.len());
-        let mut last_change = None;
         for work in group {
-            sqlx::query("SAVEPOINT op").execute(&mut *conn).await?;
-            let r = apply(conn, &mut self.sites, work, &mut last_change).await;
-            if r.is_err() {
-                sqlx::query("ROLLBACK TO op").execute(&mut *conn).await?;
+            // Only a batch of several activities can fail after writing part of itself; every
+            // other request checks everything before its one write, so it needs no savepoint.
+            let partial = matches!(work, Work::Record(batch) if batch.len() > 1);
+            let before = counter.0;
+            if partial {
+                sqlx::query("SAVEPOINT op").execute(&mut *conn).await?;
             }
-            sqlx::query("RELEASE op").execute(&mut *conn).await?;
+            let r = apply(conn, &mut self.sites, work, &mut counter).await;
+            if r.is_err() {
+                counter.0 = before;
+                if partial {
+                    sqlx::query("ROLLBACK TO op").execute(&mut *conn).await?;
+                }
+            }
+            if partial {
+                sqlx::query("RELEASE op").execute(&mut *conn).await?;
+            }
             // A database failure inside one request fails the whole group, so that nothing
             // is half-applied and nobody is told "written" by a group that did not commit.
             if let Err(StoreError::Internal(e)) = &r {
                 anyhow::bail!("{e:#}");
             }
             results.push(r);
+        }
+        let last_change = (counter.0 != start).then_some(counter.0);
+        if let Some(n) = last_change {
+            sqlx::query("UPDATE counters SET value = ? WHERE name = 'change'")
+                .bind(n)
+                .execute(&mut *conn)
+                .await?;
         }
         sqlx::query("COMMIT").execute(&mut *conn).await?;
         Ok((results, last_change))
@@ -132,14 +157,14 @@ async fn apply(
     conn: &mut SqliteConnection,
     sites: &mut HashMap<SiteId, AccountId>,
     work: &Work,
-    last_change: &mut Option<i64>,
+    counter: &mut Counter,
 ) -> StoreResult<Done> {
     let now = Timestamp::now();
     match work {
         Work::Record(batch) => {
             let mut out = Vec::with_capacity(batch.len());
             for new in batch {
-                out.push(record_one(conn, sites, new, now, last_change).await?);
+                out.push(record_one(conn, sites, new, now, counter).await?);
             }
             Ok(Done::Recorded(out))
         }
@@ -155,7 +180,7 @@ async fn apply(
             }
             ending.validate(current.created_at)?;
             let mut next = record::ended(&current, ending, now);
-            let change = next_change(conn, last_change).await?;
+            let change = counter.next();
             let search = SearchText::of(&next);
             let updated = sqlx::query(
                 "UPDATE activities SET status = ?, completed_at = ?, description = ?, error = ?, \
@@ -264,7 +289,7 @@ async fn record_one(
     sites: &mut HashMap<SiteId, AccountId>,
     new: &NewActivity,
     now: Timestamp,
-    last_change: &mut Option<i64>,
+    counter: &mut Counter,
 ) -> StoreResult<Recorded> {
     new.validate(new.activity.service())?;
     let hash = record::request_sha256(new);
@@ -322,7 +347,7 @@ async fn record_one(
         Some(_) => {}
     }
     let mut stored = record::new_stored(new, now);
-    let change = next_change(conn, last_change).await?;
+    let change = counter.next();
     let search = SearchText::of(&stored);
     let details = serde_json::to_string(&stored.details).map_err(anyhow::Error::from)?;
     let seq = sqlx::query(
@@ -360,17 +385,14 @@ async fn record_one(
     })
 }
 
-async fn next_change(
-    conn: &mut SqliteConnection,
-    last_change: &mut Option<i64>,
-) -> StoreResult<i64> {
-    let n: i64 = sqlx::query_scalar(
-        "UPDATE counters SET value = value + 1 WHERE name = 'change' RETURNING value",
-    )
-    .fetch_one(&mut *conn)
-    .await?;
-    *last_change = Some(n);
-    Ok(n)
+/// The `change` counter while a group holds the write lock.
+struct Counter(i64);
+
+impl Counter {
+    fn next(&mut self) -> i64 {
+        self.0 += 1;
+        self.0
+    }
 }
 
 async fn select_by_id<'c, E>(exec: E, id: &ActivityId) -> StoreResult<Option<StoredActivity>>
