@@ -14,6 +14,7 @@ command -v php >/dev/null 2>&1 || missing+=(php-cli)
 [ -f /usr/share/wordpress/wp-settings.php ] || missing+=(wordpress)
 [ -d /usr/share/wordpress/wp-content/themes/twentytwentythree ] || missing+=(wordpress-theme-twentytwentythree)
 php -m 2>/dev/null | grep -qx mysqli || missing+=(php-mysql)
+php -m 2>/dev/null | grep -qx pdo_sqlite || missing+=(php-sqlite3)
 command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
 command -v chattr >/dev/null 2>&1 || missing+=(e2fsprogs)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
@@ -66,6 +67,10 @@ fi
 # WordPress databases left by an interrupted earlier run.
 mariadb -uroot -h127.0.0.1 -P3306 -N -e "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'sitetrail\\_t\\_%'" |
   while read -r db; do mariadb -uroot -h127.0.0.1 -P3306 -e "DROP DATABASE IF EXISTS \`$db\`"; done
+
+# WordPress's SQLite integration (WordPress on SQLite, the embedded default), cached.
+log "WordPress's SQLite integration"
+bash scripts/wordpress-sqlite-plugin.sh
 
 log "formatting and lints"
 cargo fmt --all -- --check

@@ -33,13 +33,18 @@ fn defines(line: &str, key: &str) -> bool {
         && (l.contains(&format!("'{key}'")) || l.contains(&format!("\"{key}\"")))
 }
 
-/// Live's `wp-config.php` with `DB_NAME`, the salts and `$table_prefix` replaced.
-pub fn derive(live: &str, db_name: &str, prefix: &str) -> String {
+/// Live's `wp-config.php` with `DB_NAME`, the salts and `$table_prefix` replaced. For
+/// WordPress on SQLite, live's `DB_DIR` and `DB_FILE` are left out, so that staging's
+/// database is the default file in its own docroot.
+pub fn derive(live: &str, db_name: &str, prefix: &str, sqlite: bool) -> String {
     let mut out = Vec::new();
     let mut seen_name = false;
     let mut seen_salts = [false; 8];
     let mut seen_prefix = false;
     for line in live.lines() {
+        if sqlite && (defines(line, "DB_DIR") || defines(line, "DB_FILE")) {
+            continue;
+        }
         if defines(line, "DB_NAME") {
             out.push(format!("define( 'DB_NAME', {} );", php_string(db_name)));
             seen_name = true;
@@ -94,7 +99,7 @@ mod tests {
 
     #[test]
     fn staging_keeps_lives_settings_with_its_own_database_prefix_and_salts() {
-        let text = derive(LIVE, "shop_staging", "stg_");
+        let text = derive(LIVE, "shop_staging", "stg_", false);
         let c = wpconfig::parse(&text).unwrap();
         assert_eq!(
             (c.name.as_str(), c.user.as_str(), c.prefix.as_str()),

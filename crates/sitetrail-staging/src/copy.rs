@@ -36,7 +36,7 @@ enum KeyFix {
     UsermetaKeys(usize),
 }
 
-struct TablePlan<'r> {
+pub(crate) struct TablePlan<'r> {
     rewrite: &'r Rewrite,
     textual: Vec<usize>,
     key_fix: Option<KeyFix>,
@@ -47,6 +47,10 @@ impl Rewrite {
     pub fn table_name(&self, source: &str) -> String {
         let suffix = source.strip_prefix(&self.from_prefix).unwrap_or(source);
         format!("{}{suffix}", self.to_prefix)
+    }
+
+    pub(crate) fn plan_for(&self, def: &TableDef) -> TablePlan<'_> {
+        self.plan(def)
     }
 
     fn plan(&self, def: &TableDef) -> TablePlan<'_> {
@@ -80,7 +84,7 @@ impl Rewrite {
 
 impl TablePlan<'_> {
     /// Rewrites one row in place; returns how many cells changed.
-    fn apply(&self, row: &mut [Cell]) -> u64 {
+    pub(crate) fn apply(&self, row: &mut [Cell]) -> u64 {
         let mut changed = 0;
         if let Some(url) = &self.rewrite.url {
             for &i in &self.textual {

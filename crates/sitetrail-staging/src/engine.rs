@@ -22,6 +22,7 @@ use sitetrail_store::DynStore;
 use tokio::sync::watch;
 
 use crate::copy::{self, DbStats, Rewrite};
+use crate::db::{self, SiteDb};
 use crate::lock;
 use crate::mysql::MysqlDb;
 use crate::snapshot::{self, BackupReason, Manifest, SnapshotKind, Snapshots};
@@ -173,7 +174,7 @@ struct Env {
 }
 
 enum Source<'a> {
-    Env(&'a Env, &'a MysqlDb),
+    Env(&'a Env, &'a SiteDb),
     Snapshot(&'a Path, &'a Manifest),
 }
 
@@ -192,6 +193,13 @@ struct Journal {
     built: Vec<(String, String)>,
     /// The renames of the table switch, in order.
     switch: Vec<(String, String)>,
+    /// A SQLite database kept outside the docroot: built beside it, swapped in.
+    #[serde(default)]
+    sqlite_new: Option<PathBuf>,
+    #[serde(default)]
+    sqlite_target: Option<PathBuf>,
+    #[serde(default)]
+    sqlite_new_ino: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -496,15 +504,11 @@ impl Engine {
         Ok((spec.url.clone(), PathBuf::from(docroot)))
     }
 
-    async fn open(site: &Site, which: Environment) -> anyhow::Result<(Env, MysqlDb)> {
+    async fn open(site: &Site, which: Environment) -> anyhow::Result<(Env, SiteDb)> {
         let (url, docroot) = Self::env(site, which)?;
         let config =
             wpconfig::read(&docroot).with_context(|| format!("reading {which}'s configuration"))?;
-        anyhow::ensure!(
-            config.sqlite_file.is_none(),
-            "{which} runs WordPress on SQLite, which the staging engine does not handle yet"
-        );
-        let db = MysqlDb::connect(&config)
+        let db = SiteDb::connect(&config)
             .await
             .with_context(|| format!("connecting to {which}'s database"))?;
         Ok((
@@ -653,10 +657,6 @@ impl Engine {
             Ok(c) => c,
             Err(_) => self.provision_staging(live, &docroot).await?,
         };
-        anyhow::ensure!(
-            config.sqlite_file.is_none(),
-            "staging runs WordPress on SQLite, which the staging engine does not handle yet"
-        );
         Ok(Env {
             which: Environment::Staging,
             url,
@@ -677,9 +677,15 @@ impl Engine {
         } else {
             "stg_"
         };
-        let text = crate::config::derive(&live_text, &name, prefix);
-        let config = wpconfig::parse(&text)?;
-        crate::mysql::ensure_database(&config, self.inner.mysql_admin.as_ref()).await?;
+        let sqlite = live.config.sqlite_file.is_some();
+        let text = crate::config::derive(&live_text, &name, prefix, sqlite);
+        let mut config = wpconfig::parse(&text)?;
+        if sqlite {
+            // Its own database file, in its own docroot, where the integration looks.
+            config.sqlite_file = Some(docroot.join("wp-content/database/.ht.sqlite"));
+        } else {
+            crate::mysql::ensure_database(&config, self.inner.mysql_admin.as_ref()).await?;
+        }
         std::fs::create_dir_all(docroot)
             .with_context(|| format!("creating {}", docroot.display()))?;
         let path = docroot.join("wp-config.php");
@@ -692,7 +698,7 @@ impl Engine {
         ctx: &Ctx,
         site: &Site,
         env: &Env,
-        db: &MysqlDb,
+        db: &SiteDb,
         parent: &Operation,
     ) -> anyhow::Result<Manifest> {
         let description = format!(
@@ -756,7 +762,7 @@ impl Engine {
         ctx: &Ctx,
         site: &Site,
         env: &Env,
-        db: &MysqlDb,
+        db: &SiteDb,
         reason: BackupReason,
     ) -> anyhow::Result<Manifest> {
         let id = snapshot::new_backup_id(env.which, Timestamp::now());
@@ -764,13 +770,8 @@ impl Engine {
         let result = async {
             let (db_sha, db_bytes, db_stats) = {
                 let _t = ctx.phase(&format!("backing up {}'s database", env.which), 0);
-                copy::dump(
-                    db,
-                    &env.config.prefix,
-                    &dir.join(snapshot::DATABASE),
-                    &|n| ctx.advance(n),
-                )
-                .await?
+                db.dump(&env.config.prefix, &dir, &|n| ctx.advance(n))
+                    .await?
             };
             let (files_sha, files) = {
                 let _t = ctx.phase(&format!("backing up {}'s files", env.which), 0);
@@ -793,6 +794,7 @@ impl Engine {
                 database_sha256: db_sha,
                 database_bytes: db_bytes,
                 database: db_stats,
+                database_kind: db.kind(),
             };
             snapshot::write_manifest(&dir, &m)?;
             self.inner
@@ -850,7 +852,7 @@ impl Engine {
         let target_db = match (scope, target.which) {
             (PushScope::Files, _) => None,
             _ => Some(
-                MysqlDb::connect(&target.config)
+                SiteDb::connect(&target.config)
                     .await
                     .with_context(|| format!("connecting to {}'s database", target.which))?,
             ),
@@ -881,12 +883,18 @@ impl Engine {
             docroot: target.docroot.clone(),
             new_dir: new_dir.clone(),
             new_dir_ino: None,
-            db_name: target_db.as_ref().map(|d| d.name.clone()),
+            db_name: target_db
+                .as_ref()
+                .and_then(|d| d.mysql())
+                .map(|d| d.name.clone()),
             config: Some(JournalDb {
                 docroot_config: target.docroot.clone(),
             }),
             built: Vec::new(),
             switch: Vec::new(),
+            sqlite_new: None,
+            sqlite_target: None,
+            sqlite_new_ino: None,
         };
         self.write_journal(&journal)?;
         let built = self
@@ -924,7 +932,7 @@ impl Engine {
         }
         // The old copy goes; deleting is slow here, so it happens after the switch.
         let _t = ctx.phase("cleaning up", 0);
-        if let Some(db) = &target_db {
+        if let Some(SiteDb::Mysql(db)) = &target_db {
             let old_tables: Vec<String> = journal
                 .switch
                 .iter()
@@ -937,6 +945,9 @@ impl Engine {
         }
         if new_dir.exists() {
             tree::remove_in_background(new_dir);
+        }
+        if let Some(replaced) = &journal.sqlite_new {
+            let _ = std::fs::remove_file(replaced);
         }
         let _ = std::fs::remove_file(self.journal_path(&ctx.activity));
         if let Some(db) = target_db {
@@ -951,22 +962,33 @@ impl Engine {
         ctx: &Ctx,
         target: &Env,
         source: &Source<'_>,
-        target_db: Option<&MysqlDb>,
+        target_db: Option<&SiteDb>,
         temp: &str,
         new_dir: &Path,
         journal: &mut Journal,
         stats: &mut ReplaceStats,
     ) -> anyhow::Result<()> {
-        if let Some(db) = target_db {
+        let cross = |from: crate::snapshot::DbKind, to: crate::snapshot::DbKind| {
+            anyhow::anyhow!(
+                "the source's database is {} and the target's is {}; sites move between databases of the same kind",
+                from.label(),
+                to.label()
+            )
+        };
+        if let Some(SiteDb::Mysql(db)) = target_db {
             let _t = ctx.phase("copying the database", 0);
             let (tables, db_stats) = match source {
-                Source::Env(env, src_db) => {
+                Source::Env(env, SiteDb::Mysql(src_db)) => {
                     let rewrite = Rewrite {
                         url: Some(UrlRewrite::new(env.url.as_str(), target.url.as_str())?),
                         from_prefix: env.config.prefix.clone(),
                         to_prefix: target.config.prefix.clone(),
                     };
                     copy::copy_tables(src_db, db, &rewrite, temp, &|n| ctx.advance(n)).await
+                }
+                Source::Env(_, other) => Err(cross(other.kind(), crate::snapshot::DbKind::Mysql)),
+                Source::Snapshot(_, m) if m.database_kind != crate::snapshot::DbKind::Mysql => {
+                    Err(cross(m.database_kind, crate::snapshot::DbKind::Mysql))
                 }
                 Source::Snapshot(dir, m) => {
                     let rewrite = Rewrite {
@@ -1005,6 +1027,75 @@ impl Engine {
             }
         };
         stats.files = Some(files);
+        match target_db {
+            Some(SiteDb::Sqlite(target_file)) => {
+                let _t = ctx.phase("copying the database", 0);
+                let (new_db, inside) = db::sqlite_new_path(
+                    target_file,
+                    &target.docroot,
+                    new_dir,
+                    &format!("new-{}", tag(&journal.activity)),
+                )?;
+                if !inside {
+                    journal.sqlite_new = Some(new_db.clone());
+                    journal.sqlite_target = Some(target_file.clone());
+                    self.write_journal(journal)?;
+                }
+                let from_url = match source {
+                    Source::Env(env, SiteDb::Sqlite(src)) => {
+                        crate::sqlite_db::copy(src, &new_db).await?;
+                        keep_database_dir_guards(src, &new_db);
+                        (env.url.to_string(), env.config.prefix.clone())
+                    }
+                    Source::Env(_, other) => {
+                        return Err(cross(other.kind(), crate::snapshot::DbKind::Sqlite));
+                    }
+                    Source::Snapshot(dir, m)
+                        if m.database_kind == crate::snapshot::DbKind::Sqlite =>
+                    {
+                        std::fs::create_dir_all(new_db.parent().expect("a file has a directory"))?;
+                        std::fs::copy(dir.join(m.database_kind.file()), &new_db)?;
+                        (m.source_url.clone(), m.table_prefix.clone())
+                    }
+                    Source::Snapshot(_, m) => {
+                        return Err(cross(m.database_kind, crate::snapshot::DbKind::Sqlite));
+                    }
+                };
+                keep_database_dir_guards(target_file, &new_db);
+                let rewrite = Rewrite {
+                    url: Some(UrlRewrite::new(&from_url.0, target.url.as_str())?),
+                    from_prefix: from_url.1,
+                    to_prefix: target.config.prefix.clone(),
+                };
+                let db_stats =
+                    crate::sqlite_db::rewrite(&new_db, &rewrite, &|n| ctx.advance(n)).await?;
+                anyhow::ensure!(
+                    crate::sqlite_db::has_wordpress(&new_db, &target.config.prefix).await?,
+                    "the source has no WordPress tables with its prefix"
+                );
+                stats.database = Some(db_stats);
+                if !inside {
+                    journal.sqlite_new_ino = Some(std::os::unix::fs::MetadataExt::ino(
+                        &std::fs::metadata(&new_db)?,
+                    ));
+                    self.write_journal(journal)?;
+                }
+            }
+            None => {
+                // Files only: a database inside the docroot stays the one live uses (a hard link
+                // to the same file, so that writes made meanwhile are kept).
+                if let Some(file) = &target.config.sqlite_file
+                    && let Ok(rel) = file.strip_prefix(&target.docroot)
+                    && file.is_file()
+                {
+                    let to = new_dir.join(rel);
+                    std::fs::create_dir_all(to.parent().expect("a file has a directory"))?;
+                    std::fs::hard_link(file, &to).context("keeping live's SQLite database")?;
+                    keep_database_dir_guards(file, &to);
+                }
+            }
+            Some(SiteDb::Mysql(_)) => {}
+        }
         // The target keeps its own configuration.
         let config = target.docroot.join("wp-config.php");
         if config.is_file() {
@@ -1023,13 +1114,22 @@ impl Engine {
         &self,
         ctx: &Ctx,
         target: &Env,
-        target_db: Option<&MysqlDb>,
+        target_db: Option<&SiteDb>,
         old: &str,
         new_dir: &Path,
         journal: &mut Journal,
     ) -> anyhow::Result<()> {
         let _t = ctx.phase("switching", 0);
-        if let Some(db) = target_db {
+        if let (Some(new), Some(current)) = (&journal.sqlite_new, &journal.sqlite_target) {
+            journal.phase = Phase::Switching;
+            self.write_journal(journal)?;
+            if current.exists() {
+                tree::exchange(current, new)?;
+            } else {
+                std::fs::rename(new, current)?;
+            }
+        }
+        if let Some(SiteDb::Mysql(db)) = target_db {
             let current = db.tables(&target.config.prefix).await?;
             let mut pairs: Vec<(String, String)> = current
                 .iter()
@@ -1051,7 +1151,12 @@ impl Engine {
             std::fs::rename(new_dir, &target.docroot).context("putting the new files in place")
         };
         if let Err(e) = files {
-            if let Some(db) = target_db {
+            if let (Some(new), Some(current)) = (&journal.sqlite_new, &journal.sqlite_target)
+                && new.exists()
+            {
+                tree::exchange(current, new).context("undoing the database switch")?;
+            }
+            if let Some(SiteDb::Mysql(db)) = target_db {
                 let back: Vec<(String, String)> = journal
                     .switch
                     .iter()
@@ -1071,8 +1176,13 @@ impl Engine {
     }
 
     /// Removes what a failed build left: temporary tables and the half-built tree.
-    async fn undo_build(&self, journal: &Journal, db: Option<&MysqlDb>) {
-        if let Some(db) = db
+    async fn undo_build(&self, journal: &Journal, db: Option<&SiteDb>) {
+        if journal.phase == Phase::Building
+            && let Some(new) = &journal.sqlite_new
+        {
+            let _ = std::fs::remove_file(new);
+        }
+        if let Some(SiteDb::Mysql(db)) = db
             && let Err(e) = db
                 .drop_tables(
                     &journal
@@ -1092,9 +1202,17 @@ impl Engine {
 
     /// After a push without `keep_staging`: staging's tables and files go; its
     /// `wp-config.php` stays, so that staging can be created again in the same place.
-    async fn remove_staging(&self, staging: &Env, db: &MysqlDb) -> anyhow::Result<()> {
-        let tables = db.tables(&staging.config.prefix).await?;
-        db.drop_tables(&tables).await?;
+    async fn remove_staging(&self, staging: &Env, db: &SiteDb) -> anyhow::Result<()> {
+        match db {
+            SiteDb::Mysql(db) => {
+                let tables = db.tables(&staging.config.prefix).await?;
+                db.drop_tables(&tables).await?;
+            }
+            SiteDb::Sqlite(file) if !file.starts_with(&staging.docroot) => {
+                std::fs::remove_file(file).context("removing staging's database")?;
+            }
+            SiteDb::Sqlite(_) => {}
+        }
         let aside = tree::sibling(&staging.docroot, "removed")?;
         let _ = std::fs::remove_dir_all(&aside);
         std::fs::rename(&staging.docroot, &aside)?;
@@ -1118,19 +1236,14 @@ impl Engine {
         let target = self.inner.snapshots.template_dir(name);
         anyhow::ensure!(!target.exists(), "a template named {name} exists already");
         let config = wpconfig::read(docroot)?;
-        anyhow::ensure!(
-            config.sqlite_file.is_none(),
-            "templates from WordPress on SQLite are not supported yet"
-        );
-        let db = MysqlDb::connect(&config).await?;
+        let db = SiteDb::connect(&config).await?;
         let dir = self
             .inner
             .snapshots
             .staging_area(&format!("template-{name}"))?;
         let result = async {
             progress("database");
-            let (db_sha, db_bytes, db_stats) =
-                copy::dump(&db, &config.prefix, &dir.join(snapshot::DATABASE), &|_| {}).await?;
+            let (db_sha, db_bytes, db_stats) = db.dump(&config.prefix, &dir, &|_| {}).await?;
             progress("files");
             let (src, out) = (docroot.to_owned(), dir.join(snapshot::FILES));
             let (files_sha, files) =
@@ -1151,6 +1264,7 @@ impl Engine {
                 database_sha256: db_sha,
                 database_bytes: db_bytes,
                 database: db_stats,
+                database_kind: db.kind(),
             };
             snapshot::write_manifest(&dir, &m)?;
             self.inner.snapshots.publish(&dir, &target)?;
@@ -1226,7 +1340,7 @@ impl Engine {
         let db = match &journal.config {
             Some(c) if journal.db_name.is_some() => {
                 let config = wpconfig::read(&c.docroot_config)?;
-                Some(MysqlDb::connect(&config).await?)
+                Some(SiteDb::Mysql(MysqlDb::connect(&config).await?))
             }
             _ => None,
         };
@@ -1240,7 +1354,7 @@ impl Engine {
                 "the environment was left as it was".to_owned()
             }
             Phase::Switching | Phase::Switched => {
-                let tables_switched = match &db {
+                let tables_switched = match db.as_ref().and_then(SiteDb::mysql) {
                     Some(db) => {
                         match journal.switch.iter().find(|(_, to)| !to.starts_with("sto")) {
                             Some((from, _)) => !db.tables(from).await?.iter().any(|t| t == from),
@@ -1253,7 +1367,16 @@ impl Engine {
                     // Swap the files back first, then the tables.
                     tree::exchange(&journal.docroot, &journal.new_dir)?;
                 }
-                if tables_switched && let Some(db) = &db {
+                if let (Some(new), Some(current), Some(ino)) = (
+                    &journal.sqlite_new,
+                    &journal.sqlite_target,
+                    journal.sqlite_new_ino,
+                ) && std::fs::metadata(current)
+                    .is_ok_and(|m| std::os::unix::fs::MetadataExt::ino(&m) == ino)
+                {
+                    tree::exchange(current, new)?;
+                }
+                if tables_switched && let Some(db) = db.as_ref().and_then(SiteDb::mysql) {
                     let back: Vec<(String, String)> = journal
                         .switch
                         .iter()
@@ -1293,6 +1416,19 @@ impl ReplaceStats {
         }
         if let Some(f) = self.files {
             details.insert("files".into(), json!(f));
+        }
+    }
+}
+
+/// WordPress's SQLite integration guards its database directory with an `.htaccess` and an
+/// `index.php`; a new database directory gets the same.
+fn keep_database_dir_guards(from_file: &Path, to_file: &Path) {
+    let (Some(from), Some(to)) = (from_file.parent(), to_file.parent()) else {
+        return;
+    };
+    for guard in [".htaccess", "index.php"] {
+        if from.join(guard).is_file() && !to.join(guard).exists() {
+            let _ = std::fs::copy(from.join(guard), to.join(guard));
         }
     }
 }

@@ -2,10 +2,12 @@
 
 pub mod config;
 pub mod copy;
+pub mod db;
 pub mod engine;
 pub mod lock;
 pub mod mysql;
 pub mod snapshot;
+pub mod sqlite_db;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod tree;

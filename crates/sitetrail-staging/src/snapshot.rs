@@ -14,6 +14,33 @@ use crate::tree::TreeStats;
 pub const MANIFEST: &str = "manifest.json";
 pub const FILES: &str = "files.tar";
 pub const DATABASE: &str = "database.jsonl";
+/// The database of a snapshot of WordPress on SQLite: a consistent copy of the file.
+pub const DATABASE_SQLITE: &str = "database.sqlite";
+
+/// What kind of database a snapshot's was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DbKind {
+    #[default]
+    Mysql,
+    Sqlite,
+}
+
+impl DbKind {
+    pub fn file(self) -> &'static str {
+        match self {
+            DbKind::Mysql => DATABASE,
+            DbKind::Sqlite => DATABASE_SQLITE,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            DbKind::Mysql => "MariaDB/MySQL",
+            DbKind::Sqlite => "SQLite",
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -50,6 +77,8 @@ pub struct Manifest {
     pub database_sha256: String,
     pub database_bytes: u64,
     pub database: DbStats,
+    #[serde(default)]
+    pub database_kind: DbKind,
 }
 
 /// Where snapshots live in the data dir.
@@ -151,7 +180,7 @@ pub fn verify(dir: &Path) -> anyhow::Result<Manifest> {
         files_sha == m.files_sha256,
         "the snapshot's files do not match its checksum; it is damaged and was not used"
     );
-    let (db_sha, _) = crate::tree::sha256_file(&dir.join(DATABASE))?;
+    let (db_sha, _) = crate::tree::sha256_file(&dir.join(m.database_kind.file()))?;
     anyhow::ensure!(
         db_sha == m.database_sha256,
         "the snapshot's database does not match its checksum; it is damaged and was not used"

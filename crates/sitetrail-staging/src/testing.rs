@@ -78,11 +78,33 @@ pub fn mysql(sql: &str) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// One WordPress install on MariaDB.
+/// WordPress's SQLite integration, fetched by `scripts/wordpress-sqlite-plugin.sh`.
+pub fn sqlite_plugin() -> anyhow::Result<PathBuf> {
+    let dir = std::env::var("SITETRAIL_WP_SQLITE_PLUGIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from("/var/cache/sitetrail/sqlite-database-integration"));
+    anyhow::ensure!(
+        dir.join("db.copy").is_file(),
+        "WordPress's SQLite integration is not at {}: run scripts/wordpress-sqlite-plugin.sh",
+        dir.display()
+    );
+    let php = Command::new("php")
+        .args(["-m"])
+        .output()
+        .context("php-cli is not installed")?;
+    anyhow::ensure!(
+        String::from_utf8_lossy(&php.stdout).contains("pdo_sqlite"),
+        "php-sqlite3 is not installed"
+    );
+    Ok(dir)
+}
+
+/// One WordPress install, on MariaDB or on SQLite.
 pub struct WpSite {
     pub docroot: PathBuf,
     pub url: String,
     pub port: u16,
+    /// The MariaDB database, or empty on SQLite.
     pub db: String,
     pub prefix: String,
     server: Option<Child>,
@@ -91,8 +113,20 @@ pub struct WpSite {
 impl Drop for WpSite {
     fn drop(&mut self) {
         self.stop();
-        let _ = mysql(&format!("DROP DATABASE IF EXISTS `{}`", self.db));
+        if !self.db.is_empty() {
+            let _ = mysql(&format!("DROP DATABASE IF EXISTS `{}`", self.db));
+        }
     }
+}
+
+/// A `wp-config.php` for WordPress on SQLite (the drop-in finds the database itself).
+pub fn wp_config_sqlite(prefix: &str) -> String {
+    wp_config("unused", prefix)
+        .replace("define( 'DB_USER', 'root' );", "define( 'DB_USER', '' );")
+        .replace(
+            "define( 'DB_HOST', '127.0.0.1:3306' );",
+            "define( 'DB_HOST', '' );",
+        )
 }
 
 pub fn wp_config(db: &str, prefix: &str) -> String {
@@ -146,16 +180,63 @@ impl WpSite {
         let db = format!("sitetrail_t_{}_{}", name.replace('-', "_"), random_suffix());
         mysql(&format!("CREATE DATABASE `{db}` CHARACTER SET utf8mb4"))?;
         std::fs::write(docroot.join("wp-config.php"), wp_config(&db, prefix))?;
-        let url = format!("http://127.0.0.1:{port}");
         let site = WpSite {
             docroot,
-            url: url.clone(),
+            url: format!("http://127.0.0.1:{port}"),
             port,
             db,
             prefix: prefix.to_owned(),
             server: None,
         };
-        site.run_php(
+        site.wp_install(title)?;
+        Ok(site)
+    }
+
+    /// Copies WordPress into `root/name` with the SQLite integration and installs it.
+    pub fn install_sqlite(
+        root: &Path,
+        name: &str,
+        port: u16,
+        prefix: &str,
+        title: &str,
+    ) -> anyhow::Result<WpSite> {
+        available()?;
+        let plugin = sqlite_plugin()?;
+        let docroot = root.join(name);
+        let status = Command::new("cp")
+            .arg("-aL")
+            .arg(WORDPRESS)
+            .arg(&docroot)
+            .status()?;
+        anyhow::ensure!(status.success(), "copying WordPress failed");
+        let plugins = docroot.join("wp-content/plugins/sqlite-database-integration");
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(&plugin)
+            .arg(&plugins)
+            .status()?;
+        anyhow::ensure!(status.success(), "copying the SQLite integration failed");
+        // The drop-in finds the integration relative to itself when the placeholder path does
+        // not exist, so that a copy of the docroot keeps working elsewhere.
+        let dropin = std::fs::read_to_string(plugins.join("db.copy"))?
+            .replace("{SQLITE_PLUGIN}", "sqlite-database-integration/load.php");
+        std::fs::write(docroot.join("wp-content/db.php"), dropin)?;
+        std::fs::write(docroot.join("wp-config.php"), wp_config_sqlite(prefix))?;
+        let site = WpSite {
+            docroot,
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+            db: String::new(),
+            prefix: prefix.to_owned(),
+            server: None,
+        };
+        site.wp_install(title)?;
+        Ok(site)
+    }
+
+    fn wp_install(&self, title: &str) -> anyhow::Result<()> {
+        let url = &self.url;
+        self.run_php(
             "define('WP_INSTALLING', true);",
             &format!(
                 r#"require_once ABSPATH . 'wp-admin/includes/upgrade.php';
@@ -168,7 +249,7 @@ echo 'installed';"#,
             ),
         )
         .context("installing WordPress")?;
-        Ok(site)
+        Ok(())
     }
 
     /// An install made by someone else (the engine), to read and change in tests.

@@ -27,6 +27,9 @@ struct Fixture {
 
 impl Drop for Fixture {
     fn drop(&mut self) {
+        if self.live.db.is_empty() {
+            return;
+        }
         let _ = mysql(&format!(
             "DROP DATABASE IF EXISTS `{}_staging`",
             self.live.db
@@ -43,8 +46,22 @@ fn owner() -> Actor {
 }
 
 async fn fixture() -> Fixture {
+    fixture_on(false).await
+}
+
+/// The same site on WordPress's SQLite integration.
+async fn fixture_sqlite() -> Fixture {
+    fixture_on(true).await
+}
+
+async fn fixture_on(sqlite: bool) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let mut live = WpSite::install(
+    let install = if sqlite {
+        WpSite::install_sqlite
+    } else {
+        WpSite::install
+    };
+    let mut live = install(
         dir.path(),
         "live",
         testing::free_port(4),
@@ -106,11 +123,16 @@ impl Fixture {
     /// Staging as a WordPress site of its own (after the engine made it).
     fn staging(&self) -> WpSite {
         let config = sitetrail_staging::wpconfig::read(&self.dir.path().join("staging")).unwrap();
+        let db = if config.sqlite_file.is_some() {
+            ""
+        } else {
+            config.name.as_str()
+        };
         WpSite::attach(
             self.dir.path().join("staging"),
             &self.staging_url,
             self.staging_port,
-            &config.name,
+            db,
             &config.prefix,
         )
     }
@@ -794,4 +816,131 @@ async fn kill_9_during_a_push_leaves_live_whole_and_the_activity_interrupted() {
         }
     }
     eprintln!("crash rounds: {seen:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_sqlite_create_staging_change_it_and_push_to_live() {
+    let f = fixture_sqlite().await;
+    let created = f.run(Operation::CreateStaging).await;
+    assert_eq!(created.status, Status::Completed, "{:?}", created.error);
+    let mut staging = f.staging();
+    assert!(
+        staging.db.is_empty(),
+        "staging runs on SQLite too: {:?} {:?}",
+        sitetrail_staging::wpconfig::read(&f.dir.path().join("staging")),
+        std::fs::read_dir(f.dir.path().join("staging/wp-content"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect::<Vec<_>>()
+    );
+    staging.serve().unwrap();
+    assert_eq!(staging.option("siteurl").unwrap(), f.staging_url);
+    assert!(
+        admin_can_log_in(&f.staging_url).await,
+        "the admin can log in to staging (prefix stg_)"
+    );
+    staging
+        .php(&format!(
+            "wp_insert_post(['post_title' => 'Fresh from SQLite staging', 'post_status' => 'publish']);
+             update_option('sitetrail_probe', ['home' => '{u}', 'nested' => serialize(['{u}/x'])]);",
+            u = f.staging_url
+        ))
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (poller, failed, total) = poll(f.live.url.clone(), stop.clone());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pushed = f
+        .run(Operation::PushToLive {
+            scope: PushScope::Site,
+            keep_staging: true,
+        })
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    poller.await.unwrap();
+    assert_eq!(pushed.status, Status::Completed, "{:?}", pushed.error);
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "of {} requests",
+        total.load(Ordering::Relaxed)
+    );
+    let (_, home) = get(&f.live.url).await;
+    assert!(home.contains("Fresh from SQLite staging"));
+    let u = &f.live.url;
+    let probe = f.live.php("$p = get_option('sitetrail_probe'); echo $p['home'], '|', unserialize($p['nested'])[0];").unwrap();
+    assert_eq!(probe, format!("{u}|{u}/x"));
+    assert!(admin_can_log_in(&f.live.url).await);
+    let db = std::fs::read(f.live.docroot.join("wp-content/database/.ht.sqlite")).unwrap();
+    let host = f.staging_url.trim_start_matches("http://");
+    assert!(
+        !db.windows(host.len()).any(|w| w == host.as_bytes()),
+        "no staging URL remains in live's database"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_sqlite_a_files_only_push_keeps_lives_database_and_a_backup_restores_into_staging() {
+    let f = fixture_sqlite().await;
+    assert_eq!(
+        f.run(Operation::CreateStaging).await.status,
+        Status::Completed
+    );
+    let backup = f
+        .run(Operation::Backup {
+            environment: sitetrail_core::Environment::Live,
+            reason: sitetrail_staging::BackupReason::Manual,
+        })
+        .await;
+    assert_eq!(backup.status, Status::Completed, "{:?}", backup.error);
+    let staging = f.staging();
+    staging
+        .php("wp_insert_post(['post_title' => 'Only in staging', 'post_status' => 'publish']);")
+        .unwrap();
+    std::fs::write(staging.docroot.join("wp-content/pushed.txt"), "files only").unwrap();
+    f.live
+        .php("wp_insert_post(['post_title' => 'Written on live', 'post_status' => 'publish']);")
+        .unwrap();
+    let pushed = f
+        .run(Operation::PushToLive {
+            scope: PushScope::Files,
+            keep_staging: true,
+        })
+        .await;
+    assert_eq!(pushed.status, Status::Completed, "{:?}", pushed.error);
+    assert!(f.live.docroot.join("wp-content/pushed.txt").is_file());
+    let (_, home) = get(&f.live.url).await;
+    assert!(
+        home.contains("Written on live") && !home.contains("Only in staging"),
+        "live kept its database"
+    );
+    // Live is still writable: the database is the same file, not a copy.
+    f.live
+        .php("wp_insert_post(['post_title' => 'After the push', 'post_status' => 'publish']);")
+        .unwrap();
+    let (_, home) = get(&f.live.url).await;
+    assert!(home.contains("After the push"));
+
+    let id = sitetrail_core::BackupId::parse(
+        &f.engine
+            .snapshots()
+            .backups(&f.site)
+            .unwrap()
+            .iter()
+            .find(|m| m.reason == sitetrail_staging::BackupReason::Manual)
+            .unwrap()
+            .id,
+    )
+    .unwrap();
+    let reset = f.run(Operation::ResetFromBackup(id)).await;
+    assert_eq!(reset.status, Status::Completed, "{:?}", reset.error);
+    let mut staging = f.staging();
+    staging.serve().unwrap();
+    let (_, home) = get(&f.staging_url).await;
+    assert!(
+        home.contains("Acme Bakery")
+            && !home.contains("Written on live")
+            && !home.contains("Only in staging")
+    );
+    assert_eq!(staging.option("home").unwrap(), f.staging_url);
 }

@@ -1,0 +1,92 @@
+//! An environment's database, whichever kind it is.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use crate::copy::{self, DbStats};
+use crate::mysql::MysqlDb;
+use crate::snapshot::DbKind;
+use crate::wpconfig::WpConfig;
+
+pub enum SiteDb {
+    Mysql(MysqlDb),
+    /// WordPress's SQLite integration: the database file.
+    Sqlite(PathBuf),
+}
+
+impl SiteDb {
+    pub async fn connect(config: &WpConfig) -> anyhow::Result<SiteDb> {
+        match &config.sqlite_file {
+            Some(path) => Ok(SiteDb::Sqlite(path.clone())),
+            None => Ok(SiteDb::Mysql(MysqlDb::connect(config).await?)),
+        }
+    }
+
+    pub fn kind(&self) -> DbKind {
+        match self {
+            SiteDb::Mysql(_) => DbKind::Mysql,
+            SiteDb::Sqlite(_) => DbKind::Sqlite,
+        }
+    }
+
+    pub fn mysql(&self) -> Option<&MysqlDb> {
+        match self {
+            SiteDb::Mysql(db) => Some(db),
+            SiteDb::Sqlite(_) => None,
+        }
+    }
+
+    pub async fn disconnect(self) {
+        if let SiteDb::Mysql(db) = self {
+            db.disconnect().await;
+        }
+    }
+
+    /// Writes the database into a snapshot directory: its SHA-256, size and what it holds.
+    pub async fn dump(
+        &self,
+        prefix: &str,
+        dir: &Path,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> anyhow::Result<(String, u64, DbStats)> {
+        match self {
+            SiteDb::Mysql(db) => {
+                copy::dump(db, prefix, &dir.join(DbKind::Mysql.file()), progress).await
+            }
+            SiteDb::Sqlite(path) => {
+                let out = dir.join(DbKind::Sqlite.file());
+                crate::sqlite_db::copy(path, &out).await?;
+                let stats = crate::sqlite_db::stats(&out, prefix).await?;
+                let (sha, bytes) = crate::tree::sha256_file(&out)?;
+                Ok((sha, bytes, stats))
+            }
+        }
+    }
+}
+
+/// Where a new SQLite database is built for a target whose file is `target_file`: inside the
+/// new tree when the file lives in the docroot (then the one directory swap switches both),
+/// else beside the file.
+pub fn sqlite_new_path(
+    target_file: &Path,
+    docroot: &Path,
+    new_dir: &Path,
+    tag: &str,
+) -> anyhow::Result<(PathBuf, bool)> {
+    match target_file.strip_prefix(docroot) {
+        Ok(rel) => Ok((new_dir.join(rel), true)),
+        Err(_) => {
+            let name = target_file
+                .file_name()
+                .context("a database file has a name")?;
+            let parent = target_file
+                .parent()
+                .context("a database file has a directory")?;
+            Ok((
+                parent.join(format!(".{}.sitetrail-{tag}", name.to_string_lossy())),
+                false,
+            ))
+        }
+    }
+}
