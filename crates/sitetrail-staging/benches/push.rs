@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use sitetrail_core::{Account, AccountId, Actor, EnvironmentSpec, Site, SiteId, SiteUrl, Status};
-use sitetrail_staging::testing::{self, WpSite, mysql};
+use sitetrail_staging::wordpress::{self, WpSite, mysql};
 use sitetrail_staging::{Engine, Operation, PushScope};
 use sitetrail_store::DynStore;
 use sitetrail_store::sqlite::SqliteStore;
@@ -67,18 +67,18 @@ async fn main() {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(3);
-    testing::available().expect("WordPress, PHP and MariaDB are installed");
+    wordpress::available().expect("WordPress, PHP and MariaDB are installed");
     let dir = tempfile::tempdir().unwrap();
     let mut live = WpSite::install(
         dir.path(),
         "live",
-        testing::free_port(4),
+        wordpress::free_port(4),
         "wp_",
         "Bench Live",
     )
     .unwrap();
     live.serve().unwrap();
-    let staging_port = testing::free_port(5);
+    let staging_port = wordpress::free_port(5);
     let staging_url = format!("http://127.0.0.1:{staging_port}");
     let store: DynStore = Arc::new(SqliteStore::open(&dir.path().join("log.db")).await.unwrap());
     let site = SiteId::parse("bench").unwrap();

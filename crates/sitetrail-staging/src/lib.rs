@@ -8,9 +8,8 @@ pub mod lock;
 pub mod mysql;
 pub mod snapshot;
 pub mod sqlite_db;
-#[cfg(feature = "testing")]
-pub mod testing;
 pub mod tree;
+pub mod wordpress;
 pub mod wpconfig;
 
 pub use engine::{Engine, EngineError, Operation, Progress, PushScope, Started};

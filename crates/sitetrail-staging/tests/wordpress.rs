@@ -10,7 +10,7 @@ use sitetrail_core::{
     Account, AccountId, Actor, ActorKind, Email, EnvironmentSpec, Site, SiteId, SiteUrl, Status,
     StoredActivity,
 };
-use sitetrail_staging::testing::{self, ADMIN_PASSWORD, ADMIN_USER, WpSite, mysql};
+use sitetrail_staging::wordpress::{self, ADMIN_PASSWORD, ADMIN_USER, WpSite, mysql};
 use sitetrail_staging::{Engine, Operation, PushScope};
 use sitetrail_store::DynStore;
 use sitetrail_store::sqlite::SqliteStore;
@@ -64,13 +64,13 @@ async fn fixture_on(sqlite: bool) -> Fixture {
     let mut live = install(
         dir.path(),
         "live",
-        testing::free_port(4),
+        wordpress::free_port(4),
         "wp_",
         "Acme Bakery",
     )
     .unwrap();
     live.serve().unwrap();
-    let staging_port = testing::free_port(5);
+    let staging_port = wordpress::free_port(5);
     let staging_url = format!("http://127.0.0.1:{staging_port}");
     let store: DynStore = Arc::new(SqliteStore::open(&dir.path().join("log.db")).await.unwrap());
     let site = SiteId::parse("shop").unwrap();
@@ -428,7 +428,7 @@ async fn a_files_only_push_leaves_lives_database_alone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn reset_from_a_template_makes_staging_the_template_at_stagings_url() {
     let f = fixture().await;
-    let template_port = testing::free_port(4);
+    let template_port = wordpress::free_port(4);
     let source = WpSite::install(
         f.dir.path(),
         "template-src",

@@ -2,15 +2,17 @@
 //! history, served on the embedded default, with a login link per persona.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use anyhow::Context;
 use sitetrail_core::{
     Account, AccountId, ActivityKind, Actor, ActorKind, Audience, Colour, Email, Ending,
     Environment, EnvironmentSpec, NewActivity, Page, Site, SiteId, SiteUrl, Status, Timestamp,
     Viewer,
 };
 use sitetrail_server::{App, Config};
+use sitetrail_staging::wordpress::{self, WpSite};
 use sitetrail_store::{DynStore, Scope};
 
 const PARTNER: &str = "Brightside Digital";
@@ -72,9 +74,18 @@ impl Dice {
 }
 
 pub async fn run(listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
-    let app = App::build(Config::new(listen, data_dir, None)).await?;
+    let app = App::build(Config::new(listen, data_dir.clone(), None)).await?;
     let store = app.state.store.clone();
     let seeded = seed(&store).await?;
+    // Real WordPress (on SQLite) behind acme-shop, when this machine has it: the staging
+    // actions then work in the demo. The servers stop with the demo.
+    let hosted = match host_wordpress(&store, &data_dir).await {
+        Ok(servers) => Some(servers),
+        Err(e) => {
+            tracing::info!(reason = %format!("{e:#}"), "the demo runs without WordPress");
+            None
+        }
+    };
     let base = format!("http://{}", app.address());
     let key = store.create_api_key("demo publisher").await?;
     let tokens = app.state.tokens.clone();
@@ -86,7 +97,7 @@ pub async fn run(listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
             actor: p.actor(),
         };
         Ok(format!(
-            "{base}/login?token={}",
+            "{base}/login?token={}&site=acme-shop",
             tokens.mint(&viewer, 12 * 3600)?
         ))
     };
@@ -106,9 +117,100 @@ pub async fn run(listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
     println!("Publisher API key for the curl examples in README.md:");
     println!("  {}", key.token());
     println!();
+    match &hosted {
+        Some(h) => println!(
+            "acme-shop is real WordPress on SQLite: live {} and staging {} (admin / {}).",
+            h.live_url,
+            h.staging_url,
+            wordpress::ADMIN_PASSWORD
+        ),
+        None => println!(
+            "The staging actions need WordPress on this machine: run scripts/demo.sh to install it."
+        ),
+    }
+    start_running_push(store.clone()).await;
     println!("A push to live is running now on acme-shop; it ends in about 40 seconds.");
-    start_running_push(store.clone());
-    app.run_until_stopped().await
+    let served = app.run_until_stopped().await;
+    drop(hosted);
+    served
+}
+
+/// The demo's WordPress: live and staging of acme-shop, served while the demo runs.
+pub struct Hosted {
+    pub live_url: String,
+    pub staging_url: String,
+    _live: WpSite,
+    _staging: WpSite,
+}
+
+/// Installs WordPress on SQLite for acme-shop in the data dir (once), registers its
+/// docroots and serves live and staging with `php -S`.
+async fn host_wordpress(store: &DynStore, data_dir: &Path) -> anyhow::Result<Hosted> {
+    wordpress::available()?;
+    wordpress::sqlite_plugin()?;
+    let root = data_dir.join("wordpress").join("acme-shop");
+    let site_id = SiteId::parse("acme-shop")?;
+    let registered = store
+        .site(&site_id)
+        .await?
+        .context("the demo site exists")?;
+    let live_docroot = root.join("live");
+    let staging_docroot = root.join("staging");
+    let (live_url, staging_url) = match (&registered.live.docroot, &registered.staging) {
+        // Installed by an earlier run: same URLs, same files.
+        (Some(_), Some(staging)) if live_docroot.join("wp-config.php").is_file() => {
+            (registered.live.url.to_string(), staging.url.to_string())
+        }
+        _ => {
+            std::fs::create_dir_all(&root)?;
+            let _ = std::fs::remove_dir_all(&live_docroot);
+            let port = wordpress::free_port(4);
+            let live = WpSite::install_sqlite(&root, "live", port, "wp_", "Acme Bakery Shop")?;
+            live.php(
+                "wp_insert_post(['post_title' => 'Sourdough is back', 'post_status' => 'publish', 'post_content' => 'Fresh every morning from 7.']);
+                 wp_insert_post(['post_title' => 'Christmas orders open', 'post_status' => 'publish']);",
+            )?;
+            let urls = (
+                live.url.clone(),
+                format!("http://127.0.0.1:{}", wordpress::free_port(5)),
+            );
+            drop(live);
+            urls
+        }
+    };
+    let spec = |url: &str, docroot: &Path| -> anyhow::Result<EnvironmentSpec> {
+        Ok(EnvironmentSpec {
+            url: SiteUrl::parse(url)?,
+            docroot: Some(docroot.to_string_lossy().into_owned()),
+        })
+    };
+    store
+        .upsert_site(&Site {
+            live: spec(&live_url, &live_docroot)?,
+            staging: Some(spec(&staging_url, &staging_docroot)?),
+            ..registered
+        })
+        .await?;
+    std::fs::create_dir_all(&staging_docroot)?;
+    let port = |url: &str| -> anyhow::Result<u16> {
+        Ok(url.rsplit(':').next().context("a port")?.parse()?)
+    };
+    let mut live = WpSite::attach(live_docroot, &live_url, port(&live_url)?, "", "wp_");
+    live.serve()?;
+    let mut staging = WpSite::attach(
+        staging_docroot,
+        &staging_url,
+        port(&staging_url)?,
+        "",
+        "stg_",
+    );
+    staging.serve()?;
+    Ok(Hosted {
+        live_url,
+        staging_url,
+        _live: live,
+        _staging: staging,
+    })
 }
 
 /// Creates the demo's accounts and sites; writes the history once per data dir. Returns
@@ -324,32 +426,32 @@ fn entry(
 }
 
 /// A push that is running when the demo starts and ends a little later.
-fn start_running_push(store: DynStore) {
+async fn start_running_push(store: DynStore) {
+    let push = NewActivity {
+        id: None,
+        account_id: AccountId::parse("acme-bakery").expect("valid"),
+        site_id: SiteId::parse("acme-shop").expect("valid"),
+        environment: Environment::Live,
+        activity: ActivityKind::PushStagingToLive,
+        actor: OWNER.actor(),
+        description: "Pushing staging to live".into(),
+        status: Status::InProgress,
+        created_at: None,
+        completed_at: None,
+        error: None,
+        details: serde_json::json!({"scope": "site", "keep_staging": false})
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+    };
+    let recorded = match store.record(vec![push]).await {
+        Ok(mut r) => r.remove(0).activity,
+        Err(e) => {
+            tracing::error!(error = ?e, "the demo's running push could not start");
+            return;
+        }
+    };
     tokio::spawn(async move {
-        let push = NewActivity {
-            id: None,
-            account_id: AccountId::parse("acme-bakery").expect("valid"),
-            site_id: SiteId::parse("acme-shop").expect("valid"),
-            environment: Environment::Live,
-            activity: ActivityKind::PushStagingToLive,
-            actor: OWNER.actor(),
-            description: "Pushing staging to live".into(),
-            status: Status::InProgress,
-            created_at: None,
-            completed_at: None,
-            error: None,
-            details: serde_json::json!({"scope": "site", "keep_staging": false})
-                .as_object()
-                .cloned()
-                .unwrap_or_default(),
-        };
-        let recorded = match store.record(vec![push]).await {
-            Ok(mut r) => r.remove(0).activity,
-            Err(e) => {
-                tracing::error!(error = ?e, "the demo's running push could not start");
-                return;
-            }
-        };
         tokio::time::sleep(Duration::from_secs(40)).await;
         let ending = Ending {
             details: None,

@@ -42,12 +42,8 @@ fn start_demo(data_dir: &std::path::Path) -> (Running, Vec<String>) {
 
 fn link_token(lines: &[String], persona: &str) -> String {
     let i = lines.iter().position(|l| l.contains(persona)).unwrap();
-    lines[i + 1]
-        .trim()
-        .split_once("token=")
-        .unwrap()
-        .1
-        .to_owned()
+    let token = lines[i + 1].trim().split_once("token=").unwrap().1;
+    token.split('&').next().unwrap().to_owned()
 }
 
 #[tokio::test]
@@ -114,6 +110,47 @@ async fn the_demo_seeds_history_and_prints_a_working_link_per_persona() {
             "{status}"
         );
     }
+
+    // acme-shop is real WordPress on SQLite: a support agent creates its staging.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("acme-shop is real WordPress on SQLite")),
+        "{lines:?}"
+    );
+    let support_token = link_token(&lines, "support agent");
+    let r = http
+        .post(format!("{base}/api/v1/sites/acme-shop/staging"))
+        .bearer_auth(&support_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let id = r.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut ended = serde_json::Value::Null;
+    for _ in 0..300 {
+        ended = http
+            .get(format!("{base}/api/v1/activities/{id}"))
+            .bearer_auth(&client)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if ended["status"] != "in_progress" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(ended["status"], "completed", "{ended}");
+    assert_eq!(
+        ended["user"]["label"], "Support user",
+        "the client sees who only as support"
+    );
 
     // The publisher key printed by the demo records activities.
     let key_line = lines
@@ -193,16 +230,22 @@ fn keys_and_tokens_are_printed_on_the_last_line_and_bad_flags_fail() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn staging_operations_run_from_the_command_line_on_real_wordpress() {
-    use sitetrail_staging::testing::{self, WpSite, mysql};
+    use sitetrail_staging::wordpress::{self, WpSite, mysql};
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut live =
-        WpSite::install(dir.path(), "live", testing::free_port(4), "wp_", "CLI Shop").unwrap();
+    let mut live = WpSite::install(
+        dir.path(),
+        "live",
+        wordpress::free_port(4),
+        "wp_",
+        "CLI Shop",
+    )
+    .unwrap();
     live.serve().unwrap();
     let template = WpSite::install(
         dir.path(),
         "tpl",
-        testing::free_port(4),
+        wordpress::free_port(4),
         "tpl_",
         "Template Shop",
     )
@@ -234,7 +277,7 @@ async fn staging_operations_run_from_the_command_line_on_real_wordpress() {
                 staging: Some(sitetrail_core::EnvironmentSpec {
                     url: sitetrail_core::SiteUrl::parse(&format!(
                         "http://127.0.0.1:{}",
-                        testing::free_port(5)
+                        wordpress::free_port(5)
                     ))
                     .unwrap(),
                     docroot: Some(dir.path().join("staging").to_string_lossy().into_owned()),

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use sitetrail_core::{ActorKind, Audience};
-use sitetrail_staging::testing::{self, WpSite, mysql};
+use sitetrail_staging::wordpress::{self, WpSite, mysql};
 
 use crate::*;
 
@@ -117,13 +117,13 @@ async fn a_support_person_creates_staging_and_backs_up_live_through_the_api() {
     let mut live = WpSite::install(
         dir.path(),
         "live",
-        testing::free_port(4),
+        wordpress::free_port(4),
         "wp_",
         "Acme Shop",
     )
     .unwrap();
     live.serve().unwrap();
-    let staging_url = format!("http://127.0.0.1:{}", testing::free_port(5));
+    let staging_url = format!("http://127.0.0.1:{}", wordpress::free_port(5));
     let r = app
         .put_json(
             "/api/v1/sites/shop",

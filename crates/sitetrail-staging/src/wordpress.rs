@@ -1,6 +1,6 @@
-//! Real WordPress sites for tests: Debian's `wordpress` package copied into a docroot, a
-//! MariaDB database of its own, installed with `wp_install()` from PHP, served by `php -S`.
-//! Compiled only with the `testing` feature.
+//! Real WordPress sites, for tests, benchmarks and the demo: Debian's `wordpress` package
+//! copied into a docroot, on a MariaDB database of its own or on WordPress's SQLite
+//! integration, installed with `wp_install()` from PHP, served by `php -S`.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
