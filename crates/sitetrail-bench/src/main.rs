@@ -234,6 +234,7 @@ async fn run(
         .fold(0.0f64, f64::max);
     server.stop().await?;
 
+    let (log_bytes, log_rows) = raw.log_size().await?;
     eprintln!("  baselines: the same SELECTs directly, OFFSET paging, command-line export");
     let [raw_first, raw_filtered, raw_keyset, raw_account] =
         raw.same_selects(&big, &big_account, deep, n).await?;
@@ -343,6 +344,17 @@ async fn run(
     lines.push(line(
         "server memory during the export, MiB (before → peak)",
         format!("{rss_before:.0} → {rss_peak:.0}"),
+        "–".into(),
+        "–".into(),
+    ));
+
+    lines.push(line(
+        format!("size on disk of the log ({log_rows} activities), bytes per activity"),
+        format!(
+            "{:.0} ({:.2} GiB)",
+            log_bytes as f64 / log_rows.max(1) as f64,
+            log_bytes as f64 / (1u64 << 30) as f64
+        ),
         "–".into(),
         "–".into(),
     ));

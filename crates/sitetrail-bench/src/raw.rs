@@ -191,6 +191,33 @@ impl Raw {
         Ok(Latencies::new(lat))
     }
 
+    /// The activity log's size on disk (table and indexes; for SQLite the whole file) and
+    /// its number of activities.
+    pub async fn log_size(&self) -> anyhow::Result<(u64, u64)> {
+        Ok(match self {
+            Raw::Sqlite { pool, .. } => {
+                let bytes: i64 = sqlx::query_scalar(
+                    "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
+                )
+                .fetch_one(pool)
+                .await?;
+                let n: i64 = sqlx::query_scalar("SELECT count(*) FROM activities")
+                    .fetch_one(pool)
+                    .await?;
+                (bytes as u64, n as u64)
+            }
+            Raw::Postgres { plain, .. } => {
+                let bytes: i64 = sqlx::query_scalar("SELECT pg_total_relation_size('activities')")
+                    .fetch_one(plain)
+                    .await?;
+                let n: i64 = sqlx::query_scalar("SELECT count(*) FROM activities")
+                    .fetch_one(plain)
+                    .await?;
+                (bytes as u64, n as u64)
+            }
+        })
+    }
+
     /// The `(created_at, seq)` of the activity `depth` deep in a site, newest first.
     pub async fn position(&self, site: &str, depth: u64) -> anyhow::Result<(i64, i64)> {
         let sql = self.sql(
