@@ -7,11 +7,15 @@ use sitetrail_staging::{BackupReason, Engine, Operation};
 use sitetrail_store::DynStore;
 
 const CHECK_EVERY: Duration = Duration::from_secs(15 * 60);
+/// The first check waits, so that a starting server (and whoever just started it) has the
+/// sites to itself for a moment.
+const FIRST_CHECK_AFTER: Duration = Duration::from_secs(5 * 60);
 const DAY_MS: i64 = 24 * 3600 * 1000;
 /// Daily backups kept per site; manual and automatic ones are kept until deleted.
 pub const DAILY_KEPT: usize = 7;
 
 pub async fn daily_backups(store: DynStore, engine: Engine) {
+    tokio::time::sleep(FIRST_CHECK_AFTER).await;
     loop {
         if let Err(e) = run_due(&store, &engine).await {
             tracing::warn!(error = ?e, "checking daily backups failed");
