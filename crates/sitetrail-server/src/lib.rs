@@ -8,7 +8,7 @@ mod feed;
 mod json;
 mod observe;
 pub mod pages;
-mod schedule;
+pub mod schedule;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

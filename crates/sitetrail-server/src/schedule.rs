@@ -17,15 +17,22 @@ pub const DAILY_KEPT: usize = 7;
 pub async fn daily_backups(store: DynStore, engine: Engine) {
     tokio::time::sleep(FIRST_CHECK_AFTER).await;
     loop {
-        if let Err(e) = run_due(&store, &engine).await {
+        if let Err(e) = run_due(&store, &engine, Timestamp::now(), DAILY_KEPT).await {
             tracing::warn!(error = ?e, "checking daily backups failed");
         }
         tokio::time::sleep(CHECK_EVERY).await;
     }
 }
 
-async fn run_due(store: &DynStore, engine: &Engine) -> anyhow::Result<()> {
-    let now = Timestamp::now().millis();
+/// Backs up live of every hosted site whose newest daily backup is a day old at `now`, and
+/// removes daily backups beyond the newest `keep`.
+pub async fn run_due(
+    store: &DynStore,
+    engine: &Engine,
+    now: Timestamp,
+    keep: usize,
+) -> anyhow::Result<()> {
+    let now = now.millis();
     for site in store.hosted_sites().await? {
         let dailies: Vec<_> = engine
             .snapshots()
@@ -33,9 +40,6 @@ async fn run_due(store: &DynStore, engine: &Engine) -> anyhow::Result<()> {
             .into_iter()
             .filter(|m| m.reason == BackupReason::Daily)
             .collect();
-        for old in dailies.iter().skip(DAILY_KEPT) {
-            engine.snapshots().remove_backup(&site.id, &old.id)?;
-        }
         if dailies
             .first()
             .is_some_and(|m| now - m.created_at.millis() < DAY_MS)
@@ -54,6 +58,11 @@ async fn run_due(store: &DynStore, engine: &Engine) -> anyhow::Result<()> {
             Err(e) => {
                 tracing::warn!(site = %site.id, error = %e, "the daily backup could not start")
             }
+        }
+        let backups = engine.snapshots().backups(&site.id)?;
+        let dailies = backups.iter().filter(|m| m.reason == BackupReason::Daily);
+        for old in dailies.skip(keep) {
+            engine.snapshots().remove_backup(&site.id, &old.id)?;
         }
     }
     Ok(())

@@ -219,3 +219,83 @@ async fn a_support_person_creates_staging_and_backs_up_live_through_the_api() {
     let config = sitetrail_staging::wpconfig::read(&dir.path().join("staging")).unwrap();
     mysql(&format!("DROP DATABASE IF EXISTS `{}`", config.name)).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn live_is_backed_up_daily_and_old_daily_backups_are_pruned() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = WpSite::install_sqlite(dir.path(), "live", wordpress::free_port(4), "wp_", "Daily")
+        .unwrap();
+    let app = spawn_app().await;
+    let r = app
+        .put_json(
+            "/api/v1/sites/shop",
+            &json!({"account_id": "acme", "name": "Shop", "live": {"url": live.url, "docroot": live.docroot}}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let store = sitetrail_server::open_store(&sitetrail_server::Config::new(
+        "127.0.0.1:0".parse().unwrap(),
+        app.data_dir.clone(),
+        None,
+    ))
+    .await
+    .unwrap();
+    let engine = sitetrail_staging::Engine::new(store.clone(), &app.data_dir, None);
+    let now = sitetrail_core::Timestamp::now();
+    let day = 24 * 3600 * 1000;
+    let later =
+        |days: i64| sitetrail_core::Timestamp::from_millis(now.millis() + days * day).unwrap();
+    let site = sitetrail_core::SiteId::parse("shop").unwrap();
+    let dailies = || {
+        engine
+            .snapshots()
+            .backups(&site)
+            .unwrap()
+            .into_iter()
+            .filter(|m| m.reason == sitetrail_staging::BackupReason::Daily)
+            .collect::<Vec<_>>()
+    };
+    sitetrail_server::schedule::run_due(&store, &engine, now, 1)
+        .await
+        .unwrap();
+    let first = dailies();
+    assert_eq!(first.len(), 1, "the first check backs live up");
+    sitetrail_server::schedule::run_due(&store, &engine, later(0), 1)
+        .await
+        .unwrap();
+    assert_eq!(dailies().len(), 1, "not again the same day");
+    // A day later (the backup's own time is what counts), another, and the older one goes.
+    let manifest = engine
+        .snapshots()
+        .backup_dir(
+            &site,
+            &sitetrail_core::BackupId::parse(&first[0].id).unwrap(),
+        )
+        .join("manifest.json");
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+    m["created_at"] =
+        json!(sitetrail_core::Timestamp::from_millis(now.millis() - 2 * day).unwrap());
+    std::fs::write(&manifest, serde_json::to_vec(&m).unwrap()).unwrap();
+    sitetrail_server::schedule::run_due(&store, &engine, later(0), 1)
+        .await
+        .unwrap();
+    let after = dailies();
+    assert_eq!(after.len(), 1, "seven kept in production, one here");
+    assert_ne!(after[0].id, first[0].id);
+    let token = app.token("acme", None, Audience::Internal);
+    let log = app
+        .get_json(
+            &token,
+            "/api/v1/sites/shop/activities?activity=create_backup",
+        )
+        .await;
+    let items = log["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    assert!(
+        items
+            .iter()
+            .all(|a| a["user"]["label"] == "System" && a["description"] == "Daily backup of live"),
+        "{log}"
+    );
+}
