@@ -563,8 +563,19 @@ impl Engine {
                     details,
                 }
             }
-            Operation::ResetFromTemplate(t) => {
-                let dir = self.inner.snapshots.template_dir(t);
+            Operation::ResetFromTemplate(_) | Operation::ResetFromBackup(_) => {
+                let (dir, description) = match op {
+                    Operation::ResetFromTemplate(t) => (
+                        self.inner.snapshots.template_dir(t),
+                        format!("Created environment for staging from the template {t}"),
+                    ),
+                    Operation::ResetFromBackup(b) => (
+                        self.inner.snapshots.backup_dir(&site.id, b),
+                        "Created environment for staging from backup".to_owned(),
+                    ),
+                    _ => unreachable!("matched above"),
+                };
+                // Checked before anything is touched.
                 let m = snapshot::verify(&dir)?;
                 let (live_env, live_db) = Self::open(site, Environment::Live).await?;
                 live_db.disconnect().await;
@@ -579,27 +590,7 @@ impl Engine {
                 .await?
                 .into_details(&mut details);
                 Outcome {
-                    description: format!("Created environment for staging from the template {t}"),
-                    details,
-                }
-            }
-            Operation::ResetFromBackup(b) => {
-                let dir = self.inner.snapshots.backup_dir(&site.id, b);
-                let m = snapshot::verify(&dir)?;
-                let (live_env, live_db) = Self::open(site, Environment::Live).await?;
-                live_db.disconnect().await;
-                let staging = self.staging_env(site, &live_env).await?;
-                self.replace(
-                    ctx,
-                    site,
-                    &staging,
-                    Source::Snapshot(&dir, &m),
-                    PushScope::Site,
-                )
-                .await?
-                .into_details(&mut details);
-                Outcome {
-                    description: "Created environment for staging from backup".into(),
+                    description,
                     details,
                 }
             }
