@@ -1,7 +1,8 @@
 // The dashboard's one script. The pages work without it; with it, times read in the
-// viewer's time zone, filter URLs stay short, and the Activity Logs follow the site's live
-// stream: a running activity updates in place when it ends, and a new one appears at the
-// top. Data only ever reaches the page through textContent.
+// viewer's time zone, filter URLs stay short, and the Activity Logs (and the short recent
+// tables of the Overview, Staging and Backups pages) follow the site's live stream: a
+// running activity updates in place when it ends, and a new one appears at the top. Data
+// only ever reaches the page through textContent.
 (function () {
   'use strict';
 
@@ -82,6 +83,10 @@
   var filter = log.dataset;
   var firstPage = filter.firstPage === 'true';
   var hasOlder = filter.hasOlder === 'true';
+  // The recent tables keep their length; the full log grows.
+  var maxRows = parseInt(filter.maxRows || '0', 10);
+  var runningHint = document.getElementById('running-hint');
+  var flash = document.getElementById('flash');
   var liveStatus = document.getElementById('live-status');
   var announcer = document.getElementById('live-announce');
   var notice = document.getElementById('new-activity');
@@ -157,6 +162,30 @@
     if (empty) empty.hidden = true;
   }
 
+  function trim() {
+    while (maxRows > 0 && tbody.rows.length > maxRows) {
+      tbody.deleteRow(tbody.rows.length - 1);
+      hasOlder = true;
+    }
+  }
+
+  // "An operation is running" holds only while a listed activity runs.
+  function updateRunningHint() {
+    if (!runningHint) return;
+    runningHint.hidden = !tbody.querySelector('tr[data-status="in_progress"]');
+  }
+
+  // The message about the operation a form just started follows it to its end.
+  function follow(a) {
+    if (!flash || flash.getAttribute('data-activity') !== a.id || a.status === 'in_progress') return;
+    var title = flash.querySelector('.flash-title');
+    var message = flash.querySelector('.flash-message');
+    var ended = a.status === 'completed' ? 'completed' : 'failed';
+    flash.className = 'flash flash-' + ended;
+    if (title) title.textContent = flash.getAttribute('data-label') + ' ' + ended;
+    if (message) message.textContent = (ended === 'failed' && a.error) ? a.error : a.description;
+  }
+
   function showNotice() {
     if (notice) notice.hidden = false;
   }
@@ -181,9 +210,11 @@
   function receive(event) {
     var a;
     try { a = JSON.parse(event.data); } catch (e) { return; }
+    follow(a);
     var existing = document.getElementById('activity-' + a.id);
     if (existing) {
       existing.replaceWith(buildRow(a));
+      updateRunningHint();
       announce(a.activity_label + ': ' + a.status_label);
       return;
     }
@@ -193,7 +224,9 @@
       return;
     }
     if (insert(a)) {
+      trim();
       reveal();
+      updateRunningHint();
       announce('New activity: ' + a.activity_label + ', ' + a.status_label);
     }
   }

@@ -5,12 +5,16 @@
 mod activity_logs;
 mod advanced_tools;
 mod assets;
+mod backups;
 pub mod csrf;
 mod error;
 mod login;
+mod operations;
 mod session;
 mod shell;
 mod site;
+mod snapshots;
+mod staging;
 mod time;
 
 use axum::Router;
@@ -30,6 +34,8 @@ pub fn router() -> Router<AppState> {
     let pages = Router::new()
         .merge(login::router())
         .merge(site::router())
+        .merge(staging::router())
+        .merge(backups::router())
         .merge(advanced_tools::router())
         .merge(activity_logs::router())
         // Pages show one person's data: never cached, never shared.

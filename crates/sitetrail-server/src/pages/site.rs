@@ -1,124 +1,131 @@
-//! A site's own pages: Overview (its environments and latest activity), Staging and Backups
-//! (their environments and recent operations; the actions come with the staging engine).
+//! A site's Overview (its environments and latest activity), and the short table of recent
+//! activity that the Overview, Staging and Backups pages share: rows through the API's
+//! `page_for`, a running one shown as running, and live updates when the script runs.
 
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::get;
-use sitetrail_core::RawQuery;
+use sitetrail_core::{RawQuery, Status};
 
 use crate::AppState;
 use crate::api::page_for;
 use crate::pages::activity_logs::{self, Row};
-use crate::pages::shell::{Section, Shell, SitePage};
+use crate::pages::shell::{Section, Shell, SitePage, site_path};
 use crate::pages::{PageError, Session};
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/sites/{site}", get(overview))
-        .route("/sites/{site}/staging", get(staging))
-        .route("/sites/{site}/backups", get(backups))
+    Router::new().route("/sites/{site}", get(overview))
+}
+
+/// Which activities a recent table lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecentOf {
+    All,
+    Staging,
+    Backups,
 }
 
 /// A short table of recent activity with a link to the whole log.
 #[derive(Debug)]
 pub struct Recent {
-    pub caption: String,
+    pub caption: &'static str,
     pub rows: Vec<Row>,
     pub more_href: String,
     pub more_label: &'static str,
     pub empty: &'static str,
+    /// The site's live stream, and the filters the script applies to what it brings.
+    pub stream_url: String,
+    pub filter_service: &'static str,
+    pub filter_activity: &'static str,
+    pub has_older: bool,
+    pub limit: usize,
+    /// Whether one of the rows is still running.
+    pub running: bool,
+    /// This page again, for browsers without the script.
+    pub refresh_href: String,
+}
+
+impl Recent {
+    pub async fn load(
+        state: &AppState,
+        session: &Session,
+        page: &SitePage,
+        of: RecentOf,
+        limit: usize,
+    ) -> Result<Recent, PageError> {
+        let site = page.site.id.as_str();
+        let (service, activity, caption, empty, section) = match of {
+            RecentOf::All => (
+                "",
+                "",
+                "Latest activity",
+                "No activity on this site yet.",
+                Section::Overview,
+            ),
+            RecentOf::Staging => (
+                "staging",
+                "",
+                "Recent staging activity",
+                "No staging activity yet.",
+                Section::Staging,
+            ),
+            RecentOf::Backups => (
+                "",
+                "create_backup",
+                "Recent backup activity",
+                "No backup activity yet.",
+                Section::Backups,
+            ),
+        };
+        let query = RawQuery {
+            service: (!service.is_empty()).then(|| service.to_owned()),
+            activity: (!activity.is_empty()).then(|| activity.to_owned()),
+            limit: Some(limit.to_string()),
+            ..RawQuery::default()
+        };
+        let listing = page_for(state, session.viewer.audience, &page.scope, &query).await?;
+        let rows: Vec<Row> = listing.items.iter().map(Row::of).collect();
+        let log = activity_logs::path(site);
+        let more_href = match (service, activity) {
+            ("", "") => log,
+            ("", a) => format!("{log}?activity={a}"),
+            (s, _) => format!("{log}?service={s}"),
+        };
+        Ok(Recent {
+            caption,
+            running: listing.items.iter().any(|a| a.status == Status::InProgress),
+            rows,
+            more_href,
+            more_label: "Open the Activity Logs",
+            empty,
+            stream_url: format!("/api/v1/sites/{site}/activities/stream"),
+            filter_service: service,
+            filter_activity: activity,
+            has_older: listing.next_cursor.is_some(),
+            limit,
+            refresh_href: site_path(site, section),
+        })
+    }
 }
 
 #[derive(Template, WebTemplate)]
 #[template(path = "site.html")]
-struct SiteSectionPage {
+struct OverviewPage {
     shell: Shell,
-    heading: &'static str,
-    intro: &'static str,
     recent: Recent,
-}
-
-async fn section(
-    state: AppState,
-    session: Session,
-    site: String,
-    section: Section,
-) -> Result<SiteSectionPage, PageError> {
-    let (heading, intro, filter, caption, empty) = match section {
-        Section::Staging => (
-            "Staging",
-            "Staging is a private copy of your site to try changes on before they go live.",
-            RawQuery {
-                service: Some("staging".into()),
-                ..RawQuery::default()
-            },
-            "Recent staging activity",
-            "No staging activity yet.",
-        ),
-        Section::Backups => (
-            "Backups",
-            "Live is backed up every night, and before every operation that replaces it.",
-            RawQuery {
-                activity: Some("create_backup".into()),
-                ..RawQuery::default()
-            },
-            "Recent backups",
-            "No backups yet.",
-        ),
-        _ => (
-            "Overview",
-            "Your site's environments and what happened to them lately.",
-            RawQuery::default(),
-            "Latest activity",
-            "No activity on this site yet.",
-        ),
-    };
-    let page = SitePage::load(&state, &session, &site, section, "", heading).await?;
-    let mut query = filter.clone();
-    query.limit = Some("5".into());
-    let listing = page_for(&state, session.viewer.audience, &page.scope, &query).await?;
-    let log = activity_logs::path(page.site.id.as_str());
-    let more_href = match (&filter.service, &filter.activity) {
-        (Some(service), _) => format!("{log}?service={service}"),
-        (_, Some(activity)) => format!("{log}?activity={activity}"),
-        _ => log,
-    };
-    Ok(SiteSectionPage {
-        heading,
-        intro,
-        recent: Recent {
-            caption: caption.to_owned(),
-            rows: listing.items.iter().map(Row::of).collect(),
-            more_href,
-            more_label: "Open the Activity Logs",
-            empty,
-        },
-        shell: page.shell,
-    })
 }
 
 async fn overview(
     State(state): State<AppState>,
     session: Session,
     Path(site): Path<String>,
-) -> Result<SiteSectionPage, PageError> {
-    section(state, session, site, Section::Overview).await
-}
-
-async fn staging(
-    State(state): State<AppState>,
-    session: Session,
-    Path(site): Path<String>,
-) -> Result<SiteSectionPage, PageError> {
-    section(state, session, site, Section::Staging).await
-}
-
-async fn backups(
-    State(state): State<AppState>,
-    session: Session,
-    Path(site): Path<String>,
-) -> Result<SiteSectionPage, PageError> {
-    section(state, session, site, Section::Backups).await
+) -> Result<OverviewPage, PageError> {
+    let page = SitePage::load(&state, &session, &site, Section::Overview, "", "Overview").await?;
+    let recent = Recent::load(&state, &session, &page, RecentOf::All, 5).await?;
+    Ok(OverviewPage {
+        recent,
+        shell: page.shell,
+    })
 }

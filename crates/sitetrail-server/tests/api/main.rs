@@ -7,6 +7,7 @@ mod pages;
 mod redaction;
 mod servers;
 mod staging;
+mod staging_pages;
 mod tenancy;
 
 pub use helpers::*;

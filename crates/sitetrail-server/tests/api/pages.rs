@@ -277,6 +277,9 @@ async fn pages_carry_a_strict_content_security_policy_and_no_inline_script_or_st
     for path in [
         LOG,
         "/sites/shop",
+        "/sites/shop/staging",
+        "/sites/shop/staging/push-to-live",
+        "/sites/shop/backups",
         "/sites/shop/advanced-tools",
         "/login?token=x",
     ] {
@@ -380,6 +383,7 @@ async fn client_pages_carry_the_partners_name_and_colour_and_never_ours() {
         "/sites/shop",
         "/sites/shop/staging",
         "/sites/shop/backups",
+        "/sites/shop/staging/push-to-live",
         "/sites/shop/advanced-tools",
     ] {
         let page = app.page_text(&token, path).await;
