@@ -154,6 +154,34 @@ test('a site hosted elsewhere shows its actions disabled, and a running push as 
   }
 });
 
+test('"Back up live" starts a backup as the signed-in person and the page follows it to its end', async () => {
+  await registerStudio({ hosted: true });
+  const browser = await launch();
+  try {
+    const page = await openPage(browser);
+    await signIn(page, clientToken());
+    await page.goto(`${BASE}/sites/${STUDIO}/backups`);
+    await Promise.all([
+      page.waitForURL(/\/backups\?started=/),
+      page.getByRole('button', { name: 'Back up live' }).click(),
+    ]);
+    const id = new URL(page.url()).searchParams.get('started');
+    const flash = page.locator('#flash');
+    assert.equal(await flash.getAttribute('data-activity'), id);
+    // These docroots hold no WordPress, so the backup fails at once; live is untouched.
+    await flash.locator('.flash-title', { hasText: 'Create Backup failed' }).waitFor({ timeout: 10_000 });
+    const row = page.locator(`#activity-${id}`);
+    await row.locator('.badge-label', { hasText: 'Failed' }).waitFor({ timeout: 10_000 });
+    assert.equal((await row.locator('.user').textContent()).trim(), OWNER.email, 'the person who clicked');
+    assert.equal((await row.locator('.c-activity').textContent()).trim(), 'Create Backup');
+    await page.screenshot({ path: screenshotPath('backups-started-1280'), fullPage: true });
+    assertNoProblems(page);
+  } finally {
+    await registerStudio({ hosted: false });
+    await browser.close();
+  }
+});
+
 test('the Backups page offers "Back up live", and a running backup turns Completed in place', async () => {
   await registerStudio({ hosted: true });
   const browser = await launch();

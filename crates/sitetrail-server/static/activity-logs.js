@@ -232,7 +232,22 @@
   }
 
   var stream = new EventSource(log.dataset.stream);
-  stream.addEventListener('open', function () { say('Live updates on'); });
+  // An operation a form started may have ended before the stream opened: ask once.
+  function catchUp() {
+    if (!flash || !flash.classList.contains('flash-started') || !window.fetch) return;
+    var id = flash.getAttribute('data-activity');
+    fetch('/api/v1/activities/' + encodeURIComponent(id), {
+      credentials: 'same-origin', headers: { accept: 'application/json' }
+    })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (a) { if (a) receive({ data: JSON.stringify(a) }); })
+      .catch(function () {});
+  }
+
+  stream.addEventListener('open', function () {
+    say('Live updates on');
+    catchUp();
+  });
   stream.addEventListener('error', function () {
     if (stream.readyState === EventSource.CLOSED) {
       say('Live updates stopped. Reload the page to see new activity.', true);

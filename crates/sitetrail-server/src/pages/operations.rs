@@ -132,7 +132,7 @@ impl Flash {
             label,
             link: Some(Link::new(
                 activity_logs::path(site.id.as_str()),
-                "Follow it in the Activity Logs",
+                "See it in the Activity Logs",
             )),
         })
     }
