@@ -149,6 +149,15 @@ test('a site hosted elsewhere shows its actions disabled, and a running push as 
     assert.equal(await page.locator('#running-hint').isVisible(), true);
     await page.screenshot({ path: screenshotPath('staging-hosted-elsewhere-1280'), fullPage: true });
     assertNoProblems(page);
+
+    // Without JavaScript, the badge and a way to refresh say the same.
+    const plain = await openPage(browser, { javaScriptEnabled: false });
+    await signIn(plain, clientToken());
+    await plain.goto(`${BASE}/sites/${SHOP}/staging`);
+    assert.equal((await plain.locator('#activity-shop-000 .badge-label').textContent()).trim(), 'In progress');
+    assert.equal(await plain.locator('#running-hint').isVisible(), true);
+    const refresh = plain.getByRole('link', { name: 'Refresh this page' });
+    assert.equal(await refresh.getAttribute('href'), `/sites/${SHOP}/staging`);
   } finally {
     await browser.close();
   }
