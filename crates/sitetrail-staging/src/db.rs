@@ -84,7 +84,7 @@ pub fn sqlite_new_path(
                 .parent()
                 .context("a database file has a directory")?;
             Ok((
-                parent.join(format!(".{}.sitetrail-{tag}", name.to_string_lossy())),
+                parent.join(format!(".{}.aside-{tag}", name.to_string_lossy())),
                 false,
             ))
         }

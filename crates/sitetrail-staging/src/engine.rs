@@ -351,7 +351,7 @@ impl Engine {
                         &activity.id,
                         Status::Failed,
                         op.running(),
-                        Some(format!("{e:#}")),
+                        Some(public_reason(&e)),
                         None,
                     )
                     .await;
@@ -391,7 +391,7 @@ impl Engine {
                             &id,
                             Status::Failed,
                             format!("{} failed", op.kind().label()),
-                            Some(format!("{e:#}")),
+                            Some(public_reason(&e)),
                             Some(ctx.phase_details()),
                         )
                         .await
@@ -739,7 +739,7 @@ impl Engine {
                     &activity.id,
                     Status::Failed,
                     description,
-                    Some(format!("{e:#}")),
+                    Some(public_reason(e)),
                     None,
                 )
                 .await;
@@ -1298,9 +1298,10 @@ impl Engine {
                 && a.status == Status::InProgress
             {
                 let error = match note {
-                    Ok(n) => format!("interrupted: sitetrail stopped while the operation ran; {n}"),
+                    Ok(n) => format!("interrupted: the operation stopped when its server did; {n}"),
                     Err(e) => format!(
-                        "interrupted: sitetrail stopped while the operation ran; recovery failed: {e:#}"
+                        "interrupted: the operation stopped when its server did; recovery failed: {}",
+                        public_reason(&e)
                     ),
                 };
                 ended.push(
@@ -1421,5 +1422,54 @@ fn keep_database_dir_guards(from_file: &Path, to_file: &Path) {
         if from.join(guard).is_file() && !to.join(guard).exists() {
             let _ = std::fs::copy(from.join(guard), to.join(guard));
         }
+    }
+}
+
+/// An error as the activity log keeps it: the whole chain of reasons, with the server's
+/// paths shortened to their last part (readers of the log never see the server's layout;
+/// the full error goes to the server's log).
+pub fn public_reason(e: &anyhow::Error) -> String {
+    let text = format!("{e:#}");
+    let mut out = String::with_capacity(text.len());
+    for (i, word) in text.split(' ').enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        let trimmed = word.trim_end_matches([',', ';', ':', ')', '.']);
+        if trimmed.starts_with('/') && trimmed.len() > 1 && trimmed[1..].contains('/') {
+            let last = trimmed
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .unwrap_or("");
+            out.push_str(last);
+            out.push_str(&word[trimmed.len()..]);
+        } else {
+            out.push_str(word);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_keep_their_words_but_not_the_servers_paths() {
+        let e = anyhow::anyhow!("no wp-config.php in /srv/www/acme/live")
+            .context("reading live's configuration");
+        assert_eq!(
+            public_reason(&e),
+            "reading live's configuration: no wp-config.php in live"
+        );
+        let e = anyhow::anyhow!(
+            "creating /tmp/x/.live.aside-new-abc: Operation not permitted (os error 1)"
+        );
+        assert_eq!(
+            public_reason(&e),
+            "creating .live.aside-new-abc: Operation not permitted (os error 1)"
+        );
+        assert_eq!(public_reason(&anyhow::anyhow!("a / b")), "a / b");
     }
 }

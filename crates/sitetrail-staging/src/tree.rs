@@ -9,11 +9,7 @@ use sha2::{Digest, Sha256};
 /// Files that belong to one environment and never travel to another: its own configuration
 /// and, under WordPress's SQLite integration, its database directory.
 pub fn is_environment_specific(rel: &Path) -> bool {
-    rel == Path::new("wp-config.php")
-        || rel.starts_with("wp-content/database")
-        || rel
-            .file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with(".sitetrail-"))
+    rel == Path::new("wp-config.php") || rel.starts_with("wp-content/database")
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -88,7 +84,7 @@ pub fn sibling(path: &Path, tag: &str) -> anyhow::Result<PathBuf> {
     let parent = path
         .parent()
         .with_context(|| format!("{} has no parent", path.display()))?;
-    Ok(parent.join(format!(".{}.sitetrail-{tag}", name.to_string_lossy())))
+    Ok(parent.join(format!(".{}.aside-{tag}", name.to_string_lossy())))
 }
 
 /// Removes a tree without making the caller wait: deleting is slow on this kind of disk.
