@@ -1,7 +1,10 @@
 //! Publisher API keys: `stk_<id>_<secret>`. Shown once; the store keeps the SHA-256 of the
 //! secret and compares in constant time.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -70,6 +73,53 @@ pub(crate) fn secret_matches(secret: &str, stored_sha256: &[u8]) -> bool {
     presented[..].ct_eq(stored_sha256).into()
 }
 
+/// The answer for a presented secret, given the key stored under its id (if any).
+pub(crate) fn check(id: &str, secret: &str, stored: Option<&StoredKey>) -> KeyCheck {
+    match stored {
+        Some(k) if secret_matches(secret, &k.secret_sha256) => KeyCheck::Valid {
+            id: id.to_owned(),
+            name: k.name.clone(),
+        },
+        _ => KeyCheck::Invalid,
+    }
+}
+
+/// A key as the store keeps it.
+#[derive(Clone)]
+pub(crate) struct StoredKey {
+    pub name: String,
+    pub secret_sha256: Vec<u8>,
+}
+
+/// Keys found recently, so that a publisher's every request does not cost a query. Only
+/// keys that exist are kept (a flood of made-up ids still reaches the database), each for
+/// [`KeyCache::TTL`], which bounds how long a key removed from the database would still work.
+#[derive(Default)]
+pub(crate) struct KeyCache {
+    found: Mutex<HashMap<String, (StoredKey, Instant)>>,
+}
+
+impl KeyCache {
+    const TTL: Duration = Duration::from_secs(60);
+    const MAX: usize = 10_000;
+
+    pub fn get(&self, id: &str) -> Option<StoredKey> {
+        let found = self.found.lock().unwrap_or_else(|e| e.into_inner());
+        found
+            .get(id)
+            .filter(|(_, at)| at.elapsed() < Self::TTL)
+            .map(|(k, _)| k.clone())
+    }
+
+    pub fn put(&self, id: &str, key: StoredKey) {
+        let mut found = self.found.lock().unwrap_or_else(|e| e.into_inner());
+        if found.len() >= Self::MAX {
+            found.clear();
+        }
+        found.insert(id.to_owned(), (key, Instant::now()));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,6 +133,27 @@ mod tests {
         assert!(secret_matches(secret, &key.secret_sha256()));
         assert!(!secret_matches("guess", &key.secret_sha256()));
         assert!(!format!("{key:?}").contains(&key.secret));
+    }
+
+    #[test]
+    fn a_cached_key_still_needs_its_secret() {
+        let key = ApiKey::generate("billing").unwrap();
+        let cache = KeyCache::default();
+        assert!(cache.get(&key.id).is_none());
+        cache.put(
+            &key.id,
+            StoredKey {
+                name: key.name.clone(),
+                secret_sha256: key.secret_sha256(),
+            },
+        );
+        let stored = cache.get(&key.id);
+        assert!(matches!(
+            check(&key.id, &key.secret, stored.as_ref()),
+            KeyCheck::Valid { .. }
+        ));
+        assert_eq!(check(&key.id, "guess", stored.as_ref()), KeyCheck::Invalid);
+        assert_eq!(check(&key.id, &key.secret, None), KeyCheck::Invalid);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool, Postgres, QueryBuilder, Row};
 use tokio::sync::{broadcast, oneshot};
 
-use crate::keys::{self, ApiKey, KeyCheck};
+use crate::keys::{self, ApiKey, KeyCache, KeyCheck, StoredKey};
 use crate::record::{self, SearchText};
 use crate::rows::{self, ActivityRow, COLS, SITE_COLS, SiteRow};
 use crate::writer::{Done, GroupOutcome, GroupWriter, Work, WriterHandle};
@@ -42,6 +42,7 @@ const READ_CONNECTIONS: u32 = 8;
 pub struct PgStore {
     read: PgPool,
     writer: WriterHandle,
+    keys: KeyCache,
     commits: broadcast::Sender<i64>,
     /// Dropping the store stops its listener.
     _stop_listening: oneshot::Sender<()>,
@@ -90,6 +91,7 @@ impl PgStore {
         Ok(PgStore {
             read,
             writer,
+            keys: KeyCache::default(),
             commits,
             _stop_listening: stop,
         })
@@ -898,24 +900,25 @@ impl Store for PgStore {
         let Some((id, secret)) = keys::split(presented) else {
             return Ok(KeyCheck::Invalid);
         };
-        let row = sqlx::query("SELECT name, secret_sha256 FROM api_keys WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.read)
-            .await?;
-        Ok(match row {
-            Some(r) => {
-                let hash: Vec<u8> = r.try_get("secret_sha256")?;
-                if keys::secret_matches(secret, &hash) {
-                    KeyCheck::Valid {
-                        id: id.to_owned(),
-                        name: r.try_get("name")?,
-                    }
-                } else {
-                    KeyCheck::Invalid
+        let stored = match self.keys.get(id) {
+            Some(k) => Some(k),
+            None => {
+                let row: Option<(String, Vec<u8>)> =
+                    sqlx::query_as("SELECT name, secret_sha256 FROM api_keys WHERE id = $1")
+                        .bind(id)
+                        .fetch_optional(&self.read)
+                        .await?;
+                let stored = row.map(|(name, secret_sha256)| StoredKey {
+                    name,
+                    secret_sha256,
+                });
+                if let Some(k) = &stored {
+                    self.keys.put(id, k.clone());
                 }
+                stored
             }
-            None => KeyCheck::Invalid,
-        })
+        };
+        Ok(keys::check(id, secret, stored.as_ref()))
     }
 }
 

@@ -21,7 +21,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 use tokio::sync::broadcast;
 
-use crate::keys::{self, ApiKey, KeyCheck};
+use crate::keys::{self, ApiKey, KeyCache, KeyCheck, StoredKey};
 use crate::record::{self, SearchText};
 use crate::rows::{self, ActivityRow, COLS, SITE_COLS, SiteRow};
 use crate::writer::{Done, GroupOutcome, GroupWriter, Work, WriterHandle};
@@ -32,6 +32,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 pub struct SqliteStore {
     read: SqlitePool,
     writer: WriterHandle,
+    keys: KeyCache,
     commits: broadcast::Sender<i64>,
 }
 
@@ -72,6 +73,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             read,
             writer,
+            keys: KeyCache::default(),
             commits,
         })
     }
@@ -564,23 +566,24 @@ impl Store for SqliteStore {
         let Some((id, secret)) = keys::split(presented) else {
             return Ok(KeyCheck::Invalid);
         };
-        let row = sqlx::query("SELECT name, secret_sha256 FROM api_keys WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.read)
-            .await?;
-        Ok(match row {
-            Some(r) => {
-                let hash: Vec<u8> = r.try_get("secret_sha256")?;
-                if keys::secret_matches(secret, &hash) {
-                    KeyCheck::Valid {
-                        id: id.to_owned(),
-                        name: r.try_get("name")?,
-                    }
-                } else {
-                    KeyCheck::Invalid
+        let stored = match self.keys.get(id) {
+            Some(k) => Some(k),
+            None => {
+                let row: Option<(String, Vec<u8>)> =
+                    sqlx::query_as("SELECT name, secret_sha256 FROM api_keys WHERE id = ?")
+                        .bind(id)
+                        .fetch_optional(&self.read)
+                        .await?;
+                let stored = row.map(|(name, secret_sha256)| StoredKey {
+                    name,
+                    secret_sha256,
+                });
+                if let Some(k) = &stored {
+                    self.keys.put(id, k.clone());
                 }
+                stored
             }
-            None => KeyCheck::Invalid,
-        })
+        };
+        Ok(keys::check(id, secret, stored.as_ref()))
     }
 }
