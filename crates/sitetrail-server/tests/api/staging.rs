@@ -233,10 +233,11 @@ async fn live_is_backed_up_daily_and_old_daily_backups_are_pruned() {
         )
         .await;
     assert_eq!(r.status(), 200);
+    // The store the app runs on, as a second process would open it.
     let store = sitetrail_server::open_store(&sitetrail_server::Config::new(
         "127.0.0.1:0".parse().unwrap(),
         app.data_dir.clone(),
-        None,
+        app.database.as_ref().map(|d| d.url().to_owned()),
     ))
     .await
     .unwrap();
