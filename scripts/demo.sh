@@ -10,7 +10,7 @@ missing=()
 command -v php >/dev/null 2>&1 || missing+=(php-cli)
 [ -f /usr/share/wordpress/wp-settings.php ] || missing+=(wordpress)
 [ -d /usr/share/wordpress/wp-content/themes/twentytwentythree ] || missing+=(wordpress-theme-twentytwentythree)
-php -m 2>/dev/null | grep -qx pdo_sqlite || missing+=(php-sqlite3)
+php -m 2>/dev/null | grep -x pdo_sqlite >/dev/null || missing+=(php-sqlite3)
 command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]} ..." >&2
