@@ -19,7 +19,7 @@ use sitetrail_core::{
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, oneshot};
 
 use crate::keys::{self, ApiKey, KeyCache, KeyCheck, StoredKey};
 use crate::record::{self, SearchText};
@@ -34,7 +34,31 @@ pub struct SqliteStore {
     writer: WriterHandle,
     keys: KeyCache,
     commits: broadcast::Sender<i64>,
+    /// Dropping the store stops its checkpoints.
+    _stop_checkpoints: oneshot::Sender<()>,
 }
+
+/// Copies the WAL into the database file every [`CHECKPOINT_EVERY`], without blocking the
+/// writer or the readers (PASSIVE), then once more when the store is dropped.
+async fn checkpoint(mut conn: SqliteConnection, mut stop: oneshot::Receiver<()>) {
+    loop {
+        let stopping = tokio::select! {
+            _ = &mut stop => true,
+            _ = tokio::time::sleep(CHECKPOINT_EVERY) => false,
+        };
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&mut conn)
+            .await
+        {
+            tracing::warn!(error = ?e, "a WAL checkpoint failed; the next one retries");
+        }
+        if stopping {
+            return;
+        }
+    }
+}
+
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file and brings its schema up to date.
@@ -49,7 +73,11 @@ impl SqliteStore {
             .foreign_keys(true)
             .pragma("cache_size", "-65536")
             .pragma("temp_store", "memory");
-        let mut conn = SqliteConnection::connect_with(&options)
+        // The writer never checkpoints: a commit that crossed the autocheckpoint threshold
+        // would copy the WAL into the database file and fsync it before anyone in its group is
+        // answered. A task of its own checkpoints in the background instead.
+        let writing = options.clone().pragma("wal_autocheckpoint", "0");
+        let mut conn = SqliteConnection::connect_with(&writing)
             .await
             .with_context(|| format!("opening the SQLite database {}", path.display()))?;
         MIGRATOR
@@ -62,6 +90,11 @@ impl SqliteStore {
             .connect_with(options.clone().read_only(true))
             .await
             .context("opening read connections")?;
+        let checkpoints = SqliteConnection::connect_with(&writing)
+            .await
+            .context("opening the checkpoint connection")?;
+        let (stop, stopped) = oneshot::channel();
+        tokio::spawn(checkpoint(checkpoints, stopped));
         let (commits, _) = broadcast::channel(1024);
         let writer = WriterHandle::spawn(
             SqliteWriter {
@@ -75,6 +108,7 @@ impl SqliteStore {
             writer,
             keys: KeyCache::default(),
             commits,
+            _stop_checkpoints: stop,
         })
     }
 
