@@ -322,11 +322,21 @@ fn floats_are_written_by_php_as_the_generators_expect() {
         .collect();
     assert_eq!(lines.len(), floats.len());
     for (x, line) in floats.iter().zip(&lines) {
+        assert!(parse(line.as_bytes()).is_ok());
+        if testgen::needs_17_digits(*x) {
+            // The last of 17 digits is not unique: PHP's text must read back to the float.
+            let text = line.trim_start_matches("d:").trim_end_matches(';');
+            assert_eq!(
+                text.parse::<f64>().unwrap().to_bits(),
+                x.to_bits(),
+                "{x:e}: {line}"
+            );
+            continue;
+        }
         assert_eq!(
             format!("d:{};", testgen::php_float_text(*x)),
             *line,
             "{x:e}"
         );
-        assert!(parse(line.as_bytes()).is_ok());
     }
 }
