@@ -71,6 +71,7 @@ word_enum!(
         ResetStagingFromBackup = "reset_staging_from_backup", "Reset Staging from Backup";
         PushStagingToLive = "push_staging_to_live", "Push Staging to Live";
         CreateBackup = "create_backup", "Create Backup";
+        PruneActivityLog = "prune_activity_log", "Prune Activity Log";
     }
 );
 
@@ -79,6 +80,7 @@ word_enum!(
     Service, "service" {
         Staging = "staging", "Staging";
         Backups = "backups", "Backups";
+        ActivityLog = "activity_log", "Activity Log";
     }
 );
 
@@ -103,8 +105,15 @@ impl ActivityKind {
     pub fn service(self) -> Service {
         match self {
             ActivityKind::CreateBackup => Service::Backups,
+            ActivityKind::PruneActivityLog => Service::ActivityLog,
             _ => Service::Staging,
         }
+    }
+
+    /// Activities only sitetrail itself records (the retention policy's prunes): publishers
+    /// may not log them.
+    pub fn is_recorded_by_sitetrail(self) -> bool {
+        self == ActivityKind::PruneActivityLog
     }
 }
 

@@ -2,6 +2,7 @@
 //! keeps the real actor and enforces the append-only lifecycle; it never decides what a
 //! viewer sees (that is [`sitetrail_core::view`]).
 
+pub mod chain;
 mod keys;
 pub mod postgres;
 mod record;
@@ -13,12 +14,87 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use sitetrail_core::{
-    Account, AccountId, ActivityFilter, ActivityId, Audience, Cursor, Ending, InvalidField,
-    NewActivity, Page, Site, SiteId, StoredActivity,
+    Account, AccountId, ActivityFilter, ActivityId, Actor, Audience, Cursor, Ending, InvalidField,
+    NewActivity, Page, Site, SiteId, StoredActivity, Timestamp,
 };
 use tokio::sync::broadcast;
 
+pub use chain::{AccountReport, CheckpointBody, CheckpointKey, Problem, ProblemKind};
 pub use keys::{ApiKey, KeyCheck};
+
+/// How long an account's activities are kept when it has no retention period of its own.
+pub const DEFAULT_RETENTION_DAYS: u32 = 400;
+/// The longest retention period an account may have (ten years).
+pub const MAX_RETENTION_DAYS: u32 = 3650;
+
+/// One pass of the retention policy over an account: remove at most `limit` ended
+/// activities created before `before`, oldest first.
+#[derive(Debug, Clone)]
+pub struct PruneRequest {
+    pub account: AccountId,
+    pub before: Timestamp,
+    pub limit: u32,
+    /// The period that set `before`, for the prune's description.
+    pub retention_days: u32,
+}
+
+/// What one prune pass removed: per site, the activity that logged it and how many it
+/// removed.
+#[derive(Debug, Clone, Default)]
+pub struct Pruned {
+    pub removed: u64,
+    pub logged: Vec<StoredActivity>,
+}
+
+/// What a viewer did with the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessAction {
+    /// Read a page of the log (API or dashboard).
+    List,
+    /// Read one activity.
+    Get,
+    /// Exported the log.
+    Export,
+    /// Opened the live stream.
+    Stream,
+}
+
+impl AccessAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccessAction::List => "list",
+            AccessAction::Get => "get",
+            AccessAction::Export => "export",
+            AccessAction::Stream => "stream",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "list" => AccessAction::List,
+            "get" => AccessAction::Get,
+            "export" => AccessAction::Export,
+            "stream" => AccessAction::Stream,
+            _ => return None,
+        })
+    }
+}
+
+/// One look at the log: the internal-only audit of who looked.
+#[derive(Debug, Clone)]
+pub struct Access {
+    /// Assigned by the store.
+    pub seq: i64,
+    pub account_id: AccountId,
+    pub site_id: Option<SiteId>,
+    pub audience: Audience,
+    pub actor: Actor,
+    pub action: AccessAction,
+    /// The filters, as a query string.
+    pub query: String,
+    pub at: Timestamp,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -128,6 +204,36 @@ pub trait Store: Send + Sync + 'static {
 
     async fn create_api_key(&self, name: &str) -> StoreResult<ApiKey>;
     async fn check_api_key(&self, presented: &str) -> StoreResult<KeyCheck>;
+
+    /// Every account id the store knows of (registered or named by activities and chains).
+    async fn account_ids(&self) -> StoreResult<Vec<AccountId>>;
+    /// Sets an account's retention period (`None`: the default). Unknown account: not found.
+    async fn set_retention_days(&self, account: &AccountId, days: Option<u32>) -> StoreResult<()>;
+    /// The account's retention period, the default when it has none of its own.
+    async fn retention_days(&self, account: &AccountId) -> StoreResult<u32>;
+    /// One bounded pass of the retention policy, in one transaction: never touches an
+    /// `in_progress` activity nor the prunes' own entries; logs one `prune_activity_log`
+    /// activity per site it removed from, sealing what it removed.
+    async fn prune(&self, request: PruneRequest) -> StoreResult<Pruned>;
+    /// Signs a checkpoint for every account whose chain moved since its last one.
+    async fn checkpoint(&self, key: &CheckpointKey) -> StoreResult<Vec<CheckpointBody>>;
+    /// Checks the chains, checkpoints and activities of one account or all of them, in one
+    /// consistent read.
+    async fn verify(
+        &self,
+        account: Option<&AccountId>,
+        trusted: &[[u8; 32]],
+    ) -> StoreResult<Vec<AccountReport>>;
+    /// Records looks at the log (the audit of who looked).
+    async fn record_access(&self, batch: Vec<Access>) -> StoreResult<()>;
+    /// Looks at an account's log (optionally one site's), newest first, before `before`.
+    async fn accesses(
+        &self,
+        account: &AccountId,
+        site: Option<&SiteId>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<Access>>;
 }
 
 pub type DynStore = Arc<dyn Store>;

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use async_trait::async_trait;
+use futures::TryStreamExt;
 use sitetrail_core::{
     Account, AccountId, ActivityFilter, ActivityId, Audience, Colour, Email, Ending, NewActivity,
     Page, Site, SiteId, StoredActivity, Timestamp,
@@ -23,11 +24,15 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool, Postgres, QueryBuilder, Row};
 use tokio::sync::{broadcast, oneshot};
 
+use crate::chain::{self, AccountReport, Chains, CheckpointBody, CheckpointKey, Verifier};
 use crate::keys::{self, ApiKey, KeyCache, KeyCheck, StoredKey};
 use crate::record::{self, SearchText};
 use crate::rows::{self, ActivityRow, COLS, SITE_COLS, SiteRow};
 use crate::writer::{Done, GroupOutcome, GroupWriter, Work, WriterHandle};
-use crate::{Change, ChangeKind, Listing, Recorded, Scope, Store, StoreError, StoreResult};
+use crate::{
+    Access, Change, ChangeKind, Listing, PruneRequest, Pruned, Recorded, Scope, Store, StoreError,
+    StoreResult,
+};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -230,13 +235,22 @@ impl GroupWriter for PgWriter {
         let mut plan = Plan::new(counter, cached);
         plan.prefetch(conn, group).await?;
         let mut results = Vec::with_capacity(group.len());
-        for work in group {
+        let mut checkpoints = Vec::new();
+        for (i, work) in group.iter().enumerate() {
             let r = match work {
                 Work::Record(batch) => plan.record(batch, now),
                 Work::End(id, ending) => plan.end(id, ending, now),
                 Work::UpsertAccount(a) => upsert_account(conn, a, now).await,
                 Work::UpsertSite(s) => upsert_site(conn, &mut plan.owners, s, now).await,
                 Work::CreateKey(k) => create_key(conn, k, now).await,
+                Work::SetRetention(account, days) => set_retention(conn, account, *days).await,
+                Work::RecordAccess(batch) => record_access(conn, batch).await,
+                Work::Prune(request) => prune(conn, &mut plan, request, now).await,
+                // Applied once the group's own links are written, so it seals them too.
+                Work::Checkpoint(key) => {
+                    checkpoints.push((i, key));
+                    Ok(Done::Unit)
+                }
             };
             // A database failure inside one request fails the whole group, so that nothing
             // is half-applied and nobody is told "written" by a group that did not commit.
@@ -246,6 +260,9 @@ impl GroupWriter for PgWriter {
             results.push(r);
         }
         let last_change = plan.flush(conn, &mut results).await?;
+        for (i, key) in checkpoints {
+            results[i] = Ok(Done::Checkpointed(sign_checkpoints(conn, key).await?));
+        }
         sqlx::query("COMMIT").execute(&mut *conn).await?;
         self.sites = plan.owners;
         Ok((results, last_change))
@@ -281,6 +298,8 @@ struct Plan {
     owners: HashMap<SiteId, AccountId>,
     inserts: Vec<ActivityId>,
     ends: Vec<ActivityId>,
+    /// The chains the group moves; their heads are read by `prefetch`.
+    chains: Chains,
 }
 
 #[derive(sqlx::FromRow)]
@@ -299,6 +318,7 @@ impl Plan {
             owners,
             inserts: Vec::new(),
             ends: Vec::new(),
+            chains: Chains::default(),
         }
     }
 
@@ -353,6 +373,39 @@ impl Plan {
             for (site, account) in found {
                 self.owners
                     .insert(SiteId::parse(&site)?, AccountId::parse(&account)?);
+            }
+        }
+        // The chain heads of every account the group may append to.
+        let mut accounts: Vec<&str> = Vec::new();
+        for work in group {
+            match work {
+                Work::Record(batch) => accounts.extend(batch.iter().map(|n| n.account_id.as_str())),
+                Work::End(id, _) => {
+                    if let Some(t) = self.touched.get(id) {
+                        accounts.push(t.activity.account_id.as_str());
+                    }
+                }
+                Work::Prune(p) => accounts.push(p.account.as_str()),
+                _ => {}
+            }
+        }
+        accounts.sort_unstable();
+        accounts.dedup();
+        if !accounts.is_empty() {
+            let found: Vec<(String, i64, Vec<u8>)> = sqlx::query_as(
+                "SELECT account_id, link_no, link_sha256 FROM chain_heads \
+                 WHERE account_id = ANY($1)",
+            )
+            .bind(&accounts)
+            .fetch_all(&mut *conn)
+            .await?;
+            let mut heads: HashMap<String, (i64, chain::Hash)> = HashMap::new();
+            for (account, no, hash) in found {
+                heads.insert(account, chain::decode_head((no, hash))?);
+            }
+            for account in accounts {
+                let head = heads.get(account).copied();
+                self.chains.load_head(account, head);
             }
         }
         Ok(())
@@ -420,6 +473,7 @@ impl Plan {
         }
         for mut t in staged {
             t.change_no = self.next_change();
+            self.chains.append(&t.activity);
             self.inserts.push(t.activity.id.clone());
             self.touched.insert(t.activity.id.clone(), t);
         }
@@ -438,6 +492,7 @@ impl Plan {
         ending.validate(current.created_at)?;
         let next = record::ended(current, ending, now);
         let change = self.next_change();
+        self.chains.append(&next);
         let t = self.touched.get_mut(id).expect("looked up above");
         t.activity = next.clone();
         t.change_no = change;
@@ -470,6 +525,11 @@ impl Plan {
                         }
                     }
                     Ok(Done::Ended(a)) if a.seq == 0 => a.seq = seq_of(a).unwrap_or(0),
+                    Ok(Done::Pruned(p)) => {
+                        for a in p.logged.iter_mut().filter(|a| a.seq == 0) {
+                            a.seq = seq_of(a).unwrap_or(0);
+                        }
+                    }
                     _ => {}
                 }
             }
@@ -477,6 +537,7 @@ impl Plan {
         if !self.ends.is_empty() {
             self.update_ends(conn).await?;
         }
+        write_links(conn, &self.chains).await?;
         if self.counter == self.start {
             return Ok(None);
         }
@@ -725,6 +786,189 @@ async fn upsert_site(
     Ok(Done::Unit)
 }
 
+async fn set_retention(
+    conn: &mut PgConnection,
+    account: &AccountId,
+    days: Option<u32>,
+) -> StoreResult<Done> {
+    let updated = sqlx::query("UPDATE accounts SET retention_days = $1 WHERE id = $2")
+        .bind(days.map(|d| d as i32))
+        .bind(account.as_str())
+        .execute(&mut *conn)
+        .await?;
+    if updated.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(Done::Unit)
+}
+
+async fn record_access(conn: &mut PgConnection, batch: &[Access]) -> StoreResult<Done> {
+    for chunk in batch.chunks(500) {
+        let mut q = QueryBuilder::<Postgres>::new(
+            "INSERT INTO access_log (account_id, site_id, audience, actor_kind, actor_email, \
+             actor_name, action, query, at) ",
+        );
+        q.push_values(chunk, |mut b, a| {
+            b.push_bind(a.account_id.as_str())
+                .push_bind(a.site_id.as_ref().map(SiteId::as_str))
+                .push_bind(a.audience.as_str())
+                .push_bind(a.actor.kind.as_str())
+                .push_bind(a.actor.email.as_ref().map(Email::expose))
+                .push_bind(a.actor.name.as_deref())
+                .push_bind(a.action.as_str())
+                .push_bind(&a.query)
+                .push_bind(a.at.millis());
+        });
+        q.build().execute(&mut *conn).await?;
+    }
+    Ok(Done::Unit)
+}
+
+/// One bounded pass of the retention policy over one account. The prune activities go
+/// through the group's plan (and so into the chain); the removal is written at once.
+async fn prune(
+    conn: &mut PgConnection,
+    plan: &mut Plan,
+    request: &PruneRequest,
+    now: Timestamp,
+) -> StoreResult<Done> {
+    let mut q = QueryBuilder::<Postgres>::new("SELECT ");
+    q.push(COLS)
+        .push(" FROM activities WHERE account_id = ")
+        .push_bind(request.account.as_str())
+        .push(" AND created_at < ")
+        .push_bind(request.before.millis())
+        .push(" AND status <> 'in_progress' AND activity <> 'prune_activity_log' ")
+        .push("ORDER BY created_at, seq LIMIT ")
+        .push_bind(i64::from(request.limit));
+    let found: Vec<ActivityRow> = q.build_query_as().fetch_all(&mut *conn).await?;
+    let selected = found
+        .into_iter()
+        .map(ActivityRow::decode)
+        .collect::<StoreResult<Vec<_>>>()?;
+    let mut pruned = Pruned::default();
+    for (site, group) in record::by_site(selected) {
+        let mut sealed: Vec<(String, chain::Hash)> = group
+            .iter()
+            .map(|a| (a.id.as_str().to_owned(), chain::content_sha256(a)))
+            .collect();
+        let entry = record::prune_entry(request, &site, &mut sealed);
+        plan.owners
+            .entry(site.clone())
+            .or_insert_with(|| request.account.clone());
+        let Done::Recorded(mut logged) = plan.record(&[entry], now)? else {
+            unreachable!("record answers with Recorded")
+        };
+        let logged = logged.remove(0).activity;
+        let ids: Vec<&str> = group.iter().map(|a| a.id.as_str()).collect();
+        sqlx::query(
+            "INSERT INTO pruned_activities (account_id, activity_id, prune_id) \
+             SELECT $1, id, $2 FROM UNNEST($3::text[]) AS t (id)",
+        )
+        .bind(request.account.as_str())
+        .bind(logged.id.as_str())
+        .bind(&ids)
+        .execute(&mut *conn)
+        .await?;
+        let seqs: Vec<i64> = group.iter().map(|a| a.seq).collect();
+        sqlx::query("DELETE FROM activities WHERE seq = ANY($1)")
+            .bind(&seqs)
+            .execute(&mut *conn)
+            .await?;
+        pruned.removed += group.len() as u64;
+        pruned.logged.push(logged);
+    }
+    Ok(Done::Pruned(pruned))
+}
+
+/// Writes the links a group appended and moves their chains' heads.
+async fn write_links(conn: &mut PgConnection, chains: &Chains) -> anyhow::Result<()> {
+    if chains.links.is_empty() {
+        return Ok(());
+    }
+    let n = chains.links.len();
+    let (mut account, mut no, mut activity, mut content, mut hash) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for l in &chains.links {
+        account.push(l.account_id.as_str());
+        no.push(l.link_no);
+        activity.push(l.activity_id.as_str());
+        content.push(&l.content_sha256[..]);
+        hash.push(&l.link_sha256[..]);
+    }
+    sqlx::query(
+        "INSERT INTO chain_links (account_id, link_no, activity_id, content_sha256, link_sha256) \
+         SELECT * FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::bytea[], $5::bytea[])",
+    )
+    .bind(account)
+    .bind(no)
+    .bind(activity)
+    .bind(content)
+    .bind(hash)
+    .execute(&mut *conn)
+    .await?;
+    let heads = chains.moved_heads();
+    let account: Vec<&str> = heads.iter().map(|h| h.0.as_str()).collect();
+    let no: Vec<i64> = heads.iter().map(|h| h.1).collect();
+    let hash: Vec<&[u8]> = heads.iter().map(|h| &h.2[..]).collect();
+    sqlx::query(
+        "INSERT INTO chain_heads (account_id, link_no, link_sha256) \
+         SELECT * FROM UNNEST($1::text[], $2::int8[], $3::bytea[]) \
+         ON CONFLICT (account_id) DO UPDATE SET link_no = excluded.link_no, \
+         link_sha256 = excluded.link_sha256",
+    )
+    .bind(account)
+    .bind(no)
+    .bind(hash)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Signs a checkpoint for every chain whose head is past its last checkpoint.
+async fn sign_checkpoints(
+    conn: &mut PgConnection,
+    key: &CheckpointKey,
+) -> anyhow::Result<Vec<CheckpointBody>> {
+    let moved: Vec<(String, i64, Vec<u8>)> = sqlx::query_as(
+        "SELECT h.account_id, h.link_no, h.link_sha256 FROM chain_heads h \
+         WHERE h.link_no > COALESCE((SELECT MAX(c.link_no) FROM chain_checkpoints c \
+         WHERE c.account_id = h.account_id), 0) ORDER BY h.account_id",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let made_at = Timestamp::now();
+    let mut out = Vec::with_capacity(moved.len());
+    for (account_id, link_no, hash) in moved {
+        let (_, link_sha256) = chain::decode_head((link_no, hash))?;
+        let body = CheckpointBody {
+            account_id,
+            link_no,
+            link_sha256,
+            made_at,
+        };
+        sqlx::query(
+            "INSERT INTO chain_checkpoints (account_id, link_no, link_sha256, made_at, \
+             public_key, signature) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&body.account_id)
+        .bind(body.link_no)
+        .bind(&body.link_sha256[..])
+        .bind(made_at.millis())
+        .bind(&key.public_key()[..])
+        .bind(&key.sign(&body)[..])
+        .execute(&mut *conn)
+        .await?;
+        out.push(body);
+    }
+    Ok(out)
+}
+
 async fn create_key(conn: &mut PgConnection, key: &ApiKey, now: Timestamp) -> StoreResult<Done> {
     sqlx::query(
         "INSERT INTO api_keys (id, name, secret_sha256, created_at) VALUES ($1, $2, $3, $4)",
@@ -882,6 +1126,160 @@ impl Store for PgStore {
 
     fn subscribe_commits(&self) -> broadcast::Receiver<i64> {
         self.commits.subscribe()
+    }
+
+    async fn account_ids(&self) -> StoreResult<Vec<AccountId>> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM accounts UNION SELECT account_id FROM chain_heads \
+             UNION SELECT DISTINCT account_id FROM activities ORDER BY 1",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        ids.iter()
+            .map(|i| AccountId::parse(i).map_err(|e| anyhow::anyhow!("{e}").into()))
+            .collect()
+    }
+
+    async fn set_retention_days(&self, account: &AccountId, days: Option<u32>) -> StoreResult<()> {
+        self.writer
+            .write(Work::SetRetention(account.clone(), days))
+            .await
+            .map(|_| ())
+    }
+
+    async fn retention_days(&self, account: &AccountId) -> StoreResult<u32> {
+        let days: Option<Option<i32>> =
+            sqlx::query_scalar("SELECT retention_days FROM accounts WHERE id = $1")
+                .bind(account.as_str())
+                .fetch_optional(&self.read)
+                .await?;
+        Ok(record::retention(days.flatten().map(i64::from)))
+    }
+
+    async fn prune(&self, request: PruneRequest) -> StoreResult<Pruned> {
+        match self.writer.write(Work::Prune(request)).await? {
+            Done::Pruned(p) => Ok(p),
+            _ => unreachable!("prune answers with Pruned"),
+        }
+    }
+
+    async fn checkpoint(&self, key: &CheckpointKey) -> StoreResult<Vec<CheckpointBody>> {
+        match self.writer.write(Work::Checkpoint(key.clone())).await? {
+            Done::Checkpointed(c) => Ok(c),
+            _ => unreachable!("checkpoint answers with Checkpointed"),
+        }
+    }
+
+    async fn verify(
+        &self,
+        account: Option<&AccountId>,
+        trusted: &[[u8; 32]],
+    ) -> StoreResult<Vec<AccountReport>> {
+        let accounts = match account {
+            Some(a) => vec![a.clone()],
+            None => self.account_ids().await?,
+        };
+        // One snapshot: the chain, the checkpoints and the activities as of one moment,
+        // whatever every server writes meanwhile.
+        let mut tx = self.read.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        let mut reports = Vec::with_capacity(accounts.len());
+        for account in accounts {
+            let mut v = Verifier::new(&account, trusted);
+            let a = account.as_str();
+            let checkpoints: Vec<(i64, Vec<u8>, i64, Vec<u8>, Vec<u8>)> = sqlx::query_as(
+                "SELECT link_no, link_sha256, made_at, public_key, signature \
+                 FROM chain_checkpoints WHERE account_id = $1 ORDER BY link_no",
+            )
+            .bind(a)
+            .fetch_all(&mut *tx)
+            .await?;
+            for cp in checkpoints {
+                v.checkpoint(chain::stored_checkpoint(a, cp)?);
+            }
+            {
+                let mut links = sqlx::query_as::<_, (i64, String, Vec<u8>, Vec<u8>)>(
+                    "SELECT link_no, activity_id, content_sha256, link_sha256 FROM chain_links \
+                     WHERE account_id = $1 ORDER BY link_no",
+                )
+                .bind(a)
+                .fetch(&mut *tx);
+                while let Some((no, id, content, hash)) = links.try_next().await? {
+                    v.link(
+                        no,
+                        &id,
+                        chain::decode_hash(&content)?,
+                        chain::decode_hash(&hash)?,
+                    );
+                }
+            }
+            let head: Option<(i64, Vec<u8>)> = sqlx::query_as(
+                "SELECT link_no, link_sha256 FROM chain_heads WHERE account_id = $1",
+            )
+            .bind(a)
+            .fetch_optional(&mut *tx)
+            .await?;
+            v.head(head.map(chain::decode_head).transpose()?);
+            {
+                let mut q = QueryBuilder::<Postgres>::new("SELECT ");
+                q.push(COLS)
+                    .push(" FROM activities WHERE account_id = ")
+                    .push_bind(a);
+                let mut rows = q.build_query_as::<ActivityRow>().fetch(&mut *tx);
+                while let Some(row) = rows.try_next().await? {
+                    let (id, seq) = (row.id.clone(), row.seq);
+                    match row.decode() {
+                        Ok(activity) => v.activity(&activity),
+                        Err(_) => v.unreadable(&id, seq),
+                    }
+                }
+            }
+            {
+                let mut pruned = sqlx::query_as::<_, (String, String)>(
+                    "SELECT activity_id, prune_id FROM pruned_activities WHERE account_id = $1",
+                )
+                .bind(a)
+                .fetch(&mut *tx);
+                while let Some((id, prune_id)) = pruned.try_next().await? {
+                    v.pruned(&id, &prune_id);
+                }
+            }
+            reports.push(v.finish());
+        }
+        tx.rollback().await?;
+        Ok(reports)
+    }
+
+    async fn record_access(&self, batch: Vec<Access>) -> StoreResult<()> {
+        self.writer
+            .write(Work::RecordAccess(batch))
+            .await
+            .map(|_| ())
+    }
+
+    async fn accesses(
+        &self,
+        account: &AccountId,
+        site: Option<&SiteId>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<Access>> {
+        let mut q = QueryBuilder::<Postgres>::new("SELECT ");
+        q.push(rows::ACCESS_COLS)
+            .push(" FROM access_log WHERE account_id = ")
+            .push_bind(account.as_str());
+        if let Some(site) = site {
+            q.push(" AND site_id = ").push_bind(site.as_str());
+        }
+        if let Some(before) = before {
+            q.push(" AND seq < ").push_bind(before);
+        }
+        q.push(" ORDER BY seq DESC LIMIT ")
+            .push_bind(i64::from(limit));
+        let found: Vec<rows::AccessRow> = q.build_query_as().fetch_all(&self.read).await?;
+        found.into_iter().map(rows::AccessRow::decode).collect()
     }
 
     async fn create_api_key(&self, name: &str) -> StoreResult<ApiKey> {

@@ -2,8 +2,12 @@
 
 use sha2::{Digest, Sha256};
 use sitetrail_core::{
-    ActivityId, Audience, Ending, NewActivity, Status, StoredActivity, Timestamp, view,
+    ActivityId, ActivityKind, Actor, Audience, Ending, Environment, NewActivity, SiteId, Status,
+    StoredActivity, Timestamp, view,
 };
+
+use crate::PruneRequest;
+use crate::chain::{Hash, PRUNED_SHA256, prune_digest};
 
 /// The texts `q` searches, one per audience, as the redaction function renders them.
 pub(crate) struct SearchText {
@@ -67,4 +71,56 @@ pub(crate) fn ended(a: &StoredActivity, ending: &Ending, now: Timestamp) -> Stor
         }
     }
     out
+}
+
+/// The activity that logs one prune pass over one site, sealing what it removed.
+pub(crate) fn prune_entry(
+    request: &PruneRequest,
+    site: &SiteId,
+    removed: &mut [(String, Hash)],
+) -> NewActivity {
+    let n = removed.len();
+    let day = request.before.to_rfc3339();
+    let day = day.split('T').next().unwrap_or(&day).to_owned();
+    let mut details = serde_json::Map::new();
+    details.insert("removed".into(), n.into());
+    details.insert("before".into(), request.before.to_rfc3339().into());
+    details.insert("retention_days".into(), request.retention_days.into());
+    details.insert(PRUNED_SHA256.into(), prune_digest(removed).into());
+    NewActivity {
+        id: None,
+        account_id: request.account.clone(),
+        site_id: site.clone(),
+        environment: Environment::Live,
+        activity: ActivityKind::PruneActivityLog,
+        actor: Actor::system(),
+        description: format!(
+            "Removed {n} {} created before {day} (retention: {} days)",
+            if n == 1 { "activity" } else { "activities" },
+            request.retention_days
+        ),
+        status: Status::Completed,
+        created_at: None,
+        completed_at: None,
+        error: None,
+        details,
+    }
+}
+
+/// Groups the activities a prune pass selected by site, keeping their order.
+pub(crate) fn by_site(selected: Vec<StoredActivity>) -> Vec<(SiteId, Vec<StoredActivity>)> {
+    let mut groups: Vec<(SiteId, Vec<StoredActivity>)> = Vec::new();
+    for a in selected {
+        match groups.iter_mut().find(|(s, _)| *s == a.site_id) {
+            Some((_, v)) => v.push(a),
+            None => groups.push((a.site_id.clone(), vec![a])),
+        }
+    }
+    groups
+}
+
+/// An account's retention period as its column holds it (`NULL`: the default).
+pub(crate) fn retention(days: Option<i64>) -> u32 {
+    days.and_then(|d| u32::try_from(d).ok())
+        .unwrap_or(crate::DEFAULT_RETENTION_DAYS)
 }

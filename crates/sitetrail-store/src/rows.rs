@@ -20,6 +20,54 @@ pub(crate) const COLS: &str = "seq, id, account_id, site_id, environment, servic
 pub(crate) const SITE_COLS: &str =
     "id, account_id, name, live_url, live_docroot, staging_url, staging_docroot";
 
+pub(crate) const ACCESS_COLS: &str =
+    "seq, account_id, site_id, audience, actor_kind, actor_email, actor_name, action, query, at";
+
+/// A look at the log as its columns hold it.
+#[derive(sqlx::FromRow)]
+pub(crate) struct AccessRow {
+    pub seq: i64,
+    pub account_id: String,
+    pub site_id: Option<String>,
+    pub audience: String,
+    pub actor_kind: String,
+    pub actor_email: Option<String>,
+    pub actor_name: Option<String>,
+    pub action: String,
+    pub query: String,
+    pub at: i64,
+}
+
+impl AccessRow {
+    pub fn decode(self) -> StoreResult<crate::Access> {
+        let corrupt = |what: &str| anyhow::anyhow!("corrupt {what} in the access log");
+        Ok(crate::Access {
+            seq: self.seq,
+            account_id: AccountId::parse(&self.account_id).map_err(|_| corrupt("account"))?,
+            site_id: self
+                .site_id
+                .as_deref()
+                .map(SiteId::parse)
+                .transpose()
+                .map_err(|_| corrupt("site"))?,
+            audience: Audience::parse(&self.audience).ok_or_else(|| corrupt("audience"))?,
+            actor: Actor {
+                kind: ActorKind::parse(&self.actor_kind).ok_or_else(|| corrupt("actor"))?,
+                email: self
+                    .actor_email
+                    .as_deref()
+                    .map(Email::parse)
+                    .transpose()
+                    .map_err(|_| corrupt("email"))?,
+                name: self.actor_name,
+            },
+            action: crate::AccessAction::parse(&self.action).ok_or_else(|| corrupt("action"))?,
+            query: self.query,
+            at: Timestamp::from_millis(self.at).ok_or_else(|| corrupt("time"))?,
+        })
+    }
+}
+
 /// An activity as its columns hold it.
 #[derive(sqlx::FromRow)]
 pub(crate) struct ActivityRow {
@@ -149,23 +197,7 @@ where
     let direction = page.cursor.map_or(Direction::Older, |c| c.direction);
     let mut q = QueryBuilder::<DB>::new(head);
     q.push(COLS).push(" FROM activities WHERE ");
-    match &scope.site {
-        Some(site) => {
-            // The site must be one of the viewer's account; then all its activities are (the
-            // writer checks it), so the account needs no condition on `activities`, and the
-            // site's index is the only one a planner can pick, whatever its statistics say.
-            q.push("site_id = ").push_bind(site.as_str());
-            q.push(" AND EXISTS (SELECT 1 FROM sites WHERE sites.id = ")
-                .push_bind(site.as_str())
-                .push(" AND sites.account_id = ")
-                .push_bind(scope.account.as_str())
-                .push(")");
-        }
-        None => {
-            q.push("account_id = ").push_bind(scope.account.as_str());
-        }
-    }
-    push_filters(&mut q, audience, filter);
+    push_conditions(&mut q, scope, audience, filter);
     if let Some(c) = page.cursor {
         match c.direction {
             Direction::Older => q.push(" AND (created_at, seq) < ("),
@@ -184,54 +216,112 @@ where
     q
 }
 
-fn push_filters<DB>(q: &mut QueryBuilder<DB>, audience: Audience, f: &ActivityFilter)
+/// Where the text and the binds of a query go: sqlx's query builder, or the statement the
+/// SQLite export prepares itself ([`crate::export`]).
+pub(crate) trait SqlSink {
+    fn sql(&mut self, text: &str);
+    fn text(&mut self, value: &str);
+    fn int(&mut self, value: i64);
+}
+
+impl<DB> SqlSink for QueryBuilder<DB>
 where
     DB: Database,
     DB::Arguments: Default,
     for<'t> &'t str: Encode<'t, DB> + Type<DB>,
-    for<'t> String: Encode<'t, DB> + Type<DB>,
     for<'t> i64: Encode<'t, DB> + Type<DB>,
 {
+    fn sql(&mut self, text: &str) {
+        self.push(text);
+    }
+
+    fn text(&mut self, value: &str) {
+        self.push_bind(value);
+    }
+
+    fn int(&mut self, value: i64) {
+        self.push_bind(value);
+    }
+}
+
+/// The conditions on `activities` of every read of the log (pages and exports): the scope,
+/// then the filters.
+pub(crate) fn push_conditions(
+    q: &mut impl SqlSink,
+    scope: &Scope,
+    audience: Audience,
+    filter: &ActivityFilter,
+) {
+    match &scope.site {
+        Some(site) => {
+            // The site must be one of the viewer's account; then all its activities are (the
+            // writer checks it), so the account needs no condition on `activities`, and the
+            // site's index is the only one a planner can pick, whatever its statistics say.
+            q.sql("site_id = ");
+            q.text(site.as_str());
+            q.sql(" AND EXISTS (SELECT 1 FROM sites WHERE sites.id = ");
+            q.text(site.as_str());
+            q.sql(" AND sites.account_id = ");
+            q.text(scope.account.as_str());
+            q.sql(")");
+        }
+        None => {
+            q.sql("account_id = ");
+            q.text(scope.account.as_str());
+        }
+    }
+    push_filters(q, audience, filter);
+}
+
+fn push_filters(q: &mut impl SqlSink, audience: Audience, f: &ActivityFilter) {
     if let Some(k) = f.activity {
-        q.push(" AND activity = ").push_bind(k.as_str());
+        q.sql(" AND activity = ");
+        q.text(k.as_str());
     }
     if let Some(s) = f.status {
-        q.push(" AND status = ").push_bind(s.as_str());
+        q.sql(" AND status = ");
+        q.text(s.as_str());
     }
     if let Some(s) = f.service {
-        q.push(" AND service = ").push_bind(s.as_str());
+        q.sql(" AND service = ");
+        q.text(s.as_str());
     }
     match &f.user {
         None => {}
         Some(UserPredicate::Kind(k)) => {
-            q.push(" AND actor_kind = ").push_bind(k.as_str());
+            q.sql(" AND actor_kind = ");
+            q.text(k.as_str());
         }
         Some(UserPredicate::Email { email_lower, kinds }) => {
-            q.push(" AND lower(actor_email) = ")
-                .push_bind(email_lower.clone());
-            q.push(" AND actor_kind IN (");
-            let mut sep = q.separated(", ");
-            for k in kinds.iter() {
-                sep.push_bind(k.as_str());
+            q.sql(" AND lower(actor_email) = ");
+            q.text(email_lower);
+            q.sql(" AND actor_kind IN (");
+            for (i, k) in kinds.iter().enumerate() {
+                if i > 0 {
+                    q.sql(", ");
+                }
+                q.text(k.as_str());
             }
-            q.push(")");
+            q.sql(")");
         }
     }
     if let Some(t) = f.from {
-        q.push(" AND created_at >= ").push_bind(t.millis());
+        q.sql(" AND created_at >= ");
+        q.int(t.millis());
     }
     if let Some(t) = f.to {
-        q.push(" AND created_at < ").push_bind(t.millis());
+        q.sql(" AND created_at < ");
+        q.int(t.millis());
     }
     // `q` and the search columns are both lower-cased by the same function, so a plain LIKE
     // (case-sensitive in PostgreSQL, ASCII-folding in SQLite) behaves the same on both.
     if let Some(text) = &f.q {
-        let pattern = format!("%{}%", escape_like(text));
         match audience {
-            Audience::Internal => q.push(" AND search_internal LIKE "),
-            Audience::Client => q.push(" AND coalesce(search_client, search_internal) LIKE "),
+            Audience::Internal => q.sql(" AND search_internal LIKE "),
+            Audience::Client => q.sql(" AND coalesce(search_client, search_internal) LIKE "),
         };
-        q.push_bind(pattern).push(" ESCAPE '\\'");
+        q.text(&format!("%{}%", escape_like(text)));
+        q.sql(" ESCAPE '\\'");
     }
 }
 

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use async_trait::async_trait;
+use futures::TryStreamExt;
 use sitetrail_core::{
     Account, AccountId, ActivityFilter, ActivityId, Audience, Colour, Email, Ending, NewActivity,
     Page, Site, SiteId, StoredActivity, Timestamp,
@@ -21,11 +22,15 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 use tokio::sync::{broadcast, oneshot};
 
+use crate::chain::{self, AccountReport, Chains, CheckpointBody, CheckpointKey, Verifier};
 use crate::keys::{self, ApiKey, KeyCache, KeyCheck, StoredKey};
 use crate::record::{self, SearchText};
 use crate::rows::{self, ActivityRow, COLS, SITE_COLS, SiteRow};
 use crate::writer::{Done, GroupOutcome, GroupWriter, Work, WriterHandle};
-use crate::{Change, ChangeKind, Listing, Recorded, Scope, Store, StoreError, StoreResult};
+use crate::{
+    Access, Change, ChangeKind, Listing, PruneRequest, Pruned, Recorded, Scope, Store, StoreError,
+    StoreResult,
+};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -100,6 +105,7 @@ impl SqliteStore {
             SqliteWriter {
                 conn,
                 sites: HashMap::new(),
+                chains: Chains::default(),
             },
             commits.clone(),
         );
@@ -134,6 +140,9 @@ struct SqliteWriter {
     conn: SqliteConnection,
     /// Which account each site belongs to (a site never moves).
     sites: HashMap<SiteId, AccountId>,
+    /// The chains the current group moves (read afresh by every group: another process
+    /// may have written the file in between).
+    chains: Chains,
 }
 
 impl GroupWriter for SqliteWriter {
@@ -147,17 +156,28 @@ impl GroupWriter for SqliteWriter {
             .await?;
         let mut counter = Counter(start);
         let mut results = Vec::with_capacity(group.len());
-        for work in group {
-            // Only a batch of several activities can fail after writing part of itself; every
-            // other request checks everything before its one write, so it needs no savepoint.
-            let partial = matches!(work, Work::Record(batch) if batch.len() > 1);
+        self.chains.clear();
+        let mut checkpoints = Vec::new();
+        for (i, work) in group.iter().enumerate() {
+            if let Work::Checkpoint(key) = work {
+                checkpoints.push((i, key));
+                results.push(Ok(Done::Unit));
+                continue;
+            }
+            // Only a batch of several activities or a prune can fail after writing part of
+            // itself; every other request checks everything before its one write, so it needs
+            // no savepoint.
+            let partial = matches!(work, Work::Record(batch) if batch.len() > 1)
+                || matches!(work, Work::Prune(_));
             let before = counter.0;
+            let mark = self.chains.mark();
             if partial {
                 sqlx::query("SAVEPOINT op").execute(&mut *conn).await?;
             }
-            let r = apply(conn, &mut self.sites, work, &mut counter).await;
+            let r = apply(conn, &mut self.sites, &mut self.chains, work, &mut counter).await;
             if r.is_err() {
                 counter.0 = before;
+                self.chains.truncate(mark);
                 if partial {
                     sqlx::query("ROLLBACK TO op").execute(&mut *conn).await?;
                 }
@@ -172,6 +192,10 @@ impl GroupWriter for SqliteWriter {
             }
             results.push(r);
         }
+        write_links(conn, &self.chains).await?;
+        for (i, key) in checkpoints {
+            results[i] = Ok(Done::Checkpointed(sign_checkpoints(conn, key).await?));
+        }
         let last_change = (counter.0 != start).then_some(counter.0);
         if let Some(n) = last_change {
             sqlx::query("UPDATE counters SET value = ? WHERE name = 'change'")
@@ -185,6 +209,7 @@ impl GroupWriter for SqliteWriter {
 
     async fn recover(&mut self) {
         self.sites.clear();
+        self.chains.clear();
         let _ = sqlx::query("ROLLBACK").execute(&mut self.conn).await;
     }
 }
@@ -192,6 +217,7 @@ impl GroupWriter for SqliteWriter {
 async fn apply(
     conn: &mut SqliteConnection,
     sites: &mut HashMap<SiteId, AccountId>,
+    chains: &mut Chains,
     work: &Work,
     counter: &mut Counter,
 ) -> StoreResult<Done> {
@@ -200,10 +226,44 @@ async fn apply(
         Work::Record(batch) => {
             let mut out = Vec::with_capacity(batch.len());
             for new in batch {
-                out.push(record_one(conn, sites, new, now, counter).await?);
+                out.push(record_linked(conn, sites, chains, new, now, counter).await?);
             }
             Ok(Done::Recorded(out))
         }
+        Work::Prune(request) => prune(conn, sites, chains, request, now, counter).await,
+        Work::SetRetention(account, days) => {
+            let updated = sqlx::query("UPDATE accounts SET retention_days = ? WHERE id = ?")
+                .bind(days.map(i64::from))
+                .bind(account.as_str())
+                .execute(&mut *conn)
+                .await?;
+            if updated.rows_affected() == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(Done::Unit)
+        }
+        Work::RecordAccess(batch) => {
+            for chunk in batch.chunks(500) {
+                let mut q = QueryBuilder::<Sqlite>::new(
+                    "INSERT INTO access_log (account_id, site_id, audience, actor_kind, \
+                     actor_email, actor_name, action, query, at) ",
+                );
+                q.push_values(chunk, |mut b, a| {
+                    b.push_bind(a.account_id.as_str())
+                        .push_bind(a.site_id.as_ref().map(SiteId::as_str))
+                        .push_bind(a.audience.as_str())
+                        .push_bind(a.actor.kind.as_str())
+                        .push_bind(a.actor.email.as_ref().map(Email::expose))
+                        .push_bind(a.actor.name.as_deref())
+                        .push_bind(a.action.as_str())
+                        .push_bind(&a.query)
+                        .push_bind(a.at.millis());
+                });
+                q.build().execute(&mut *conn).await?;
+            }
+            Ok(Done::Unit)
+        }
+        Work::Checkpoint(_) => unreachable!("checkpoints are applied after their group"),
         Work::End(id, ending) => {
             let current = select_by_id(&mut *conn, id)
                 .await?
@@ -216,6 +276,7 @@ async fn apply(
             }
             ending.validate(current.created_at)?;
             let mut next = record::ended(&current, ending, now);
+            load_head(conn, chains, next.account_id.as_str()).await?;
             let change = counter.next();
             let search = SearchText::of(&next);
             let updated = sqlx::query(
@@ -240,6 +301,7 @@ async fn apply(
                 )));
             }
             next.seq = current.seq;
+            chains.append(&next);
             Ok(Done::Ended(Box::new(next)))
         }
         Work::UpsertAccount(a) => {
@@ -421,6 +483,166 @@ async fn record_one(
     })
 }
 
+/// Records one activity and, when it is new, appends its link to its account's chain.
+async fn record_linked(
+    conn: &mut SqliteConnection,
+    sites: &mut HashMap<SiteId, AccountId>,
+    chains: &mut Chains,
+    new: &NewActivity,
+    now: Timestamp,
+    counter: &mut Counter,
+) -> StoreResult<Recorded> {
+    let r = record_one(conn, sites, new, now, counter).await?;
+    if r.created {
+        load_head(conn, chains, r.activity.account_id.as_str()).await?;
+        chains.append(&r.activity);
+    }
+    Ok(r)
+}
+
+/// Reads an account's chain head into the group's chains, once per group.
+async fn load_head(
+    conn: &mut SqliteConnection,
+    chains: &mut Chains,
+    account: &str,
+) -> StoreResult<()> {
+    if chains.has_head(account) {
+        return Ok(());
+    }
+    let head: Option<(i64, Vec<u8>)> =
+        sqlx::query_as("SELECT link_no, link_sha256 FROM chain_heads WHERE account_id = ?")
+            .bind(account)
+            .fetch_optional(&mut *conn)
+            .await?;
+    chains.load_head(account, head.map(chain::decode_head).transpose()?);
+    Ok(())
+}
+
+/// Writes the links a group appended and moves their chains' heads.
+async fn write_links(conn: &mut SqliteConnection, chains: &Chains) -> anyhow::Result<()> {
+    for chunk in chains.links.chunks(1000) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO chain_links (account_id, link_no, activity_id, content_sha256, \
+             link_sha256) ",
+        );
+        q.push_values(chunk, |mut b, l| {
+            b.push_bind(&l.account_id)
+                .push_bind(l.link_no)
+                .push_bind(&l.activity_id)
+                .push_bind(&l.content_sha256[..])
+                .push_bind(&l.link_sha256[..]);
+        });
+        q.build().execute(&mut *conn).await?;
+    }
+    for (account, link_no, hash) in chains.moved_heads() {
+        sqlx::query(
+            "INSERT INTO chain_heads (account_id, link_no, link_sha256) VALUES (?, ?, ?) \
+             ON CONFLICT (account_id) DO UPDATE SET link_no = excluded.link_no, \
+             link_sha256 = excluded.link_sha256",
+        )
+        .bind(account)
+        .bind(link_no)
+        .bind(&hash[..])
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Signs a checkpoint for every chain whose head is past its last checkpoint.
+async fn sign_checkpoints(
+    conn: &mut SqliteConnection,
+    key: &CheckpointKey,
+) -> anyhow::Result<Vec<CheckpointBody>> {
+    let moved: Vec<(String, i64, Vec<u8>)> = sqlx::query_as(
+        "SELECT h.account_id, h.link_no, h.link_sha256 FROM chain_heads h \
+         WHERE h.link_no > COALESCE((SELECT MAX(c.link_no) FROM chain_checkpoints c \
+         WHERE c.account_id = h.account_id), 0) ORDER BY h.account_id",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let made_at = Timestamp::now();
+    let mut out = Vec::with_capacity(moved.len());
+    for (account_id, link_no, hash) in moved {
+        let (_, link_sha256) = chain::decode_head((link_no, hash))?;
+        let body = CheckpointBody {
+            account_id,
+            link_no,
+            link_sha256,
+            made_at,
+        };
+        sqlx::query(
+            "INSERT INTO chain_checkpoints (account_id, link_no, link_sha256, made_at, \
+             public_key, signature) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&body.account_id)
+        .bind(body.link_no)
+        .bind(&body.link_sha256[..])
+        .bind(made_at.millis())
+        .bind(&key.public_key()[..])
+        .bind(&key.sign(&body)[..])
+        .execute(&mut *conn)
+        .await?;
+        out.push(body);
+    }
+    Ok(out)
+}
+
+/// One bounded pass of the retention policy over one account.
+async fn prune(
+    conn: &mut SqliteConnection,
+    sites: &mut HashMap<SiteId, AccountId>,
+    chains: &mut Chains,
+    request: &PruneRequest,
+    now: Timestamp,
+    counter: &mut Counter,
+) -> StoreResult<Done> {
+    let mut q = QueryBuilder::<Sqlite>::new("SELECT ");
+    q.push(COLS)
+        .push(" FROM activities WHERE account_id = ")
+        .push_bind(request.account.as_str())
+        .push(" AND created_at < ")
+        .push_bind(request.before.millis())
+        .push(" AND status <> 'in_progress' AND activity <> 'prune_activity_log' ")
+        .push("ORDER BY created_at, seq LIMIT ")
+        .push_bind(i64::from(request.limit));
+    let found: Vec<ActivityRow> = q.build_query_as().fetch_all(&mut *conn).await?;
+    let selected = found
+        .into_iter()
+        .map(ActivityRow::decode)
+        .collect::<StoreResult<Vec<_>>>()?;
+    let mut pruned = Pruned::default();
+    for (site, group) in record::by_site(selected) {
+        let mut sealed: Vec<(String, chain::Hash)> = group
+            .iter()
+            .map(|a| (a.id.as_str().to_owned(), chain::content_sha256(a)))
+            .collect();
+        let entry = record::prune_entry(request, &site, &mut sealed);
+        let logged = record_linked(conn, sites, chains, &entry, now, counter).await?;
+        for chunk in group.chunks(500) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO pruned_activities (account_id, activity_id, prune_id) ",
+            );
+            q.push_values(chunk, |mut b, a| {
+                b.push_bind(a.account_id.as_str())
+                    .push_bind(a.id.as_str())
+                    .push_bind(logged.activity.id.as_str());
+            });
+            q.build().execute(&mut *conn).await?;
+            let mut q = QueryBuilder::<Sqlite>::new("DELETE FROM activities WHERE seq IN (");
+            let mut seqs = q.separated(", ");
+            for a in chunk {
+                seqs.push_bind(a.seq);
+            }
+            q.push(")");
+            q.build().execute(&mut *conn).await?;
+        }
+        pruned.removed += group.len() as u64;
+        pruned.logged.push(logged.activity);
+    }
+    Ok(Done::Pruned(pruned))
+}
+
 /// The `change` counter while a group holds the write lock.
 struct Counter(i64);
 
@@ -582,6 +804,156 @@ impl Store for SqliteStore {
 
     fn subscribe_commits(&self) -> broadcast::Receiver<i64> {
         self.commits.subscribe()
+    }
+
+    async fn account_ids(&self) -> StoreResult<Vec<AccountId>> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM accounts UNION SELECT account_id FROM chain_heads \
+             UNION SELECT DISTINCT account_id FROM activities ORDER BY 1",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        ids.iter()
+            .map(|i| AccountId::parse(i).map_err(|e| anyhow::anyhow!("{e}").into()))
+            .collect()
+    }
+
+    async fn set_retention_days(&self, account: &AccountId, days: Option<u32>) -> StoreResult<()> {
+        self.writer
+            .write(Work::SetRetention(account.clone(), days))
+            .await
+            .map(|_| ())
+    }
+
+    async fn retention_days(&self, account: &AccountId) -> StoreResult<u32> {
+        let days: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT retention_days FROM accounts WHERE id = ?")
+                .bind(account.as_str())
+                .fetch_optional(&self.read)
+                .await?;
+        Ok(record::retention(days.flatten()))
+    }
+
+    async fn prune(&self, request: PruneRequest) -> StoreResult<Pruned> {
+        match self.writer.write(Work::Prune(request)).await? {
+            Done::Pruned(p) => Ok(p),
+            _ => unreachable!("prune answers with Pruned"),
+        }
+    }
+
+    async fn checkpoint(&self, key: &CheckpointKey) -> StoreResult<Vec<CheckpointBody>> {
+        match self.writer.write(Work::Checkpoint(key.clone())).await? {
+            Done::Checkpointed(c) => Ok(c),
+            _ => unreachable!("checkpoint answers with Checkpointed"),
+        }
+    }
+
+    async fn verify(
+        &self,
+        account: Option<&AccountId>,
+        trusted: &[[u8; 32]],
+    ) -> StoreResult<Vec<AccountReport>> {
+        let accounts = match account {
+            Some(a) => vec![a.clone()],
+            None => self.account_ids().await?,
+        };
+        // One read transaction: the chain, the checkpoints and the activities as of one
+        // moment, whatever the writer does meanwhile.
+        let mut tx = self.read.begin().await?;
+        let mut reports = Vec::with_capacity(accounts.len());
+        for account in accounts {
+            let mut v = Verifier::new(&account, trusted);
+            let a = account.as_str();
+            let checkpoints: Vec<(i64, Vec<u8>, i64, Vec<u8>, Vec<u8>)> = sqlx::query_as(
+                "SELECT link_no, link_sha256, made_at, public_key, signature \
+                 FROM chain_checkpoints WHERE account_id = ? ORDER BY link_no",
+            )
+            .bind(a)
+            .fetch_all(&mut *tx)
+            .await?;
+            for cp in checkpoints {
+                v.checkpoint(chain::stored_checkpoint(a, cp)?);
+            }
+            {
+                let mut links = sqlx::query_as::<_, (i64, String, Vec<u8>, Vec<u8>)>(
+                    "SELECT link_no, activity_id, content_sha256, link_sha256 FROM chain_links \
+                     WHERE account_id = ? ORDER BY link_no",
+                )
+                .bind(a)
+                .fetch(&mut *tx);
+                while let Some((no, id, content, hash)) = links.try_next().await? {
+                    v.link(
+                        no,
+                        &id,
+                        chain::decode_hash(&content)?,
+                        chain::decode_hash(&hash)?,
+                    );
+                }
+            }
+            let head: Option<(i64, Vec<u8>)> =
+                sqlx::query_as("SELECT link_no, link_sha256 FROM chain_heads WHERE account_id = ?")
+                    .bind(a)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            v.head(head.map(chain::decode_head).transpose()?);
+            {
+                let mut q = QueryBuilder::<Sqlite>::new("SELECT ");
+                q.push(COLS)
+                    .push(" FROM activities WHERE account_id = ")
+                    .push_bind(a);
+                let mut rows = q.build_query_as::<ActivityRow>().fetch(&mut *tx);
+                while let Some(row) = rows.try_next().await? {
+                    let (id, seq) = (row.id.clone(), row.seq);
+                    match row.decode() {
+                        Ok(activity) => v.activity(&activity),
+                        Err(_) => v.unreadable(&id, seq),
+                    }
+                }
+            }
+            {
+                let mut pruned = sqlx::query_as::<_, (String, String)>(
+                    "SELECT activity_id, prune_id FROM pruned_activities WHERE account_id = ?",
+                )
+                .bind(a)
+                .fetch(&mut *tx);
+                while let Some((id, prune_id)) = pruned.try_next().await? {
+                    v.pruned(&id, &prune_id);
+                }
+            }
+            reports.push(v.finish());
+        }
+        tx.rollback().await?;
+        Ok(reports)
+    }
+
+    async fn record_access(&self, batch: Vec<Access>) -> StoreResult<()> {
+        self.writer
+            .write(Work::RecordAccess(batch))
+            .await
+            .map(|_| ())
+    }
+
+    async fn accesses(
+        &self,
+        account: &AccountId,
+        site: Option<&SiteId>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<Access>> {
+        let mut q = QueryBuilder::<Sqlite>::new("SELECT ");
+        q.push(rows::ACCESS_COLS)
+            .push(" FROM access_log WHERE account_id = ")
+            .push_bind(account.as_str());
+        if let Some(site) = site {
+            q.push(" AND site_id = ").push_bind(site.as_str());
+        }
+        if let Some(before) = before {
+            q.push(" AND seq < ").push_bind(before);
+        }
+        q.push(" ORDER BY seq DESC LIMIT ")
+            .push_bind(i64::from(limit));
+        let found: Vec<rows::AccessRow> = q.build_query_as().fetch_all(&self.read).await?;
+        found.into_iter().map(rows::AccessRow::decode).collect()
     }
 
     async fn create_api_key(&self, name: &str) -> StoreResult<ApiKey> {

@@ -5,11 +5,12 @@
 
 use std::future::Future;
 
-use sitetrail_core::{Account, ActivityId, Ending, NewActivity, Site, StoredActivity};
+use sitetrail_core::{Account, AccountId, ActivityId, Ending, NewActivity, Site, StoredActivity};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use crate::chain::{CheckpointBody, CheckpointKey};
 use crate::keys::ApiKey;
-use crate::{Recorded, StoreResult};
+use crate::{Access, PruneRequest, Pruned, Recorded, StoreResult};
 
 /// The most requests one commit takes; the rest wait for the next one.
 pub(crate) const MAX_GROUP: usize = 256;
@@ -20,11 +21,18 @@ pub(crate) enum Work {
     UpsertAccount(Account),
     UpsertSite(Site),
     CreateKey(ApiKey),
+    SetRetention(AccountId, Option<u32>),
+    Prune(PruneRequest),
+    /// Applied after the rest of its group, so that it seals the group's own links too.
+    Checkpoint(CheckpointKey),
+    RecordAccess(Vec<Access>),
 }
 
 pub(crate) enum Done {
     Recorded(Vec<Recorded>),
     Ended(Box<StoredActivity>),
+    Pruned(Pruned),
+    Checkpointed(Vec<CheckpointBody>),
     Unit,
 }
 

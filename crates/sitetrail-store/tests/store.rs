@@ -53,6 +53,9 @@ contract!(
     hosted_sites_are_the_ones_with_a_live_docroot,
 );
 
+#[path = "store/integrity.rs"]
+mod integrity;
+
 enum Backend {
     Sqlite(Arc<SqliteStore>),
     Postgres(Arc<PgStore>),

@@ -1,0 +1,737 @@
+//! Tamper evidence: each account's activities form a hash chain, sealed now and then by a
+//! signed checkpoint (as a CloudTrail digest seals a log file).
+//!
+//! - Every write to an activity (its recording, its end) appends one **link** to its
+//!   account's chain, in the same transaction: the link's hash covers the previous link's
+//!   hash and the activity's canonical content as that write left it, completion included.
+//! - A **checkpoint** signs (account, link number, link hash, time) with the server's Ed25519
+//!   key. Whoever can write the database but not read that key cannot rewrite the chain
+//!   behind a checkpoint without the signature failing.
+//! - The retention policy removes activities but keeps their links; the prune activity it
+//!   logs holds a digest of what it removed, and that activity is itself in the chain.
+//!
+//! [`Verifier`] walks one account's chain, checkpoints, activities and pruned ids, and names
+//! every entry that was changed, removed or inserted.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::Context;
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sitetrail_core::{AccountId, ActivityKind, StoredActivity, Timestamp};
+
+pub type Hash = [u8; 32];
+
+/// The hash before an account's first link.
+pub const GENESIS: Hash = [0; 32];
+
+fn put(h: &mut Sha256, bytes: &[u8]) {
+    h.update((bytes.len() as u64).to_be_bytes());
+    h.update(bytes);
+}
+
+fn put_opt(h: &mut Sha256, bytes: Option<&[u8]>) {
+    match bytes {
+        None => h.update([0]),
+        Some(b) => {
+            h.update([1]);
+            put(h, b);
+        }
+    }
+}
+
+/// The hash of everything an activity says, in a fixed field order with length prefixes, the
+/// details as JSON with sorted keys. The store's own bookkeeping (`seq`, change numbers,
+/// search columns) is not content.
+pub fn content_sha256(a: &StoredActivity) -> Hash {
+    let mut h = Sha256::new();
+    put(&mut h, b"sitetrail-activity-v1");
+    put(&mut h, a.id.as_str().as_bytes());
+    put(&mut h, a.account_id.as_str().as_bytes());
+    put(&mut h, a.site_id.as_str().as_bytes());
+    put(&mut h, a.environment.as_str().as_bytes());
+    put(&mut h, a.service.as_str().as_bytes());
+    put(&mut h, a.activity.as_str().as_bytes());
+    put(&mut h, a.status.as_str().as_bytes());
+    put(&mut h, a.actor.kind.as_str().as_bytes());
+    put_opt(
+        &mut h,
+        a.actor.email.as_ref().map(|e| e.expose().as_bytes()),
+    );
+    put_opt(&mut h, a.actor.name.as_deref().map(str::as_bytes));
+    put(&mut h, a.description.as_bytes());
+    put_opt(&mut h, a.error.as_deref().map(str::as_bytes));
+    let mut details = String::new();
+    canonical_json(&serde_json::Value::Object(a.details.clone()), &mut details);
+    put(&mut h, details.as_bytes());
+    h.update(a.created_at.millis().to_be_bytes());
+    put_opt(
+        &mut h,
+        a.completed_at
+            .map(|t| t.millis().to_be_bytes())
+            .as_ref()
+            .map(|b| &b[..]),
+    );
+    h.finalize().into()
+}
+
+/// JSON with object keys sorted at every level, whatever order the map kept them in.
+fn canonical_json(v: &serde_json::Value, out: &mut String) {
+    match v {
+        serde_json::Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&serde_json::Value::String(k.clone()).to_string());
+                out.push(':');
+                canonical_json(&map[k], out);
+            }
+            out.push('}');
+        }
+        serde_json::Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical_json(item, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
+}
+
+/// The hash of link `link_no` of `account`'s chain.
+pub fn link_sha256(
+    prev: &Hash,
+    account: &str,
+    link_no: i64,
+    activity_id: &str,
+    content: &Hash,
+) -> Hash {
+    let mut h = Sha256::new();
+    put(&mut h, b"sitetrail-link-v1");
+    h.update(prev);
+    put(&mut h, account.as_bytes());
+    h.update(link_no.to_be_bytes());
+    put(&mut h, activity_id.as_bytes());
+    h.update(content);
+    h.finalize().into()
+}
+
+/// A hash as a column holds it.
+pub(crate) fn decode_hash(bytes: &[u8]) -> anyhow::Result<Hash> {
+    bytes
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("a chain hash of {} bytes, not 32", bytes.len()))
+}
+
+/// A chain head as its row holds it.
+pub(crate) fn decode_head((link_no, hash): (i64, Vec<u8>)) -> anyhow::Result<(i64, Hash)> {
+    Ok((link_no, decode_hash(&hash)?))
+}
+
+/// One link as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub account_id: String,
+    pub link_no: i64,
+    pub activity_id: String,
+    pub content_sha256: Hash,
+    pub link_sha256: Hash,
+    /// The hash it follows (kept in memory only, to undo an append).
+    prev: Hash,
+}
+
+/// The chains a write group moves: the heads it has read, and the links it appends, in order.
+#[derive(Default)]
+pub(crate) struct Chains {
+    heads: HashMap<String, (i64, Hash)>,
+    pub links: Vec<Link>,
+}
+
+impl Chains {
+    pub fn has_head(&self, account: &str) -> bool {
+        self.heads.contains_key(account)
+    }
+
+    /// The head as the database holds it (`None`: the account has no chain yet).
+    pub fn load_head(&mut self, account: &str, head: Option<(i64, Hash)>) {
+        self.heads
+            .entry(account.to_owned())
+            .or_insert(head.unwrap_or((0, GENESIS)));
+    }
+
+    /// Appends the link for a write that left `a` as it is. The head must have been loaded.
+    pub fn append(&mut self, a: &StoredActivity) {
+        let account = a.account_id.as_str();
+        let (no, prev) = *self
+            .heads
+            .get(account)
+            .expect("the writer loads an account's chain head before appending");
+        let link_no = no + 1;
+        let content = content_sha256(a);
+        let hash = link_sha256(&prev, account, link_no, a.id.as_str(), &content);
+        self.heads.insert(account.to_owned(), (link_no, hash));
+        self.links.push(Link {
+            account_id: account.to_owned(),
+            link_no,
+            activity_id: a.id.as_str().to_owned(),
+            content_sha256: content,
+            link_sha256: hash,
+            prev,
+        });
+    }
+
+    /// How many links have been appended: a mark to [`Chains::truncate`] back to.
+    pub fn mark(&self) -> usize {
+        self.links.len()
+    }
+
+    /// Undoes the appends after `mark` (a request of the group that failed).
+    pub fn truncate(&mut self, mark: usize) {
+        while self.links.len() > mark {
+            let l = self.links.pop().expect("longer than mark");
+            self.heads
+                .insert(l.account_id.clone(), (l.link_no - 1, l.prev));
+        }
+    }
+
+    /// The heads the group moved, to write back.
+    pub fn moved_heads(&self) -> Vec<(String, i64, Hash)> {
+        let mut last: HashMap<&str, &Link> = HashMap::new();
+        for l in &self.links {
+            last.insert(&l.account_id, l);
+        }
+        last.into_values()
+            .map(|l| (l.account_id.clone(), l.link_no, l.link_sha256))
+            .collect()
+    }
+
+    pub fn clear(&mut self) {
+        self.heads.clear();
+        self.links.clear();
+    }
+}
+
+/// The server's checkpoint key: an Ed25519 key made on first start in the data dir.
+#[derive(Clone)]
+pub struct CheckpointKey(SigningKey);
+
+impl CheckpointKey {
+    pub const FILE: &'static str = "checkpoint.key";
+
+    /// Reads `dir/checkpoint.key`, making it (mode 0600) when it does not exist.
+    pub fn load_or_create(dir: &Path) -> anyhow::Result<Self> {
+        let path = dir.join(Self::FILE);
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                let seed: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
+                    anyhow::anyhow!("{} is not a 32-byte Ed25519 seed", path.display())
+                })?;
+                Ok(CheckpointKey(SigningKey::from_bytes(&seed)))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut seed = [0u8; 32];
+                getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("{e}"))?;
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+                write_private(&path, &seed)?;
+                Ok(CheckpointKey(SigningKey::from_bytes(&seed)))
+            }
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+
+    pub fn public_key(&self) -> [u8; 32] {
+        self.0.verifying_key().to_bytes()
+    }
+
+    pub fn sign(&self, cp: &CheckpointBody) -> [u8; 64] {
+        self.0.sign(&cp.message()).to_bytes()
+    }
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    Ok(())
+}
+
+/// What a checkpoint states.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointBody {
+    pub account_id: String,
+    pub link_no: i64,
+    pub link_sha256: Hash,
+    pub made_at: Timestamp,
+}
+
+impl CheckpointBody {
+    fn message(&self) -> Vec<u8> {
+        let mut m = Vec::with_capacity(128);
+        m.extend_from_slice(b"sitetrail-checkpoint-v1\n");
+        m.extend_from_slice(self.account_id.as_bytes());
+        m.push(b'\n');
+        m.extend_from_slice(&self.link_no.to_be_bytes());
+        m.extend_from_slice(&self.link_sha256);
+        m.extend_from_slice(&self.made_at.millis().to_be_bytes());
+        m
+    }
+}
+
+/// A stored checkpoint.
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    pub body: CheckpointBody,
+    pub public_key: Vec<u8>,
+    pub signature: Vec<u8>,
+}
+
+impl Checkpoint {
+    fn signed_by(&self, trusted: &[[u8; 32]]) -> Result<(), &'static str> {
+        let key: [u8; 32] = self
+            .public_key
+            .as_slice()
+            .try_into()
+            .map_err(|_| "its public key is malformed")?;
+        if !trusted.contains(&key) {
+            return Err("it is signed by a key this server does not trust");
+        }
+        let signature: [u8; 64] = self
+            .signature
+            .as_slice()
+            .try_into()
+            .map_err(|_| "its signature is malformed")?;
+        VerifyingKey::from_bytes(&key)
+            .map_err(|_| "its public key is malformed")?
+            .verify_strict(&self.body.message(), &Signature::from_bytes(&signature))
+            .map_err(|_| "its signature does not match what it states")
+    }
+}
+
+/// A checkpoint as its row holds it: (link_no, link_sha256, made_at, public_key, signature).
+pub(crate) fn stored_checkpoint(
+    account: &str,
+    (link_no, hash, made_at, public_key, signature): (i64, Vec<u8>, i64, Vec<u8>, Vec<u8>),
+) -> anyhow::Result<Checkpoint> {
+    Ok(Checkpoint {
+        body: CheckpointBody {
+            account_id: account.to_owned(),
+            link_no,
+            link_sha256: decode_hash(&hash)?,
+            made_at: Timestamp::from_millis(made_at)
+                .ok_or_else(|| anyhow::anyhow!("a checkpoint made at {made_at} ms"))?,
+        },
+        public_key,
+        signature,
+    })
+}
+
+/// What a prune activity's details hold about what it removed.
+pub const PRUNED_SHA256: &str = "pruned_sha256";
+
+/// The digest a prune seals: every removed id with its last content hash, sorted by id.
+pub fn prune_digest(removed: &mut [(String, Hash)]) -> String {
+    removed.sort();
+    let mut h = Sha256::new();
+    put(&mut h, b"sitetrail-prune-v1");
+    for (id, content) in removed.iter() {
+        put(&mut h, id.as_bytes());
+        h.update(content);
+    }
+    hex(&h.finalize())
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What is wrong with one entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemKind {
+    /// The activity no longer matches what the chain recorded.
+    Changed,
+    /// The chain names an activity the log no longer holds (and retention did not remove).
+    Removed,
+    /// The log holds an activity the chain never recorded.
+    Inserted,
+    /// A link itself was altered, or links are missing or out of order.
+    ChainBroken,
+    /// A checkpoint is unsigned, forged, or disagrees with the chain.
+    Checkpoint,
+    /// What a prune removed does not match what it sealed.
+    Prune,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    pub kind: ProblemKind,
+    /// The link where the chain shows it (`None` for an inserted activity: it has none).
+    pub link_no: Option<i64>,
+    pub activity_id: Option<String>,
+    pub detail: String,
+    /// For an inserted activity: its place in the log.
+    #[serde(skip)]
+    seq: i64,
+}
+
+/// The verdict on one account.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccountReport {
+    pub account_id: String,
+    pub links: i64,
+    pub activities: u64,
+    pub pruned: u64,
+    pub checkpoints: u64,
+    /// Every problem found, the first bad entry first.
+    pub problems: Vec<Problem>,
+}
+
+impl AccountReport {
+    pub fn is_intact(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    pub fn first_problem(&self) -> Option<&Problem> {
+        self.problems.first()
+    }
+}
+
+/// Walks one account: feed it the checkpoints, then the links in order, then the
+/// activities, then the pruned ids, then [`Verifier::finish`].
+pub struct Verifier {
+    account: String,
+    trusted: Vec<[u8; 32]>,
+    checkpoints: HashMap<i64, Checkpoint>,
+    checkpoint_count: u64,
+    expected_no: i64,
+    prev: Hash,
+    latest: HashMap<String, (i64, Hash)>,
+    prunes: HashMap<String, (i64, Option<String>)>,
+    pruned_groups: HashMap<String, Vec<(String, Hash)>>,
+    activities: u64,
+    pruned: u64,
+    problems: Vec<Problem>,
+}
+
+impl Verifier {
+    pub fn new(account: &AccountId, trusted: &[[u8; 32]]) -> Self {
+        Verifier {
+            account: account.as_str().to_owned(),
+            trusted: trusted.to_vec(),
+            checkpoints: HashMap::new(),
+            checkpoint_count: 0,
+            expected_no: 1,
+            prev: GENESIS,
+            latest: HashMap::new(),
+            prunes: HashMap::new(),
+            pruned_groups: HashMap::new(),
+            activities: 0,
+            pruned: 0,
+            problems: Vec::new(),
+        }
+    }
+
+    fn problem(
+        &mut self,
+        kind: ProblemKind,
+        link_no: Option<i64>,
+        id: Option<&str>,
+        detail: String,
+    ) {
+        self.problems.push(Problem {
+            kind,
+            link_no,
+            activity_id: id.map(str::to_owned),
+            detail,
+            seq: 0,
+        });
+    }
+
+    pub fn checkpoint(&mut self, cp: Checkpoint) {
+        self.checkpoint_count += 1;
+        if let Err(why) = cp.signed_by(&self.trusted) {
+            self.problem(
+                ProblemKind::Checkpoint,
+                Some(cp.body.link_no),
+                None,
+                format!(
+                    "the checkpoint at link {} is not valid: {why}",
+                    cp.body.link_no
+                ),
+            );
+            return;
+        }
+        self.checkpoints.insert(cp.body.link_no, cp);
+    }
+
+    pub fn link(&mut self, link_no: i64, activity_id: &str, content: Hash, stored: Hash) {
+        if link_no != self.expected_no {
+            self.problem(
+                ProblemKind::ChainBroken,
+                Some(self.expected_no),
+                None,
+                if link_no > self.expected_no {
+                    format!("links {} to {} are missing", self.expected_no, link_no - 1)
+                } else {
+                    format!("link {link_no} appears out of order")
+                },
+            );
+        }
+        let computed = link_sha256(&self.prev, &self.account, link_no, activity_id, &content);
+        if computed != stored {
+            self.problem(
+                ProblemKind::ChainBroken,
+                Some(link_no),
+                Some(activity_id),
+                format!("link {link_no} does not follow from the link before it: it was altered"),
+            );
+        }
+        if let Some(cp) = self.checkpoints.get(&link_no)
+            && cp.body.link_sha256 != stored
+        {
+            self.problem(
+                ProblemKind::Checkpoint,
+                Some(link_no),
+                Some(activity_id),
+                format!("link {link_no} differs from what the checkpoint signed"),
+            );
+        }
+        self.prev = stored;
+        self.expected_no = link_no + 1;
+        self.latest
+            .insert(activity_id.to_owned(), (link_no, content));
+    }
+
+    /// The head row as stored; checked against the last link after the walk.
+    pub fn head(&mut self, head: Option<(i64, Hash)>) {
+        let last = self.expected_no - 1;
+        let (no, hash) = head.unwrap_or((0, GENESIS));
+        if no != last || (no > 0 && hash != self.prev) {
+            self.problem(
+                ProblemKind::ChainBroken,
+                Some(last.min(no) + 1),
+                None,
+                format!("the chain's head says link {no} but the links end at {last}: links were removed or added"),
+            );
+        }
+    }
+
+    pub fn activity(&mut self, a: &StoredActivity) {
+        self.activities += 1;
+        let id = a.id.as_str();
+        match self.latest.remove(id) {
+            None => self.problems.push(Problem {
+                kind: ProblemKind::Inserted,
+                link_no: None,
+                activity_id: Some(id.to_owned()),
+                detail: format!(
+                    "activity {id} is not in the chain: it was inserted around the store"
+                ),
+                seq: a.seq,
+            }),
+            Some((no, content)) => {
+                if content != content_sha256(a) {
+                    self.problem(
+                        ProblemKind::Changed,
+                        Some(no),
+                        Some(id),
+                        format!("activity {id} was changed after link {no} recorded it"),
+                    );
+                }
+                if a.activity == ActivityKind::PruneActivityLog {
+                    let sealed = a
+                        .details
+                        .get(PRUNED_SHA256)
+                        .and_then(|v| v.as_str())
+                        .map(str::to_owned);
+                    self.prunes.insert(id.to_owned(), (no, sealed));
+                }
+            }
+        }
+    }
+
+    /// A row that no longer decodes as an activity: changed if the chain knows its id,
+    /// inserted if not.
+    pub fn unreadable(&mut self, activity_id: &str, seq: i64) {
+        self.activities += 1;
+        match self.latest.remove(activity_id) {
+            Some((no, _)) => self.problem(
+                ProblemKind::Changed,
+                Some(no),
+                Some(activity_id),
+                format!("activity {activity_id} was changed after link {no} recorded it (it no longer reads as an activity)"),
+            ),
+            None => self.problems.push(Problem {
+                kind: ProblemKind::Inserted,
+                link_no: None,
+                activity_id: Some(activity_id.to_owned()),
+                detail: format!("activity {activity_id} is not in the chain: it was inserted around the store"),
+                seq,
+            }),
+        }
+    }
+
+    pub fn pruned(&mut self, activity_id: &str, prune_id: &str) {
+        self.pruned += 1;
+        match self.latest.remove(activity_id) {
+            Some((_, content)) => self
+                .pruned_groups
+                .entry(prune_id.to_owned())
+                .or_default()
+                .push((activity_id.to_owned(), content)),
+            None => self.problem(
+                ProblemKind::Prune,
+                None,
+                Some(activity_id),
+                format!("{activity_id} is listed as pruned but the chain never recorded it (or it still exists)"),
+            ),
+        }
+    }
+
+    pub fn finish(mut self) -> AccountReport {
+        let last = self.expected_no - 1;
+        let beyond: Vec<i64> = self
+            .checkpoints
+            .keys()
+            .copied()
+            .filter(|&no| no > last)
+            .collect();
+        for no in beyond {
+            self.problem(
+                ProblemKind::ChainBroken,
+                Some(last + 1),
+                None,
+                format!("a checkpoint covers link {no} but the chain ends at link {last}: links were removed"),
+            );
+        }
+        let groups = std::mem::take(&mut self.pruned_groups);
+        for (prune_id, mut removed) in groups {
+            match self.prunes.remove(&prune_id) {
+                Some((no, sealed)) => {
+                    if sealed.as_deref() != Some(prune_digest(&mut removed).as_str()) {
+                        self.problem(
+                            ProblemKind::Prune,
+                            Some(no),
+                            Some(&prune_id),
+                            format!("the activities listed as removed by {prune_id} are not the ones it sealed"),
+                        );
+                    }
+                }
+                None => self.problem(
+                    ProblemKind::Prune,
+                    None,
+                    Some(&prune_id),
+                    format!("activities are listed as removed by {prune_id}, which is not a prune in this log"),
+                ),
+            }
+        }
+        // A prune that sealed removals but has none listed: they were put back or unlisted.
+        let unlisted: Vec<(String, i64)> = self
+            .prunes
+            .iter()
+            .filter(|(_, (_, sealed))| sealed.is_some())
+            .map(|(id, (no, _))| (id.clone(), *no))
+            .collect();
+        for (id, no) in unlisted {
+            self.problem(
+                ProblemKind::Prune,
+                Some(no),
+                Some(&id),
+                format!("{id} sealed removed activities, but none are listed as removed by it"),
+            );
+        }
+        let removed: Vec<(String, i64)> =
+            self.latest.drain().map(|(id, (no, _))| (id, no)).collect();
+        for (id, no) in removed {
+            self.problem(
+                ProblemKind::Removed,
+                Some(no),
+                Some(&id),
+                format!("activity {id} (link {no}) was removed from the log"),
+            );
+        }
+        // The first bad entry first: by link, then the inserted ones in log order.
+        self.problems
+            .sort_by_key(|p| (p.link_no.is_none(), p.link_no.unwrap_or(0), p.seq));
+        AccountReport {
+            account_id: self.account,
+            links: last,
+            activities: self.activities,
+            pruned: self.pruned,
+            checkpoints: self.checkpoint_count,
+            problems: self.problems,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_json_sorts_keys_at_every_level() {
+        let v: serde_json::Value =
+            serde_json::from_str(r#"{"b":1,"a":{"d":[{"z":1,"y":2}],"c":"x"}}"#).unwrap();
+        let mut out = String::new();
+        canonical_json(&v, &mut out);
+        assert_eq!(out, r#"{"a":{"c":"x","d":[{"y":2,"z":1}]},"b":1}"#);
+    }
+
+    #[test]
+    fn a_prune_digest_does_not_depend_on_order() {
+        let mut one = vec![("b".to_owned(), [1; 32]), ("a".to_owned(), [2; 32])];
+        let mut two = vec![("a".to_owned(), [2; 32]), ("b".to_owned(), [1; 32])];
+        assert_eq!(prune_digest(&mut one), prune_digest(&mut two));
+        let mut three = vec![("a".to_owned(), [2; 32])];
+        assert_ne!(prune_digest(&mut one), prune_digest(&mut three));
+    }
+
+    #[test]
+    fn a_checkpoint_verifies_only_with_its_key_and_its_statement() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = CheckpointKey::load_or_create(dir.path()).unwrap();
+        let again = CheckpointKey::load_or_create(dir.path()).unwrap();
+        assert_eq!(key.public_key(), again.public_key(), "the key is kept");
+        let body = CheckpointBody {
+            account_id: "acme".into(),
+            link_no: 7,
+            link_sha256: [9; 32],
+            made_at: Timestamp::from_millis(1_700_000_000_000).unwrap(),
+        };
+        let cp = Checkpoint {
+            signature: key.sign(&body).to_vec(),
+            public_key: key.public_key().to_vec(),
+            body: body.clone(),
+        };
+        assert!(cp.signed_by(&[key.public_key()]).is_ok());
+        assert!(cp.signed_by(&[[3; 32]]).is_err(), "an untrusted key");
+        let mut moved = cp.clone();
+        moved.body.link_no = 8;
+        assert!(moved.signed_by(&[key.public_key()]).is_err());
+        let other = CheckpointKey::load_or_create(tempfile::tempdir().unwrap().path()).unwrap();
+        let forged = Checkpoint {
+            signature: other.sign(&body).to_vec(),
+            public_key: key.public_key().to_vec(),
+            body,
+        };
+        assert!(forged.signed_by(&[key.public_key()]).is_err());
+    }
+}
