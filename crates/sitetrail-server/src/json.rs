@@ -1,6 +1,7 @@
 //! A JSON body extractor whose rejections are sitetrail's error bodies.
 
-use axum::extract::rejection::JsonRejection;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, JsonRejection};
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
@@ -37,6 +38,28 @@ fn from_rejection(r: JsonRejection) -> ApiError {
         }
         StatusCode::UNPROCESSABLE_ENTITY => ApiError::Invalid(detail),
         _ => ApiError::Malformed(format!("the body is not valid JSON: {detail}")),
+    }
+}
+
+/// A raw body (read before it is parsed) whose rejections are sitetrail's error bodies.
+pub struct ApiBytes(pub Bytes);
+
+impl<S> FromRequest<S> for ApiBytes
+where
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        Bytes::from_request(req, state)
+            .await
+            .map(ApiBytes)
+            .map_err(|r: BytesRejection| match r.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => {
+                    ApiError::TooLarge("the request body is too large".into())
+                }
+                _ => ApiError::Malformed(format!("the body could not be read: {}", r.body_text())),
+            })
     }
 }
 

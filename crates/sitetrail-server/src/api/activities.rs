@@ -19,7 +19,7 @@ use crate::AppState;
 use crate::api::{site_scope, viewer_scope};
 use crate::auth::{Publisher, ViewerAuth};
 use crate::error::{ApiError, ApiResult};
-use crate::json::{ApiJson, ApiQuery, optional_json};
+use crate::json::{ApiBytes, ApiJson, ApiQuery, optional_json};
 
 pub const MAX_BATCH: usize = 1_000;
 const SINGLE_BODY_LIMIT: usize = 64 * 1024;
@@ -264,7 +264,7 @@ pub async fn complete(
     State(state): State<AppState>,
     _publisher: Publisher,
     Path(id): Path<String>,
-    body: Bytes,
+    ApiBytes(body): ApiBytes,
 ) -> ApiResult<Json<ActivityView>> {
     end(state, id, Status::Completed, body).await
 }
@@ -279,7 +279,7 @@ pub async fn fail(
     State(state): State<AppState>,
     _publisher: Publisher,
     Path(id): Path<String>,
-    body: Bytes,
+    ApiBytes(body): ApiBytes,
 ) -> ApiResult<Json<ActivityView>> {
     end(state, id, Status::Failed, body).await
 }
