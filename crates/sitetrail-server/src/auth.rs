@@ -4,8 +4,8 @@ use std::path::Path;
 
 use anyhow::Context;
 use axum::extract::FromRequestParts;
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sitetrail_core::{AccountId, Actor, ActorKind, Audience, Email, SiteId, Timestamp, Viewer};
@@ -156,14 +156,27 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 fn bearer(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    bearer_in(&parts.headers)
+}
+
+fn bearer_in(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
+/// The viewer a request's headers prove, if any (bearer token first, then the cookie).
+pub fn viewer_of(headers: &HeaderMap, tokens: &TokenKeys) -> Option<Viewer> {
+    let token = bearer_in(headers).or_else(|| session_cookie_in(headers))?;
+    tokens.verify(token).ok()
+}
+
 pub fn session_cookie(parts: &Parts) -> Option<&str> {
-    parts
-        .headers
+    session_cookie_in(&parts.headers)
+}
+
+fn session_cookie_in(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -183,7 +196,9 @@ impl FromRequestParts<AppState> for ViewerAuth {
         let token = bearer(parts)
             .or_else(|| session_cookie(parts))
             .ok_or(ApiError::Unauthorized("sign in with a viewer token"))?;
-        state.tokens.verify(token).map(ViewerAuth)
+        let viewer = state.tokens.verify(token)?;
+        state.limits.viewer(&viewer)?;
+        Ok(ViewerAuth(viewer))
     }
 }
 
@@ -199,7 +214,9 @@ impl FromRequestParts<AppState> for BearerViewer {
         let token = bearer(parts).ok_or(ApiError::Unauthorized(
             "send the viewer token as Authorization: Bearer",
         ))?;
-        state.tokens.verify(token).map(BearerViewer)
+        let viewer = state.tokens.verify(token)?;
+        state.limits.viewer(&viewer)?;
+        Ok(BearerViewer(viewer))
     }
 }
 
@@ -216,7 +233,10 @@ impl FromRequestParts<AppState> for Publisher {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let key = bearer(parts).ok_or(ApiError::Unauthorized("send a publisher API key"))?;
         match state.store.check_api_key(key).await? {
-            KeyCheck::Valid { id, name } => Ok(Publisher { key_id: id, name }),
+            KeyCheck::Valid { id, name } => {
+                state.limits.publisher(&id)?;
+                Ok(Publisher { key_id: id, name })
+            }
             KeyCheck::Invalid => Err(ApiError::Unauthorized("the API key is not valid")),
         }
     }

@@ -25,6 +25,11 @@ pub enum ApiError {
     Unsupported(String),
     #[error("{0}")]
     Invalid(String),
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after: std::time::Duration,
+    },
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
@@ -43,6 +48,7 @@ impl ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
             ApiError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "slow_down"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -87,6 +93,12 @@ impl IntoResponse for ApiError {
         if status == StatusCode::UNAUTHORIZED {
             res.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let ApiError::RateLimited { retry_after, .. } = &self {
+            // Whole seconds, rounded up: never "retry after 0".
+            let secs = retry_after.as_millis().div_ceil(1000).max(1);
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs as u64));
         }
         res
     }

@@ -2,10 +2,12 @@
 //! command line only parses flags and calls it.
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod error;
 mod feed;
 mod json;
+pub mod limits;
 mod observe;
 pub mod pages;
 pub mod schedule;
@@ -17,13 +19,14 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::Router;
 use sitetrail_staging::Engine;
-use sitetrail_store::DynStore;
 use sitetrail_store::postgres::{PgStore, redact_url};
 use sitetrail_store::sqlite::SqliteStore;
+use sitetrail_store::{CheckpointKey, DynStore};
 use tokio::net::TcpListener;
 
 pub use auth::TokenKeys;
 pub use feed::ChangeFeed;
+pub use limits::RateLimits;
 
 #[derive(Clone)]
 pub struct Config {
@@ -38,6 +41,11 @@ pub struct Config {
     /// `mysql://user:password@host:port`: creates staging databases when live's own
     /// credentials cannot.
     pub mysql_admin: Option<String>,
+    pub limits: RateLimits,
+    /// How often the chain's checkpoints are signed.
+    pub checkpoint_every: std::time::Duration,
+    /// How often the retention policy runs.
+    pub retention_every: std::time::Duration,
 }
 
 /// The database URL's password never reaches a log.
@@ -48,6 +56,9 @@ impl std::fmt::Debug for Config {
             .field("data_dir", &self.data_dir)
             .field("database", &self.database.as_deref().map(redact_url))
             .field("mysql_admin", &self.mysql_admin.as_ref().map(|_| "<set>"))
+            .field("limits", &self.limits)
+            .field("checkpoint_every", &self.checkpoint_every)
+            .field("retention_every", &self.retention_every)
             .finish()
     }
 }
@@ -59,6 +70,9 @@ impl Config {
             data_dir,
             database,
             mysql_admin: None,
+            limits: RateLimits::default(),
+            checkpoint_every: std::time::Duration::from_secs(300),
+            retention_every: std::time::Duration::from_secs(3600),
         }
     }
 
@@ -75,6 +89,8 @@ pub struct AppState {
     pub tokens: TokenKeys,
     pub feed: ChangeFeed,
     pub engine: Engine,
+    pub limits: Arc<limits::Limiter>,
+    pub access: audit::AccessLog,
 }
 
 pub struct App {
@@ -132,11 +148,22 @@ impl App {
         }
         let feed = ChangeFeed::start(store.clone()).await?;
         tokio::spawn(schedule::daily_backups(store.clone(), engine.clone()));
+        let checkpoints = CheckpointKey::load_or_create(&config.data_dir)?;
+        tokio::spawn(schedule::integrity(
+            store.clone(),
+            checkpoints,
+            config.checkpoint_every,
+            config.retention_every,
+        ));
+        let limits = Arc::new(limits::Limiter::new(config.limits));
+        tokio::spawn(forget_idle_limits(limits.clone()));
         let state = AppState {
+            access: audit::AccessLog::start(store.clone()),
             store,
             tokens,
             feed,
             engine,
+            limits,
         };
         let router = router(state.clone());
         let listener = TcpListener::bind(config.listen)
@@ -164,10 +191,22 @@ impl App {
     }
 }
 
+/// Rate limiters forget idle keys now and then, so their memory stays flat.
+async fn forget_idle_limits(limits: Arc<limits::Limiter>) {
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+        limits.forget_idle();
+    }
+}
+
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(api::router())
         .merge(pages::router())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            audit::record_looks,
+        ))
         .with_state(state)
         .layer(axum::middleware::from_fn(observe::record_request))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(

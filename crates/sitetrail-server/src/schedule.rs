@@ -1,10 +1,11 @@
-//! The daily backup of every hosted site's live environment, and pruning of old ones.
+//! What runs on its own: the daily backup of every hosted site's live environment (and the
+//! pruning of old ones), the chain's signed checkpoints, and the log's retention policy.
 
 use std::time::Duration;
 
 use sitetrail_core::{Actor, Environment, Timestamp};
 use sitetrail_staging::{BackupReason, Engine, Operation};
-use sitetrail_store::DynStore;
+use sitetrail_store::{CheckpointKey, DynStore, PruneRequest};
 
 const CHECK_EVERY: Duration = Duration::from_secs(15 * 60);
 /// The first check waits, so that a starting server (and whoever just started it) has the
@@ -66,4 +67,90 @@ pub async fn run_due(
         }
     }
     Ok(())
+}
+
+/// Activities one retention pass removes at most: one transaction stays short, so writers
+/// never wait long behind a prune.
+pub const PRUNE_BATCH: u32 = 2000;
+
+/// Signs checkpoints every `checkpoint_every` and applies the retention policy every
+/// `retention_every`, for as long as the server runs.
+pub async fn integrity(
+    store: DynStore,
+    key: CheckpointKey,
+    checkpoint_every: Duration,
+    retention_every: Duration,
+) {
+    let mut checkpoints = tokio::time::interval(checkpoint_every);
+    let mut retention = tokio::time::interval(retention_every);
+    // The first tick of an interval is at once: let a starting server settle first.
+    checkpoints.reset();
+    retention.reset_after(FIRST_CHECK_AFTER);
+    loop {
+        tokio::select! {
+            _ = checkpoints.tick() => {
+                if let Err(e) = store.checkpoint(&key).await {
+                    tracing::warn!(error = ?e, "signing checkpoints failed; the next tick retries");
+                }
+            }
+            _ = retention.tick() => {
+                if let Err(e) = apply_retention(&store, &key, Timestamp::now(), PRUNE_BATCH).await {
+                    tracing::warn!(error = ?e, "applying the retention policy failed");
+                }
+            }
+        }
+    }
+}
+
+/// What one run of the retention policy did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RetentionRun {
+    pub accounts: usize,
+    pub removed: u64,
+    pub passes: u64,
+}
+
+/// Applies every account's retention period at `now`: bounded passes until nothing old is
+/// left, then a checkpoint that seals what was removed.
+pub async fn apply_retention(
+    store: &DynStore,
+    key: &CheckpointKey,
+    now: Timestamp,
+    batch: u32,
+) -> anyhow::Result<RetentionRun> {
+    let mut run = RetentionRun::default();
+    for account in store.account_ids().await? {
+        let days = store.retention_days(&account).await?;
+        let before = Timestamp::from_millis(now.millis() - i64::from(days) * DAY_MS)
+            .ok_or_else(|| anyhow::anyhow!("a retention period reaching before 1970"))?;
+        let mut removed_here = 0;
+        loop {
+            let pruned = store
+                .prune(PruneRequest {
+                    account: account.clone(),
+                    before,
+                    limit: batch,
+                    retention_days: days,
+                })
+                .await?;
+            if pruned.removed == 0 {
+                break;
+            }
+            run.passes += 1;
+            removed_here += pruned.removed;
+            metrics::counter!("sitetrail_pruned_activities_total").increment(pruned.removed);
+            if pruned.removed < u64::from(batch) {
+                break;
+            }
+        }
+        if removed_here > 0 {
+            run.accounts += 1;
+            run.removed += removed_here;
+            tracing::info!(account = %account, removed = removed_here, days, "applied the retention period");
+        }
+    }
+    if run.removed > 0 {
+        store.checkpoint(key).await?;
+    }
+    Ok(run)
 }

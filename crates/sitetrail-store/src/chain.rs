@@ -228,6 +228,14 @@ pub struct CheckpointKey(SigningKey);
 impl CheckpointKey {
     pub const FILE: &'static str = "checkpoint.key";
 
+    /// Reads `dir/checkpoint.key` if it exists.
+    pub fn load(dir: &Path) -> anyhow::Result<Option<Self>> {
+        if !dir.join(Self::FILE).exists() {
+            return Ok(None);
+        }
+        Self::load_or_create(dir).map(Some)
+    }
+
     /// Reads `dir/checkpoint.key`, making it (mode 0600) when it does not exist.
     pub fn load_or_create(dir: &Path) -> anyhow::Result<Self> {
         let path = dir.join(Self::FILE);

@@ -1,6 +1,7 @@
 //! The command line: parses flags and calls the library.
 
 mod demo;
+mod integrity;
 mod staging;
 
 use std::net::SocketAddr;
@@ -49,6 +50,8 @@ enum Command {
         /// credentials cannot.
         #[arg(long, env = "SITETRAIL_MYSQL_ADMIN_URL", hide_env_values = true)]
         mysql_admin_url: Option<String>,
+        #[command(flatten)]
+        limits: Limits,
     },
     /// Runs the server with a demo partner, accounts, sites and months of history, and
     /// prints a login link per persona.
@@ -90,6 +93,29 @@ enum Command {
         #[command(flatten)]
         storage: Storage,
     },
+    /// Checks the log's integrity: each account's hash chain, its signed checkpoints and
+    /// its activities. Names the first entry that was changed, removed or inserted and exits
+    /// with 1 when any account fails.
+    Verify {
+        /// One account (default: all of them).
+        #[arg(long, env = "SITETRAIL_ACCOUNT")]
+        account: Option<String>,
+        /// Also trust checkpoints signed by this public key (hex; repeatable). The data dir's
+        /// own key is always trusted.
+        #[arg(long = "public-key")]
+        public_keys: Vec<String>,
+        /// The report as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        storage: Storage,
+    },
+    /// Applies every account's retention period now (the server does it every hour), in
+    /// bounded batches, and seals what it removed with a checkpoint.
+    Prune {
+        #[command(flatten)]
+        storage: Storage,
+    },
     /// Publisher API keys.
     Keys {
         #[command(subcommand)]
@@ -117,6 +143,42 @@ enum Command {
     },
 }
 
+/// Rate limits and the integrity tasks of a server.
+#[derive(Args, Clone)]
+struct Limits {
+    /// Requests per second per publisher key, bursts of twice as many (0: no limit).
+    #[arg(long, env = "SITETRAIL_RATE_PUBLISHER", default_value_t = 1000)]
+    rate_publisher: u32,
+    /// Requests per second per viewer, bursts of five times as many (0: no limit).
+    #[arg(long, env = "SITETRAIL_RATE_VIEWER", default_value_t = 20)]
+    rate_viewer: u32,
+    /// Activities one site may receive per minute, whatever the publisher (0: no cap).
+    #[arg(
+        long,
+        env = "SITETRAIL_SITE_ACTIVITIES_PER_MINUTE",
+        default_value_t = 6000
+    )]
+    site_activities_per_minute: u32,
+    /// Seconds between signed checkpoints of the chains.
+    #[arg(long, env = "SITETRAIL_CHECKPOINT_EVERY", default_value_t = 300)]
+    checkpoint_every: u64,
+    /// Seconds between runs of the retention policy.
+    #[arg(long, env = "SITETRAIL_RETENTION_EVERY", default_value_t = 3600)]
+    retention_every: u64,
+}
+
+impl Limits {
+    fn apply(&self, config: &mut Config) {
+        config.limits = sitetrail_server::RateLimits {
+            publisher_per_second: self.rate_publisher,
+            viewer_per_second: self.rate_viewer,
+            site_activities_per_minute: self.site_activities_per_minute,
+        };
+        config.checkpoint_every = std::time::Duration::from_secs(self.checkpoint_every.max(1));
+        config.retention_every = std::time::Duration::from_secs(self.retention_every.max(1));
+    }
+}
+
 #[derive(Subcommand)]
 enum KeysCommand {
     /// Makes a publisher API key and prints it (last line of stdout). It is shown once.
@@ -142,14 +204,33 @@ async fn main() -> anyhow::Result<()> {
             listen,
             storage,
             mysql_admin_url,
+            limits,
         } => {
             let mut config = Config::new(listen, storage.data_dir, storage.database);
             config.mysql_admin = mysql_admin_url;
+            limits.apply(&mut config);
             let app = App::build(config).await?;
             eprintln!("sitetrail listening on http://{}", app.address());
             app.run_until_stopped().await
         }
         Command::Demo { listen, data_dir } => demo::run(listen, data_dir).await,
+        Command::Verify {
+            account,
+            public_keys,
+            json,
+            storage,
+        } => {
+            let config = Config::new("127.0.0.1:0".parse()?, storage.data_dir, storage.database);
+            let intact = integrity::verify(&config, account.as_deref(), &public_keys, json).await?;
+            if !intact {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Prune { storage } => {
+            let config = Config::new("127.0.0.1:0".parse()?, storage.data_dir, storage.database);
+            integrity::prune(&config).await
+        }
         Command::Staging {
             command,
             storage,

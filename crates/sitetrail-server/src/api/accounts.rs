@@ -6,11 +6,12 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use sitetrail_core::site::check_name;
 use sitetrail_core::{Account, AccountId, Colour};
+use sitetrail_store::{DEFAULT_RETENTION_DAYS, MAX_RETENTION_DAYS};
 use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::auth::Publisher;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::json::ApiJson;
 
 pub fn router() -> Router<AppState> {
@@ -26,6 +27,9 @@ pub struct AccountIn {
     /// The partner's colour for the dashboard, `#rrggbb`.
     #[schema(value_type = Option<String>)]
     pub partner_colour: Option<Colour>,
+    /// Days activities are kept (1 to 3650); absent or null: the default, 400.
+    #[schema(minimum = 1, maximum = 3650)]
+    pub retention_days: Option<u32>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -36,6 +40,8 @@ pub struct AccountOut {
     pub partner: String,
     #[schema(value_type = Option<String>)]
     pub partner_colour: Option<Colour>,
+    /// Days activities are kept.
+    pub retention_days: u32,
 }
 
 #[utoipa::path(put, path = "/api/v1/accounts/{account}", tag = "publishers",
@@ -53,6 +59,13 @@ pub async fn upsert(
     let id = AccountId::parse(&account)?;
     check_name("name", &body.name)?;
     check_name("partner", &body.partner)?;
+    if let Some(days) = body.retention_days
+        && !(1..=MAX_RETENTION_DAYS).contains(&days)
+    {
+        return Err(ApiError::Invalid(format!(
+            "retention_days: between 1 and {MAX_RETENTION_DAYS}"
+        )));
+    }
     let account = Account {
         id,
         name: body.name.trim().to_owned(),
@@ -60,7 +73,12 @@ pub async fn upsert(
         partner_colour: body.partner_colour,
     };
     state.store.upsert_account(&account).await?;
+    state
+        .store
+        .set_retention_days(&account.id, body.retention_days)
+        .await?;
     Ok(Json(AccountOut {
+        retention_days: body.retention_days.unwrap_or(DEFAULT_RETENTION_DAYS),
         id: account.id,
         name: account.name,
         partner: account.partner,

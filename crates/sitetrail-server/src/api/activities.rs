@@ -152,6 +152,12 @@ impl ActivityIn {
             details: self.details.unwrap_or_default(),
         };
         new.validate(self.service)?;
+        if new.activity.is_recorded_by_sitetrail() {
+            return Err(ApiError::Invalid(format!(
+                "activity: {} is recorded by sitetrail itself",
+                new.activity
+            )));
+        }
         Ok(new)
     }
 }
@@ -173,7 +179,7 @@ fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<&str>> {
         (status = 200, body = ActivityView, description = "The same request again"),
         (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
         (status = 409, body = crate::error::ErrorBody), (status = 413, body = crate::error::ErrorBody),
-        (status = 422, body = crate::error::ErrorBody)),
+        (status = 422, body = crate::error::ErrorBody), (status = 429, body = crate::error::ErrorBody)),
     security(("publisher_key" = [])))]
 pub async fn record(
     State(state): State<AppState>,
@@ -182,6 +188,7 @@ pub async fn record(
     ApiJson(body): ApiJson<ActivityIn>,
 ) -> ApiResult<(StatusCode, Json<ActivityView>)> {
     let new = body.into_new(idempotency_key(&headers)?)?;
+    state.limits.site_activities([(&new.site_id, 1)])?;
     let Recorded { activity, created } = state.store.record(vec![new]).await?.remove(0);
     if created {
         metrics::counter!("sitetrail_activities_recorded_total").increment(1);
@@ -198,7 +205,8 @@ pub async fn record(
     request_body = BatchIn,
     responses((status = 200, body = BatchOut), (status = 400, body = crate::error::ErrorBody),
         (status = 401, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody),
-        (status = 413, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)),
+        (status = 413, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody),
+        (status = 429, body = crate::error::ErrorBody)),
     security(("publisher_key" = [])))]
 pub async fn record_batch(
     State(state): State<AppState>,
@@ -224,6 +232,14 @@ pub async fn record_batch(
             })
         })
         .collect::<ApiResult<Vec<_>>>()?;
+    let mut per_site: Vec<(&sitetrail_core::SiteId, u32)> = Vec::new();
+    for new in &batch {
+        match per_site.iter_mut().find(|(s, _)| *s == &new.site_id) {
+            Some((_, n)) => *n += 1,
+            None => per_site.push((&new.site_id, 1)),
+        }
+    }
+    state.limits.site_activities(per_site)?;
     let recorded = state.store.record(batch).await?;
     let created = recorded.iter().filter(|r| r.created).count();
     metrics::counter!("sitetrail_activities_recorded_total").increment(created as u64);

@@ -33,6 +33,7 @@ pub fn router() -> Router<AppState> {
         super::activities::get_one,
         super::export::export,
         super::stream::stream,
+        super::access::access_log,
         super::staging::create_staging,
         super::staging::reset_from_template,
         super::staging::reset_from_backup,

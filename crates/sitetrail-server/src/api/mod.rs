@@ -1,5 +1,6 @@
 //! The JSON API, one module per resource, merged here.
 
+mod access;
 mod accounts;
 mod activities;
 mod export;
@@ -20,6 +21,7 @@ pub use meta::openapi;
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .merge(access::router())
         .merge(accounts::router())
         .merge(sites::router())
         .merge(staging::router())

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
 use sitetrail_core::{AccountId, Actor, ActorKind, Audience, Email, SiteId, Viewer};
-use sitetrail_server::{App, Config, TokenKeys};
+use sitetrail_server::{App, Config, RateLimits, TokenKeys};
 use sitetrail_store::postgres::ScratchDatabase;
 
 pub const SUPPORT_EMAIL: &str = "sam.rivera@partner.example";
@@ -87,19 +87,38 @@ pub async fn start(data_dir: PathBuf, key: Option<String>) -> TestApp {
     start_on(data_dir, None, key).await
 }
 
-/// A server on an existing data dir and database (for restarts and second servers).
+/// A server on an existing data dir and database (for restarts and second servers), without
+/// rate limits: the tests of the limits set their own.
 pub async fn start_on(
     data_dir: PathBuf,
     database: Option<Arc<ScratchDatabase>>,
     key: Option<String>,
 ) -> TestApp {
-    let app = App::build(Config::new(
+    start_with(data_dir, database, key, RateLimits::OFF).await
+}
+
+/// A seeded server with these rate limits.
+pub async fn spawn_app_with(limits: RateLimits) -> TestApp {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let mut app = start_with(dir.path().to_owned(), fresh_database().await, None, limits).await;
+    app._dir = Some(dir);
+    app.seed().await;
+    app
+}
+
+pub async fn start_with(
+    data_dir: PathBuf,
+    database: Option<Arc<ScratchDatabase>>,
+    key: Option<String>,
+    limits: RateLimits,
+) -> TestApp {
+    let mut config = Config::new(
         "127.0.0.1:0".parse().unwrap(),
         data_dir.clone(),
         database.as_ref().map(|d| d.url().to_owned()),
-    ))
-    .await
-    .unwrap();
+    );
+    config.limits = limits;
+    let app = App::build(config).await.unwrap();
     let base = format!("http://{}", app.address());
     let tokens = app.state.tokens.clone();
     let key = match key {

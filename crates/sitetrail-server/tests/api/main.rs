@@ -3,6 +3,7 @@
 
 mod activities;
 mod helpers;
+mod integrity;
 mod pages;
 mod redaction;
 mod servers;
