@@ -8,7 +8,7 @@ use axum::routing::get;
 
 use crate::AppState;
 use crate::pages::shell::{Section, Shell, SitePage};
-use crate::pages::{PageError, Session, activity_logs};
+use crate::pages::{PageError, Session, access_log, activity_logs};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/sites/{site}/advanced-tools", get(advanced_tools))
@@ -44,23 +44,32 @@ async fn advanced_tools(
     )
     .await?;
     let id = page.site.id.as_str();
-    Ok(AdvancedToolsPage {
-        cards: vec![
-            Card {
-                href: activity_logs::path(id),
-                title: "Activity Logs",
-                text: "Every staging and backup operation on this site: who started it, \
+    let mut cards = vec![
+        Card {
+            href: activity_logs::path(id),
+            title: "Activity Logs",
+            text: "Every staging and backup operation on this site: who started it, \
                        when, and how it ended.",
-                download: false,
-            },
-            Card {
-                href: format!("/api/v1/sites/{id}/activities/export?format=csv"),
-                title: "Download the log",
-                text: "The whole activity log of this site as a CSV file, for a \
+            download: false,
+        },
+        Card {
+            href: format!("/api/v1/sites/{id}/activities/export?format=csv"),
+            title: "Download the log",
+            text: "The whole activity log of this site as a CSV file, for a \
                        spreadsheet or your records.",
-                download: true,
-            },
-        ],
+            download: true,
+        },
+    ];
+    if session.viewer.audience == sitetrail_core::Audience::Internal {
+        cards.push(Card {
+            href: access_log::path(id),
+            title: "Access Log",
+            text: "Who read or exported this site's log, and when. Only your team sees it.",
+            download: false,
+        });
+    }
+    Ok(AdvancedToolsPage {
+        cards,
         shell: page.shell,
     })
 }

@@ -2,6 +2,7 @@
 //! page answers with a strict Content-Security-Policy: no inline script or style, nothing
 //! from another origin.
 
+mod access_log;
 mod activity_logs;
 mod advanced_tools;
 mod assets;
@@ -38,6 +39,7 @@ pub fn router() -> Router<AppState> {
         .merge(backups::router())
         .merge(advanced_tools::router())
         .merge(activity_logs::router())
+        .merge(access_log::router())
         // Pages show one person's data: never cached, never shared.
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CACHE_CONTROL,

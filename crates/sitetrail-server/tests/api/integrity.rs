@@ -268,3 +268,50 @@ async fn publishers_cannot_log_what_only_sitetrail_logs() {
     );
     assert_eq!(count(&app, "shop").await, 0);
 }
+
+async fn page(app: &TestApp, token: &str, path: &str) -> (StatusCode, String) {
+    let r = app
+        .http
+        .get(app.url(path))
+        .header("cookie", format!("sitetrail_session={token}"))
+        .send()
+        .await
+        .unwrap();
+    (r.status(), r.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn the_access_log_page_shows_who_looked_to_the_team_and_does_not_exist_for_clients() {
+    let app = spawn_app().await;
+    let client = app.token("acme", Some("shop"), Audience::Client);
+    let (status, _) = page(&app, &client, "/sites/shop/advanced-tools/activity-logs").await;
+    assert_eq!(status, 200);
+    let partner = app.token_for(
+        "acme",
+        None,
+        Audience::Internal,
+        ActorKind::Support,
+        SUPPORT_EMAIL,
+    );
+    assert_eq!(looks(&app, "?site=shop").await.len(), 1);
+    let (status, text) = page(&app, &partner, "/sites/shop/advanced-tools").await;
+    assert_eq!(status, 200);
+    assert!(
+        text.contains("/sites/shop/advanced-tools/access-log"),
+        "the card is shown"
+    );
+    let (status, text) = page(&app, &partner, "/sites/shop/advanced-tools/access-log").await;
+    assert_eq!(status, 200);
+    assert!(
+        text.contains(OWNER_EMAIL) && text.contains("Read the log"),
+        "{text}"
+    );
+    assert!(text.contains(">Client<"), "{text}");
+    // The client sees neither the card nor the page, and reading the page is no look.
+    let (_, text) = page(&app, &client, "/sites/shop/advanced-tools").await;
+    assert!(!text.contains("access-log"), "{text}");
+    let (status, text) = page(&app, &client, "/sites/shop/advanced-tools/access-log").await;
+    assert_eq!(status, 404);
+    assert!(!text.contains(OWNER_EMAIL) || !text.contains("Read the log"));
+    assert!(!text.contains(SUPPORT_EMAIL));
+}
