@@ -1,9 +1,9 @@
-//! A JSON body extractor whose rejections are sitetrail's error bodies.
+//! Body and query extractors whose rejections are sitetrail's error bodies.
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, JsonRejection};
 use axum::extract::{FromRequest, Request};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -18,11 +18,55 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(req, state).await {
+        if !json_content_type(req.headers()) {
+            return Err(ApiError::Unsupported(
+                "send the body as Content-Type: application/json".into(),
+            ));
+        }
+        let ApiBytes(bytes) = ApiBytes::from_request(req, state).await?;
+        refuse_nul(&bytes)?;
+        match axum::Json::<T>::from_bytes(&bytes) {
             Ok(axum::Json(v)) => Ok(ApiJson(v)),
             Err(rejection) => Err(from_rejection(rejection)),
         }
     }
+}
+
+/// `application/json`, or a `+json` type, as axum's own extractor accepts.
+fn json_content_type(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// A NUL character (`\u0000` in JSON text) is refused in every field: PostgreSQL's text
+/// cannot hold one, and no field has a use for it.
+fn refuse_nul(json: &[u8]) -> Result<(), ApiError> {
+    let mut backslashes = 0usize;
+    for (i, &b) in json.iter().enumerate() {
+        if b == b'\\' {
+            backslashes += 1;
+            continue;
+        }
+        if backslashes % 2 == 1 && b == b'u' && json.get(i + 1..i + 5) == Some(b"0000") {
+            return Err(ApiError::Invalid(
+                "the body holds a NUL character (\\u0000), which no field accepts".into(),
+            ));
+        }
+        backslashes = 0;
+    }
+    Ok(())
 }
 
 fn from_rejection(r: JsonRejection) -> ApiError {
@@ -77,6 +121,16 @@ where
         parts: &mut axum::http::request::Parts,
         state: &S,
     ) -> Result<Self, ApiError> {
+        // The only way to send a NUL in a query string; no parameter accepts one.
+        if parts
+            .uri
+            .query()
+            .is_some_and(|q| q.to_ascii_lowercase().contains("%00"))
+        {
+            return Err(ApiError::Invalid(
+                "the query string holds a NUL character (%00), which no parameter accepts".into(),
+            ));
+        }
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|q| ApiQuery(q.0))
@@ -89,8 +143,25 @@ pub fn optional_json<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, A
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
+    refuse_nul(bytes)?;
     serde_json::from_slice(bytes).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => ApiError::Invalid(e.to_string()),
         _ => ApiError::Malformed(format!("the body is not valid JSON: {e}")),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_escaped_nul_is_a_nul() {
+        assert!(refuse_nul(br#"{"a": "x\u0000"}"#).is_err());
+        assert!(refuse_nul(br#"{"a\u0000": 1}"#).is_err());
+        assert!(refuse_nul(br#"{"a": "\\\u0000"}"#).is_err());
+        assert!(refuse_nul(br#"{"a": "\u00001"}"#).is_err());
+        // A backslash, then the letters u0000.
+        assert!(refuse_nul(br#"{"a": "\\u0000"}"#).is_ok());
+        assert!(refuse_nul(br#"{"a": "\u0001 u0000"}"#).is_ok());
+    }
 }
