@@ -146,8 +146,6 @@ pub struct Link {
     pub activity_id: String,
     pub content_sha256: Hash,
     pub link_sha256: Hash,
-    /// The hash it follows (kept in memory only, to undo an append).
-    prev: Hash,
 }
 
 /// The chains a write group moves: the heads it has read, and the links it appends, in order.
@@ -158,10 +156,6 @@ pub(crate) struct Chains {
 }
 
 impl Chains {
-    pub fn has_head(&self, account: &str) -> bool {
-        self.heads.contains_key(account)
-    }
-
     /// The head as the database holds it (`None`: the account has no chain yet).
     pub fn load_head(&mut self, account: &str, head: Option<(i64, Hash)>) {
         self.heads
@@ -186,22 +180,7 @@ impl Chains {
             activity_id: a.id.as_str().to_owned(),
             content_sha256: content,
             link_sha256: hash,
-            prev,
         });
-    }
-
-    /// How many links have been appended: a mark to [`Chains::truncate`] back to.
-    pub fn mark(&self) -> usize {
-        self.links.len()
-    }
-
-    /// Undoes the appends after `mark` (a request of the group that failed).
-    pub fn truncate(&mut self, mark: usize) {
-        while self.links.len() > mark {
-            let l = self.links.pop().expect("longer than mark");
-            self.heads
-                .insert(l.account_id.clone(), (l.link_no - 1, l.prev));
-        }
     }
 
     /// The heads the group moved, to write back.
@@ -213,11 +192,6 @@ impl Chains {
         last.into_values()
             .map(|l| (l.account_id.clone(), l.link_no, l.link_sha256))
             .collect()
-    }
-
-    pub fn clear(&mut self) {
-        self.heads.clear();
-        self.links.clear();
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod chain;
 mod keys;
+mod plan;
 pub mod postgres;
 mod record;
 mod rows;

@@ -26,6 +26,7 @@ use tokio::sync::{broadcast, oneshot};
 
 use crate::chain::{self, AccountReport, Chains, CheckpointBody, CheckpointKey, Verifier};
 use crate::keys::{self, ApiKey, KeyCache, KeyCheck, StoredKey};
+use crate::plan::Plan;
 use crate::record::{self, SearchText};
 use crate::rows::{self, ActivityRow, COLS, SITE_COLS, SiteRow};
 use crate::writer::{Done, GroupOutcome, GroupWriter, Work, WriterHandle};
@@ -233,7 +234,7 @@ impl GroupWriter for PgWriter {
                 .fetch_one(&mut *conn)
                 .await?;
         let mut plan = Plan::new(counter, cached);
-        plan.prefetch(conn, group).await?;
+        prefetch(conn, &mut plan, group).await?;
         let mut results = Vec::with_capacity(group.len());
         let mut checkpoints = Vec::new();
         for (i, work) in group.iter().enumerate() {
@@ -259,7 +260,7 @@ impl GroupWriter for PgWriter {
             }
             results.push(r);
         }
-        let last_change = plan.flush(conn, &mut results).await?;
+        let last_change = flush(conn, &mut plan, &mut results).await?;
         for (i, key) in checkpoints {
             results[i] = Ok(Done::Checkpointed(sign_checkpoints(conn, key).await?));
         }
@@ -279,409 +280,212 @@ impl GroupWriter for PgWriter {
     }
 }
 
-/// An activity as the group leaves it.
-struct Touched {
-    activity: StoredActivity,
-    request_sha256: Vec<u8>,
-    change_no: i64,
-    /// Inserted by this group (else it existed before and may get its end).
-    fresh: bool,
-}
-
-/// One group's writes, worked out in memory before they are sent.
-struct Plan {
-    counter: i64,
-    start: i64,
-    /// Every activity the group names, as the database holds it, and every one it makes.
-    /// An id the group names that is missing here does not exist.
-    touched: HashMap<ActivityId, Touched>,
-    owners: HashMap<SiteId, AccountId>,
-    inserts: Vec<ActivityId>,
-    ends: Vec<ActivityId>,
-    /// The chains the group moves; their heads are read by `prefetch`.
-    chains: Chains,
-}
-
-#[derive(sqlx::FromRow)]
-struct Prefetched {
-    #[sqlx(flatten)]
-    row: ActivityRow,
-    request_sha256: Vec<u8>,
-}
-
-impl Plan {
-    fn new(counter: i64, owners: HashMap<SiteId, AccountId>) -> Self {
-        Plan {
-            counter,
-            start: counter,
-            touched: HashMap::new(),
-            owners,
-            inserts: Vec::new(),
-            ends: Vec::new(),
-            chains: Chains::default(),
+/// Reads every activity the group names, the owner of every site it records on that is not
+/// cached yet, and the chain heads of the accounts it may append to: three queries at most.
+async fn prefetch(conn: &mut PgConnection, plan: &mut Plan, group: &[Work]) -> anyhow::Result<()> {
+    let (ids, sites) = plan.wanted(group);
+    if !ids.is_empty() {
+        let mut q = QueryBuilder::<Postgres>::new("SELECT ");
+        q.push(COLS)
+            .push(", request_sha256 FROM activities WHERE id = ANY(")
+            .push_bind(ids)
+            .push(")");
+        let found: Vec<rows::Prefetched> = q.build_query_as().fetch_all(&mut *conn).await?;
+        for p in found {
+            let change_no = p.row.change_no;
+            plan.found(p.row.decode()?, p.request_sha256, change_no);
         }
     }
-
-    /// Reads every activity the group names and the owner of every site it records on that
-    /// is not cached yet: two queries at most.
-    async fn prefetch(&mut self, conn: &mut PgConnection, group: &[Work]) -> anyhow::Result<()> {
-        let mut ids: Vec<&str> = Vec::new();
-        let mut sites: Vec<&str> = Vec::new();
-        for work in group {
-            match work {
-                Work::Record(batch) => {
-                    for new in batch {
-                        if let Some(id) = &new.id {
-                            ids.push(id.as_str());
-                        }
-                        if !self.owners.contains_key(&new.site_id) {
-                            sites.push(new.site_id.as_str());
-                        }
-                    }
-                }
-                Work::End(id, _) => ids.push(id.as_str()),
-                _ => {}
-            }
+    if !sites.is_empty() {
+        let found: Vec<(String, String)> =
+            sqlx::query_as("SELECT id, account_id FROM sites WHERE id = ANY($1)")
+                .bind(sites)
+                .fetch_all(&mut *conn)
+                .await?;
+        for (site, account) in found {
+            plan.owners
+                .insert(SiteId::parse(&site)?, AccountId::parse(&account)?);
         }
-        if !ids.is_empty() {
-            let mut q = QueryBuilder::<Postgres>::new("SELECT ");
-            q.push(COLS)
-                .push(", request_sha256 FROM activities WHERE id = ANY(")
-                .push_bind(ids)
-                .push(")");
-            let found: Vec<Prefetched> = q.build_query_as().fetch_all(&mut *conn).await?;
-            for p in found {
-                let change_no = p.row.change_no;
-                let activity = p.row.decode()?;
-                self.touched.insert(
-                    activity.id.clone(),
-                    Touched {
-                        activity,
-                        request_sha256: p.request_sha256,
-                        change_no,
-                        fresh: false,
-                    },
-                );
-            }
-        }
-        if !sites.is_empty() {
-            let found: Vec<(String, String)> =
-                sqlx::query_as("SELECT id, account_id FROM sites WHERE id = ANY($1)")
-                    .bind(sites)
-                    .fetch_all(&mut *conn)
-                    .await?;
-            for (site, account) in found {
-                self.owners
-                    .insert(SiteId::parse(&site)?, AccountId::parse(&account)?);
-            }
-        }
-        // The chain heads of every account the group may append to.
-        let mut accounts: Vec<&str> = Vec::new();
-        for work in group {
-            match work {
-                Work::Record(batch) => accounts.extend(batch.iter().map(|n| n.account_id.as_str())),
-                Work::End(id, _) => {
-                    if let Some(t) = self.touched.get(id) {
-                        accounts.push(t.activity.account_id.as_str());
-                    }
-                }
-                Work::Prune(p) => accounts.push(p.account.as_str()),
-                _ => {}
-            }
-        }
-        accounts.sort_unstable();
-        accounts.dedup();
-        if !accounts.is_empty() {
-            let found: Vec<(String, i64, Vec<u8>)> = sqlx::query_as(
-                "SELECT account_id, link_no, link_sha256 FROM chain_heads \
-                 WHERE account_id = ANY($1)",
-            )
-            .bind(&accounts)
-            .fetch_all(&mut *conn)
-            .await?;
-            let mut heads: HashMap<String, (i64, chain::Hash)> = HashMap::new();
-            for (account, no, hash) in found {
-                heads.insert(account, chain::decode_head((no, hash))?);
-            }
-            for account in accounts {
-                let head = heads.get(account).copied();
-                self.chains.load_head(account, head);
-            }
-        }
-        Ok(())
     }
-
-    fn next_change(&mut self) -> i64 {
-        self.counter += 1;
-        self.counter
-    }
-
-    /// One record request, all or nothing, with the same checks in the same order as SQLite.
-    fn record(&mut self, batch: &[NewActivity], now: Timestamp) -> StoreResult<Done> {
-        let mut staged: Vec<Touched> = Vec::new();
-        let mut out = Vec::with_capacity(batch.len());
-        for new in batch {
-            new.validate(new.activity.service())?;
-            let hash = record::request_sha256(new);
-            if let Some(id) = &new.id {
-                let before = staged
-                    .iter()
-                    .rev()
-                    .find(|t| &t.activity.id == id)
-                    .or_else(|| self.touched.get(id));
-                if let Some(t) = before {
-                    if t.request_sha256 == hash {
-                        out.push(Recorded {
-                            activity: t.activity.clone(),
-                            created: false,
-                        });
-                        continue;
-                    }
-                    return Err(StoreError::Conflict(format!(
-                        "activity {id} was already recorded with another body"
-                    )));
-                }
-            }
-            match self.owners.get(&new.site_id) {
-                None => {
-                    return Err(sitetrail_core::InvalidField::new(
-                        "site_id",
-                        "unknown site; register it with PUT /api/v1/sites/{site}",
-                    )
-                    .into());
-                }
-                Some(o) if *o != new.account_id => {
-                    return Err(sitetrail_core::InvalidField::new(
-                        "site_id",
-                        "the site belongs to another account",
-                    )
-                    .into());
-                }
-                Some(_) => {}
-            }
-            let stored = record::new_stored(new, now);
-            out.push(Recorded {
-                activity: stored.clone(),
-                created: true,
-            });
-            staged.push(Touched {
-                activity: stored,
-                request_sha256: hash,
-                change_no: 0,
-                fresh: true,
-            });
-        }
-        for mut t in staged {
-            t.change_no = self.next_change();
-            self.chains.append(&t.activity);
-            self.inserts.push(t.activity.id.clone());
-            self.touched.insert(t.activity.id.clone(), t);
-        }
-        Ok(Done::Recorded(out))
-    }
-
-    /// The one transition, checked against the activity as this group sees it.
-    fn end(&mut self, id: &ActivityId, ending: &Ending, now: Timestamp) -> StoreResult<Done> {
-        let current = &self.touched.get(id).ok_or(StoreError::NotFound)?.activity;
-        if current.status.is_ended() {
-            return Err(StoreError::Conflict(format!(
-                "activity {id} has already ended as {}",
-                current.status
-            )));
-        }
-        ending.validate(current.created_at)?;
-        let next = record::ended(current, ending, now);
-        let change = self.next_change();
-        self.chains.append(&next);
-        let t = self.touched.get_mut(id).expect("looked up above");
-        t.activity = next.clone();
-        t.change_no = change;
-        if !t.fresh && !self.ends.contains(id) {
-            self.ends.push(id.clone());
-        }
-        Ok(Done::Ended(Box::new(next)))
-    }
-
-    /// Writes the planned rows, moves the counter with a NOTIFY, and gives the new rows
-    /// their `seq` in the answers.
-    async fn flush(
-        &mut self,
-        conn: &mut PgConnection,
-        results: &mut [StoreResult<Done>],
-    ) -> anyhow::Result<Option<i64>> {
-        if !self.inserts.is_empty() {
-            let seqs = self.insert(conn).await?;
-            for (id, seq) in seqs {
-                if let Some(t) = self.touched.get_mut(&id) {
-                    t.activity.seq = seq;
-                }
-            }
-            let seq_of = |a: &StoredActivity| self.touched.get(&a.id).map(|t| t.activity.seq);
-            for r in results.iter_mut() {
-                match r {
-                    Ok(Done::Recorded(v)) => {
-                        for rec in v.iter_mut().filter(|r| r.activity.seq == 0) {
-                            rec.activity.seq = seq_of(&rec.activity).unwrap_or(0);
-                        }
-                    }
-                    Ok(Done::Ended(a)) if a.seq == 0 => a.seq = seq_of(a).unwrap_or(0),
-                    Ok(Done::Pruned(p)) => {
-                        for a in p.logged.iter_mut().filter(|a| a.seq == 0) {
-                            a.seq = seq_of(a).unwrap_or(0);
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        }
-        if !self.ends.is_empty() {
-            self.update_ends(conn).await?;
-        }
-        write_links(conn, &self.chains).await?;
-        if self.counter == self.start {
-            return Ok(None);
-        }
-        sqlx::query(
-            "WITH moved AS (UPDATE counters SET value = $1 WHERE name = 'change' RETURNING value) \
-             SELECT pg_notify($2, value::text) FROM moved",
+    let accounts = plan.accounts(group);
+    if !accounts.is_empty() {
+        let found: Vec<(String, i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT account_id, link_no, link_sha256 FROM chain_heads WHERE account_id = ANY($1)",
         )
-        .bind(self.counter)
-        .bind(CHANNEL)
-        .execute(&mut *conn)
-        .await?;
-        Ok(Some(self.counter))
-    }
-
-    async fn insert(&self, conn: &mut PgConnection) -> anyhow::Result<Vec<(ActivityId, i64)>> {
-        let n = self.inserts.len();
-        let mut c = Columns::with_capacity(n);
-        for id in &self.inserts {
-            let t = &self.touched[id];
-            let a = &t.activity;
-            let search = SearchText::of(a);
-            c.id.push(a.id.as_str().to_owned());
-            c.account_id.push(a.account_id.as_str().to_owned());
-            c.site_id.push(a.site_id.as_str().to_owned());
-            c.environment.push(a.environment.as_str());
-            c.service.push(a.service.as_str());
-            c.activity.push(a.activity.as_str());
-            c.status.push(a.status.as_str());
-            c.actor_kind.push(a.actor.kind.as_str());
-            c.actor_email
-                .push(a.actor.email.as_ref().map(|e| Email::expose(e).to_owned()));
-            c.actor_name.push(a.actor.name.clone());
-            c.description.push(a.description.clone());
-            c.error.push(a.error.clone());
-            c.details.push(serde_json::to_string(&a.details)?);
-            c.created_at.push(a.created_at.millis());
-            c.completed_at.push(a.completed_at.map(Timestamp::millis));
-            c.change_no.push(t.change_no);
-            c.request_sha256.push(t.request_sha256.clone());
-            c.search_internal.push(search.internal);
-            c.search_client.push(search.client);
-        }
-        let found: Vec<(String, i64)> = sqlx::query_as(
-            "INSERT INTO activities (id, account_id, site_id, environment, service, activity, \
-             status, actor_kind, actor_email, actor_name, description, error, details, \
-             created_at, completed_at, change_no, request_sha256, search_internal, search_client) \
-             SELECT id, account_id, site_id, environment, service, activity, status, actor_kind, \
-             actor_email, actor_name, description, error, details, created_at, completed_at, \
-             change_no, request_sha256, search_internal, search_client \
-             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
-             $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], \
-             $13::text[], $14::int8[], $15::int8[], $16::int8[], $17::bytea[], $18::text[], \
-             $19::text[]) WITH ORDINALITY AS t (id, account_id, site_id, environment, service, \
-             activity, status, actor_kind, actor_email, actor_name, description, error, details, \
-             created_at, completed_at, change_no, request_sha256, search_internal, search_client, \
-             ord) ORDER BY ord RETURNING id, seq",
-        )
-        .bind(c.id)
-        .bind(c.account_id)
-        .bind(c.site_id)
-        .bind(c.environment)
-        .bind(c.service)
-        .bind(c.activity)
-        .bind(c.status)
-        .bind(c.actor_kind)
-        .bind(c.actor_email)
-        .bind(c.actor_name)
-        .bind(c.description)
-        .bind(c.error)
-        .bind(c.details)
-        .bind(c.created_at)
-        .bind(c.completed_at)
-        .bind(c.change_no)
-        .bind(c.request_sha256)
-        .bind(c.search_internal)
-        .bind(c.search_client)
+        .bind(&accounts)
         .fetch_all(&mut *conn)
         .await?;
-        anyhow::ensure!(
-            found.len() == n,
-            "inserted {} of {n} activities",
-            found.len()
-        );
-        found
-            .into_iter()
-            .map(|(id, seq)| Ok((ActivityId::parse(&id)?, seq)))
-            .collect()
-    }
-
-    async fn update_ends(&self, conn: &mut PgConnection) -> anyhow::Result<()> {
-        let n = self.ends.len();
-        let mut id = Vec::with_capacity(n);
-        let mut status = Vec::with_capacity(n);
-        let mut completed_at = Vec::with_capacity(n);
-        let mut description = Vec::with_capacity(n);
-        let mut error = Vec::with_capacity(n);
-        let mut change_no = Vec::with_capacity(n);
-        let mut search_internal = Vec::with_capacity(n);
-        let mut search_client = Vec::with_capacity(n);
-        let mut details = Vec::with_capacity(n);
-        for i in &self.ends {
-            let t = &self.touched[i];
-            let a = &t.activity;
-            let search = SearchText::of(a);
-            id.push(a.id.as_str().to_owned());
-            status.push(a.status.as_str());
-            completed_at.push(a.completed_at.map(Timestamp::millis));
-            description.push(a.description.clone());
-            error.push(a.error.clone());
-            change_no.push(t.change_no);
-            search_internal.push(search.internal);
-            search_client.push(search.client);
-            details.push(serde_json::to_string(&a.details)?);
+        let mut heads: HashMap<String, (i64, chain::Hash)> = HashMap::new();
+        for (account, no, hash) in found {
+            heads.insert(account, chain::decode_head((no, hash))?);
         }
-        // The condition is the store's guarantee of one transition; the counter lock makes a
-        // miss impossible, so a miss means something wrote around the store.
-        let updated = sqlx::query(
-            "UPDATE activities AS a SET status = u.status, completed_at = u.completed_at, \
-             description = u.description, error = u.error, change_no = u.change_no, \
-             search_internal = u.search_internal, search_client = u.search_client, \
-             details = u.details \
-             FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::text[], $5::text[], \
-             $6::int8[], $7::text[], $8::text[], $9::text[]) AS u (id, status, completed_at, \
-             description, error, change_no, search_internal, search_client, details) \
-             WHERE a.id = u.id AND a.status = 'in_progress'",
-        )
-        .bind(id)
-        .bind(status)
-        .bind(completed_at)
-        .bind(description)
-        .bind(error)
-        .bind(change_no)
-        .bind(search_internal)
-        .bind(search_client)
-        .bind(details)
-        .execute(&mut *conn)
-        .await?;
-        anyhow::ensure!(
-            updated.rows_affected() == n as u64,
-            "ended {} of {n} activities: the log was written around the store",
-            updated.rows_affected()
-        );
-        Ok(())
+        let accounts: Vec<String> = accounts.into_iter().map(str::to_owned).collect();
+        for account in accounts {
+            let head = heads.get(&account).copied();
+            plan.chains.load_head(&account, head);
+        }
     }
+    Ok(())
+}
+
+/// Writes the planned rows and links, moves the counter with a NOTIFY, and gives the new
+/// rows their `seq` in the answers.
+async fn flush(
+    conn: &mut PgConnection,
+    plan: &mut Plan,
+    results: &mut [StoreResult<Done>],
+) -> anyhow::Result<Option<i64>> {
+    if !plan.inserts.is_empty() {
+        let seqs = insert(plan, conn).await?;
+        plan.assign_seqs(seqs, results);
+    }
+    if !plan.ends.is_empty() {
+        update_ends(plan, conn).await?;
+    }
+    write_links(conn, &plan.chains).await?;
+    let Some(last) = plan.last_change() else {
+        return Ok(None);
+    };
+    sqlx::query(
+        "WITH moved AS (UPDATE counters SET value = $1 WHERE name = 'change' RETURNING value) \
+         SELECT pg_notify($2, value::text) FROM moved",
+    )
+    .bind(last)
+    .bind(CHANNEL)
+    .execute(&mut *conn)
+    .await?;
+    Ok(Some(last))
+}
+
+async fn insert(plan: &Plan, conn: &mut PgConnection) -> anyhow::Result<Vec<(ActivityId, i64)>> {
+    let n = plan.inserts.len();
+    let mut c = Columns::with_capacity(n);
+    for id in &plan.inserts {
+        let t = &plan.touched[id];
+        let a = &t.activity;
+        let search = SearchText::of(a);
+        c.id.push(a.id.as_str().to_owned());
+        c.account_id.push(a.account_id.as_str().to_owned());
+        c.site_id.push(a.site_id.as_str().to_owned());
+        c.environment.push(a.environment.as_str());
+        c.service.push(a.service.as_str());
+        c.activity.push(a.activity.as_str());
+        c.status.push(a.status.as_str());
+        c.actor_kind.push(a.actor.kind.as_str());
+        c.actor_email
+            .push(a.actor.email.as_ref().map(|e| Email::expose(e).to_owned()));
+        c.actor_name.push(a.actor.name.clone());
+        c.description.push(a.description.clone());
+        c.error.push(a.error.clone());
+        c.details.push(serde_json::to_string(&a.details)?);
+        c.created_at.push(a.created_at.millis());
+        c.completed_at.push(a.completed_at.map(Timestamp::millis));
+        c.change_no.push(t.change_no);
+        c.request_sha256.push(t.request_sha256.clone());
+        c.search_internal.push(search.internal);
+        c.search_client.push(search.client);
+    }
+    let found: Vec<(String, i64)> = sqlx::query_as(
+        "INSERT INTO activities (id, account_id, site_id, environment, service, activity, \
+         status, actor_kind, actor_email, actor_name, description, error, details, \
+         created_at, completed_at, change_no, request_sha256, search_internal, search_client) \
+         SELECT id, account_id, site_id, environment, service, activity, status, actor_kind, \
+         actor_email, actor_name, description, error, details, created_at, completed_at, \
+         change_no, request_sha256, search_internal, search_client \
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+         $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], \
+         $13::text[], $14::int8[], $15::int8[], $16::int8[], $17::bytea[], $18::text[], \
+         $19::text[]) WITH ORDINALITY AS t (id, account_id, site_id, environment, service, \
+         activity, status, actor_kind, actor_email, actor_name, description, error, details, \
+         created_at, completed_at, change_no, request_sha256, search_internal, search_client, \
+         ord) ORDER BY ord RETURNING id, seq",
+    )
+    .bind(c.id)
+    .bind(c.account_id)
+    .bind(c.site_id)
+    .bind(c.environment)
+    .bind(c.service)
+    .bind(c.activity)
+    .bind(c.status)
+    .bind(c.actor_kind)
+    .bind(c.actor_email)
+    .bind(c.actor_name)
+    .bind(c.description)
+    .bind(c.error)
+    .bind(c.details)
+    .bind(c.created_at)
+    .bind(c.completed_at)
+    .bind(c.change_no)
+    .bind(c.request_sha256)
+    .bind(c.search_internal)
+    .bind(c.search_client)
+    .fetch_all(&mut *conn)
+    .await?;
+    anyhow::ensure!(
+        found.len() == n,
+        "inserted {} of {n} activities",
+        found.len()
+    );
+    found
+        .into_iter()
+        .map(|(id, seq)| Ok((ActivityId::parse(&id)?, seq)))
+        .collect()
+}
+
+async fn update_ends(plan: &Plan, conn: &mut PgConnection) -> anyhow::Result<()> {
+    let n = plan.ends.len();
+    let mut id = Vec::with_capacity(n);
+    let mut status = Vec::with_capacity(n);
+    let mut completed_at = Vec::with_capacity(n);
+    let mut description = Vec::with_capacity(n);
+    let mut error = Vec::with_capacity(n);
+    let mut change_no = Vec::with_capacity(n);
+    let mut search_internal = Vec::with_capacity(n);
+    let mut search_client = Vec::with_capacity(n);
+    let mut details = Vec::with_capacity(n);
+    for i in &plan.ends {
+        let t = &plan.touched[i];
+        let a = &t.activity;
+        let search = SearchText::of(a);
+        id.push(a.id.as_str().to_owned());
+        status.push(a.status.as_str());
+        completed_at.push(a.completed_at.map(Timestamp::millis));
+        description.push(a.description.clone());
+        error.push(a.error.clone());
+        change_no.push(t.change_no);
+        search_internal.push(search.internal);
+        search_client.push(search.client);
+        details.push(serde_json::to_string(&a.details)?);
+    }
+    // The condition is the store's guarantee of one transition; the counter lock makes a
+    // miss impossible, so a miss means something wrote around the store.
+    let updated = sqlx::query(
+        "UPDATE activities AS a SET status = u.status, completed_at = u.completed_at, \
+         description = u.description, error = u.error, change_no = u.change_no, \
+         search_internal = u.search_internal, search_client = u.search_client, \
+         details = u.details \
+         FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::text[], $5::text[], \
+         $6::int8[], $7::text[], $8::text[], $9::text[]) AS u (id, status, completed_at, \
+         description, error, change_no, search_internal, search_client, details) \
+         WHERE a.id = u.id AND a.status = 'in_progress'",
+    )
+    .bind(id)
+    .bind(status)
+    .bind(completed_at)
+    .bind(description)
+    .bind(error)
+    .bind(change_no)
+    .bind(search_internal)
+    .bind(search_client)
+    .bind(details)
+    .execute(&mut *conn)
+    .await?;
+    anyhow::ensure!(
+        updated.rows_affected() == n as u64,
+        "ended {} of {n} activities: the log was written around the store",
+        updated.rows_affected()
+    );
+    Ok(())
 }
 
 /// The new rows of a group, column by column, for one `INSERT ... SELECT FROM UNNEST`.
@@ -847,19 +651,7 @@ async fn prune(
         .map(ActivityRow::decode)
         .collect::<StoreResult<Vec<_>>>()?;
     let mut pruned = Pruned::default();
-    for (site, group) in record::by_site(selected) {
-        let mut sealed: Vec<(String, chain::Hash)> = group
-            .iter()
-            .map(|a| (a.id.as_str().to_owned(), chain::content_sha256(a)))
-            .collect();
-        let entry = record::prune_entry(request, &site, &mut sealed);
-        plan.owners
-            .entry(site.clone())
-            .or_insert_with(|| request.account.clone());
-        let Done::Recorded(mut logged) = plan.record(&[entry], now)? else {
-            unreachable!("record answers with Recorded")
-        };
-        let logged = logged.remove(0).activity;
+    for (logged, group) in plan.prune(request, selected, now)? {
         let ids: Vec<&str> = group.iter().map(|a| a.id.as_str()).collect();
         sqlx::query(
             "INSERT INTO pruned_activities (account_id, activity_id, prune_id) \

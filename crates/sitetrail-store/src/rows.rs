@@ -68,6 +68,14 @@ impl AccessRow {
     }
 }
 
+/// An activity a write group names, with the hash of the request that recorded it.
+#[derive(sqlx::FromRow)]
+pub(crate) struct Prefetched {
+    #[sqlx(flatten)]
+    pub row: ActivityRow,
+    pub request_sha256: Vec<u8>,
+}
+
 /// An activity as its columns hold it.
 #[derive(sqlx::FromRow)]
 pub(crate) struct ActivityRow {

@@ -24,6 +24,7 @@ use tokio::sync::{broadcast, oneshot};
 
 use crate::chain::{self, AccountReport, Chains, CheckpointBody, CheckpointKey, Verifier};
 use crate::keys::{self, ApiKey, KeyCache, KeyCheck, StoredKey};
+use crate::plan::Plan;
 use crate::record::{self, SearchText};
 use crate::rows::{self, ActivityRow, COLS, SITE_COLS, SiteRow};
 use crate::writer::{Done, GroupOutcome, GroupWriter, Work, WriterHandle};
@@ -105,7 +106,6 @@ impl SqliteStore {
             SqliteWriter {
                 conn,
                 sites: HashMap::new(),
-                chains: Chains::default(),
             },
             commits.clone(),
         );
@@ -140,51 +140,35 @@ struct SqliteWriter {
     conn: SqliteConnection,
     /// Which account each site belongs to (a site never moves).
     sites: HashMap<SiteId, AccountId>,
-    /// The chains the current group moves (read afresh by every group: another process
-    /// may have written the file in between).
-    chains: Chains,
 }
 
 impl GroupWriter for SqliteWriter {
     async fn apply_group(&mut self, group: &[Work]) -> anyhow::Result<GroupOutcome> {
+        let now = Timestamp::now();
         let conn = &mut self.conn;
         sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-        // The write lock is ours until COMMIT: read the counter once, hand out numbers in
-        // memory, write it back once.
+        // The write lock is ours until COMMIT: read the counter and the chain heads once
+        // (another process may have written the file since the last group), plan the group
+        // in memory, write it in a few statements, commit once.
         let start: i64 = sqlx::query_scalar("SELECT value FROM counters WHERE name = 'change'")
             .fetch_one(&mut *conn)
             .await?;
-        let mut counter = Counter(start);
+        let mut plan = Plan::new(start, std::mem::take(&mut self.sites));
+        prefetch(conn, &mut plan, group).await?;
         let mut results = Vec::with_capacity(group.len());
-        self.chains.clear();
         let mut checkpoints = Vec::new();
         for (i, work) in group.iter().enumerate() {
-            if let Work::Checkpoint(key) = work {
-                checkpoints.push((i, key));
-                results.push(Ok(Done::Unit));
-                continue;
-            }
-            // Only a batch of several activities or a prune can fail after writing part of
-            // itself; every other request checks everything before its one write, so it needs
-            // no savepoint.
-            let partial = matches!(work, Work::Record(batch) if batch.len() > 1)
-                || matches!(work, Work::Prune(_));
-            let before = counter.0;
-            let mark = self.chains.mark();
-            if partial {
-                sqlx::query("SAVEPOINT op").execute(&mut *conn).await?;
-            }
-            let r = apply(conn, &mut self.sites, &mut self.chains, work, &mut counter).await;
-            if r.is_err() {
-                counter.0 = before;
-                self.chains.truncate(mark);
-                if partial {
-                    sqlx::query("ROLLBACK TO op").execute(&mut *conn).await?;
+            let r = match work {
+                Work::Record(batch) => plan.record(batch, now),
+                Work::End(id, ending) => plan.end(id, ending, now),
+                Work::Prune(request) => prune(conn, &mut plan, request, now).await,
+                // Applied once the group's own links are written, so it seals them too.
+                Work::Checkpoint(key) => {
+                    checkpoints.push((i, key));
+                    Ok(Done::Unit)
                 }
-            }
-            if partial {
-                sqlx::query("RELEASE op").execute(&mut *conn).await?;
-            }
+                other => apply(conn, &mut plan.owners, other, now).await,
+            };
             // A database failure inside one request fails the whole group, so that nothing
             // is half-applied and nobody is told "written" by a group that did not commit.
             if let Err(StoreError::Internal(e)) = &r {
@@ -192,45 +176,240 @@ impl GroupWriter for SqliteWriter {
             }
             results.push(r);
         }
-        write_links(conn, &self.chains).await?;
+        let last_change = flush(conn, &mut plan, &mut results).await?;
         for (i, key) in checkpoints {
             results[i] = Ok(Done::Checkpointed(sign_checkpoints(conn, key).await?));
         }
-        let last_change = (counter.0 != start).then_some(counter.0);
-        if let Some(n) = last_change {
-            sqlx::query("UPDATE counters SET value = ? WHERE name = 'change'")
-                .bind(n)
-                .execute(&mut *conn)
-                .await?;
-        }
         sqlx::query("COMMIT").execute(&mut *conn).await?;
+        self.sites = plan.owners;
         Ok((results, last_change))
     }
 
     async fn recover(&mut self) {
         self.sites.clear();
-        self.chains.clear();
         let _ = sqlx::query("ROLLBACK").execute(&mut self.conn).await;
     }
 }
 
+/// Binds per statement: SQLite takes at most 32,766.
+const MAX_BINDS: usize = 30_000;
+
+/// Reads every activity the group names, the owner of every site it records on that is not
+/// cached, and the chain heads of the accounts it may append to.
+async fn prefetch(
+    conn: &mut SqliteConnection,
+    plan: &mut Plan,
+    group: &[Work],
+) -> anyhow::Result<()> {
+    let (ids, sites) = plan.wanted(group);
+    for chunk in ids.chunks(MAX_BINDS) {
+        let mut q = QueryBuilder::<Sqlite>::new("SELECT ");
+        q.push(COLS)
+            .push(", request_sha256 FROM activities WHERE id IN (");
+        let mut list = q.separated(", ");
+        for id in chunk {
+            list.push_bind(*id);
+        }
+        q.push(")");
+        let found: Vec<rows::Prefetched> = q.build_query_as().fetch_all(&mut *conn).await?;
+        for p in found {
+            let change_no = p.row.change_no;
+            plan.found(p.row.decode()?, p.request_sha256, change_no);
+        }
+    }
+    for chunk in sites.chunks(MAX_BINDS) {
+        let mut q = QueryBuilder::<Sqlite>::new("SELECT id, account_id FROM sites WHERE id IN (");
+        let mut list = q.separated(", ");
+        for site in chunk {
+            list.push_bind(*site);
+        }
+        q.push(")");
+        let found: Vec<(String, String)> = q.build_query_as().fetch_all(&mut *conn).await?;
+        for (site, account) in found {
+            plan.owners
+                .insert(SiteId::parse(&site)?, AccountId::parse(&account)?);
+        }
+    }
+    let accounts: Vec<String> = plan
+        .accounts(group)
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    for chunk in accounts.chunks(MAX_BINDS) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT account_id, link_no, link_sha256 FROM chain_heads WHERE account_id IN (",
+        );
+        let mut list = q.separated(", ");
+        for account in chunk {
+            list.push_bind(account.as_str());
+        }
+        q.push(")");
+        let found: Vec<(String, i64, Vec<u8>)> = q.build_query_as().fetch_all(&mut *conn).await?;
+        let mut heads: HashMap<String, (i64, chain::Hash)> = HashMap::new();
+        for (account, no, hash) in found {
+            heads.insert(account, chain::decode_head((no, hash))?);
+        }
+        for account in chunk {
+            plan.chains.load_head(account, heads.get(account).copied());
+        }
+    }
+    Ok(())
+}
+
+/// Writes the planned rows (multi-row INSERTs), the ends, the links and the counter.
+async fn flush(
+    conn: &mut SqliteConnection,
+    plan: &mut Plan,
+    results: &mut [StoreResult<Done>],
+) -> anyhow::Result<Option<i64>> {
+    const COLUMNS: usize = 19;
+    let mut seqs = Vec::with_capacity(plan.inserts.len());
+    for chunk in plan.inserts.chunks(MAX_BINDS / COLUMNS) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO activities (id, account_id, site_id, environment, service, activity, \
+             status, actor_kind, actor_email, actor_name, description, error, details, \
+             created_at, completed_at, change_no, request_sha256, search_internal, \
+             search_client) ",
+        );
+        let mut failed = None;
+        q.push_values(chunk, |mut b, id| {
+            let t = &plan.touched[id];
+            let a = &t.activity;
+            let search = SearchText::of(a);
+            let details = serde_json::to_string(&a.details).unwrap_or_else(|e| {
+                failed = Some(e);
+                String::new()
+            });
+            b.push_bind(a.id.as_str().to_owned())
+                .push_bind(a.account_id.as_str().to_owned())
+                .push_bind(a.site_id.as_str().to_owned())
+                .push_bind(a.environment.as_str())
+                .push_bind(a.service.as_str())
+                .push_bind(a.activity.as_str())
+                .push_bind(a.status.as_str())
+                .push_bind(a.actor.kind.as_str())
+                .push_bind(a.actor.email.as_ref().map(|e| Email::expose(e).to_owned()))
+                .push_bind(a.actor.name.clone())
+                .push_bind(a.description.clone())
+                .push_bind(a.error.clone())
+                .push_bind(details)
+                .push_bind(a.created_at.millis())
+                .push_bind(a.completed_at.map(Timestamp::millis))
+                .push_bind(t.change_no)
+                .push_bind(t.request_sha256.clone())
+                .push_bind(search.internal)
+                .push_bind(search.client);
+        });
+        if let Some(e) = failed {
+            return Err(e.into());
+        }
+        q.push(" RETURNING id, seq");
+        let found: Vec<(String, i64)> = q.build_query_as().fetch_all(&mut *conn).await?;
+        anyhow::ensure!(
+            found.len() == chunk.len(),
+            "inserted {} of {} activities",
+            found.len(),
+            chunk.len()
+        );
+        for (id, seq) in found {
+            seqs.push((ActivityId::parse(&id)?, seq));
+        }
+    }
+    plan.assign_seqs(seqs, results);
+    for id in &plan.ends {
+        let t = &plan.touched[id];
+        let a = &t.activity;
+        let search = SearchText::of(a);
+        // The condition is the store's guarantee of one transition; the write lock makes a
+        // miss impossible, so a miss means something wrote around the store.
+        let updated = sqlx::query(
+            "UPDATE activities SET status = ?, completed_at = ?, description = ?, error = ?, \
+             details = ?, change_no = ?, search_internal = ?, search_client = ? \
+             WHERE id = ? AND status = 'in_progress'",
+        )
+        .bind(a.status.as_str())
+        .bind(a.completed_at.map(Timestamp::millis))
+        .bind(&a.description)
+        .bind(&a.error)
+        .bind(serde_json::to_string(&a.details)?)
+        .bind(t.change_no)
+        .bind(&search.internal)
+        .bind(&search.client)
+        .bind(a.id.as_str())
+        .execute(&mut *conn)
+        .await?;
+        anyhow::ensure!(
+            updated.rows_affected() == 1,
+            "activity {id} did not end: the log was written around the store"
+        );
+    }
+    write_links(conn, &plan.chains).await?;
+    let last = plan.last_change();
+    if let Some(n) = last {
+        sqlx::query("UPDATE counters SET value = ? WHERE name = 'change'")
+            .bind(n)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(last)
+}
+
+/// One bounded pass of the retention policy over one account. The prune activities go
+/// through the group's plan (and so into the chain); the removal is written at once.
+async fn prune(
+    conn: &mut SqliteConnection,
+    plan: &mut Plan,
+    request: &PruneRequest,
+    now: Timestamp,
+) -> StoreResult<Done> {
+    let mut q = QueryBuilder::<Sqlite>::new("SELECT ");
+    q.push(COLS)
+        .push(" FROM activities WHERE account_id = ")
+        .push_bind(request.account.as_str())
+        .push(" AND created_at < ")
+        .push_bind(request.before.millis())
+        .push(" AND status <> 'in_progress' AND activity <> 'prune_activity_log' ")
+        .push("ORDER BY created_at, seq LIMIT ")
+        .push_bind(i64::from(request.limit));
+    let found: Vec<ActivityRow> = q.build_query_as().fetch_all(&mut *conn).await?;
+    let selected = found
+        .into_iter()
+        .map(ActivityRow::decode)
+        .collect::<StoreResult<Vec<_>>>()?;
+    let mut pruned = Pruned::default();
+    for (logged, group) in plan.prune(request, selected, now)? {
+        for chunk in group.chunks(MAX_BINDS / 3) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO pruned_activities (account_id, activity_id, prune_id) ",
+            );
+            q.push_values(chunk, |mut b, a| {
+                b.push_bind(a.account_id.as_str())
+                    .push_bind(a.id.as_str())
+                    .push_bind(logged.id.as_str());
+            });
+            q.build().execute(&mut *conn).await?;
+            let mut q = QueryBuilder::<Sqlite>::new("DELETE FROM activities WHERE seq IN (");
+            let mut seqs = q.separated(", ");
+            for a in chunk {
+                seqs.push_bind(a.seq);
+            }
+            q.push(")");
+            q.build().execute(&mut *conn).await?;
+        }
+        pruned.removed += group.len() as u64;
+        pruned.logged.push(logged);
+    }
+    Ok(Done::Pruned(pruned))
+}
+
+/// A request that writes around the plan: accounts, sites, keys, retention, looks.
 async fn apply(
     conn: &mut SqliteConnection,
-    sites: &mut HashMap<SiteId, AccountId>,
-    chains: &mut Chains,
+    owners: &mut HashMap<SiteId, AccountId>,
     work: &Work,
-    counter: &mut Counter,
+    now: Timestamp,
 ) -> StoreResult<Done> {
-    let now = Timestamp::now();
     match work {
-        Work::Record(batch) => {
-            let mut out = Vec::with_capacity(batch.len());
-            for new in batch {
-                out.push(record_linked(conn, sites, chains, new, now, counter).await?);
-            }
-            Ok(Done::Recorded(out))
-        }
-        Work::Prune(request) => prune(conn, sites, chains, request, now, counter).await,
         Work::SetRetention(account, days) => {
             let updated = sqlx::query("UPDATE accounts SET retention_days = ? WHERE id = ?")
                 .bind(days.map(i64::from))
@@ -263,46 +442,8 @@ async fn apply(
             }
             Ok(Done::Unit)
         }
-        Work::Checkpoint(_) => unreachable!("checkpoints are applied after their group"),
-        Work::End(id, ending) => {
-            let current = select_by_id(&mut *conn, id)
-                .await?
-                .ok_or(StoreError::NotFound)?;
-            if current.status.is_ended() {
-                return Err(StoreError::Conflict(format!(
-                    "activity {id} has already ended as {}",
-                    current.status
-                )));
-            }
-            ending.validate(current.created_at)?;
-            let mut next = record::ended(&current, ending, now);
-            load_head(conn, chains, next.account_id.as_str()).await?;
-            let change = counter.next();
-            let search = SearchText::of(&next);
-            let updated = sqlx::query(
-                "UPDATE activities SET status = ?, completed_at = ?, description = ?, error = ?, \
-                 details = ?, change_no = ?, search_internal = ?, search_client = ? \
-                 WHERE seq = ? AND status = 'in_progress'",
-            )
-            .bind(next.status.as_str())
-            .bind(next.completed_at.map(Timestamp::millis))
-            .bind(&next.description)
-            .bind(&next.error)
-            .bind(serde_json::to_string(&next.details).map_err(anyhow::Error::from)?)
-            .bind(change)
-            .bind(&search.internal)
-            .bind(&search.client)
-            .bind(current.seq)
-            .execute(&mut *conn)
-            .await?;
-            if updated.rows_affected() != 1 {
-                return Err(StoreError::Conflict(format!(
-                    "activity {id} has already ended"
-                )));
-            }
-            next.seq = current.seq;
-            chains.append(&next);
-            Ok(Done::Ended(Box::new(next)))
+        Work::Record(_) | Work::End(..) | Work::Prune(_) | Work::Checkpoint(_) => {
+            unreachable!("the group's plan applies these")
         }
         Work::UpsertAccount(a) => {
             let settings = serde_json::json!({
@@ -365,6 +506,7 @@ async fn apply(
             .bind(now.millis())
             .execute(&mut *conn)
             .await?;
+            owners.insert(s.id.clone(), s.account_id.clone());
             Ok(Done::Unit)
         }
         Work::CreateKey(key) => {
@@ -380,142 +522,6 @@ async fn apply(
             Ok(Done::Unit)
         }
     }
-}
-
-async fn record_one(
-    conn: &mut SqliteConnection,
-    sites: &mut HashMap<SiteId, AccountId>,
-    new: &NewActivity,
-    now: Timestamp,
-    counter: &mut Counter,
-) -> StoreResult<Recorded> {
-    new.validate(new.activity.service())?;
-    let hash = record::request_sha256(new);
-    if let Some(id) = &new.id
-        && let Some(existing) = select_by_id(&mut *conn, id).await?
-    {
-        let stored_hash: Vec<u8> =
-            sqlx::query_scalar("SELECT request_sha256 FROM activities WHERE seq = ?")
-                .bind(existing.seq)
-                .fetch_one(&mut *conn)
-                .await?;
-        if stored_hash == hash {
-            return Ok(Recorded {
-                activity: existing,
-                created: false,
-            });
-        }
-        return Err(StoreError::Conflict(format!(
-            "activity {id} was already recorded with another body"
-        )));
-    }
-    let owner = match sites.get(&new.site_id) {
-        Some(owner) => Some(owner.clone()),
-        None => {
-            let owner: Option<String> =
-                sqlx::query_scalar("SELECT account_id FROM sites WHERE id = ?")
-                    .bind(new.site_id.as_str())
-                    .fetch_optional(&mut *conn)
-                    .await?;
-            let owner = owner
-                .map(|o| AccountId::parse(&o))
-                .transpose()
-                .map_err(anyhow::Error::from)?;
-            if let Some(o) = &owner {
-                sites.insert(new.site_id.clone(), o.clone());
-            }
-            owner
-        }
-    };
-    match owner {
-        None => {
-            return Err(sitetrail_core::InvalidField::new(
-                "site_id",
-                "unknown site; register it with PUT /api/v1/sites/{site}",
-            )
-            .into());
-        }
-        Some(o) if o != new.account_id => {
-            return Err(sitetrail_core::InvalidField::new(
-                "site_id",
-                "the site belongs to another account",
-            )
-            .into());
-        }
-        Some(_) => {}
-    }
-    let mut stored = record::new_stored(new, now);
-    let change = counter.next();
-    let search = SearchText::of(&stored);
-    let details = serde_json::to_string(&stored.details).map_err(anyhow::Error::from)?;
-    let seq = sqlx::query(
-        "INSERT INTO activities (id, account_id, site_id, environment, service, activity, status, \
-         actor_kind, actor_email, actor_name, description, error, details, created_at, \
-         completed_at, change_no, request_sha256, search_internal, search_client) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(stored.id.as_str())
-    .bind(stored.account_id.as_str())
-    .bind(stored.site_id.as_str())
-    .bind(stored.environment.as_str())
-    .bind(stored.service.as_str())
-    .bind(stored.activity.as_str())
-    .bind(stored.status.as_str())
-    .bind(stored.actor.kind.as_str())
-    .bind(stored.actor.email.as_ref().map(Email::expose))
-    .bind(&stored.actor.name)
-    .bind(&stored.description)
-    .bind(&stored.error)
-    .bind(details)
-    .bind(stored.created_at.millis())
-    .bind(stored.completed_at.map(Timestamp::millis))
-    .bind(change)
-    .bind(hash)
-    .bind(&search.internal)
-    .bind(&search.client)
-    .execute(&mut *conn)
-    .await?
-    .last_insert_rowid();
-    stored.seq = seq;
-    Ok(Recorded {
-        activity: stored,
-        created: true,
-    })
-}
-
-/// Records one activity and, when it is new, appends its link to its account's chain.
-async fn record_linked(
-    conn: &mut SqliteConnection,
-    sites: &mut HashMap<SiteId, AccountId>,
-    chains: &mut Chains,
-    new: &NewActivity,
-    now: Timestamp,
-    counter: &mut Counter,
-) -> StoreResult<Recorded> {
-    let r = record_one(conn, sites, new, now, counter).await?;
-    if r.created {
-        load_head(conn, chains, r.activity.account_id.as_str()).await?;
-        chains.append(&r.activity);
-    }
-    Ok(r)
-}
-
-/// Reads an account's chain head into the group's chains, once per group.
-async fn load_head(
-    conn: &mut SqliteConnection,
-    chains: &mut Chains,
-    account: &str,
-) -> StoreResult<()> {
-    if chains.has_head(account) {
-        return Ok(());
-    }
-    let head: Option<(i64, Vec<u8>)> =
-        sqlx::query_as("SELECT link_no, link_sha256 FROM chain_heads WHERE account_id = ?")
-            .bind(account)
-            .fetch_optional(&mut *conn)
-            .await?;
-    chains.load_head(account, head.map(chain::decode_head).transpose()?);
-    Ok(())
 }
 
 /// Writes the links a group appended and moves their chains' heads.
@@ -586,71 +592,6 @@ async fn sign_checkpoints(
         out.push(body);
     }
     Ok(out)
-}
-
-/// One bounded pass of the retention policy over one account.
-async fn prune(
-    conn: &mut SqliteConnection,
-    sites: &mut HashMap<SiteId, AccountId>,
-    chains: &mut Chains,
-    request: &PruneRequest,
-    now: Timestamp,
-    counter: &mut Counter,
-) -> StoreResult<Done> {
-    let mut q = QueryBuilder::<Sqlite>::new("SELECT ");
-    q.push(COLS)
-        .push(" FROM activities WHERE account_id = ")
-        .push_bind(request.account.as_str())
-        .push(" AND created_at < ")
-        .push_bind(request.before.millis())
-        .push(" AND status <> 'in_progress' AND activity <> 'prune_activity_log' ")
-        .push("ORDER BY created_at, seq LIMIT ")
-        .push_bind(i64::from(request.limit));
-    let found: Vec<ActivityRow> = q.build_query_as().fetch_all(&mut *conn).await?;
-    let selected = found
-        .into_iter()
-        .map(ActivityRow::decode)
-        .collect::<StoreResult<Vec<_>>>()?;
-    let mut pruned = Pruned::default();
-    for (site, group) in record::by_site(selected) {
-        let mut sealed: Vec<(String, chain::Hash)> = group
-            .iter()
-            .map(|a| (a.id.as_str().to_owned(), chain::content_sha256(a)))
-            .collect();
-        let entry = record::prune_entry(request, &site, &mut sealed);
-        let logged = record_linked(conn, sites, chains, &entry, now, counter).await?;
-        for chunk in group.chunks(500) {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO pruned_activities (account_id, activity_id, prune_id) ",
-            );
-            q.push_values(chunk, |mut b, a| {
-                b.push_bind(a.account_id.as_str())
-                    .push_bind(a.id.as_str())
-                    .push_bind(logged.activity.id.as_str());
-            });
-            q.build().execute(&mut *conn).await?;
-            let mut q = QueryBuilder::<Sqlite>::new("DELETE FROM activities WHERE seq IN (");
-            let mut seqs = q.separated(", ");
-            for a in chunk {
-                seqs.push_bind(a.seq);
-            }
-            q.push(")");
-            q.build().execute(&mut *conn).await?;
-        }
-        pruned.removed += group.len() as u64;
-        pruned.logged.push(logged.activity);
-    }
-    Ok(Done::Pruned(pruned))
-}
-
-/// The `change` counter while a group holds the write lock.
-struct Counter(i64);
-
-impl Counter {
-    fn next(&mut self) -> i64 {
-        self.0 += 1;
-        self.0
-    }
 }
 
 async fn select_by_id<'c, E>(exec: E, id: &ActivityId) -> StoreResult<Option<StoredActivity>>

@@ -1,0 +1,259 @@
+//! One write group, planned in memory before anything is written: every backend checks a
+//! group's records and ends the same way (idempotent replays, conflicts, unknown and foreign
+//! sites, the one transition), appends the chain links, and then writes what the plan holds
+//! in a few statements.
+
+use std::collections::HashMap;
+
+use sitetrail_core::{
+    AccountId, ActivityId, Ending, NewActivity, SiteId, StoredActivity, Timestamp,
+};
+
+use crate::chain::{self, Chains};
+use crate::record;
+use crate::writer::{Done, Work};
+use crate::{PruneRequest, Recorded, StoreError, StoreResult};
+
+/// An activity as the group leaves it.
+pub(crate) struct Touched {
+    pub activity: StoredActivity,
+    pub request_sha256: Vec<u8>,
+    pub change_no: i64,
+    /// Inserted by this group (else it existed before and may get its end).
+    pub fresh: bool,
+}
+
+/// One group's writes, worked out in memory before they are sent.
+pub(crate) struct Plan {
+    pub counter: i64,
+    start: i64,
+    /// Every activity the group names, as the database holds it, and every one it makes.
+    /// An id the group names that is missing here does not exist.
+    pub touched: HashMap<ActivityId, Touched>,
+    pub owners: HashMap<SiteId, AccountId>,
+    pub inserts: Vec<ActivityId>,
+    pub ends: Vec<ActivityId>,
+    /// The chains the group moves; their heads are read by `prefetch`.
+    pub chains: Chains,
+}
+
+impl Plan {
+    pub fn new(counter: i64, owners: HashMap<SiteId, AccountId>) -> Self {
+        Plan {
+            counter,
+            start: counter,
+            touched: HashMap::new(),
+            owners,
+            inserts: Vec::new(),
+            ends: Vec::new(),
+            chains: Chains::default(),
+        }
+    }
+
+    /// What the group names that is not in memory: the ids it records or ends, and the
+    /// sites it records on whose owner is not cached.
+    pub fn wanted<'g>(&self, group: &'g [Work]) -> (Vec<&'g str>, Vec<&'g str>) {
+        let mut ids: Vec<&str> = Vec::new();
+        let mut sites: Vec<&str> = Vec::new();
+        for work in group {
+            match work {
+                Work::Record(batch) => {
+                    for new in batch {
+                        if let Some(id) = &new.id {
+                            ids.push(id.as_str());
+                        }
+                        if !self.owners.contains_key(&new.site_id) {
+                            sites.push(new.site_id.as_str());
+                        }
+                    }
+                }
+                Work::End(id, _) => ids.push(id.as_str()),
+                _ => {}
+            }
+        }
+        sites.sort_unstable();
+        sites.dedup();
+        (ids, sites)
+    }
+
+    /// An activity the group names, as the database holds it.
+    pub fn found(&mut self, activity: StoredActivity, request_sha256: Vec<u8>, change_no: i64) {
+        self.touched.insert(
+            activity.id.clone(),
+            Touched {
+                activity,
+                request_sha256,
+                change_no,
+                fresh: false,
+            },
+        );
+    }
+
+    /// The accounts whose chain heads the group may move (read after [`Plan::found`]).
+    pub fn accounts<'g>(&'g self, group: &'g [Work]) -> Vec<&'g str> {
+        let mut accounts: Vec<&str> = Vec::new();
+        for work in group {
+            match work {
+                Work::Record(batch) => accounts.extend(batch.iter().map(|n| n.account_id.as_str())),
+                Work::End(id, _) => {
+                    if let Some(t) = self.touched.get(id) {
+                        accounts.push(t.activity.account_id.as_str());
+                    }
+                }
+                Work::Prune(p) => accounts.push(p.account.as_str()),
+                _ => {}
+            }
+        }
+        accounts.sort_unstable();
+        accounts.dedup();
+        accounts
+    }
+
+    pub fn next_change(&mut self) -> i64 {
+        self.counter += 1;
+        self.counter
+    }
+
+    /// One record request, all or nothing, with the same checks in the same order as SQLite.
+    pub fn record(&mut self, batch: &[NewActivity], now: Timestamp) -> StoreResult<Done> {
+        let mut staged: Vec<Touched> = Vec::new();
+        let mut out = Vec::with_capacity(batch.len());
+        for new in batch {
+            new.validate(new.activity.service())?;
+            let hash = record::request_sha256(new);
+            if let Some(id) = &new.id {
+                let before = staged
+                    .iter()
+                    .rev()
+                    .find(|t| &t.activity.id == id)
+                    .or_else(|| self.touched.get(id));
+                if let Some(t) = before {
+                    if t.request_sha256 == hash {
+                        out.push(Recorded {
+                            activity: t.activity.clone(),
+                            created: false,
+                        });
+                        continue;
+                    }
+                    return Err(StoreError::Conflict(format!(
+                        "activity {id} was already recorded with another body"
+                    )));
+                }
+            }
+            match self.owners.get(&new.site_id) {
+                None => {
+                    return Err(sitetrail_core::InvalidField::new(
+                        "site_id",
+                        "unknown site; register it with PUT /api/v1/sites/{site}",
+                    )
+                    .into());
+                }
+                Some(o) if *o != new.account_id => {
+                    return Err(sitetrail_core::InvalidField::new(
+                        "site_id",
+                        "the site belongs to another account",
+                    )
+                    .into());
+                }
+                Some(_) => {}
+            }
+            let stored = record::new_stored(new, now);
+            out.push(Recorded {
+                activity: stored.clone(),
+                created: true,
+            });
+            staged.push(Touched {
+                activity: stored,
+                request_sha256: hash,
+                change_no: 0,
+                fresh: true,
+            });
+        }
+        for mut t in staged {
+            t.change_no = self.next_change();
+            self.chains.append(&t.activity);
+            self.inserts.push(t.activity.id.clone());
+            self.touched.insert(t.activity.id.clone(), t);
+        }
+        Ok(Done::Recorded(out))
+    }
+
+    /// The one transition, checked against the activity as this group sees it.
+    pub fn end(&mut self, id: &ActivityId, ending: &Ending, now: Timestamp) -> StoreResult<Done> {
+        let current = &self.touched.get(id).ok_or(StoreError::NotFound)?.activity;
+        if current.status.is_ended() {
+            return Err(StoreError::Conflict(format!(
+                "activity {id} has already ended as {}",
+                current.status
+            )));
+        }
+        ending.validate(current.created_at)?;
+        let next = record::ended(current, ending, now);
+        let change = self.next_change();
+        self.chains.append(&next);
+        let t = self.touched.get_mut(id).expect("looked up above");
+        t.activity = next.clone();
+        t.change_no = change;
+        if !t.fresh && !self.ends.contains(id) {
+            self.ends.push(id.clone());
+        }
+        Ok(Done::Ended(Box::new(next)))
+    }
+
+    /// Plans the entries that log one prune pass: per site, in the order of `selected`, the
+    /// prune activity (through [`Plan::record`], so into the chain) and what it removes.
+    pub fn prune(
+        &mut self,
+        request: &PruneRequest,
+        selected: Vec<StoredActivity>,
+        now: Timestamp,
+    ) -> StoreResult<Vec<(StoredActivity, Vec<StoredActivity>)>> {
+        let mut out = Vec::new();
+        for (site, removed) in record::by_site(selected) {
+            let mut sealed: Vec<(String, chain::Hash)> = removed
+                .iter()
+                .map(|a| (a.id.as_str().to_owned(), chain::content_sha256(a)))
+                .collect();
+            let entry = record::prune_entry(request, &site, &mut sealed);
+            self.owners
+                .entry(site)
+                .or_insert_with(|| request.account.clone());
+            let Done::Recorded(mut logged) = self.record(&[entry], now)? else {
+                unreachable!("record answers with Recorded")
+            };
+            out.push((logged.remove(0).activity, removed));
+        }
+        Ok(out)
+    }
+
+    /// The last change number the group hands out, if it changed an activity.
+    pub fn last_change(&self) -> Option<i64> {
+        (self.counter != self.start).then_some(self.counter)
+    }
+
+    /// Gives the new rows their `seq`, in the plan and in the answers.
+    pub fn assign_seqs(&mut self, seqs: Vec<(ActivityId, i64)>, results: &mut [StoreResult<Done>]) {
+        for (id, seq) in seqs {
+            if let Some(t) = self.touched.get_mut(&id) {
+                t.activity.seq = seq;
+            }
+        }
+        let seq_of = |a: &StoredActivity| self.touched.get(&a.id).map(|t| t.activity.seq);
+        for r in results.iter_mut() {
+            match r {
+                Ok(Done::Recorded(v)) => {
+                    for rec in v.iter_mut().filter(|r| r.activity.seq == 0) {
+                        rec.activity.seq = seq_of(&rec.activity).unwrap_or(0);
+                    }
+                }
+                Ok(Done::Ended(a)) if a.seq == 0 => a.seq = seq_of(a).unwrap_or(0),
+                Ok(Done::Pruned(p)) => {
+                    for a in p.logged.iter_mut().filter(|a| a.seq == 0) {
+                        a.seq = seq_of(a).unwrap_or(0);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
