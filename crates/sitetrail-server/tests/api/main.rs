@@ -4,8 +4,11 @@
 mod activities;
 mod helpers;
 mod integrity;
+mod leak;
 mod pages;
 mod redaction;
+mod requests;
+mod security;
 mod servers;
 mod staging;
 mod staging_pages;
