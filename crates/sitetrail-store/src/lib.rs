@@ -3,6 +3,7 @@
 //! viewer sees (that is [`sitetrail_core::view`]).
 
 pub mod chain;
+mod export;
 mod keys;
 mod plan;
 pub mod postgres;
@@ -21,6 +22,7 @@ use sitetrail_core::{
 use tokio::sync::broadcast;
 
 pub use chain::{AccountReport, CheckpointBody, CheckpointKey, Problem, ProblemKind};
+pub use export::{ExportColumns, ExportStream};
 pub use keys::{ApiKey, KeyCheck};
 
 /// How long an account's activities are kept when it has no retention period of its own.
@@ -235,6 +237,17 @@ pub trait Store: Send + Sync + 'static {
         before: Option<i64>,
         limit: u32,
     ) -> StoreResult<Vec<Access>>;
+
+    /// Everything [`Store::list`] would page through for this scope, audience and filter, in
+    /// the same order (newest first), as one long read in index order handed over in chunks.
+    /// The reader waits for the consumer, so memory stays flat whatever the size.
+    async fn export(
+        &self,
+        scope: &Scope,
+        audience: Audience,
+        filter: &ActivityFilter,
+        columns: ExportColumns,
+    ) -> StoreResult<ExportStream>;
 }
 
 pub type DynStore = Arc<dyn Store>;

@@ -1110,6 +1110,16 @@ impl Store for PgStore {
         };
         Ok(keys::check(id, secret, stored.as_ref()))
     }
+
+    async fn export(
+        &self,
+        scope: &Scope,
+        audience: Audience,
+        filter: &ActivityFilter,
+        columns: crate::ExportColumns,
+    ) -> StoreResult<crate::ExportStream> {
+        crate::export::postgres(&self.read, scope, audience, filter, columns).await
+    }
 }
 
 /// A database URL fit for logs: the password (in the user info or a `password=` parameter)

@@ -933,4 +933,17 @@ impl Store for SqliteStore {
         };
         Ok(keys::check(id, secret, stored.as_ref()))
     }
+
+    async fn export(
+        &self,
+        scope: &Scope,
+        audience: Audience,
+        filter: &ActivityFilter,
+        columns: crate::ExportColumns,
+    ) -> StoreResult<crate::ExportStream> {
+        let path = self.read.connect_options().get_filename().to_owned();
+        Ok(crate::export::sqlite(
+            path, scope, audience, filter, columns,
+        ))
+    }
 }
