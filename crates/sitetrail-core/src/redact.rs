@@ -251,26 +251,22 @@ fn replace_ci<'t>(text: Cow<'t, str>, needle: &str, whole_word: bool) -> Cow<'t,
 fn match_ci_at(text: &str, start: usize, needle: &str) -> Option<usize> {
     let mut hay = text[start..].char_indices();
     let mut want = needle.chars().flat_map(char::to_lowercase);
-    let mut pending: Vec<char> = Vec::new();
     let mut end = start;
     loop {
-        if pending.is_empty() {
-            match want.next() {
-                None => return Some(end),
-                Some(c) => pending.push(c),
-            }
-        }
+        let Some(mut next) = want.next() else {
+            return Some(end);
+        };
         let (idx, ch) = hay.next()?;
         end = start + idx + ch.len_utf8();
-        for got in ch.to_lowercase() {
-            if pending.is_empty() {
+        for (i, got) in ch.to_lowercase().enumerate() {
+            if i > 0 {
                 match want.next() {
-                    Some(c) => pending.push(c),
+                    Some(c) => next = c,
                     // The needle ended inside one of this char's lowercase forms.
                     None => return None,
                 }
             }
-            if pending.remove(0) != got {
+            if next != got {
                 return None;
             }
         }
