@@ -138,16 +138,18 @@ where
     }
 }
 
-/// A body that may be empty (then `T::default()`) or JSON.
+/// A body that may be empty or `null` (then `T::default()`) or JSON.
 pub fn optional_json<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
     refuse_nul(bytes)?;
-    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => ApiError::Invalid(e.to_string()),
-        _ => ApiError::Malformed(format!("the body is not valid JSON: {e}")),
-    })
+    serde_json::from_slice::<Option<T>>(bytes)
+        .map(Option::unwrap_or_default)
+        .map_err(|e| match e.classify() {
+            serde_json::error::Category::Data => ApiError::Invalid(e.to_string()),
+            _ => ApiError::Malformed(format!("the body is not valid JSON: {e}")),
+        })
 }
 
 #[cfg(test)]
