@@ -5,7 +5,12 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
+use serde_json::Value;
+use sitetrail_core::{ActivityKind, Environment, Service, Status};
+use utoipa::openapi::path::{Operation, ParameterIn};
+use utoipa::openapi::schema::{Object, Schema, SchemaFormat, SchemaType, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::{KnownFormat, RefOr};
 use utoipa::{Modify, OpenApi};
 
 use crate::AppState;
@@ -43,7 +48,7 @@ pub fn router() -> Router<AppState> {
         super::staging::backups,
         healthz,
     ),
-    modifiers(&Security),
+    modifiers(&Security, &Constraints),
 )]
 struct ApiDoc;
 
@@ -60,6 +65,179 @@ impl Modify for Security {
             "viewer_token",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
+    }
+}
+
+/// What the request types check as they parse that their schemas alone do not say: the
+/// ids' characters, the words each field takes, lengths and forbidden characters. A client
+/// (or a schema-driven test tool) can then tell a valid request from the document alone.
+struct Constraints;
+
+const ID: &str = "^[A-Za-z0-9._-]{1,64}$";
+/// 1 to 200 characters, not all blank, no control characters.
+const NAME: &str = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$";
+/// Free text: no control characters but newlines and tabs.
+const TEXT: &str = "^[^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*$";
+const EMAIL: &str =
+    "^[^\\s<>\"@\\u0000-\\u001f\\u007f-\\u009f]+@[^\\s<>\"@\\u0000-\\u001f\\u007f-\\u009f]+$";
+/// `http(s)://`, a host (and port), a path; no query, fragment, credentials or spaces.
+const URL: &str =
+    "^https?://[A-Za-z0-9.\\[\\]:-]+(/[^?#@ \\\\\"<>\\u0000-\\u001f\\u007f-\\u009f]*)?$";
+/// An absolute path without a `..` segment (each segment: empty, `.`, or not `..`).
+const DOCROOT: &str =
+    "^(/([^/.\\u0000][^/\\u0000]*|\\.([^/.\\u0000][^/\\u0000]*)?|\\.\\.[^/\\u0000]+)?)+$";
+
+/// A change to one schema.
+type Rule = Box<dyn Fn(&mut Object)>;
+
+fn words<T: Copy>(all: &[T], name: fn(T) -> &'static str) -> Vec<Value> {
+    all.iter().map(|w| Value::from(name(*w))).collect()
+}
+
+fn constrain(schema: &mut RefOr<Schema>, f: &dyn Fn(&mut Object)) {
+    if let RefOr::T(Schema::Object(o)) = schema {
+        f(o);
+    }
+}
+
+fn pattern(p: &'static str) -> impl Fn(&mut Object) {
+    move |o| o.pattern = Some(p.into())
+}
+
+fn one_of(values: Vec<Value>) -> impl Fn(&mut Object) {
+    move |o| o.enum_values = Some(values.clone())
+}
+
+fn name(max: usize) -> impl Fn(&mut Object) {
+    move |o| {
+        o.min_length = Some(1);
+        o.max_length = Some(max);
+        o.pattern = Some(NAME.into());
+    }
+}
+
+fn operations(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = &mut Operation> {
+    [
+        &mut item.get,
+        &mut item.put,
+        &mut item.post,
+        &mut item.delete,
+        &mut item.patch,
+    ]
+    .into_iter()
+    .flatten()
+}
+
+impl Modify for Constraints {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let query = |name: &str| -> Option<Rule> {
+            Some(match name {
+                "activity" => Box::new(one_of(words(ActivityKind::ALL, ActivityKind::as_str))),
+                "status" => Box::new(one_of(words(Status::ALL, Status::as_str))),
+                "service" => Box::new(one_of(words(Service::ALL, Service::as_str))),
+                "format" => Box::new(one_of(vec!["csv".into(), "ndjson".into()])),
+                "from" | "to" => Box::new(|o: &mut Object| {
+                    o.format = Some(SchemaFormat::KnownFormat(KnownFormat::DateTime));
+                }),
+                "limit" => Box::new(|o: &mut Object| {
+                    o.schema_type = SchemaType::Type(Type::Integer);
+                    o.minimum = Some(1.into());
+                    o.maximum = Some(200.into());
+                }),
+                "q" => Box::new(|o: &mut Object| {
+                    o.max_length = Some(200);
+                    o.pattern = Some(TEXT.into());
+                }),
+                "user" => Box::new(pattern(TEXT)),
+                _ => return None,
+            })
+        };
+        for item in openapi.paths.paths.values_mut() {
+            for op in operations(item) {
+                for p in op.parameters.iter_mut().flatten() {
+                    let RefOr::T(p) = p else {
+                        continue;
+                    };
+                    let Some(schema) = p.schema.as_mut() else {
+                        continue;
+                    };
+                    match (&p.parameter_in, p.name.as_str()) {
+                        (ParameterIn::Path, "account" | "site" | "id") => {
+                            constrain(schema, &pattern(ID))
+                        }
+                        (ParameterIn::Query, n) => {
+                            if let Some(f) = query(n) {
+                                constrain(schema, &*f);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        let properties: [(&str, &str, Rule); 20] = [
+            ("ActivityIn", "id", Box::new(pattern(ID))),
+            ("ActivityIn", "account_id", Box::new(pattern(ID))),
+            ("ActivityIn", "site_id", Box::new(pattern(ID))),
+            ("ActivityIn", "description", Box::new(pattern(TEXT))),
+            ("ActivityIn", "error", Box::new(pattern(TEXT))),
+            ("EndIn", "description", Box::new(pattern(TEXT))),
+            ("EndIn", "error", Box::new(pattern(TEXT))),
+            (
+                "ActorIn",
+                "email",
+                Box::new(|o: &mut Object| {
+                    o.max_length = Some(254);
+                    o.pattern = Some(EMAIL.into());
+                }),
+            ),
+            ("ActorIn", "name", Box::new(name(200))),
+            ("AccountIn", "name", Box::new(name(200))),
+            ("AccountIn", "partner", Box::new(name(200))),
+            (
+                "AccountIn",
+                "partner_colour",
+                Box::new(pattern("^#[0-9A-Fa-f]{6}$")),
+            ),
+            ("SiteIn", "account_id", Box::new(pattern(ID))),
+            ("SiteIn", "name", Box::new(name(200))),
+            ("EnvironmentSpec", "docroot", Box::new(pattern(DOCROOT))),
+            ("TemplateIn", "template", Box::new(pattern(ID))),
+            ("BackupRefIn", "backup", Box::new(pattern(ID))),
+            (
+                "BackupIn",
+                "environment",
+                Box::new(one_of(words(Environment::ALL, Environment::as_str))),
+            ),
+            (
+                "PushIn",
+                "scope",
+                Box::new(one_of(vec!["site".into(), "files".into()])),
+            ),
+            (
+                "SiteUrl",
+                "",
+                Box::new(|o: &mut Object| {
+                    o.max_length = Some(2000);
+                    o.pattern = Some(URL.into());
+                }),
+            ),
+        ];
+        for (schema, property, f) in &properties {
+            let Some(s) = components.schemas.get_mut(*schema) else {
+                continue;
+            };
+            if property.is_empty() {
+                constrain(s, &**f);
+            } else if let RefOr::T(Schema::Object(o)) = s
+                && let Some(p) = o.properties.get_mut(*property)
+            {
+                constrain(p, &**f);
+            }
+        }
     }
 }
 
