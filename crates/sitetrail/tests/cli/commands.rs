@@ -1,7 +1,9 @@
 //! The command line as a new user runs it: the binary, its flags and its environment.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
+
+use crate::support::sitetrail;
 
 struct Running(Child);
 
@@ -10,10 +12,6 @@ impl Drop for Running {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn sitetrail() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_sitetrail"))
 }
 
 /// Starts `sitetrail demo` on a free port and reads its output up to the publisher key.

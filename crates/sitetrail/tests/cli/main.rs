@@ -1,0 +1,11 @@
+//! sitetrail's command line, tested as the built binary.
+//!
+//! `commands` and `verify` run on every `cargo test`. The reliability suites (`crash`,
+//! `load`) are ignored by default and slow; `scripts/reliability.sh` runs them, and they
+//! write their figures under `test-output/reliability/`.
+
+mod commands;
+mod crash;
+mod load;
+mod support;
+mod verify;
