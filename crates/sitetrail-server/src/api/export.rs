@@ -1,5 +1,7 @@
 //! `GET /api/v1/sites/{site}/activities/export?format=csv|ndjson`: the filtered log, streamed
-//! page by page (constant memory), each activity through the redaction function.
+//! from one long read of the store ([`sitetrail_store::Store::export`]), each activity through
+//! the redaction function, rendered into a reused buffer and sent in chunks of about
+//! [`CHUNK_BYTES`]. The store's reader waits while the client is slow: memory stays flat.
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -8,8 +10,8 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
-use sitetrail_core::{ActivityFilter, ActivityView, Audience, Cursor, Page, RawQuery, view};
-use sitetrail_store::Scope;
+use sitetrail_core::{ActivityFilter, ActivityView, Audience, RawQuery, Timestamp, view};
+use sitetrail_store::{ExportColumns, Scope};
 
 use crate::AppState;
 use crate::api::site_scope;
@@ -17,7 +19,8 @@ use crate::auth::ViewerAuth;
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiQuery;
 
-const EXPORT_PAGE: u32 = 1_000;
+/// The size of the body's chunks.
+const CHUNK_BYTES: usize = 64 * 1024;
 pub const CSV_HEADER: [&str; 7] = [
     "Created",
     "User",
@@ -84,30 +87,39 @@ pub fn stream_export(
         .as_ref()
         .map_or("account", |s| s.as_str())
         .to_owned();
+    let columns = match format {
+        Format::Csv => ExportColumns::Table,
+        Format::Ndjson => ExportColumns::All,
+    };
     let stream = async_stream::stream! {
-        if format == Format::Csv {
-            yield Ok::<Bytes, std::io::Error>(csv_rows(std::iter::once(CSV_HEADER.map(str::to_owned))));
-        }
-        let mut cursor: Option<Cursor> = None;
-        loop {
-            let page = Page { limit: EXPORT_PAGE, cursor };
-            let listing = match state.store.list(&scope, audience, &filter, page).await {
-                Ok(l) => l,
+        let stopped = || std::io::Error::other("the export stopped early");
+        let mut out = Rendered::new(format);
+        let mut activities = match state.store.export(&scope, audience, &filter, columns).await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(error = ?e, "an export could not start");
+                yield Err(stopped());
+                return;
+            }
+        };
+        while let Some(chunk) = activities.next_chunk().await {
+            let chunk = match chunk {
+                Ok(c) => c,
                 Err(e) => {
                     tracing::error!(error = ?e, "an export stopped early");
-                    yield Err(std::io::Error::other("the export stopped early"));
-                    break;
+                    yield Err(stopped());
+                    return;
                 }
             };
-            let views = listing.items.iter().map(|a| view(a, audience));
-            yield Ok(match format {
-                Format::Csv => csv_rows(views.map(|v| csv_record(&v))),
-                Format::Ndjson => ndjson_lines(views),
-            });
-            match listing.next {
-                Some(c) => cursor = Some(c),
-                None => break,
+            for a in &chunk {
+                out.push(&view(a, audience));
+                if let Some(bytes) = out.take(CHUNK_BYTES) {
+                    yield Ok::<Bytes, std::io::Error>(bytes);
+                }
             }
+        }
+        if let Some(bytes) = out.take(0) {
+            yield Ok(bytes);
         }
     };
     let (content_type, ext) = match format {
@@ -129,19 +141,6 @@ pub fn stream_export(
         .into_response()
 }
 
-/// The seven columns of a row, as the viewer sees them.
-pub fn csv_record(v: &ActivityView) -> [String; 7] {
-    [
-        v.created_at.to_rfc3339(),
-        v.user.label.clone(),
-        v.service_label.to_owned(),
-        v.activity_label.to_owned(),
-        v.status_label.to_owned(),
-        v.description.clone(),
-        v.completed_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
-    ]
-}
-
 /// A spreadsheet must not run a cell as a formula: cells that start like one are prefixed
 /// with an apostrophe.
 pub fn neutralise(cell: &str) -> std::borrow::Cow<'_, str> {
@@ -152,25 +151,120 @@ pub fn neutralise(cell: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-fn csv_rows(rows: impl Iterator<Item = [String; 7]>) -> Bytes {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    for row in rows {
-        let cells = row.iter().map(|c| neutralise(c).into_owned());
-        if let Err(e) = w.write_record(cells) {
-            tracing::error!(error = ?e, "writing a CSV row");
-        }
-    }
-    Bytes::from(w.into_inner().unwrap_or_default())
+/// The body as it is rendered, row after row, into one buffer that is handed over whenever it
+/// holds a chunk.
+enum Rendered {
+    Csv(Box<csv::Writer<Vec<u8>>>),
+    Ndjson(Vec<u8>),
 }
 
-fn ndjson_lines(views: impl Iterator<Item = ActivityView>) -> Bytes {
-    let mut out = Vec::new();
-    for v in views {
-        if serde_json::to_writer(&mut out, &v).is_ok() {
-            out.push(b'\n');
+impl Rendered {
+    fn new(format: Format) -> Self {
+        match format {
+            Format::Csv => {
+                let mut w = csv::Writer::from_writer(buffer());
+                if let Err(e) = w.write_record(CSV_HEADER) {
+                    tracing::error!(error = ?e, "writing the CSV header");
+                }
+                Rendered::Csv(Box::new(w))
+            }
+            Format::Ndjson => Rendered::Ndjson(buffer()),
         }
     }
-    Bytes::from(out)
+
+    /// One activity as the viewer sees it: a CSV row of the seven columns, or a JSON line.
+    fn push(&mut self, v: &ActivityView) {
+        match self {
+            Rendered::Csv(w) => {
+                if let Err(e) = csv_row(w, v) {
+                    tracing::error!(error = ?e, "writing a CSV row");
+                }
+            }
+            Rendered::Ndjson(out) => {
+                if serde_json::to_writer(&mut *out, v).is_ok() {
+                    out.push(b'\n');
+                }
+            }
+        }
+    }
+
+    /// What is rendered so far, once it holds at least `at_least` bytes (and something).
+    fn take(&mut self, at_least: usize) -> Option<Bytes> {
+        let out = match self {
+            Rendered::Csv(w) => {
+                // The writer keeps a small buffer of its own before its Vec.
+                if w.get_ref().len() < at_least {
+                    return None;
+                }
+                let full = std::mem::replace(w, Box::new(csv::Writer::from_writer(buffer())));
+                match full.into_inner() {
+                    Ok(out) => out,
+                    Err(e) => {
+                        tracing::error!(error = ?e.error(), "flushing CSV rows");
+                        return None;
+                    }
+                }
+            }
+            Rendered::Ndjson(out) => {
+                if out.len() < at_least {
+                    return None;
+                }
+                std::mem::replace(out, buffer())
+            }
+        };
+        (!out.is_empty()).then(|| Bytes::from(out))
+    }
+}
+
+fn buffer() -> Vec<u8> {
+    Vec::with_capacity(CHUNK_BYTES + 16 * 1024)
+}
+
+/// The seven columns of a row, as the viewer sees them, each through [`neutralise`].
+fn csv_row(w: &mut csv::Writer<Vec<u8>>, v: &ActivityView) -> csv::Result<()> {
+    let mut created = [0; RFC3339_LEN];
+    let mut completed = [0; RFC3339_LEN];
+    let completed = match v.completed_at {
+        Some(t) => rfc3339(t, &mut completed),
+        None => "",
+    };
+    let cells = [
+        rfc3339(v.created_at, &mut created),
+        v.user.label.as_str(),
+        v.service_label,
+        v.activity_label,
+        v.status_label,
+        v.description.as_str(),
+        completed,
+    ];
+    for cell in cells {
+        w.write_field(neutralise(cell).as_bytes())?;
+    }
+    w.write_record(None::<&[u8]>)
+}
+
+const RFC3339_LEN: usize = "2026-11-25T09:30:00.123Z".len();
+
+/// [`Timestamp::to_rfc3339`] into a buffer on the stack: two of these per row, no allocation.
+fn rfc3339(t: Timestamp, buf: &mut [u8; RFC3339_LEN]) -> &str {
+    let d = t.to_offset_date_time();
+    let parts = [
+        (0, 4, d.year() as u32),
+        (5, 2, d.month() as u32),
+        (8, 2, u32::from(d.day())),
+        (11, 2, u32::from(d.hour())),
+        (14, 2, u32::from(d.minute())),
+        (17, 2, u32::from(d.second())),
+        (20, 3, u32::from(d.millisecond())),
+    ];
+    *buf = *b"0000-00-00T00:00:00.000Z";
+    for (at, width, mut value) in parts {
+        for i in (at..at + width).rev() {
+            buf[i] = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    }
+    std::str::from_utf8(buf).expect("ASCII digits")
 }
 
 #[cfg(test)]
@@ -183,5 +277,18 @@ mod tests {
             assert!(neutralise(bad).starts_with('\''), "{bad:?}");
         }
         assert_eq!(neutralise("Successfully pushed"), "Successfully pushed");
+    }
+
+    #[test]
+    fn times_are_written_as_the_api_writes_them() {
+        let mut buf = [0; RFC3339_LEN];
+        let max = Timestamp::parse_rfc3339("9999-12-31T23:59:59.999Z").unwrap();
+        let mut ms = 0i64;
+        while ms <= max.millis() {
+            let t = Timestamp::from_millis(ms).unwrap();
+            assert_eq!(rfc3339(t, &mut buf), t.to_rfc3339());
+            ms += 7_777_777_777 + ms / 3;
+        }
+        assert_eq!(rfc3339(max, &mut buf), "9999-12-31T23:59:59.999Z");
     }
 }

@@ -179,3 +179,32 @@ async fn internal_viewers_see_the_support_persons_email() {
         .unwrap();
     assert!(csv.contains(SUPPORT_EMAIL));
 }
+
+#[tokio::test]
+async fn a_large_client_export_names_no_support_person_in_any_row() {
+    let app = spawn_app().await;
+    crate::activities::record_many(&app, 3_000).await;
+    let client = app.token("acme", None, Audience::Client);
+    let csv = app
+        .get(&client, "/api/v1/sites/shop/activities/export?format=csv")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_clean("large csv", &csv);
+    let mut rows = csv::Reader::from_reader(csv.as_bytes());
+    let users: Vec<String> = rows.records().map(|r| r.unwrap()[1].to_owned()).collect();
+    assert_eq!(users.len(), 3_000);
+    assert_eq!(users.iter().filter(|u| *u == "Support user").count(), 300);
+    let ndjson = app
+        .get(
+            &client,
+            "/api/v1/sites/shop/activities/export?format=ndjson",
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_clean("large ndjson", &ndjson);
+    assert_eq!(ndjson.lines().count(), 3_000);
+}
