@@ -61,6 +61,9 @@ struct Args {
     /// Keep the PostgreSQL database and the data dir afterwards.
     #[arg(long)]
     keep: bool,
+    /// After loading the log, measure only the CSV export and its command-line baseline.
+    #[arg(long)]
+    export_only: bool,
 }
 
 /// One line of the report: what, sitetrail's figure, the baseline's, and their meaning.
@@ -170,6 +173,20 @@ async fn run(
     let site_token = server.token(&big_account, Some(&big)).await?;
     let account_token = server.token(&big_account, None).await?;
 
+    if args.export_only {
+        let export = Exports::measure(&server, &site_token, &big).await?;
+        server.stop().await?;
+        let raw = match &database {
+            None => Raw::sqlite(data_dir.join("sitetrail.db")).await?,
+            Some(url) => Raw::postgres(url).await?,
+        };
+        let cli_rate = export.baseline(&raw, &big).await?;
+        lines.extend(export.lines(cli_rate, database.is_some()));
+        drop(raw);
+        finish(args, scratch, &data_dir);
+        return Ok(lines);
+    }
+
     eprintln!("  single-activity ingest, {} clients", args.clients);
     let mut single = Vec::new();
     for _ in 0..3 {
@@ -220,18 +237,7 @@ async fn run(
         .timed_gets(&account_token, "/api/v1/activities", n)
         .await?;
 
-    eprintln!("  CSV export of {big}");
-    let mut exports = Vec::new();
-    for _ in 0..3 {
-        exports.push(server.export(&site_token, &big).await?);
-    }
-    let export_rows = exports[0].rows;
-    let export_rate = median(exports.iter().map(|e| e.rows_per_s).collect());
-    let rss_before = median(exports.iter().map(|e| e.rss_before_mib).collect());
-    let rss_peak = exports
-        .iter()
-        .map(|e| e.rss_peak_mib)
-        .fold(0.0f64, f64::max);
+    let export = Exports::measure(&server, &site_token, &big).await?;
     server.stop().await?;
 
     let (log_bytes, log_rows) = raw.log_size().await?;
@@ -240,11 +246,7 @@ async fn run(
         raw.same_selects(&big, &big_account, deep, n).await?;
     let offset_first = raw.offset_page(&big, 0, 20).await?;
     let offset_deep = raw.offset_page(&big, depth, 5).await?;
-    let mut cli = Vec::new();
-    for _ in 0..3 {
-        cli.push(raw.export_cli(&big, export_rows).await?);
-    }
-    let cli_rate = median(cli);
+    let cli_rate = export.baseline(&raw, &big).await?;
 
     let baseline_rows = args.baseline_rows.unwrap_or(shape.activities);
     eprintln!("  baselines: {baseline_rows} rows by batched INSERT into a plain table");
@@ -330,23 +332,7 @@ async fn run(
         format!("{} COUNT + OFFSET", ms(&offset_deep)),
         ratio(keyset.p50_ms(), offset_deep.p50_ms()),
     ));
-    let cli_name = if database.is_some() {
-        "psql COPY TO STDOUT"
-    } else {
-        "sqlite3 -csv"
-    };
-    lines.push(line(
-        format!("CSV export of the big site ({export_rows} rows), rows/s"),
-        per_s(export_rate),
-        format!("{} {cli_name}", per_s(cli_rate)),
-        ratio(export_rate, cli_rate),
-    ));
-    lines.push(line(
-        "server memory during the export, MiB (before → peak)",
-        format!("{rss_before:.0} → {rss_peak:.0}"),
-        "–".into(),
-        "–".into(),
-    ));
+    lines.extend(export.lines(cli_rate, database.is_some()));
 
     lines.push(line(
         format!("size on disk of the log ({log_rows} activities), bytes per activity"),
@@ -360,6 +346,12 @@ async fn run(
     ));
 
     drop(raw);
+    finish(args, scratch, &data_dir);
+    Ok(lines)
+}
+
+/// Drops the run's database and data dir, unless asked to keep them.
+fn finish(args: &Args, scratch: Option<ScratchDatabase>, data_dir: &std::path::Path) {
     if args.keep {
         if let Some(s) = scratch {
             eprintln!("  kept the database {}", s.name());
@@ -367,7 +359,72 @@ async fn run(
         }
     } else {
         drop(scratch);
-        let _ = std::fs::remove_dir_all(&data_dir);
+        let _ = std::fs::remove_dir_all(data_dir);
     }
-    Ok(lines)
+}
+
+/// Three CSV exports of the big site through HTTP: the median rate, the median memory
+/// before and the highest peak.
+struct Exports {
+    rows: u64,
+    rate: f64,
+    rss_before: f64,
+    rss_peak: f64,
+}
+
+impl Exports {
+    async fn measure(server: &Server, token: &str, site: &str) -> anyhow::Result<Self> {
+        eprintln!("  CSV export of {site}");
+        let mut exports = Vec::new();
+        for _ in 0..3 {
+            let e = server.export(token, site).await?;
+            eprintln!(
+                "    {} rows, {:.0}/s, {:.0} → {:.0} MiB",
+                e.rows, e.rows_per_s, e.rss_before_mib, e.rss_peak_mib
+            );
+            exports.push(e);
+        }
+        Ok(Exports {
+            rows: exports[0].rows,
+            rate: median(exports.iter().map(|e| e.rows_per_s).collect()),
+            rss_before: median(exports.iter().map(|e| e.rss_before_mib).collect()),
+            rss_peak: exports
+                .iter()
+                .map(|e| e.rss_peak_mib)
+                .fold(0.0f64, f64::max),
+        })
+    }
+
+    /// The command-line export of the same rows, three times: the median rate.
+    async fn baseline(&self, raw: &Raw, site: &str) -> anyhow::Result<f64> {
+        let mut cli = Vec::new();
+        for _ in 0..3 {
+            let rate = raw.export_cli(site, self.rows).await?;
+            eprintln!("    command-line export: {rate:.0}/s");
+            cli.push(rate);
+        }
+        Ok(median(cli))
+    }
+
+    fn lines(&self, cli_rate: f64, postgres: bool) -> [Line; 2] {
+        let cli_name = if postgres {
+            "psql COPY TO STDOUT"
+        } else {
+            "sqlite3 -csv"
+        };
+        [
+            line(
+                format!("CSV export of the big site ({} rows), rows/s", self.rows),
+                format!("{:.0}/s", self.rate),
+                format!("{cli_rate:.0}/s {cli_name}"),
+                ratio(self.rate, cli_rate),
+            ),
+            line(
+                "server memory during the export, MiB (before → peak)",
+                format!("{:.0} → {:.0}", self.rss_before, self.rss_peak),
+                "–".into(),
+                "–".into(),
+            ),
+        ]
+    }
 }
