@@ -218,8 +218,13 @@ fn replace_ci<'t>(text: Cow<'t, str>, needle: &str, whole_word: bool) -> Cow<'t,
     let mut copied = 0;
     let mut i = 0;
     let mut changed = false;
+    // A match can start only where the text's char lowercases to the needle's first: for an
+    // ASCII byte, one comparison tells without starting to match.
+    let first = needle.chars().flat_map(char::to_lowercase).next();
     while i < text.len() {
-        if let Some(end) = match_ci_at(&text, i, needle) {
+        let b = text.as_bytes()[i];
+        let may_start = !b.is_ascii() || Some(char::from(b.to_ascii_lowercase())) == first;
+        if may_start && let Some(end) = match_ci_at(&text, i, needle) {
             let word_ok = !whole_word
                 || (!text[..i]
                     .chars()
