@@ -1,8 +1,9 @@
 //! Exports: everything a page of the log could show for one scope, audience and filter, in
 //! the same order (newest first), read as one long statement in index order instead of page
-//! after page. A reader (a thread of its own on SQLite, a task on PostgreSQL) decodes rows
-//! into chunks and hands them over through a bounded channel: when the consumer (an HTTP
-//! body) is slower, the reader waits, so memory stays flat whatever the size.
+//! after page. A reader (a thread of its own on SQLite, a task on PostgreSQL) gathers rows as
+//! the database gives them into chunks and hands them over through a bounded channel: when
+//! the consumer (an HTTP body) is slower, the reader waits, so memory stays flat whatever the
+//! size. The consumer decodes each chunk on its own side, so that the two share the work.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -21,7 +22,7 @@ use crate::{Scope, StoreError, StoreResult};
 
 /// Activities per chunk.
 const CHUNK: usize = 512;
-/// Chunks decoded ahead of the consumer.
+/// Chunks read ahead of the consumer.
 const AHEAD: usize = 4;
 /// The SQLite export connection's page cache, KiB: the read is one pass, so a big cache
 /// would only add to the server's memory.
@@ -38,13 +39,23 @@ pub enum ExportColumns {
 
 /// The activities of an export, chunk after chunk. Dropping it stops the read.
 pub struct ExportStream {
-    chunks: mpsc::Receiver<StoreResult<Vec<StoredActivity>>>,
+    chunks: mpsc::Receiver<StoreResult<RawChunk>>,
 }
 
 impl ExportStream {
     /// The next chunk, `None` at the end; after an error, nothing more comes.
     pub async fn next_chunk(&mut self) -> Option<StoreResult<Vec<StoredActivity>>> {
-        self.chunks.recv().await
+        let chunk = match self.chunks.recv().await? {
+            Ok(c) => c,
+            Err(e) => return Some(Err(e)),
+        };
+        let decoded: anyhow::Result<Vec<StoredActivity>> = match &chunk {
+            RawChunk::Sqlite(rows) => (0..rows.len())
+                .map(|at| decode(&SqliteRow { rows, at }))
+                .collect(),
+            RawChunk::Postgres(rows) => rows.iter().map(decode).collect(),
+        };
+        Some(decoded.map_err(StoreError::Internal))
     }
 
     /// Every activity at once (tests, small exports).
@@ -57,7 +68,13 @@ impl ExportStream {
     }
 }
 
-type Sender = mpsc::Sender<StoreResult<Vec<StoredActivity>>>;
+/// Rows as the database gave them.
+enum RawChunk {
+    Sqlite(SqliteRows),
+    Postgres(Vec<sqlx::postgres::PgRow>),
+}
+
+type Sender = mpsc::Sender<StoreResult<RawChunk>>;
 
 /// The columns in the order [`decode`] reads them.
 fn columns(which: ExportColumns) -> &'static str {
@@ -131,30 +148,9 @@ fn decode(r: &impl Columns) -> anyhow::Result<StoredActivity> {
     })
 }
 
-/// Sends full chunks; false once the consumer has gone.
-struct Chunker {
-    chunk: Vec<StoredActivity>,
-}
-
-impl Chunker {
-    fn new() -> Self {
-        Chunker {
-            chunk: Vec::with_capacity(CHUNK),
-        }
-    }
-
-    fn full(&self) -> bool {
-        self.chunk.len() >= CHUNK
-    }
-
-    fn take(&mut self) -> Vec<StoredActivity> {
-        std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK))
-    }
-}
-
 // SQLite: a read-only connection of the export's own, on a blocking thread, stepping one
-// statement. sqlx's SQLite driver copies every value of every row and sends each row
-// through a channel; stepping directly reads the columns in place.
+// statement. sqlx's SQLite driver copies every value of every row into an allocation of its
+// own and sends each row through a channel; here a chunk's values are copied into one buffer.
 
 struct SqliteQuery {
     sql: String,
@@ -178,21 +174,94 @@ impl SqlSink for SqliteQuery {
     }
 }
 
-impl Columns for rusqlite::Row<'_> {
+/// Rows of [`columns`] from SQLite: the text of every value in one buffer.
+struct SqliteRows {
+    bytes: Vec<u8>,
+    /// [`COLUMNS`] per row.
+    cells: Vec<Cell>,
+}
+
+const COLUMNS: usize = 16;
+
+enum Cell {
+    Null,
+    Int(i64),
+    /// A range of `bytes`.
+    Text(u32, u32),
+}
+
+impl SqliteRows {
+    fn new() -> Self {
+        SqliteRows {
+            bytes: Vec::with_capacity(CHUNK * 256),
+            cells: Vec::with_capacity(CHUNK * COLUMNS),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.cells.len() / COLUMNS
+    }
+
+    fn push(&mut self, row: &rusqlite::Row<'_>) -> anyhow::Result<()> {
+        use rusqlite::types::ValueRef;
+        for i in 0..COLUMNS {
+            self.cells.push(match row.get_ref(i)? {
+                ValueRef::Null => Cell::Null,
+                ValueRef::Integer(v) => Cell::Int(v),
+                ValueRef::Text(t) => {
+                    let start = u32::try_from(self.bytes.len())?;
+                    self.bytes.extend_from_slice(t);
+                    Cell::Text(start, u32::try_from(self.bytes.len())?)
+                }
+                _ => anyhow::bail!("an unexpected type in column {i} of the activity log"),
+            });
+        }
+        Ok(())
+    }
+}
+
+struct SqliteRow<'r> {
+    rows: &'r SqliteRows,
+    at: usize,
+}
+
+impl SqliteRow<'_> {
+    fn cell(&self, i: usize) -> &Cell {
+        &self.rows.cells[self.at * COLUMNS + i]
+    }
+
+    fn bytes(&self, i: usize) -> anyhow::Result<Option<&str>> {
+        match *self.cell(i) {
+            Cell::Null => Ok(None),
+            Cell::Text(start, end) => Ok(Some(std::str::from_utf8(
+                &self.rows.bytes[start as usize..end as usize],
+            )?)),
+            Cell::Int(_) => anyhow::bail!("a number in text column {i} of the activity log"),
+        }
+    }
+}
+
+impl Columns for SqliteRow<'_> {
     fn int(&self, i: usize) -> anyhow::Result<i64> {
-        Ok(self.get_ref(i)?.as_i64()?)
+        self.opt_int(i)?
+            .ok_or_else(|| anyhow::anyhow!("a null in column {i} of the activity log"))
     }
 
     fn opt_int(&self, i: usize) -> anyhow::Result<Option<i64>> {
-        Ok(self.get_ref(i)?.as_i64_or_null()?)
+        match *self.cell(i) {
+            Cell::Null => Ok(None),
+            Cell::Int(v) => Ok(Some(v)),
+            Cell::Text(..) => anyhow::bail!("text in number column {i} of the activity log"),
+        }
     }
 
     fn text(&self, i: usize) -> anyhow::Result<&str> {
-        Ok(self.get_ref(i)?.as_str()?)
+        self.bytes(i)?
+            .ok_or_else(|| anyhow::anyhow!("a null in column {i} of the activity log"))
     }
 
     fn opt_text(&self, i: usize) -> anyhow::Result<Option<&str>> {
-        Ok(self.get_ref(i)?.as_str_or_null()?)
+        self.bytes(i)
     }
 }
 
@@ -228,15 +297,18 @@ fn read_sqlite(path: &std::path::Path, q: &SqliteQuery, tx: &Sender) -> anyhow::
     conn.pragma_update(None, "cache_size", -SQLITE_CACHE_KIB)?;
     let mut stmt = conn.prepare(&q.sql).context("preparing the export")?;
     let mut found = stmt.query(rusqlite::params_from_iter(&q.binds))?;
-    let mut out = Chunker::new();
+    let mut out = SqliteRows::new();
     while let Some(row) = found.next()? {
-        out.chunk.push(decode(row)?);
-        if out.full() && tx.blocking_send(Ok(out.take())).is_err() {
-            return Ok(());
+        out.push(row)?;
+        if out.len() >= CHUNK {
+            let full = std::mem::replace(&mut out, SqliteRows::new());
+            if tx.blocking_send(Ok(RawChunk::Sqlite(full))).is_err() {
+                return Ok(());
+            }
         }
     }
-    if !out.chunk.is_empty() {
-        let _ = tx.blocking_send(Ok(out.take()));
+    if out.len() > 0 {
+        let _ = tx.blocking_send(Ok(RawChunk::Sqlite(out)));
     }
     Ok(())
 }
@@ -303,15 +375,18 @@ async fn stream_postgres(
     tx: &Sender,
 ) -> StoreResult<bool> {
     let mut found = q.build().fetch(conn);
-    let mut out = Chunker::new();
+    let mut out = Vec::with_capacity(CHUNK);
     while let Some(row) = found.try_next().await? {
-        out.chunk.push(decode(&row)?);
-        if out.full() && tx.send(Ok(out.take())).await.is_err() {
-            return Ok(false);
+        out.push(row);
+        if out.len() >= CHUNK {
+            let full = std::mem::replace(&mut out, Vec::with_capacity(CHUNK));
+            if tx.send(Ok(RawChunk::Postgres(full))).await.is_err() {
+                return Ok(false);
+            }
         }
     }
-    if !out.chunk.is_empty() {
-        let _ = tx.send(Ok(out.take())).await;
+    if !out.is_empty() {
+        let _ = tx.send(Ok(RawChunk::Postgres(out))).await;
     }
     Ok(true)
 }
