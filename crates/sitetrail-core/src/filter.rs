@@ -128,6 +128,15 @@ impl ActivityFilter {
             v.map(|s| Timestamp::parse_rfc3339(s).map_err(|e| invalid(field, e.to_string())))
                 .transpose()
         };
+        // A text filter is matched as text: control characters (a NUL above all, which
+        // PostgreSQL cannot take) match nothing and are refused.
+        for (field, v) in [("user", &raw.user), ("q", &raw.q)] {
+            if v.as_deref()
+                .is_some_and(|v| v.chars().any(char::is_control))
+            {
+                return Err(invalid(field, "control characters are not allowed"));
+            }
+        }
         let f = ActivityFilter {
             activity: non_empty(&raw.activity)
                 .map(ActivityKind::parse)
@@ -296,6 +305,14 @@ mod tests {
             &"a".repeat(100),
         ] {
             assert_eq!(Cursor::decode(bad), Err(FilterError::BadCursor), "{bad}");
+        }
+        for (user, q) in [(Some("a\0b"), None), (None, Some("x\ny"))] {
+            let raw = RawQuery {
+                user: user.map(str::to_owned),
+                q: q.map(str::to_owned),
+                ..RawQuery::default()
+            };
+            assert!(ActivityFilter::parse(&raw, Audience::Client).is_err());
         }
     }
 

@@ -25,6 +25,8 @@ pub enum ApiError {
     Unsupported(String),
     #[error("{0}")]
     Invalid(String),
+    #[error("{0}")]
+    MethodNotAllowed(&'static str),
     #[error("{message}")]
     RateLimited {
         message: String,
@@ -49,6 +51,7 @@ impl ApiError {
             }
             ApiError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "slow_down"),
+            ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }

@@ -199,10 +199,31 @@ async fn forget_idle_limits(limits: Arc<limits::Limiter>) {
     }
 }
 
+/// An address nothing serves: the API answers in its error JSON, pages with a plain 404.
+async fn not_found(uri: axum::http::Uri) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if uri.path().starts_with("/api/") {
+        error::ApiError::NotFound("no such endpoint").into_response()
+    } else {
+        (axum::http::StatusCode::NOT_FOUND, "Not found").into_response()
+    }
+}
+
+async fn method_not_allowed(uri: axum::http::Uri) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if uri.path().starts_with("/api/") {
+        error::ApiError::MethodNotAllowed("this endpoint does not take that method").into_response()
+    } else {
+        axum::http::StatusCode::METHOD_NOT_ALLOWED.into_response()
+    }
+}
+
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(api::router())
         .merge(pages::router())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             audit::record_looks,

@@ -315,3 +315,24 @@ async fn the_access_log_page_shows_who_looked_to_the_team_and_does_not_exist_for
     assert!(!text.contains(OWNER_EMAIL) || !text.contains("Read the log"));
     assert!(!text.contains(SUPPORT_EMAIL));
 }
+
+#[tokio::test]
+async fn unknown_api_paths_and_methods_answer_in_the_error_json() {
+    let app = spawn_app().await;
+    let token = app.token("acme", None, Audience::Internal);
+    let r = app.get(&token, "/api/v1/nothing-here").await;
+    assert_eq!(r.status(), 404);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found");
+    let r = app
+        .http
+        .delete(app.url("/api/v1/activities"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "method_not_allowed");
+    assert_eq!(app.get(&token, "/no-such-page").await.status(), 404);
+}
