@@ -55,6 +55,11 @@ impl Server {
             ])
             .arg(data_dir)
             .env("RUST_LOG", "warn")
+            // The bench measures throughput: the rate limits that protect a server in
+            // production would only measure themselves.
+            .env("SITETRAIL_RATE_PUBLISHER", "0")
+            .env("SITETRAIL_RATE_VIEWER", "0")
+            .env("SITETRAIL_SITE_ACTIVITIES_PER_MINUTE", "0")
             .stdout(Stdio::null())
             .kill_on_drop(true);
         if let Some(db) = database {
