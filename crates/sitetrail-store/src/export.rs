@@ -40,6 +40,8 @@ pub enum ExportColumns {
 /// The activities of an export, chunk after chunk. Dropping it stops the read.
 pub struct ExportStream {
     chunks: mpsc::Receiver<StoreResult<RawChunk>>,
+    /// SQLite's buffers go back to the reader once decoded.
+    spent: Option<std::sync::mpsc::Sender<SqliteRows>>,
 }
 
 impl ExportStream {
@@ -49,10 +51,16 @@ impl ExportStream {
             Ok(c) => c,
             Err(e) => return Some(Err(e)),
         };
-        let decoded: anyhow::Result<Vec<StoredActivity>> = match &chunk {
-            RawChunk::Sqlite(rows) => (0..rows.len())
-                .map(|at| decode(&SqliteRow { rows, at }))
-                .collect(),
+        let decoded: anyhow::Result<Vec<StoredActivity>> = match chunk {
+            RawChunk::Sqlite(rows) => {
+                let decoded = (0..rows.len())
+                    .map(|at| decode(&SqliteRow { rows: &rows, at }))
+                    .collect();
+                if let Some(spent) = &self.spent {
+                    let _ = spent.send(rows);
+                }
+                decoded
+            }
             RawChunk::Postgres(rows) => rows.iter().map(decode).collect(),
         };
         Some(decoded.map_err(StoreError::Internal))
@@ -202,6 +210,11 @@ impl SqliteRows {
         self.cells.len() / COLUMNS
     }
 
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.cells.clear();
+    }
+
     fn push(&mut self, row: &rusqlite::Row<'_>) -> anyhow::Result<()> {
         use rusqlite::types::ValueRef;
         for i in 0..COLUMNS {
@@ -278,15 +291,24 @@ pub(crate) fn sqlite(
     };
     build(&mut q, scope, audience, filter);
     let (tx, rx) = mpsc::channel(AHEAD);
+    let (spent, reuse) = std::sync::mpsc::channel();
     tokio::task::spawn_blocking(move || {
-        if let Err(e) = read_sqlite(&path, &q, &tx) {
+        if let Err(e) = read_sqlite(&path, &q, &tx, &reuse) {
             let _ = tx.blocking_send(Err(StoreError::Internal(e)));
         }
     });
-    ExportStream { chunks: rx }
+    ExportStream {
+        chunks: rx,
+        spent: Some(spent),
+    }
 }
 
-fn read_sqlite(path: &std::path::Path, q: &SqliteQuery, tx: &Sender) -> anyhow::Result<()> {
+fn read_sqlite(
+    path: &std::path::Path,
+    q: &SqliteQuery,
+    tx: &Sender,
+    reuse: &std::sync::mpsc::Receiver<SqliteRows>,
+) -> anyhow::Result<()> {
     use rusqlite::OpenFlags;
     let conn = rusqlite::Connection::open_with_flags(
         path,
@@ -301,7 +323,14 @@ fn read_sqlite(path: &std::path::Path, q: &SqliteQuery, tx: &Sender) -> anyhow::
     while let Some(row) = found.next()? {
         out.push(row)?;
         if out.len() >= CHUNK {
-            let full = std::mem::replace(&mut out, SqliteRows::new());
+            let next = match reuse.try_recv() {
+                Ok(mut spent) => {
+                    spent.clear();
+                    spent
+                }
+                Err(_) => SqliteRows::new(),
+            };
+            let full = std::mem::replace(&mut out, next);
             if tx.blocking_send(Ok(RawChunk::Sqlite(full))).is_err() {
                 return Ok(());
             }
@@ -351,7 +380,10 @@ pub(crate) async fn postgres(
             let _ = tx.send(Err(e)).await;
         }
     });
-    Ok(ExportStream { chunks: rx })
+    Ok(ExportStream {
+        chunks: rx,
+        spent: None,
+    })
 }
 
 async fn read_postgres(
