@@ -157,7 +157,7 @@ fn decode(r: &impl Columns) -> anyhow::Result<StoredActivity> {
 }
 
 // SQLite: a read-only connection of the export's own, on a blocking thread, stepping one
-// statement. sqlx's SQLite driver copies every value of every row into an allocation of its
+// statement (one snapshot: while a slow client holds it, checkpoints cannot reset the WAL). sqlx's SQLite driver copies every value of every row into an allocation of its
 // own and sends each row through a channel; here a chunk's values are copied into one buffer.
 
 struct SqliteQuery {

@@ -222,14 +222,13 @@ fn buffer() -> Vec<u8> {
 
 /// The seven columns of a row, as the viewer sees them, each through [`neutralise`].
 fn csv_row(w: &mut csv::Writer<Vec<u8>>, v: &ActivityView) -> csv::Result<()> {
-    let mut created = [0; RFC3339_LEN];
-    let mut completed = [0; RFC3339_LEN];
+    let (mut created_buf, mut completed_buf) = ([0; RFC3339_LEN], [0; RFC3339_LEN]);
     let completed = match v.completed_at {
-        Some(t) => rfc3339(t, &mut completed),
+        Some(t) => rfc3339(t, &mut completed_buf),
         None => "",
     };
     let cells = [
-        rfc3339(v.created_at, &mut created),
+        rfc3339(v.created_at, &mut created_buf),
         v.user.label.as_str(),
         v.service_label,
         v.activity_label,
