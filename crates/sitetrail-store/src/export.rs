@@ -354,12 +354,14 @@ impl Columns for sqlx::postgres::PgRow {
         Ok(self.try_get(i)?)
     }
 
+    // The text columns are TEXT in the schema, and decoding one is checking its bytes as
+    // UTF-8; sqlx's check of the column's type, on every value, cost more than that.
     fn text(&self, i: usize) -> anyhow::Result<&str> {
-        Ok(self.try_get(i)?)
+        Ok(self.try_get_unchecked(i)?)
     }
 
     fn opt_text(&self, i: usize) -> anyhow::Result<Option<&str>> {
-        Ok(self.try_get(i)?)
+        Ok(self.try_get_unchecked(i)?)
     }
 }
 
