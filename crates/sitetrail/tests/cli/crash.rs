@@ -413,9 +413,30 @@ async fn crash_rounds(storage: &Storage, rounds: usize) -> Value {
         "the listing's pages miss acknowledged activities"
     );
 
+    // The hash chains survived every kill too: each link was written in its activity's
+    // commit, so `sitetrail verify` finds nothing changed, removed or inserted.
+    let mut verify = crate::support::sitetrail();
+    verify.args(["verify", "--json", "--data-dir"]).arg(&storage.data_dir);
+    match &storage.database {
+        Some(url) => verify.args(["--database", url]),
+        None => verify.env_remove("SITETRAIL_DATABASE"),
+    };
+    let out = verify.output().unwrap();
+    let reports: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert!(
+        out.status.success(),
+        "sitetrail verify after the crashes: {reports:#}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let chained: u64 = reports
+        .as_array()
+        .map(|r| r.iter().filter_map(|a| a["links"].as_u64()).sum())
+        .unwrap_or(0);
+
     let figures = json!({
         "backend": backend,
         "rounds": rounds,
+        "chain_links_verified": chained,
         "crashes": rounds,
         "publishers": PUBLISHERS,
         "acknowledged": acknowledged.len(),
