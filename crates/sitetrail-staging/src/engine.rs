@@ -218,6 +218,8 @@ enum Phase {
 /// The running operation's context: progress and the time each phase took.
 struct Ctx {
     activity: ActivityId,
+    /// What the operation is (an automatic backup names it).
+    kind: ActivityKind,
     progress: watch::Sender<Progress>,
     phases: Mutex<Vec<(String, u128)>>,
 }
@@ -367,6 +369,7 @@ impl Engine {
         let finished = tokio::spawn(async move {
             let ctx = Ctx {
                 activity: id.clone(),
+                kind: activity.activity,
                 progress: tx,
                 phases: Mutex::new(Vec::new()),
             };
@@ -601,7 +604,7 @@ impl Engine {
                 let (live, live_db) = Self::open(site, Environment::Live).await?;
                 let (staging, staging_db) = Self::open(site, Environment::Staging).await?;
                 let backup = self
-                    .automatic_backup(ctx, site, &live, &live_db, op)
+                    .automatic_backup(ctx, site, &live, &live_db)
                     .await
                     .context("the backup of live failed, so live was not touched")?;
                 details.insert("backup".into(), json!(backup.id));
@@ -690,12 +693,11 @@ impl Engine {
         site: &Site,
         env: &Env,
         db: &SiteDb,
-        parent: &Operation,
     ) -> anyhow::Result<Manifest> {
         let description = format!(
             "Automatic backup of {} before {}",
             env.which,
-            parent.kind().label()
+            ctx.kind.label()
         );
         let new = NewActivity {
             id: None,
@@ -856,12 +858,8 @@ impl Engine {
             && target.which == Environment::Staging
             && let Some(db) = &target_db
         {
-            let op = Operation::Backup {
-                environment: Environment::Staging,
-                reason: BackupReason::Automatic,
-            };
             let m = self
-                .automatic_backup(ctx, site, target, db, &op)
+                .automatic_backup(ctx, site, target, db)
                 .await
                 .context("the backup of staging failed, so staging was not touched")?;
             stats.backup = Some(m.id);
@@ -1314,9 +1312,58 @@ impl Engine {
                     )
                     .await,
                 );
+                // The automatic backup it was taking first is an activity of its own.
+                for backup in self.running_backups_before(&a).await? {
+                    ended.push(
+                        self.end(
+                            &backup.id,
+                            Status::Failed,
+                            format!("{} was interrupted", backup.description),
+                            Some(
+                                "interrupted: the backup stopped when its server did; the \
+                                 operation it came before did not start"
+                                    .into(),
+                            ),
+                            None,
+                        )
+                        .await,
+                    );
+                }
             }
         }
         Ok(ended)
+    }
+
+    /// The automatic backups still `in_progress` that were taken before `parent`.
+    async fn running_backups_before(
+        &self,
+        parent: &StoredActivity,
+    ) -> anyhow::Result<Vec<StoredActivity>> {
+        let scope = sitetrail_store::Scope {
+            account: parent.account_id.clone(),
+            site: Some(parent.site_id.clone()),
+        };
+        let filter = sitetrail_core::ActivityFilter {
+            activity: Some(ActivityKind::CreateBackup),
+            status: Some(Status::InProgress),
+            ..Default::default()
+        };
+        let page = sitetrail_core::Page {
+            limit: 200,
+            cursor: None,
+        };
+        let listing = self
+            .inner
+            .store
+            .list(&scope, sitetrail_core::Audience::Internal, &filter, page)
+            .await?;
+        Ok(listing
+            .items
+            .into_iter()
+            .filter(|b| {
+                b.details.get("before").and_then(|v| v.as_str()) == Some(parent.id.as_str())
+            })
+            .collect())
     }
 
     async fn recover_journal(&self, activity: &ActivityId) -> anyhow::Result<String> {

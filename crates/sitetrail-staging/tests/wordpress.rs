@@ -880,7 +880,6 @@ async fn kill_9_during_a_reset_from_a_template_leaves_staging_whole_and_the_acti
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "fails: recovery ends the reset but leaves its automatic backup in progress"]
 async fn kill_9_during_the_automatic_backup_before_a_reset_ends_both_activities() {
     reset_crash_rounds(&[AUTOMATIC_BACKUP]).await;
 }
@@ -959,6 +958,18 @@ async fn reset_crash_rounds(points: &[&str]) {
         }
     }
     eprintln!("reset crash rounds: {seen:?}");
+    // The backups taken before the resets say what they came before.
+    for b in site_log(&f).await.iter().filter(|a| {
+        a.environment == sitetrail_core::Environment::Staging
+            && a.details.get("reason").and_then(|v| v.as_str()) == Some("automatic")
+    }) {
+        assert!(
+            b.description
+                .starts_with("Automatic backup of staging before Reset Staging from Template"),
+            "{}",
+            b.description
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
