@@ -86,3 +86,14 @@ if [ -f e2e/run.sh ]; then
   log "browser tests (headless Chromium)"
   bash e2e/run.sh
 fi
+
+# Hostile input: the parsers fuzzed for a bounded time each, and the OpenAPI document driven
+# by Schemathesis against a running server (no 5xx, no answer that breaks the schema).
+log "fuzzing (${SITETRAIL_FUZZ_SECONDS:-20} s per target)"
+bash scripts/fuzz.sh "${SITETRAIL_FUZZ_SECONDS:-20}"
+log "Schemathesis against the OpenAPI document"
+bash scripts/schemathesis.sh
+
+# The slow suites: kill -9 during ingest, 20 rounds; ten minutes of mixed load with 200 live
+# streams (SITETRAIL_LOAD_SECONDS shortens it).
+bash scripts/reliability.sh
