@@ -157,8 +157,9 @@ fn decode(r: &impl Columns) -> anyhow::Result<StoredActivity> {
 }
 
 // SQLite: a read-only connection of the export's own, on a blocking thread, stepping one
-// statement (one snapshot: while a slow client holds it, checkpoints cannot reset the WAL). sqlx's SQLite driver copies every value of every row into an allocation of its
-// own and sends each row through a channel; here a chunk's values are copied into one buffer.
+// statement (one snapshot: while a slow client holds it, checkpoints cannot reset the WAL).
+// sqlx's SQLite driver copies every value of every row into an allocation of its own and
+// sends each row through a channel; here a chunk's values are copied into one buffer.
 
 struct SqliteQuery {
     sql: String,
