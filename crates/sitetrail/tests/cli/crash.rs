@@ -416,7 +416,9 @@ async fn crash_rounds(storage: &Storage, rounds: usize) -> Value {
     // The hash chains survived every kill too: each link was written in its activity's
     // commit, so `sitetrail verify` finds nothing changed, removed or inserted.
     let mut verify = crate::support::sitetrail();
-    verify.args(["verify", "--json", "--data-dir"]).arg(&storage.data_dir);
+    verify
+        .args(["verify", "--json", "--data-dir"])
+        .arg(&storage.data_dir);
     match &storage.database {
         Some(url) => verify.args(["--database", url]),
         None => verify.env_remove("SITETRAIL_DATABASE"),
