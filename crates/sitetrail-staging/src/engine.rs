@@ -1171,18 +1171,22 @@ impl Engine {
         {
             let _ = std::fs::remove_file(new);
         }
-        if let Some(SiteDb::Mysql(db)) = db
-            && let Err(e) = db
-                .drop_tables(
-                    &journal
-                        .built
-                        .iter()
-                        .map(|(t, _)| t.clone())
-                        .collect::<Vec<_>>(),
-                )
-                .await
-        {
-            tracing::warn!(error = ?e, "dropping temporary tables failed");
+        if let Some(SiteDb::Mysql(db)) = db {
+            // The journal names the tables it finished; a kill can come between a table's
+            // CREATE and the journal's next write, so every table with this operation's
+            // temporary prefix goes too.
+            let mut tables: Vec<String> = journal.built.iter().map(|(t, _)| t.clone()).collect();
+            if journal.phase == Phase::Building {
+                match db.tables(&format!("stn{}_", tag(&journal.activity))).await {
+                    Ok(found) => tables.extend(found),
+                    Err(e) => tracing::warn!(error = ?e, "listing temporary tables failed"),
+                }
+            }
+            tables.sort();
+            tables.dedup();
+            if let Err(e) = db.drop_tables(&tables).await {
+                tracing::warn!(error = ?e, "dropping temporary tables failed");
+            }
         }
         if journal.new_dir.exists() && journal.phase == Phase::Building {
             tree::remove_in_background(journal.new_dir.clone());
