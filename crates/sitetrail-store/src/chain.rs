@@ -307,10 +307,13 @@ impl Checkpoint {
     }
 }
 
-/// A checkpoint as its row holds it: (link_no, link_sha256, made_at, public_key, signature).
+/// A checkpoint's row: (link_no, link_sha256, made_at, public_key, signature).
+pub(crate) type CheckpointRow = (i64, Vec<u8>, i64, Vec<u8>, Vec<u8>);
+
+/// A checkpoint as its row holds it.
 pub(crate) fn stored_checkpoint(
     account: &str,
-    (link_no, hash, made_at, public_key, signature): (i64, Vec<u8>, i64, Vec<u8>, Vec<u8>),
+    (link_no, hash, made_at, public_key, signature): CheckpointRow,
 ) -> anyhow::Result<Checkpoint> {
     Ok(Checkpoint {
         body: CheckpointBody {

@@ -10,6 +10,7 @@ pub mod postgres;
 mod record;
 mod rows;
 pub mod sqlite;
+mod verify;
 mod writer;
 
 use std::sync::Arc;

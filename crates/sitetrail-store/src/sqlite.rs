@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use async_trait::async_trait;
-use futures::TryStreamExt;
 use sitetrail_core::{
     Account, AccountId, ActivityFilter, ActivityId, Audience, Colour, Email, Ending, NewActivity,
     Page, Site, SiteId, StoredActivity, Timestamp,
@@ -22,7 +21,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 use tokio::sync::{broadcast, oneshot};
 
-use crate::chain::{self, AccountReport, Chains, CheckpointBody, CheckpointKey, Verifier};
+use crate::chain::{self, AccountReport, Chains, CheckpointBody, CheckpointKey};
 use crate::keys::{self, ApiKey, KeyCache, KeyCheck, StoredKey};
 use crate::plan::Plan;
 use crate::record::{self, SearchText};
@@ -803,65 +802,7 @@ impl Store for SqliteStore {
         let mut tx = self.read.begin().await?;
         let mut reports = Vec::with_capacity(accounts.len());
         for account in accounts {
-            let mut v = Verifier::new(&account, trusted);
-            let a = account.as_str();
-            let checkpoints: Vec<(i64, Vec<u8>, i64, Vec<u8>, Vec<u8>)> = sqlx::query_as(
-                "SELECT link_no, link_sha256, made_at, public_key, signature \
-                 FROM chain_checkpoints WHERE account_id = ? ORDER BY link_no",
-            )
-            .bind(a)
-            .fetch_all(&mut *tx)
-            .await?;
-            for cp in checkpoints {
-                v.checkpoint(chain::stored_checkpoint(a, cp)?);
-            }
-            {
-                let mut links = sqlx::query_as::<_, (i64, String, Vec<u8>, Vec<u8>)>(
-                    "SELECT link_no, activity_id, content_sha256, link_sha256 FROM chain_links \
-                     WHERE account_id = ? ORDER BY link_no",
-                )
-                .bind(a)
-                .fetch(&mut *tx);
-                while let Some((no, id, content, hash)) = links.try_next().await? {
-                    v.link(
-                        no,
-                        &id,
-                        chain::decode_hash(&content)?,
-                        chain::decode_hash(&hash)?,
-                    );
-                }
-            }
-            let head: Option<(i64, Vec<u8>)> =
-                sqlx::query_as("SELECT link_no, link_sha256 FROM chain_heads WHERE account_id = ?")
-                    .bind(a)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            v.head(head.map(chain::decode_head).transpose()?);
-            {
-                let mut q = QueryBuilder::<Sqlite>::new("SELECT ");
-                q.push(COLS)
-                    .push(" FROM activities WHERE account_id = ")
-                    .push_bind(a);
-                let mut rows = q.build_query_as::<ActivityRow>().fetch(&mut *tx);
-                while let Some(row) = rows.try_next().await? {
-                    let (id, seq) = (row.id.clone(), row.seq);
-                    match row.decode() {
-                        Ok(activity) => v.activity(&activity),
-                        Err(_) => v.unreadable(&id, seq),
-                    }
-                }
-            }
-            {
-                let mut pruned = sqlx::query_as::<_, (String, String)>(
-                    "SELECT activity_id, prune_id FROM pruned_activities WHERE account_id = ?",
-                )
-                .bind(a)
-                .fetch(&mut *tx);
-                while let Some((id, prune_id)) = pruned.try_next().await? {
-                    v.pruned(&id, &prune_id);
-                }
-            }
-            reports.push(v.finish());
+            reports.push(crate::verify::account::<Sqlite>(&mut tx, &account, trusted).await?);
         }
         tx.rollback().await?;
         Ok(reports)
