@@ -64,6 +64,9 @@ struct Args {
     /// After loading the log, measure only the CSV export and its command-line baseline.
     #[arg(long)]
     export_only: bool,
+    /// Measure only ingest (batch and single) and the raw insert baselines.
+    #[arg(long, conflicts_with = "export_only")]
+    ingest_only: bool,
 }
 
 /// One line of the report: what, sitetrail's figure, the baseline's, and their meaning.
@@ -196,17 +199,18 @@ async fn run(
         return Ok(lines);
     }
 
-    eprintln!("  single-activity ingest, {} clients", args.clients);
-    let mut single = Vec::new();
-    for _ in 0..3 {
-        single.push(
-            server
-                .single_ingest(shape, args.clients, args.single_seconds)
-                .await?,
-        );
+    let (single_rate, single_lat) = single_ingest(args, &server, shape).await?;
+    if args.ingest_only {
+        server.stop().await?;
+        let raw = match &database {
+            None => Raw::sqlite(data_dir.join("sitetrail.db")).await?,
+            Some(url) => Raw::postgres(url).await?,
+        };
+        lines.extend(ingest_lines(args, &raw, shape, batch_rate, single_rate, &single_lat).await?);
+        drop(raw);
+        finish(args, scratch, &data_dir);
+        return Ok(lines);
     }
-    single.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let (single_rate, single_lat) = single.swap_remove(1);
 
     // The raw side reads the same database (read-only while the server runs).
     let raw = match &database {
@@ -258,47 +262,7 @@ async fn run(
     let offset_deep = raw.offset_page(&big, depth, 5).await?;
     let cli_rate = export.baseline(&raw, &big).await?;
 
-    let baseline_rows = args.baseline_rows.unwrap_or(shape.activities);
-    eprintln!("  baselines: {baseline_rows} rows by batched INSERT into a plain table");
-    let raw_batched = raw.insert_batched(shape, baseline_rows).await?;
-    eprintln!("  baselines: COPY");
-    let raw_copy = raw.copy(shape, baseline_rows).await?;
-    eprintln!("  baselines: one row per transaction");
-    let mut singles = Vec::new();
-    for _ in 0..3 {
-        singles.push(raw.insert_single(shape, args.single_seconds / 2.0).await?);
-    }
-    let raw_single = median(singles);
-
-    let per_s = |v: f64| format!("{v:.0}/s");
-    lines.push(line(
-        "batch ingest, activities/s (HTTP, 1,000 per batch, 4 in flight)",
-        per_s(batch_rate),
-        format!("{} batched INSERT", per_s(raw_batched)),
-        ratio(batch_rate, raw_batched),
-    ));
-    if let Some(copy) = raw_copy {
-        lines.push(line(
-            "batch ingest vs COPY",
-            per_s(batch_rate),
-            format!("{} COPY", per_s(copy)),
-            ratio(batch_rate, copy),
-        ));
-    }
-    lines.push(line(
-        format!(
-            "single-activity ingest, {} clients, activities/s (p50 / p99 ms)",
-            args.clients
-        ),
-        format!(
-            "{} ({:.1} / {:.1})",
-            per_s(single_rate),
-            single_lat.p50_ms(),
-            single_lat.p99_ms()
-        ),
-        format!("{} one row per transaction", per_s(raw_single)),
-        ratio(single_rate, raw_single),
-    ));
+    lines.extend(ingest_lines(args, &raw, shape, batch_rate, single_rate, &single_lat).await?);
     let ms = |l: &stats::Latencies| format!("{:.2} / {:.2}", l.p50_ms(), l.p99_ms());
     let pages = [
         (
@@ -357,6 +321,79 @@ async fn run(
 
     drop(raw);
     finish(args, scratch, &data_dir);
+    Ok(lines)
+}
+
+/// Single-activity ingest: three rounds, the median round's rate and latencies.
+async fn single_ingest(
+    args: &Args,
+    server: &Server,
+    shape: &Shape,
+) -> anyhow::Result<(f64, stats::Latencies)> {
+    eprintln!("  single-activity ingest, {} clients", args.clients);
+    let mut single = Vec::new();
+    for _ in 0..3 {
+        single.push(
+            server
+                .single_ingest(shape, args.clients, args.single_seconds)
+                .await?,
+        );
+    }
+    single.sort_by(|a, b| a.0.total_cmp(&b.0));
+    Ok(single.swap_remove(1))
+}
+
+/// The raw insert baselines, and the ingest figures beside them.
+async fn ingest_lines(
+    args: &Args,
+    raw: &Raw,
+    shape: &Shape,
+    batch_rate: f64,
+    single_rate: f64,
+    single_lat: &stats::Latencies,
+) -> anyhow::Result<Vec<Line>> {
+    let mut lines = Vec::new();
+    let baseline_rows = args.baseline_rows.unwrap_or(shape.activities);
+    eprintln!("  baselines: {baseline_rows} rows by batched INSERT into a plain table");
+    let raw_batched = raw.insert_batched(shape, baseline_rows).await?;
+    eprintln!("  baselines: COPY");
+    let raw_copy = raw.copy(shape, baseline_rows).await?;
+    eprintln!("  baselines: one row per transaction");
+    let mut singles = Vec::new();
+    for _ in 0..3 {
+        singles.push(raw.insert_single(shape, args.single_seconds / 2.0).await?);
+    }
+    let raw_single = median(singles);
+
+    let per_s = |v: f64| format!("{v:.0}/s");
+    lines.push(line(
+        "batch ingest, activities/s (HTTP, 1,000 per batch, 4 in flight)",
+        per_s(batch_rate),
+        format!("{} batched INSERT", per_s(raw_batched)),
+        ratio(batch_rate, raw_batched),
+    ));
+    if let Some(copy) = raw_copy {
+        lines.push(line(
+            "batch ingest vs COPY",
+            per_s(batch_rate),
+            format!("{} COPY", per_s(copy)),
+            ratio(batch_rate, copy),
+        ));
+    }
+    lines.push(line(
+        format!(
+            "single-activity ingest, {} clients, activities/s (p50 / p99 ms)",
+            args.clients
+        ),
+        format!(
+            "{} ({:.1} / {:.1})",
+            per_s(single_rate),
+            single_lat.p50_ms(),
+            single_lat.p99_ms()
+        ),
+        format!("{} one row per transaction", per_s(raw_single)),
+        ratio(single_rate, raw_single),
+    ));
     Ok(lines)
 }
 
