@@ -277,25 +277,59 @@ impl NewActivity {
 
     /// A canonical text of the request as given, for recognising a replay of it.
     pub fn canonical_request(&self) -> String {
-        serde_json::json!({
-            "id": self.id.as_ref().map(ActivityId::as_str),
-            "account_id": self.account_id,
-            "site_id": self.site_id,
-            "environment": self.environment,
-            "activity": self.activity,
-            "actor": {
-                "kind": self.actor.kind,
-                "email": self.actor.email.as_ref().map(|e| e.expose()),
-                "name": self.actor.name,
+        let mut out = Vec::new();
+        self.write_canonical_request(&mut out)
+            .expect("writing into memory cannot fail");
+        String::from_utf8(out).expect("serde_json writes UTF-8")
+    }
+
+    /// Writes [`NewActivity::canonical_request`] without building it first (the store
+    /// hashes it as it is written): compact JSON, every object's keys in sorted order.
+    pub fn write_canonical_request<W: std::io::Write>(&self, out: W) -> serde_json::Result<()> {
+        // Fields in sorted order, as a JSON object with sorted keys: the bytes are the ones
+        // stored request hashes were made from, so they must never change.
+        #[derive(Serialize)]
+        struct Canonical<'a> {
+            account_id: &'a AccountId,
+            activity: ActivityKind,
+            actor: CanonicalActor<'a>,
+            completed_at: Option<Timestamp>,
+            created_at: Option<Timestamp>,
+            description: &'a str,
+            details: &'a serde_json::Map<String, serde_json::Value>,
+            environment: Environment,
+            error: Option<&'a str>,
+            id: Option<&'a str>,
+            site_id: &'a SiteId,
+            status: Status,
+        }
+        #[derive(Serialize)]
+        struct CanonicalActor<'a> {
+            email: Option<&'a str>,
+            kind: crate::ActorKind,
+            name: Option<&'a str>,
+        }
+        serde_json::to_writer(
+            out,
+            &Canonical {
+                account_id: &self.account_id,
+                activity: self.activity,
+                actor: CanonicalActor {
+                    email: self.actor.email.as_ref().map(|e| e.expose()),
+                    kind: self.actor.kind,
+                    name: self.actor.name.as_deref(),
+                },
+                completed_at: self.completed_at,
+                created_at: self.created_at,
+                description: &self.description,
+                details: &self.details,
+                environment: self.environment,
+                error: self.error.as_deref(),
+                id: self.id.as_ref().map(ActivityId::as_str),
+                site_id: &self.site_id,
+                status: self.status,
             },
-            "description": self.description,
-            "status": self.status,
-            "created_at": self.created_at,
-            "completed_at": self.completed_at,
-            "error": self.error,
-            "details": self.details,
-        })
-        .to_string()
+        )
     }
 }
 
@@ -339,7 +373,103 @@ impl StoredActivity {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+    use crate::{ActorKind, Email};
+
+    /// The canonical text as the first versions built it (a `json!` value, printed): stored
+    /// request hashes were made from these bytes.
+    fn canonical_as_first_built(new: &NewActivity) -> String {
+        serde_json::json!({
+            "id": new.id.as_ref().map(ActivityId::as_str),
+            "account_id": new.account_id,
+            "site_id": new.site_id,
+            "environment": new.environment,
+            "activity": new.activity,
+            "actor": {
+                "kind": new.actor.kind,
+                "email": new.actor.email.as_ref().map(|e| e.expose()),
+                "name": new.actor.name,
+            },
+            "description": new.description,
+            "status": new.status,
+            "created_at": new.created_at,
+            "completed_at": new.completed_at,
+            "error": new.error,
+            "details": new.details,
+        })
+        .to_string()
+    }
+
+    fn json_value() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            (-1e12f64..1e12).prop_map(serde_json::Value::from),
+            "[a-zA-Z0-9 \"\\\\é\u{1}-\u{1f}]{0,12}".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                prop::collection::btree_map("[a-zZ_0-9]{0,6}", inner, 0..4)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// A generated request, shown by its canonical text when a case fails.
+    struct Case(NewActivity);
+
+    impl std::fmt::Debug for Case {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(&canonical_as_first_built(&self.0))
+        }
+    }
+
+    prop_compose! {
+        fn new_activity()(
+            id in proptest::option::of("[a-z0-9-]{1,20}"),
+            support in any::<bool>(),
+            name in proptest::option::of("[A-Za-z é]{0,12}"),
+            description in "[A-Za-z0-9 \"é@]{0,30}",
+            created in proptest::option::of(0i64..4_000_000_000_000),
+            completed in proptest::option::of(0i64..4_000_000_000_000),
+            error in proptest::option::of("[a-z ]{0,10}"),
+            status in 0usize..3,
+            details in prop::collection::btree_map("[a-z_]{1,8}", json_value(), 0..5),
+        ) -> Case {
+            let statuses = [Status::InProgress, Status::Completed, Status::Failed];
+            Case(NewActivity {
+                id: id.map(|i| ActivityId::parse(&i).unwrap()),
+                account_id: AccountId::parse("acme").unwrap(),
+                site_id: SiteId::parse("shop").unwrap(),
+                environment: Environment::Staging,
+                activity: ActivityKind::ResetStagingFromBackup,
+                actor: Actor {
+                    kind: if support { ActorKind::Support } else { ActorKind::User },
+                    email: Some(Email::parse("sam.rivera@partner.example").unwrap()),
+                    name,
+                },
+                description,
+                status: statuses[status],
+                created_at: created.map(|t| Timestamp::from_millis(t).unwrap()),
+                completed_at: completed.map(|t| Timestamp::from_millis(t).unwrap()),
+                error,
+                details: details.into_iter().collect(),
+            })
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn the_canonical_request_keeps_the_bytes_stored_hashes_were_made_from(
+            case in new_activity()
+        ) {
+            prop_assert_eq!(case.0.canonical_request(), canonical_as_first_built(&case.0));
+        }
+    }
 
     #[test]
     fn kinds_have_the_products_labels() {
