@@ -165,13 +165,17 @@ impl Chains {
 
     /// Appends the link for a write that left `a` as it is. The head must have been loaded.
     pub fn append(&mut self, a: &StoredActivity) {
+        self.append_hashed(a, content_sha256(a));
+    }
+
+    /// [`Chains::append`] with the content's hash already computed.
+    pub fn append_hashed(&mut self, a: &StoredActivity, content: Hash) {
         let account = a.account_id.as_str();
         let (no, prev) = *self
             .heads
             .get(account)
             .expect("the writer loads an account's chain head before appending");
         let link_no = no + 1;
-        let content = content_sha256(a);
         let hash = link_sha256(&prev, account, link_no, a.id.as_str(), &content);
         self.heads.insert(account.to_owned(), (link_no, hash));
         self.links.push(Link {

@@ -5,12 +5,10 @@
 
 use std::collections::HashMap;
 
-use sitetrail_core::{
-    AccountId, ActivityId, Ending, NewActivity, SiteId, StoredActivity, Timestamp,
-};
+use sitetrail_core::{AccountId, ActivityId, Ending, SiteId, StoredActivity, Timestamp};
 
 use crate::chain::{self, Chains};
-use crate::record;
+use crate::record::{self, Prepared, Rendered};
 use crate::writer::{Done, Work};
 use crate::{PruneRequest, Recorded, StoreError, StoreResult};
 
@@ -21,6 +19,9 @@ pub(crate) struct Touched {
     pub change_no: i64,
     /// Inserted by this group (else it existed before and may get its end).
     pub fresh: bool,
+    /// What the writer renders from `activity`, when it was rendered before the group (and
+    /// the group has not changed the activity since).
+    pub rendered: Option<Rendered>,
 }
 
 /// One group's writes, worked out in memory before they are sent.
@@ -58,12 +59,12 @@ impl Plan {
         for work in group {
             match work {
                 Work::Record(batch) => {
-                    for new in batch {
-                        if let Some(id) = &new.id {
-                            ids.push(id.as_str());
+                    for p in batch {
+                        if p.named {
+                            ids.push(p.activity.id.as_str());
                         }
-                        if !self.owners.contains_key(&new.site_id) {
-                            sites.push(new.site_id.as_str());
+                        if !self.owners.contains_key(&p.activity.site_id) {
+                            sites.push(p.activity.site_id.as_str());
                         }
                     }
                 }
@@ -85,6 +86,7 @@ impl Plan {
                 request_sha256,
                 change_no,
                 fresh: false,
+                rendered: None,
             },
         );
     }
@@ -94,7 +96,9 @@ impl Plan {
         let mut accounts: Vec<&str> = Vec::new();
         for work in group {
             match work {
-                Work::Record(batch) => accounts.extend(batch.iter().map(|n| n.account_id.as_str())),
+                Work::Record(batch) => {
+                    accounts.extend(batch.iter().map(|p| p.activity.account_id.as_str()));
+                }
                 Work::End(id, _) => {
                     if let Some(t) = self.touched.get(id) {
                         accounts.push(t.activity.account_id.as_str());
@@ -114,21 +118,22 @@ impl Plan {
         self.counter
     }
 
-    /// One record request, all or nothing, with the same checks in the same order as SQLite.
-    pub fn record(&mut self, batch: &[NewActivity], now: Timestamp) -> StoreResult<Done> {
-        let mut staged: Vec<Touched> = Vec::new();
+    /// One record request, all or nothing, with the same checks in the same order on every
+    /// backend. The activities were checked, hashed and rendered by [`record::prepare`].
+    pub fn record(&mut self, batch: &[Prepared]) -> StoreResult<Done> {
+        let mut staged: Vec<(Touched, chain::Hash)> = Vec::new();
         let mut out = Vec::with_capacity(batch.len());
-        for new in batch {
-            new.validate(new.activity.service())?;
-            let hash = record::request_sha256(new);
-            if let Some(id) = &new.id {
+        for p in batch {
+            let new = &p.activity;
+            if p.named {
                 let before = staged
                     .iter()
                     .rev()
-                    .find(|t| &t.activity.id == id)
-                    .or_else(|| self.touched.get(id));
+                    .map(|(t, _)| t)
+                    .find(|t| t.activity.id == new.id)
+                    .or_else(|| self.touched.get(&new.id));
                 if let Some(t) = before {
-                    if t.request_sha256 == hash {
+                    if t.request_sha256 == p.request_sha256 {
                         out.push(Recorded {
                             activity: t.activity.clone(),
                             created: false,
@@ -136,7 +141,8 @@ impl Plan {
                         continue;
                     }
                     return Err(StoreError::Conflict(format!(
-                        "activity {id} was already recorded with another body"
+                        "activity {} was already recorded with another body",
+                        new.id
                     )));
                 }
             }
@@ -157,25 +163,37 @@ impl Plan {
                 }
                 Some(_) => {}
             }
-            let stored = record::new_stored(new, now);
             out.push(Recorded {
-                activity: stored.clone(),
+                activity: new.clone(),
                 created: true,
             });
-            staged.push(Touched {
-                activity: stored,
-                request_sha256: hash,
-                change_no: 0,
-                fresh: true,
-            });
+            staged.push((
+                Touched {
+                    activity: new.clone(),
+                    request_sha256: p.request_sha256.clone(),
+                    change_no: 0,
+                    fresh: true,
+                    rendered: Some(p.rendered.clone()),
+                },
+                p.content_sha256,
+            ));
         }
-        for mut t in staged {
+        for (mut t, content) in staged {
             t.change_no = self.next_change();
-            self.chains.append(&t.activity);
+            self.chains.append_hashed(&t.activity, content);
             self.inserts.push(t.activity.id.clone());
             self.touched.insert(t.activity.id.clone(), t);
         }
         Ok(Done::Recorded(out))
+    }
+
+    /// What the writer stores for a planned activity besides its plain columns: rendered
+    /// before the group where it could be, else now.
+    pub fn take_rendered(&mut self, id: &ActivityId) -> Rendered {
+        let t = self.touched.get_mut(id).expect("a planned activity");
+        t.rendered
+            .take()
+            .unwrap_or_else(|| Rendered::of(&t.activity))
     }
 
     /// The one transition, checked against the activity as this group sees it.
@@ -194,6 +212,7 @@ impl Plan {
         let t = self.touched.get_mut(id).expect("looked up above");
         t.activity = next.clone();
         t.change_no = change;
+        t.rendered = None;
         if !t.fresh && !self.ends.contains(id) {
             self.ends.push(id.clone());
         }
@@ -218,7 +237,8 @@ impl Plan {
             self.owners
                 .entry(site)
                 .or_insert_with(|| request.account.clone());
-            let Done::Recorded(mut logged) = self.record(&[entry], now)? else {
+            let entry = record::prepare(&entry, now)?;
+            let Done::Recorded(mut logged) = self.record(std::slice::from_ref(&entry))? else {
                 unreachable!("record answers with Recorded")
             };
             out.push((logged.remove(0).activity, removed));
@@ -255,5 +275,96 @@ impl Plan {
                 _ => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sitetrail_core::{
+        AccountId, ActivityId, ActivityKind, Actor, Ending, Environment, NewActivity, SiteId,
+        Status, Timestamp,
+    };
+
+    use super::*;
+
+    fn new_push(id: &str) -> NewActivity {
+        NewActivity {
+            id: Some(ActivityId::parse(id).unwrap()),
+            account_id: AccountId::parse("acme").unwrap(),
+            site_id: SiteId::parse("shop").unwrap(),
+            environment: Environment::Live,
+            activity: ActivityKind::PushStagingToLive,
+            actor: Actor::system(),
+            description: "Pushing staging to live".into(),
+            status: Status::InProgress,
+            created_at: None,
+            completed_at: None,
+            error: None,
+            details: serde_json::Map::new(),
+        }
+    }
+
+    fn plan() -> Plan {
+        let owners = HashMap::from([(
+            SiteId::parse("shop").unwrap(),
+            AccountId::parse("acme").unwrap(),
+        )]);
+        let mut plan = Plan::new(0, owners);
+        plan.chains.load_head("acme", None);
+        plan
+    }
+
+    #[test]
+    fn an_activity_recorded_and_ended_in_one_group_is_stored_as_ended() {
+        let mut plan = plan();
+        let now = Timestamp::now();
+        let prepared = record::prepare(&new_push("push-1"), now).unwrap();
+        plan.record(std::slice::from_ref(&prepared)).unwrap();
+        let id = ActivityId::parse("push-1").unwrap();
+        let ending = Ending {
+            status: Status::Failed,
+            description: Some("Push failed: the disk is full".into()),
+            error: Some("ENOSPC".into()),
+            completed_at: None,
+            details: None,
+        };
+        plan.end(&id, &ending, now).unwrap();
+        // The rendering prepared before the group was of the activity in progress; the
+        // writer must store the ended one.
+        let stored = plan.take_rendered(&id);
+        let ended = &plan.touched[&id].activity;
+        assert_eq!(stored.search.internal, Rendered::of(ended).search.internal);
+        assert!(stored.search.internal.contains("disk is full"));
+        assert_eq!(plan.chains.links.len(), 2);
+        assert_eq!(
+            plan.chains.links[0].content_sha256, prepared.content_sha256,
+            "the prepared hash is the hash of what is recorded"
+        );
+        assert_eq!(
+            plan.chains.links[1].content_sha256,
+            chain::content_sha256(ended)
+        );
+    }
+
+    #[test]
+    fn the_request_hash_is_the_hash_of_the_canonical_request() {
+        use sha2::{Digest, Sha256};
+        let new = new_push("push-3");
+        assert_eq!(
+            record::request_sha256(&new),
+            Sha256::digest(new.canonical_request().as_bytes()).to_vec()
+        );
+    }
+
+    #[test]
+    fn a_prepared_record_keeps_its_rendering_until_the_writer_takes_it() {
+        let mut plan = plan();
+        let prepared = record::prepare(&new_push("push-2"), Timestamp::now()).unwrap();
+        plan.record(std::slice::from_ref(&prepared)).unwrap();
+        let id = ActivityId::parse("push-2").unwrap();
+        let taken = plan.take_rendered(&id);
+        assert_eq!(taken.details_json, prepared.rendered.details_json);
+        assert_eq!(taken.search.internal, prepared.rendered.search.internal);
+        assert!(plan.touched[&id].rendered.is_none());
     }
 }

@@ -238,7 +238,7 @@ impl GroupWriter for PgWriter {
         let mut checkpoints = Vec::new();
         for (i, work) in group.iter().enumerate() {
             let r = match work {
-                Work::Record(batch) => plan.record(batch, now),
+                Work::Record(batch) => plan.record(batch),
                 Work::End(id, ending) => plan.end(id, ending, now),
                 Work::UpsertAccount(a) => upsert_account(conn, a, now).await,
                 Work::UpsertSite(s) => upsert_site(conn, &mut plan.owners, s, now).await,
@@ -356,13 +356,17 @@ async fn flush(
     Ok(Some(last))
 }
 
-async fn insert(plan: &Plan, conn: &mut PgConnection) -> anyhow::Result<Vec<(ActivityId, i64)>> {
-    let n = plan.inserts.len();
+async fn insert(
+    plan: &mut Plan,
+    conn: &mut PgConnection,
+) -> anyhow::Result<Vec<(ActivityId, i64)>> {
+    let inserts = std::mem::take(&mut plan.inserts);
+    let n = inserts.len();
     let mut c = Columns::with_capacity(n);
-    for id in &plan.inserts {
+    for id in &inserts {
+        let rendered = plan.take_rendered(id);
         let t = &plan.touched[id];
         let a = &t.activity;
-        let search = SearchText::of(a);
         c.id.push(a.id.as_str().to_owned());
         c.account_id.push(a.account_id.as_str().to_owned());
         c.site_id.push(a.site_id.as_str().to_owned());
@@ -376,14 +380,15 @@ async fn insert(plan: &Plan, conn: &mut PgConnection) -> anyhow::Result<Vec<(Act
         c.actor_name.push(a.actor.name.clone());
         c.description.push(a.description.clone());
         c.error.push(a.error.clone());
-        c.details.push(serde_json::to_string(&a.details)?);
+        c.details.push(rendered.details_json);
         c.created_at.push(a.created_at.millis());
         c.completed_at.push(a.completed_at.map(Timestamp::millis));
         c.change_no.push(t.change_no);
         c.request_sha256.push(t.request_sha256.clone());
-        c.search_internal.push(search.internal);
-        c.search_client.push(search.client);
+        c.search_internal.push(rendered.search.internal);
+        c.search_client.push(rendered.search.client);
     }
+    plan.inserts = inserts;
     let found: Vec<(String, i64)> = sqlx::query_as(
         "INSERT INTO activities (id, account_id, site_id, environment, service, activity, \
          status, actor_kind, actor_email, actor_name, description, error, details, \
@@ -839,7 +844,11 @@ impl Store for PgStore {
     }
 
     async fn record(&self, batch: Vec<NewActivity>) -> StoreResult<Vec<Recorded>> {
-        match self.writer.write(Work::Record(batch)).await? {
+        match self
+            .writer
+            .write(Work::Record(record::prepare_all(&batch)?))
+            .await?
+        {
             Done::Recorded(r) => Ok(r),
             _ => unreachable!("record answers with Recorded"),
         }

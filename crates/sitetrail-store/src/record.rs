@@ -6,10 +6,11 @@ use sitetrail_core::{
     StoredActivity, Timestamp, view,
 };
 
-use crate::PruneRequest;
 use crate::chain::{Hash, PRUNED_SHA256, prune_digest};
+use crate::{PruneRequest, StoreResult};
 
 /// The texts `q` searches, one per audience, as the redaction function renders them.
+#[derive(Clone)]
 pub(crate) struct SearchText {
     pub internal: String,
     /// `None` where the client sees the same as internal viewers.
@@ -27,8 +28,60 @@ impl SearchText {
     }
 }
 
+/// What a write renders from an activity besides its plain columns.
+#[derive(Clone)]
+pub(crate) struct Rendered {
+    pub search: SearchText,
+    pub details_json: String,
+}
+
+impl Rendered {
+    pub fn of(a: &StoredActivity) -> Self {
+        Rendered {
+            search: SearchText::of(a),
+            details_json: serde_json::to_string(&a.details)
+                .expect("a map of JSON values with string keys always serializes"),
+        }
+    }
+}
+
+/// A new activity made ready for the writer by the task that received it: the checks, the
+/// hashes and the rendering that need nothing from the database run on every core, so that
+/// the one writer only plans, binds and commits (BENCHMARKS.md, ingest).
+pub(crate) struct Prepared {
+    /// As it will be stored, `seq` aside.
+    pub activity: StoredActivity,
+    /// The publisher named the id, so a second request with it is a replay or a conflict.
+    pub named: bool,
+    pub request_sha256: Vec<u8>,
+    pub content_sha256: Hash,
+    pub rendered: Rendered,
+}
+
+/// Checks a new activity and prepares it, with `now` as its arrival time.
+pub(crate) fn prepare(new: &NewActivity, now: Timestamp) -> StoreResult<Prepared> {
+    new.validate(new.activity.service())?;
+    let activity = new_stored(new, now);
+    Ok(Prepared {
+        named: new.id.is_some(),
+        request_sha256: request_sha256(new),
+        content_sha256: crate::chain::content_sha256(&activity),
+        rendered: Rendered::of(&activity),
+        activity,
+    })
+}
+
+/// Prepares a whole batch, all or nothing.
+pub(crate) fn prepare_all(batch: &[NewActivity]) -> StoreResult<Vec<Prepared>> {
+    let now = Timestamp::now();
+    batch.iter().map(|new| prepare(new, now)).collect()
+}
+
 pub(crate) fn request_sha256(new: &NewActivity) -> Vec<u8> {
-    Sha256::digest(new.canonical_request().as_bytes()).to_vec()
+    let mut h = Sha256::new();
+    new.write_canonical_request(&mut h)
+        .expect("hashing cannot fail");
+    h.finalize().to_vec()
 }
 
 /// The activity a new request becomes, before the store gives it its `seq`.

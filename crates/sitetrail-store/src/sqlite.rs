@@ -24,7 +24,7 @@ use tokio::sync::{broadcast, oneshot};
 use crate::chain::{self, AccountReport, Chains, CheckpointBody, CheckpointKey};
 use crate::keys::{self, ApiKey, KeyCache, KeyCheck, StoredKey};
 use crate::plan::Plan;
-use crate::record::{self, SearchText};
+use crate::record::{self, Rendered, SearchText};
 use crate::rows::{self, ActivityRow, COLS, SITE_COLS, SiteRow};
 use crate::writer::{Done, GroupOutcome, GroupWriter, Work, WriterHandle};
 use crate::{
@@ -158,7 +158,7 @@ impl GroupWriter for SqliteWriter {
         let mut checkpoints = Vec::new();
         for (i, work) in group.iter().enumerate() {
             let r = match work {
-                Work::Record(batch) => plan.record(batch, now),
+                Work::Record(batch) => plan.record(batch),
                 Work::End(id, ending) => plan.end(id, ending, now),
                 Work::Prune(request) => prune(conn, &mut plan, request, now).await,
                 // Applied once the group's own links are written, so it seals them too.
@@ -263,45 +263,38 @@ async fn flush(
 ) -> anyhow::Result<Option<i64>> {
     const COLUMNS: usize = 19;
     let mut seqs = Vec::with_capacity(plan.inserts.len());
-    for chunk in plan.inserts.chunks(MAX_BINDS / COLUMNS) {
+    let inserts = std::mem::take(&mut plan.inserts);
+    for chunk in inserts.chunks(MAX_BINDS / COLUMNS) {
+        let rendered: Vec<Rendered> = chunk.iter().map(|id| plan.take_rendered(id)).collect();
         let mut q = QueryBuilder::<Sqlite>::new(
             "INSERT INTO activities (id, account_id, site_id, environment, service, activity, \
              status, actor_kind, actor_email, actor_name, description, error, details, \
              created_at, completed_at, change_no, request_sha256, search_internal, \
              search_client) ",
         );
-        let mut failed = None;
-        q.push_values(chunk, |mut b, id| {
+        q.push_values(chunk.iter().zip(&rendered), |mut b, (id, r)| {
             let t = &plan.touched[id];
             let a = &t.activity;
-            let search = SearchText::of(a);
-            let details = serde_json::to_string(&a.details).unwrap_or_else(|e| {
-                failed = Some(e);
-                String::new()
-            });
-            b.push_bind(a.id.as_str().to_owned())
-                .push_bind(a.account_id.as_str().to_owned())
-                .push_bind(a.site_id.as_str().to_owned())
+            b.push_bind(a.id.as_str())
+                .push_bind(a.account_id.as_str())
+                .push_bind(a.site_id.as_str())
                 .push_bind(a.environment.as_str())
                 .push_bind(a.service.as_str())
                 .push_bind(a.activity.as_str())
                 .push_bind(a.status.as_str())
                 .push_bind(a.actor.kind.as_str())
-                .push_bind(a.actor.email.as_ref().map(|e| Email::expose(e).to_owned()))
-                .push_bind(a.actor.name.clone())
-                .push_bind(a.description.clone())
-                .push_bind(a.error.clone())
-                .push_bind(details)
+                .push_bind(a.actor.email.as_ref().map(Email::expose))
+                .push_bind(a.actor.name.as_deref())
+                .push_bind(a.description.as_str())
+                .push_bind(a.error.as_deref())
+                .push_bind(r.details_json.as_str())
                 .push_bind(a.created_at.millis())
                 .push_bind(a.completed_at.map(Timestamp::millis))
                 .push_bind(t.change_no)
-                .push_bind(t.request_sha256.clone())
-                .push_bind(search.internal)
-                .push_bind(search.client);
+                .push_bind(&t.request_sha256[..])
+                .push_bind(r.search.internal.as_str())
+                .push_bind(r.search.client.as_deref());
         });
-        if let Some(e) = failed {
-            return Err(e.into());
-        }
         q.push(" RETURNING id, seq");
         let found: Vec<(String, i64)> = q.build_query_as().fetch_all(&mut *conn).await?;
         anyhow::ensure!(
@@ -314,6 +307,7 @@ async fn flush(
             seqs.push((ActivityId::parse(&id)?, seq));
         }
     }
+    plan.inserts = inserts;
     plan.assign_seqs(seqs, results);
     for id in &plan.ends {
         let t = &plan.touched[id];
@@ -671,7 +665,11 @@ impl Store for SqliteStore {
     }
 
     async fn record(&self, batch: Vec<NewActivity>) -> StoreResult<Vec<Recorded>> {
-        match self.writer.write(Work::Record(batch)).await? {
+        match self
+            .writer
+            .write(Work::Record(record::prepare_all(&batch)?))
+            .await?
+        {
             Done::Recorded(r) => Ok(r),
             _ => unreachable!("record answers with Recorded"),
         }

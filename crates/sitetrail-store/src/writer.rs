@@ -5,18 +5,20 @@
 
 use std::future::Future;
 
-use sitetrail_core::{Account, AccountId, ActivityId, Ending, NewActivity, Site, StoredActivity};
+use sitetrail_core::{Account, AccountId, ActivityId, Ending, Site, StoredActivity};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::chain::{CheckpointBody, CheckpointKey};
 use crate::keys::ApiKey;
+use crate::record::Prepared;
 use crate::{Access, PruneRequest, Pruned, Recorded, StoreResult};
 
 /// The most requests one commit takes; the rest wait for the next one.
 pub(crate) const MAX_GROUP: usize = 256;
 
 pub(crate) enum Work {
-    Record(Vec<NewActivity>),
+    /// One request's new activities, checked and rendered by the task that received them.
+    Record(Vec<Prepared>),
     End(ActivityId, Ending),
     UpsertAccount(Account),
     UpsertSite(Site),
