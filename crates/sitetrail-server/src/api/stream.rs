@@ -71,8 +71,8 @@ fn event(change: &Change, audience: Audience) -> Event {
         .data(data)
 }
 
-/// Subscribes first, then replays what was missed from the store, then follows the feed,
-/// skipping what was already sent.
+/// Subscribes first, then replays from the store what came after the resume point (or after
+/// the feed's head), then follows the feed, skipping what was already sent.
 pub fn site_events(
     state: AppState,
     site: SiteId,
@@ -87,7 +87,9 @@ pub fn site_events(
             Some(n) => n,
             None => state.feed.head(),
         };
-        let mut catch_up = resume_after.is_some();
+        // Always from the store first: the feed passes over changes while nobody follows it,
+        // and one may commit between that and this subscription.
+        let mut catch_up = true;
         loop {
             if catch_up {
                 loop {
