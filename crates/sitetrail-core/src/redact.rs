@@ -62,15 +62,26 @@ struct Hidden<'a> {
 }
 
 /// Turns a stored activity into what a viewer of `audience` may see.
-pub fn view(a: &StoredActivity, audience: Audience) -> ActivityView {
-    let email = a.actor.email.as_ref().map(|e| e.expose().to_owned());
-    let hidden = match (audience, a.actor.kind, &a.actor.email) {
+/// Who `audience` must not see in `a`, if anyone.
+fn hidden_from(a: &StoredActivity, audience: Audience) -> Option<Hidden<'_>> {
+    match (audience, a.actor.kind, &a.actor.email) {
         (Audience::Client, ActorKind::Support, Some(email)) => Some(Hidden {
             email: email.expose(),
             name: a.actor.name.as_deref(),
         }),
         _ => None,
-    };
+    }
+}
+
+/// Whether clients see `a` otherwise than internal viewers do. Where it is false, the
+/// client's view equals the internal one, so a caller that needs both may render one.
+pub fn hides_from_clients(a: &StoredActivity) -> bool {
+    hidden_from(a, Audience::Client).is_some()
+}
+
+pub fn view(a: &StoredActivity, audience: Audience) -> ActivityView {
+    let email = a.actor.email.as_ref().map(|e| e.expose().to_owned());
+    let hidden = hidden_from(a, audience);
     let user = match (a.actor.kind, &hidden) {
         (ActorKind::System, _) => UserView {
             kind: ActorKind::System,
@@ -429,6 +440,27 @@ mod tests {
             prop_assert!(!text.contains(&EMAIL.to_lowercase()), "{}", text);
             prop_assert!(!text.contains("rivera"), "{}", text);
             prop_assert!(!shown.search_text().contains("rivera"));
+        }
+
+        #[test]
+        fn where_nothing_is_hidden_from_clients_they_see_what_internal_viewers_see(
+            kind in prop_oneof![Just(ActorKind::Support), Just(ActorKind::User), Just(ActorKind::System)],
+            with_email in any::<bool>(),
+            d in text_strategy(), e in text_strategy(), k in text_strategy(), v in text_strategy()
+        ) {
+            let mut a = activity(kind, &d);
+            if !with_email {
+                a.actor.email = None;
+            }
+            a.error = Some(e);
+            a.details = serde_json::json!({ k: v }).as_object().unwrap().clone();
+            let client = view(&a, Audience::Client);
+            let internal = view(&a, Audience::Internal);
+            if hides_from_clients(&a) {
+                prop_assert_ne!(client, internal);
+            } else {
+                prop_assert_eq!(client, internal);
+            }
         }
 
         #[test]

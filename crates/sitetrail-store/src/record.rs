@@ -3,7 +3,7 @@
 use sha2::{Digest, Sha256};
 use sitetrail_core::{
     ActivityId, ActivityKind, Actor, Audience, Ending, Environment, NewActivity, SiteId, Status,
-    StoredActivity, Timestamp, view,
+    StoredActivity, Timestamp, hides_from_clients, view,
 };
 
 use crate::chain::{Hash, PRUNED_SHA256, prune_digest};
@@ -20,11 +20,11 @@ pub(crate) struct SearchText {
 impl SearchText {
     pub fn of(a: &StoredActivity) -> Self {
         let internal = view(a, Audience::Internal).search_text();
-        let client = view(a, Audience::Client).search_text();
-        SearchText {
-            client: (client != internal).then_some(client),
-            internal,
-        }
+        // Most activities show clients what they show internal viewers: one rendering then.
+        let client = hides_from_clients(a)
+            .then(|| view(a, Audience::Client).search_text())
+            .filter(|client| *client != internal);
+        SearchText { client, internal }
     }
 }
 
