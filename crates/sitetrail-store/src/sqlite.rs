@@ -533,17 +533,23 @@ async fn write_links(conn: &mut SqliteConnection, chains: &Chains) -> anyhow::Re
         });
         q.build().execute(&mut *conn).await?;
     }
-    for (account, link_no, hash) in chains.moved_heads() {
-        sqlx::query(
-            "INSERT INTO chain_heads (account_id, link_no, link_sha256) VALUES (?, ?, ?) \
-             ON CONFLICT (account_id) DO UPDATE SET link_no = excluded.link_no, \
+    // One statement for every head the group moved (a group of single activities from many
+    // publishers moves many accounts' heads).
+    let heads = chains.moved_heads();
+    for chunk in heads.chunks(MAX_BINDS / 3) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO chain_heads (account_id, link_no, link_sha256) ",
+        );
+        q.push_values(chunk, |mut b, (account, link_no, hash)| {
+            b.push_bind(account.as_str())
+                .push_bind(*link_no)
+                .push_bind(&hash[..]);
+        });
+        q.push(
+            " ON CONFLICT (account_id) DO UPDATE SET link_no = excluded.link_no, \
              link_sha256 = excluded.link_sha256",
-        )
-        .bind(account)
-        .bind(link_no)
-        .bind(&hash[..])
-        .execute(&mut *conn)
-        .await?;
+        );
+        q.build().execute(&mut *conn).await?;
     }
     Ok(())
 }
