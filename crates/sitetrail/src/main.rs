@@ -190,6 +190,10 @@ enum KeysCommand {
     },
 }
 
+/// mimalloc instead of glibc's allocator (see BENCHMARKS.md, ingest).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
