@@ -10,6 +10,7 @@ pub mod postgres;
 mod record;
 mod rows;
 pub mod sqlite;
+mod sqlite_writer;
 mod verify;
 mod writer;
 

@@ -222,7 +222,8 @@ impl PgWriter {
 }
 
 impl GroupWriter for PgWriter {
-    async fn apply_group(&mut self, group: &[Work]) -> anyhow::Result<GroupOutcome> {
+    async fn apply_group(&mut self, group: Vec<Work>) -> anyhow::Result<GroupOutcome> {
+        let group = &group[..];
         let now = Timestamp::now();
         // Taken for the group, given back when it commits (and lost, harmlessly, when not).
         let cached = std::mem::take(&mut self.sites);

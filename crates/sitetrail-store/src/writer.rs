@@ -49,7 +49,7 @@ pub(crate) trait GroupWriter: Send + 'static {
     /// did not commit and nothing in the group was written.
     fn apply_group(
         &mut self,
-        group: &[Work],
+        group: Vec<Work>,
     ) -> impl Future<Output = anyhow::Result<GroupOutcome>> + Send;
 
     /// Called after a failed group: roll back, drop caches, reconnect if needed.
@@ -104,7 +104,7 @@ async fn run<W: GroupWriter>(
                 Err(_) => break,
             }
         }
-        match writer.apply_group(&works).await {
+        match writer.apply_group(works).await {
             Ok((results, last_change)) => {
                 for (reply, r) in replies.into_iter().zip(results) {
                     let _ = reply.send(r);
