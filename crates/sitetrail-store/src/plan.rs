@@ -120,7 +120,7 @@ impl Plan {
 
     /// One record request, all or nothing, with the same checks in the same order on every
     /// backend. The activities were checked, hashed and rendered by [`record::prepare`].
-    pub fn record(&mut self, batch: &[Prepared]) -> StoreResult<Done> {
+    pub fn record(&mut self, batch: Vec<Prepared>) -> StoreResult<Done> {
         let mut staged: Vec<(Touched, chain::Hash)> = Vec::new();
         let mut out = Vec::with_capacity(batch.len());
         for p in batch {
@@ -169,11 +169,11 @@ impl Plan {
             });
             staged.push((
                 Touched {
-                    activity: new.clone(),
-                    request_sha256: p.request_sha256.clone(),
+                    activity: p.activity,
+                    request_sha256: p.request_sha256,
                     change_no: 0,
                     fresh: true,
-                    rendered: Some(p.rendered.clone()),
+                    rendered: Some(p.rendered),
                 },
                 p.content_sha256,
             ));
@@ -238,7 +238,7 @@ impl Plan {
                 .entry(site)
                 .or_insert_with(|| request.account.clone());
             let entry = record::prepare(&entry, now)?;
-            let Done::Recorded(mut logged) = self.record(std::slice::from_ref(&entry))? else {
+            let Done::Recorded(mut logged) = self.record(vec![entry])? else {
                 unreachable!("record answers with Recorded")
             };
             out.push((logged.remove(0).activity, removed));
@@ -319,7 +319,8 @@ mod tests {
         let mut plan = plan();
         let now = Timestamp::now();
         let prepared = record::prepare(&new_push("push-1"), now).unwrap();
-        plan.record(std::slice::from_ref(&prepared)).unwrap();
+        let prepared_content = prepared.content_sha256;
+        plan.record(vec![prepared]).unwrap();
         let id = ActivityId::parse("push-1").unwrap();
         let ending = Ending {
             status: Status::Failed,
@@ -337,7 +338,7 @@ mod tests {
         assert!(stored.search.internal.contains("disk is full"));
         assert_eq!(plan.chains.links.len(), 2);
         assert_eq!(
-            plan.chains.links[0].content_sha256, prepared.content_sha256,
+            plan.chains.links[0].content_sha256, prepared_content,
             "the prepared hash is the hash of what is recorded"
         );
         assert_eq!(
@@ -360,11 +361,12 @@ mod tests {
     fn a_prepared_record_keeps_its_rendering_until_the_writer_takes_it() {
         let mut plan = plan();
         let prepared = record::prepare(&new_push("push-2"), Timestamp::now()).unwrap();
-        plan.record(std::slice::from_ref(&prepared)).unwrap();
+        let rendered = prepared.rendered.clone();
+        plan.record(vec![prepared]).unwrap();
         let id = ActivityId::parse("push-2").unwrap();
         let taken = plan.take_rendered(&id);
-        assert_eq!(taken.details_json, prepared.rendered.details_json);
-        assert_eq!(taken.search.internal, prepared.rendered.search.internal);
+        assert_eq!(taken.details_json, rendered.details_json);
+        assert_eq!(taken.search.internal, rendered.search.internal);
         assert!(plan.touched[&id].rendered.is_none());
     }
 }

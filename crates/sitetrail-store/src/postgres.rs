@@ -223,7 +223,6 @@ impl PgWriter {
 
 impl GroupWriter for PgWriter {
     async fn apply_group(&mut self, group: Vec<Work>) -> anyhow::Result<GroupOutcome> {
-        let group = &group[..];
         let now = Timestamp::now();
         // Taken for the group, given back when it commits (and lost, harmlessly, when not).
         let cached = std::mem::take(&mut self.sites);
@@ -234,19 +233,19 @@ impl GroupWriter for PgWriter {
                 .fetch_one(&mut *conn)
                 .await?;
         let mut plan = Plan::new(counter, cached);
-        prefetch(conn, &mut plan, group).await?;
+        prefetch(conn, &mut plan, &group).await?;
         let mut results = Vec::with_capacity(group.len());
         let mut checkpoints = Vec::new();
-        for (i, work) in group.iter().enumerate() {
+        for (i, work) in group.into_iter().enumerate() {
             let r = match work {
                 Work::Record(batch) => plan.record(batch),
-                Work::End(id, ending) => plan.end(id, ending, now),
-                Work::UpsertAccount(a) => upsert_account(conn, a, now).await,
-                Work::UpsertSite(s) => upsert_site(conn, &mut plan.owners, s, now).await,
-                Work::CreateKey(k) => create_key(conn, k, now).await,
-                Work::SetRetention(account, days) => set_retention(conn, account, *days).await,
-                Work::RecordAccess(batch) => record_access(conn, batch).await,
-                Work::Prune(request) => prune(conn, &mut plan, request, now).await,
+                Work::End(id, ending) => plan.end(&id, &ending, now),
+                Work::UpsertAccount(a) => upsert_account(conn, &a, now).await,
+                Work::UpsertSite(s) => upsert_site(conn, &mut plan.owners, &s, now).await,
+                Work::CreateKey(k) => create_key(conn, &k, now).await,
+                Work::SetRetention(account, days) => set_retention(conn, &account, days).await,
+                Work::RecordAccess(batch) => record_access(conn, &batch).await,
+                Work::Prune(request) => prune(conn, &mut plan, &request, now).await,
                 // Applied once the group's own links are written, so it seals them too.
                 Work::Checkpoint(key) => {
                     checkpoints.push((i, key));
@@ -262,7 +261,7 @@ impl GroupWriter for PgWriter {
         }
         let last_change = flush(conn, &mut plan, &mut results).await?;
         for (i, key) in checkpoints {
-            results[i] = Ok(Done::Checkpointed(sign_checkpoints(conn, key).await?));
+            results[i] = Ok(Done::Checkpointed(sign_checkpoints(conn, &key).await?));
         }
         sqlx::query("COMMIT").execute(&mut *conn).await?;
         self.sites = plan.owners;

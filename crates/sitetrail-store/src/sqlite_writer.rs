@@ -73,7 +73,7 @@ impl GroupWriter for SqliteWriter {
         };
         let mut sites = std::mem::take(&mut self.sites);
         let (conn, sites, outcome) = tokio::task::spawn_blocking(move || {
-            let outcome = apply_group(&mut conn, &mut sites, &group);
+            let outcome = apply_group(&mut conn, &mut sites, group);
             (conn, sites, outcome)
         })
         .await
@@ -94,7 +94,7 @@ impl GroupWriter for SqliteWriter {
 fn apply_group(
     conn: &mut Connection,
     sites: &mut HashMap<SiteId, AccountId>,
-    group: &[Work],
+    group: Vec<Work>,
 ) -> anyhow::Result<GroupOutcome> {
     let now = Timestamp::now();
     // The write lock is ours until COMMIT: read the counter and the chain heads once
@@ -107,20 +107,20 @@ fn apply_group(
         |r| r.get(0),
     )?;
     let mut plan = Plan::new(start, std::mem::take(sites));
-    prefetch(&tx, &mut plan, group)?;
+    prefetch(&tx, &mut plan, &group)?;
     let mut results = Vec::with_capacity(group.len());
     let mut checkpoints = Vec::new();
-    for (i, work) in group.iter().enumerate() {
+    for (i, work) in group.into_iter().enumerate() {
         let r = match work {
             Work::Record(batch) => plan.record(batch),
-            Work::End(id, ending) => plan.end(id, ending, now),
-            Work::Prune(request) => prune(&tx, &mut plan, request, now),
+            Work::End(id, ending) => plan.end(&id, &ending, now),
+            Work::Prune(request) => prune(&tx, &mut plan, &request, now),
             // Applied once the group's own links are written, so it seals them too.
             Work::Checkpoint(key) => {
                 checkpoints.push((i, key));
                 Ok(Done::Unit)
             }
-            other => apply(&tx, &mut plan.owners, other, now),
+            other => apply(&tx, &mut plan.owners, &other, now),
         };
         // A database failure inside one request fails the whole group, so that nothing is
         // half-applied and nobody is told "written" by a group that did not commit.
@@ -131,7 +131,7 @@ fn apply_group(
     }
     let last_change = flush(&tx, &mut plan, &mut results)?;
     for (i, key) in checkpoints {
-        results[i] = Ok(Done::Checkpointed(sign_checkpoints(&tx, key)?));
+        results[i] = Ok(Done::Checkpointed(sign_checkpoints(&tx, &key)?));
     }
     tx.commit()?;
     *sites = plan.owners;
