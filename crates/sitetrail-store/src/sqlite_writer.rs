@@ -51,6 +51,8 @@ fn connect(path: &Path) -> anyhow::Result<Connection> {
     // copy the WAL into the database file and fsync it before anyone in its group is
     // answered. The store's checkpoint task does it in the background.
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    // When the WAL starts afresh, its file is cut back to this size (64 MiB).
+    conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
     conn.set_prepared_statement_cache_capacity(32);
     Ok(conn)
 }

@@ -1058,3 +1058,58 @@ mod export {
             .unwrap();
     }
 }
+
+/// Sustained ingest keeps SQLite's WAL bounded: a passive checkpoint alone never lets the
+/// writer start the WAL afresh while writes keep coming (it filled the disk during the
+/// 10M-activity benchmark), so past its limit the checkpoint task restarts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sustained_sqlite_ingest_keeps_the_wal_bounded() {
+    const LIMIT_FRAMES: i64 = 256; // 1 MiB of 4 KiB pages
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.db");
+    let store: DynStore = Arc::new(
+        SqliteStore::open_with_wal_limit(&path, LIMIT_FRAMES)
+            .await
+            .unwrap(),
+    );
+    seed(&store).await;
+    let wal = dir.path().join("log.db-wal");
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+                let mut written = 0u64;
+                while std::time::Instant::now() < until {
+                    let batch = (0..100)
+                        .map(|j| {
+                            let mut a = new("acme", "shop", ActorKind::User);
+                            a.id = Some(ActivityId::parse(&format!("w{w}-{written}-{j}")).unwrap());
+                            a.description = format!("Pushing staging to live, run {written}");
+                            a
+                        })
+                        .collect();
+                    store.record(batch).await.unwrap();
+                    written += 1;
+                }
+                written * 100
+            })
+        })
+        .collect();
+    let mut largest = 0u64;
+    while writers.iter().any(|w| !w.is_finished()) {
+        largest = largest.max(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let mut recorded = 0;
+    for w in writers {
+        recorded += w.await.unwrap();
+    }
+    // The limit, plus what the writer adds in the second between two checkpoints (about
+    // 20 MiB here); without the restart the WAL passed 100 MiB in these 5 seconds.
+    assert!(
+        largest < 48 * 1024 * 1024,
+        "the WAL reached {largest} bytes while {recorded} activities were recorded"
+    );
+    assert!(recorded > 5_000, "only {recorded} activities were recorded");
+}
