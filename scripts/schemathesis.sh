@@ -22,15 +22,39 @@ mkdir -p "$out"
 
 log() { printf '\n==> %s\n' "$*"; }
 
+# CPython 3.11 and 3.12 sometimes raise "SystemError: AST constructor recursion depth
+# mismatch" from ast.parse inside Hypothesis (python/cpython#106905), which stops a run
+# without any check having failed: use a CPython 3.13 or later when the machine has one (on
+# PATH, or installed by pyenv), else python3.
+python=python3
+for candidate in python3.14 python3.13; do
+  if "$candidate" -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    python="$candidate"
+    break
+  fi
+done
+if [ "$python" = python3 ] && command -v pyenv >/dev/null 2>&1; then
+  for version in $(pyenv versions --bare 2>/dev/null | grep -E '^3\.(1[3-9]|[2-9][0-9])\.[0-9]+$' | sort -V -r); do
+    if "$(pyenv root)/versions/$version/bin/python3" -c 'import ensurepip, venv' >/dev/null 2>&1; then
+      python="$(pyenv root)/versions/$version/bin/python3"
+      break
+    fi
+  done
+fi
+wanted="$("$python" -c 'import sys; print(sys.version.split()[0])')"
+if [ -x "$venv/bin/python" ] && [ "$("$venv/bin/python" -c 'import sys; print(sys.version.split()[0])')" != "$wanted" ]; then
+  rm -rf "$venv"
+fi
+
 if [ ! -x "$venv/bin/schemathesis" ]; then
-  log "installing Schemathesis into ${venv#"$root"/}"
-  if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+  log "installing Schemathesis into ${venv#"$root"/} (Python $wanted)"
+  if ! "$python" -c 'import ensurepip, venv' >/dev/null 2>&1; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq python3-venv >/dev/null
   fi
   rm -rf "$venv"
-  python3 -m venv "$venv"
+  "$python" -m venv "$venv"
   "$venv/bin/pip" install --quiet --upgrade pip
   "$venv/bin/pip" install --quiet 'schemathesis>=4,<5'
 fi
@@ -135,9 +159,8 @@ run_schemathesis() {
 }
 
 # True when the run failed only on an error inside Schemathesis itself: a "Runtime Error"
-# with no failed check and no request that failed to reach the server. CPython 3.11 before
-# 3.11.8 sometimes raises "SystemError: AST constructor recursion depth mismatch" from
-# ast.parse inside Hypothesis (python/cpython#106905); that says nothing about sitetrail.
+# with no failed check and no request that failed to reach the server (the interpreter bug
+# above, where no newer Python is at hand); that says nothing about sitetrail.
 tool_error_only() {
   grep -q 'Runtime Error' "$out/output.txt" &&
     ! grep -q 'FAILURES' "$out/output.txt" &&
