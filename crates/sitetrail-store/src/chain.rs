@@ -268,7 +268,27 @@ pub struct CheckpointBody {
     pub made_at: Timestamp,
 }
 
+/// The chains whose head is past their last checkpoint, as `(account_id, link_no,
+/// link_sha256)` in account order: the same SQL on both backends.
+pub(crate) const HEADS_PAST_THEIR_CHECKPOINT: &str = "SELECT h.account_id, h.link_no, h.link_sha256 FROM chain_heads h \
+     WHERE h.link_no > COALESCE((SELECT MAX(c.link_no) FROM chain_checkpoints c \
+     WHERE c.account_id = h.account_id), 0) ORDER BY h.account_id";
+
 impl CheckpointBody {
+    /// The checkpoint of a head as [`HEADS_PAST_THEIR_CHECKPOINT`] reads it.
+    pub(crate) fn of_head(
+        (account_id, link_no, hash): (String, i64, Vec<u8>),
+        made_at: Timestamp,
+    ) -> anyhow::Result<Self> {
+        let (link_no, link_sha256) = decode_head((link_no, hash))?;
+        Ok(CheckpointBody {
+            account_id,
+            link_no,
+            link_sha256,
+            made_at,
+        })
+    }
+
     fn message(&self) -> Vec<u8> {
         let mut m = Vec::with_capacity(128);
         m.extend_from_slice(b"sitetrail-checkpoint-v1\n");

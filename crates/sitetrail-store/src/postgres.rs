@@ -731,23 +731,13 @@ async fn sign_checkpoints(
     conn: &mut PgConnection,
     key: &CheckpointKey,
 ) -> anyhow::Result<Vec<CheckpointBody>> {
-    let moved: Vec<(String, i64, Vec<u8>)> = sqlx::query_as(
-        "SELECT h.account_id, h.link_no, h.link_sha256 FROM chain_heads h \
-         WHERE h.link_no > COALESCE((SELECT MAX(c.link_no) FROM chain_checkpoints c \
-         WHERE c.account_id = h.account_id), 0) ORDER BY h.account_id",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
+    let moved: Vec<(String, i64, Vec<u8>)> = sqlx::query_as(chain::HEADS_PAST_THEIR_CHECKPOINT)
+        .fetch_all(&mut *conn)
+        .await?;
     let made_at = Timestamp::now();
     let mut out = Vec::with_capacity(moved.len());
-    for (account_id, link_no, hash) in moved {
-        let (_, link_sha256) = chain::decode_head((link_no, hash))?;
-        let body = CheckpointBody {
-            account_id,
-            link_no,
-            link_sha256,
-            made_at,
-        };
+    for head in moved {
+        let body = CheckpointBody::of_head(head, made_at)?;
         sqlx::query(
             "INSERT INTO chain_checkpoints (account_id, link_no, link_sha256, made_at, \
              public_key, signature) VALUES ($1, $2, $3, $4, $5, $6)",

@@ -507,11 +507,7 @@ fn apply(
 /// Signs a checkpoint for every chain whose head is past its last checkpoint.
 fn sign_checkpoints(conn: &Connection, key: &CheckpointKey) -> anyhow::Result<Vec<CheckpointBody>> {
     let moved: Vec<(String, i64, Vec<u8>)> = conn
-        .prepare_cached(
-            "SELECT h.account_id, h.link_no, h.link_sha256 FROM chain_heads h \
-             WHERE h.link_no > COALESCE((SELECT MAX(c.link_no) FROM chain_checkpoints c \
-             WHERE c.account_id = h.account_id), 0) ORDER BY h.account_id",
-        )?
+        .prepare_cached(chain::HEADS_PAST_THEIR_CHECKPOINT)?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<rusqlite::Result<_>>()?;
     let made_at = Timestamp::now();
@@ -520,14 +516,8 @@ fn sign_checkpoints(conn: &Connection, key: &CheckpointKey) -> anyhow::Result<Ve
          public_key, signature) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
     let mut out = Vec::with_capacity(moved.len());
-    for (account_id, link_no, hash) in moved {
-        let (_, link_sha256) = chain::decode_head((link_no, hash))?;
-        let body = CheckpointBody {
-            account_id,
-            link_no,
-            link_sha256,
-            made_at,
-        };
+    for head in moved {
+        let body = CheckpointBody::of_head(head, made_at)?;
         insert.execute(params![
             body.account_id,
             body.link_no,
