@@ -3,8 +3,10 @@
 //! viewer sees (that is [`sitetrail_core::view`]).
 
 pub mod chain;
+mod copy;
 mod export;
 mod keys;
+mod nodelay;
 mod plan;
 pub mod postgres;
 mod record;

@@ -24,6 +24,7 @@ use sqlx::{Connection, PgConnection, PgPool, Postgres, QueryBuilder, Row};
 use tokio::sync::{broadcast, oneshot};
 
 use crate::chain::{self, AccountReport, Chains, CheckpointBody, CheckpointKey};
+use crate::copy::CopyRows;
 use crate::keys::{self, ApiKey, KeyCache, KeyCheck, StoredKey};
 use crate::plan::Plan;
 use crate::record::{self, SearchText};
@@ -68,7 +69,7 @@ impl PgStore {
             .run(&mut conn)
             .await
             .context("migrating the PostgreSQL database")?;
-        prepare_writer(&mut conn).await?;
+        prepare_writer(&mut conn, &options).await?;
         // A page must cost the same for a site of ten activities and one of a million, so
         // readers never sort what an index gives in order: with generic plans (sqlx prepares
         // every statement) PostgreSQL would otherwise plan for the average site and could
@@ -130,11 +131,20 @@ impl PgStore {
 
 /// The writer's session: a writer that stalls inside a transaction must not hold the
 /// counter (and so every other server's writes) for long.
-async fn prepare_writer(conn: &mut PgConnection) -> anyhow::Result<()> {
+/// Its socket sends each message at once (see [`crate::nodelay`]).
+async fn prepare_writer(conn: &mut PgConnection, options: &PgConnectOptions) -> anyhow::Result<()> {
     sqlx::query("SET idle_in_transaction_session_timeout = '30s'")
         .execute(&mut *conn)
         .await
         .context("setting up the writer's session")?;
+    let host = options.get_host();
+    // A Unix socket (a path) has no Nagle's algorithm.
+    if !host.starts_with('/')
+        && let Ok(addrs) = tokio::net::lookup_host((host, options.get_port())).await
+    {
+        let servers: Vec<_> = addrs.collect();
+        crate::nodelay::set_on_connections_to(&servers);
+    }
     Ok(())
 }
 
@@ -214,7 +224,7 @@ impl PgWriter {
             let mut conn = PgConnection::connect_with(&self.options)
                 .await
                 .context("reconnecting the writer to PostgreSQL")?;
-            prepare_writer(&mut conn).await?;
+            prepare_writer(&mut conn, &self.options).await?;
             self.conn = Some(conn);
         }
         Ok(self.conn.as_mut().expect("connected above"))
@@ -356,84 +366,65 @@ async fn flush(
     Ok(Some(last))
 }
 
+/// The activities columns a group's `COPY` fills, in its order.
+const COPY_ACTIVITIES: &str = "COPY activities (seq, id, account_id, site_id, environment, \
+     service, activity, status, actor_kind, actor_email, actor_name, description, error, \
+     details, created_at, completed_at, change_no, request_sha256, search_internal, \
+     search_client) FROM STDIN";
+
+/// Inserts the group's new activities with one `COPY`, after taking their `seq` from the
+/// table's identity sequence in one query (writers hold the counter lock, so the numbers
+/// follow the plan's order and no other writer takes any in between).
 async fn insert(
     plan: &mut Plan,
     conn: &mut PgConnection,
 ) -> anyhow::Result<Vec<(ActivityId, i64)>> {
     let inserts = std::mem::take(&mut plan.inserts);
     let n = inserts.len();
-    let mut c = Columns::with_capacity(n);
-    for id in &inserts {
+    let mut seqs: Vec<i64> = sqlx::query_scalar(
+        "SELECT nextval(pg_get_serial_sequence('activities', 'seq')) \
+         FROM generate_series(1, $1)",
+    )
+    .bind(n as i64)
+    .fetch_all(&mut *conn)
+    .await?;
+    anyhow::ensure!(seqs.len() == n, "took {} of {n} seq numbers", seqs.len());
+    seqs.sort_unstable();
+    let mut rows = CopyRows::with_capacity(n * 1024);
+    let mut assigned = Vec::with_capacity(n);
+    for (id, seq) in inserts.iter().zip(seqs) {
         let rendered = plan.take_rendered(id);
         let t = &plan.touched[id];
         let a = &t.activity;
-        c.id.push(a.id.as_str().to_owned());
-        c.account_id.push(a.account_id.as_str().to_owned());
-        c.site_id.push(a.site_id.as_str().to_owned());
-        c.environment.push(a.environment.as_str());
-        c.service.push(a.service.as_str());
-        c.activity.push(a.activity.as_str());
-        c.status.push(a.status.as_str());
-        c.actor_kind.push(a.actor.kind.as_str());
-        c.actor_email
-            .push(a.actor.email.as_ref().map(|e| Email::expose(e).to_owned()));
-        c.actor_name.push(a.actor.name.clone());
-        c.description.push(a.description.clone());
-        c.error.push(a.error.clone());
-        c.details.push(rendered.details_json);
-        c.created_at.push(a.created_at.millis());
-        c.completed_at.push(a.completed_at.map(Timestamp::millis));
-        c.change_no.push(t.change_no);
-        c.request_sha256.push(t.request_sha256.clone());
-        c.search_internal.push(rendered.search.internal);
-        c.search_client.push(rendered.search.client);
+        rows.int(seq)
+            .text(a.id.as_str())
+            .text(a.account_id.as_str())
+            .text(a.site_id.as_str())
+            .text(a.environment.as_str())
+            .text(a.service.as_str())
+            .text(a.activity.as_str())
+            .text(a.status.as_str())
+            .text(a.actor.kind.as_str())
+            .opt_text(a.actor.email.as_ref().map(Email::expose))
+            .opt_text(a.actor.name.as_deref())
+            .text(&a.description)
+            .opt_text(a.error.as_deref())
+            .text(&rendered.details_json)
+            .int(a.created_at.millis())
+            .opt_int(a.completed_at.map(Timestamp::millis))
+            .int(t.change_no)
+            .bytea(&t.request_sha256)
+            .text(&rendered.search.internal)
+            .opt_text(rendered.search.client.as_deref());
+        rows.end_row();
+        assigned.push((a.id.clone(), seq));
     }
     plan.inserts = inserts;
-    let found: Vec<(String, i64)> = sqlx::query_as(
-        "INSERT INTO activities (id, account_id, site_id, environment, service, activity, \
-         status, actor_kind, actor_email, actor_name, description, error, details, \
-         created_at, completed_at, change_no, request_sha256, search_internal, search_client) \
-         SELECT id, account_id, site_id, environment, service, activity, status, actor_kind, \
-         actor_email, actor_name, description, error, details, created_at, completed_at, \
-         change_no, request_sha256, search_internal, search_client \
-         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
-         $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], \
-         $13::text[], $14::int8[], $15::int8[], $16::int8[], $17::bytea[], $18::text[], \
-         $19::text[]) WITH ORDINALITY AS t (id, account_id, site_id, environment, service, \
-         activity, status, actor_kind, actor_email, actor_name, description, error, details, \
-         created_at, completed_at, change_no, request_sha256, search_internal, search_client, \
-         ord) ORDER BY ord RETURNING id, seq",
-    )
-    .bind(c.id)
-    .bind(c.account_id)
-    .bind(c.site_id)
-    .bind(c.environment)
-    .bind(c.service)
-    .bind(c.activity)
-    .bind(c.status)
-    .bind(c.actor_kind)
-    .bind(c.actor_email)
-    .bind(c.actor_name)
-    .bind(c.description)
-    .bind(c.error)
-    .bind(c.details)
-    .bind(c.created_at)
-    .bind(c.completed_at)
-    .bind(c.change_no)
-    .bind(c.request_sha256)
-    .bind(c.search_internal)
-    .bind(c.search_client)
-    .fetch_all(&mut *conn)
-    .await?;
-    anyhow::ensure!(
-        found.len() == n,
-        "inserted {} of {n} activities",
-        found.len()
-    );
-    found
-        .into_iter()
-        .map(|(id, seq)| Ok((ActivityId::parse(&id)?, seq)))
-        .collect()
+    let mut copy = conn.copy_in_raw(COPY_ACTIVITIES).await?;
+    copy.send(rows.into_bytes()).await?;
+    let copied = copy.finish().await?;
+    anyhow::ensure!(copied == n as u64, "copied {copied} of {n} activities");
+    Ok(assigned)
 }
 
 async fn update_ends(plan: &Plan, conn: &mut PgConnection) -> anyhow::Result<()> {
@@ -490,43 +481,6 @@ async fn update_ends(plan: &Plan, conn: &mut PgConnection) -> anyhow::Result<()>
         updated.rows_affected()
     );
     Ok(())
-}
-
-/// The new rows of a group, column by column, for one `INSERT ... SELECT FROM UNNEST`.
-#[derive(Default)]
-struct Columns {
-    id: Vec<String>,
-    account_id: Vec<String>,
-    site_id: Vec<String>,
-    environment: Vec<&'static str>,
-    service: Vec<&'static str>,
-    activity: Vec<&'static str>,
-    status: Vec<&'static str>,
-    actor_kind: Vec<&'static str>,
-    actor_email: Vec<Option<String>>,
-    actor_name: Vec<Option<String>>,
-    description: Vec<String>,
-    error: Vec<Option<String>>,
-    details: Vec<String>,
-    created_at: Vec<i64>,
-    completed_at: Vec<Option<i64>>,
-    change_no: Vec<i64>,
-    request_sha256: Vec<Vec<u8>>,
-    search_internal: Vec<String>,
-    search_client: Vec<Option<String>>,
-}
-
-impl Columns {
-    fn with_capacity(n: usize) -> Self {
-        let mut c = Columns::default();
-        c.id.reserve(n);
-        c.account_id.reserve(n);
-        c.site_id.reserve(n);
-        c.description.reserve(n);
-        c.details.reserve(n);
-        c.search_internal.reserve(n);
-        c
-    }
 }
 
 async fn upsert_account(conn: &mut PgConnection, a: &Account, now: Timestamp) -> StoreResult<Done> {
@@ -682,32 +636,23 @@ async fn write_links(conn: &mut PgConnection, chains: &Chains) -> anyhow::Result
     if chains.links.is_empty() {
         return Ok(());
     }
-    let n = chains.links.len();
-    let (mut account, mut no, mut activity, mut content, mut hash) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
+    let mut rows = CopyRows::with_capacity(chains.links.len() * 192);
     for l in &chains.links {
-        account.push(l.account_id.as_str());
-        no.push(l.link_no);
-        activity.push(l.activity_id.as_str());
-        content.push(&l.content_sha256[..]);
-        hash.push(&l.link_sha256[..]);
+        rows.text(l.account_id.as_str())
+            .int(l.link_no)
+            .text(l.activity_id.as_str())
+            .bytea(&l.content_sha256)
+            .bytea(&l.link_sha256);
+        rows.end_row();
     }
-    sqlx::query(
-        "INSERT INTO chain_links (account_id, link_no, activity_id, content_sha256, link_sha256) \
-         SELECT * FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::bytea[], $5::bytea[])",
-    )
-    .bind(account)
-    .bind(no)
-    .bind(activity)
-    .bind(content)
-    .bind(hash)
-    .execute(&mut *conn)
-    .await?;
+    let mut copy = conn
+        .copy_in_raw(
+            "COPY chain_links (account_id, link_no, activity_id, content_sha256, link_sha256) \
+             FROM STDIN",
+        )
+        .await?;
+    copy.send(rows.into_bytes()).await?;
+    copy.finish().await?;
     let heads = chains.moved_heads();
     let account: Vec<&str> = heads.iter().map(|h| h.0.as_str()).collect();
     let no: Vec<i64> = heads.iter().map(|h| h.1).collect();

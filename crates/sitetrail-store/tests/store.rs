@@ -39,6 +39,7 @@ macro_rules! contract {
 contract!(
     an_activity_ends_once_and_a_second_end_is_a_conflict,
     a_replay_returns_the_same_activity_and_another_body_conflicts,
+    every_character_comes_back_as_it_was_written,
     a_batch_is_all_or_nothing,
     unknown_sites_and_foreign_sites_are_refused,
     concurrent_writers_share_commits_and_all_are_recorded,
@@ -258,6 +259,72 @@ async fn a_replay_returns_the_same_activity_and_another_body_conflicts(f: Fixtur
         f.store.record(vec![a]).await,
         Err(StoreError::Conflict(_))
     ));
+}
+
+/// Text reaches PostgreSQL through `COPY`'s text format, where tabs, newlines, backslashes
+/// and `\N` mean something: none of them may change or cut what is stored.
+async fn every_character_comes_back_as_it_was_written(f: Fixture) {
+    let tricky = "tab\there, new\nline, back\\slash, \\N, \\.\n\\.\n, \\x00ff, 'single' \"double\" é 日本 🚀";
+    let mut a = new("acme", "shop", ActorKind::Support);
+    a.id = Some(ActivityId::parse("copy-1").unwrap());
+    a.actor = Actor::person(
+        ActorKind::Support,
+        Email::parse(SUPPORT).unwrap(),
+        Some("Sam \\N \"Back\\slash\" Rivera".into()),
+    );
+    a.description = tricky.into();
+    a.error = Some(format!("failed:\n{tricky}"));
+    a.status = Status::Failed;
+    a.completed_at = Some(Timestamp::from_millis(1_764_000_000_000).unwrap());
+    a.created_at = Some(Timestamp::from_millis(1_763_999_000_000).unwrap());
+    a.details = serde_json::json!({"path": "C:\\wp\\uploads\tx", "lines": [tricky, "\\N"], "nested": {"k\tey": "v\r\nalue"}})
+        .as_object()
+        .unwrap()
+        .clone();
+    let mut plain = new("acme", "shop", ActorKind::System);
+    plain.description = String::new();
+    let recorded = f.store.record(vec![a.clone(), plain]).await.unwrap();
+    let stored = f
+        .store
+        .activity(&ActivityId::parse("copy-1").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored, recorded[0].activity);
+    assert_eq!(stored.description, tricky);
+    assert_eq!(stored.error.as_deref(), a.error.as_deref());
+    assert_eq!(stored.actor, a.actor);
+    assert_eq!(stored.details, a.details);
+    let empty = f
+        .store
+        .activity(&recorded[1].activity.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(empty.description, "");
+    assert_eq!(empty.actor.email, None);
+    // The search text went through the same path: a client finds the description's words.
+    let found = f
+        .store
+        .list(
+            &scope("acme", Some("shop")),
+            Audience::Client,
+            &filter(
+                Audience::Client,
+                RawQuery {
+                    q: Some("back\\slash".into()),
+                    ..Default::default()
+                },
+            ),
+            Page::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(found.items.len(), 1);
+    assert_eq!(found.items[0].id.as_str(), "copy-1");
+    // A replay of the same request matches the stored request hash.
+    let replay = f.store.record(vec![a]).await.unwrap().remove(0);
+    assert!(!replay.created);
 }
 
 async fn a_batch_is_all_or_nothing(f: Fixture) {
