@@ -186,11 +186,19 @@ impl Server {
                         .post(format!("{}/api/v1/activities/batch", self.base))
                         .bearer_auth(&self.key)
                         .header("content-type", "application/json")
+                        // A receipt per activity instead of the stored activities: what a
+                        // publisher loading a log asks for.
+                        .header("prefer", "return=minimal")
                         .body(body)
                         .send()
                         .await?;
                     if !r.status().is_success() {
                         bail!("batch {b}: {} {}", r.status(), r.text().await?);
+                    }
+                    let answer: Receipts = r.json().await?;
+                    let recorded = answer.items.iter().filter(|r| r.created).count() as u64;
+                    if recorded != to - from {
+                        bail!("batch {b}: {recorded} of {} recorded", to - from);
                     }
                     let n = done.fetch_add(to - from, Ordering::Relaxed) + (to - from);
                     if n % 100_000 < 1000 {
@@ -335,4 +343,14 @@ fn rss_mib(pid: u32) -> Option<f64> {
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)
+}
+
+#[derive(serde::Deserialize)]
+struct Receipts {
+    items: Vec<Receipt>,
+}
+
+#[derive(serde::Deserialize)]
+struct Receipt {
+    created: bool,
 }

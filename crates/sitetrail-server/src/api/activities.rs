@@ -3,6 +3,7 @@
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
@@ -90,9 +91,45 @@ pub struct BatchIn {
     pub activities: Vec<ActivityIn>,
 }
 
+/// The answer to a batch: every activity as stored, or with `Prefer: return=minimal` only
+/// a receipt for each, in the order sent.
 #[derive(Serialize, ToSchema)]
-pub struct BatchOut {
-    pub items: Vec<ActivityView>,
+#[serde(untagged)]
+pub enum BatchOut {
+    Full { items: Vec<ActivityView> },
+    Minimal { items: Vec<Receipt> },
+}
+
+/// What a publisher loading a log needs back from a batch: the id (generated where the
+/// publisher named none) and whether this request recorded it (`false`: the same request
+/// was recorded before).
+#[derive(Serialize, ToSchema)]
+pub struct Receipt {
+    #[schema(value_type = String)]
+    pub id: ActivityId,
+    pub created: bool,
+}
+
+/// Whether the request asks for `return=minimal` (RFC 7240): preferences are separated by
+/// commas, each may carry `;` parameters, names are case-insensitive, the value may be quoted,
+/// and preferences a server does not know are ignored.
+fn prefers_minimal(headers: &HeaderMap) -> bool {
+    headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|pref| {
+            let token = pref.split(';').next()?.trim();
+            let (name, value) = token.split_once('=')?;
+            Some((
+                name.trim().to_owned(),
+                value.trim().trim_matches('"').to_owned(),
+            ))
+        })
+        .any(|(name, value)| {
+            name.eq_ignore_ascii_case("return") && value.eq_ignore_ascii_case("minimal")
+        })
 }
 
 /// How an activity ended.
@@ -203,7 +240,11 @@ pub async fn record(
 
 #[utoipa::path(post, path = "/api/v1/activities/batch", tag = "publishers",
     request_body = BatchIn,
-    responses((status = 200, body = BatchOut), (status = 400, body = crate::error::ErrorBody),
+    params(("Prefer" = Option<String>, Header,
+        description = "`return=minimal`: answer with a receipt per activity (`id`, `created`) instead of the stored activities")),
+    responses((status = 200, body = BatchOut,
+            headers(("Preference-Applied" = String, description = "`return=minimal` when the receipts were sent"))),
+        (status = 400, body = crate::error::ErrorBody),
         (status = 401, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody),
         (status = 413, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody),
         (status = 429, body = crate::error::ErrorBody)),
@@ -211,8 +252,9 @@ pub async fn record(
 pub async fn record_batch(
     State(state): State<AppState>,
     _publisher: Publisher,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<BatchIn>,
-) -> ApiResult<Json<BatchOut>> {
+) -> ApiResult<Response> {
     if body.activities.len() > MAX_BATCH {
         return Err(ApiError::TooLarge(format!(
             "a batch holds at most {MAX_BATCH} activities"
@@ -243,12 +285,22 @@ pub async fn record_batch(
     let recorded = state.store.record(batch).await?;
     let created = recorded.iter().filter(|r| r.created).count();
     metrics::counter!("sitetrail_activities_recorded_total").increment(created as u64);
-    Ok(Json(BatchOut {
-        items: recorded
-            .iter()
-            .map(|r| view(&r.activity, Audience::Internal))
-            .collect(),
-    }))
+    if prefers_minimal(&headers) {
+        let items = recorded
+            .into_iter()
+            .map(|r| Receipt {
+                id: r.activity.id,
+                created: r.created,
+            })
+            .collect();
+        let applied = [("preference-applied", "return=minimal")];
+        return Ok((applied, Json(BatchOut::Minimal { items })).into_response());
+    }
+    let items = recorded
+        .iter()
+        .map(|r| view(&r.activity, Audience::Internal))
+        .collect();
+    Ok(Json(BatchOut::Full { items }).into_response())
 }
 
 async fn end(
@@ -364,4 +416,44 @@ pub async fn get_one(
         return Err(not_found());
     }
     Ok(Json(view(&a, viewer.audience)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn prefer(values: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for v in values {
+            headers.append("prefer", HeaderValue::from_str(v).unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn return_minimal_is_read_as_rfc_7240_writes_it() {
+        for asked in [
+            &["return=minimal"][..],
+            &["Return=Minimal"],
+            &["return=\"minimal\""],
+            &["respond-async, return=minimal"],
+            &["return=minimal; foo=bar"],
+            &[" wait=10 ,return = minimal "],
+            &["respond-async", "return=minimal"],
+        ] {
+            assert!(prefers_minimal(&prefer(asked)), "{asked:?}");
+        }
+        for not_asked in [
+            &[][..],
+            &["return=representation"],
+            &["respond-async"],
+            &["minimal"],
+            &["return-minimal"],
+            &["handling=return=minimal"],
+            &["return=minimalist"],
+        ] {
+            assert!(!prefers_minimal(&prefer(not_asked)), "{not_asked:?}");
+        }
+    }
 }

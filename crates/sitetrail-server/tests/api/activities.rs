@@ -526,3 +526,58 @@ async fn a_large_export_arrives_complete_in_the_order_of_the_pages() {
         assert_eq!(row.iter().collect::<Vec<_>>(), expected);
     }
 }
+
+#[tokio::test]
+async fn a_batch_that_prefers_return_minimal_gets_a_receipt_per_activity_in_order() {
+    let app = spawn_app().await;
+    let mut named = activity("acme", "shop");
+    named["id"] = json!("load-1");
+    let batch =
+        json!({"activities": [named, activity("acme", "shop"), support_activity("acme", "blog")]});
+    let send = |body: Value| {
+        app.http
+            .post(app.url("/api/v1/activities/batch"))
+            .bearer_auth(&app.key)
+            .header("prefer", "respond-async, return=minimal")
+            .json(&body)
+            .send()
+    };
+    let r = send(batch.clone()).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["preference-applied"], "return=minimal");
+    let first: Value = r.json().await.unwrap();
+    let items = first["items"].as_array().unwrap();
+    assert_eq!(items.len(), 3);
+    assert_eq!(items[0], json!({"id": "load-1", "created": true}));
+    for receipt in items {
+        assert_eq!(receipt.as_object().unwrap().len(), 2, "{receipt}");
+        assert_eq!(receipt["created"], true);
+    }
+    // Each receipt names what was stored, in the order sent.
+    let token = app.token("acme", None, Audience::Internal);
+    for (receipt, sent) in items.iter().zip(batch["activities"].as_array().unwrap()) {
+        let id = receipt["id"].as_str().unwrap();
+        let stored = app
+            .get_json(&token, &format!("/api/v1/activities/{id}"))
+            .await;
+        assert_eq!(stored["site_id"], sent["site_id"]);
+        assert_eq!(stored["description"], sent["description"]);
+    }
+
+    // The same request again: the named activity is a replay, the others are new.
+    let again: Value = send(batch).await.unwrap().json().await.unwrap();
+    assert_eq!(again["items"][0], json!({"id": "load-1", "created": false}));
+    assert_eq!(again["items"][1]["created"], true);
+    assert_ne!(again["items"][1]["id"], items[1]["id"]);
+
+    // Without the preference the answer is every activity as stored.
+    let full = app
+        .post_json(
+            "/api/v1/activities/batch",
+            &json!({"activities": [activity("acme", "shop")]}),
+        )
+        .await;
+    assert!(full.headers().get("preference-applied").is_none());
+    let full: Value = full.json().await.unwrap();
+    assert_eq!(full["items"][0]["activity_label"], "Push Staging to Live");
+}
