@@ -6,7 +6,8 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::LazyLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -27,6 +28,8 @@ pub(crate) struct SqliteWriter {
     conn: Option<Connection>,
     /// Which account each site belongs to (a site never moves).
     sites: HashMap<SiteId, AccountId>,
+    /// Set by the store's checkpoint task when the WAL has grown past its limit.
+    restart_wal: Arc<AtomicBool>,
 }
 
 /// Opens the writing connection with the settings every write relies on.
@@ -58,11 +61,12 @@ fn connect(path: &Path) -> anyhow::Result<Connection> {
 }
 
 impl SqliteWriter {
-    pub fn open(path: &Path) -> anyhow::Result<Self> {
+    pub fn open(path: &Path, restart_wal: Arc<AtomicBool>) -> anyhow::Result<Self> {
         Ok(SqliteWriter {
             path: path.to_owned(),
             conn: Some(connect(path)?),
             sites: HashMap::new(),
+            restart_wal,
         })
     }
 }
@@ -89,6 +93,54 @@ impl GroupWriter for SqliteWriter {
         // The failed group's transaction was rolled back when it was dropped.
         self.sites.clear();
     }
+
+    /// Restarts the WAL when the checkpoint task asked for it, after the last group's
+    /// answers went out and before the next group: the one moment no write transaction is
+    /// open. Requests arriving meanwhile wait and make the next group larger.
+    async fn between_groups(&mut self) {
+        if !self.restart_wal.load(Ordering::Relaxed) {
+            return;
+        }
+        let Some(conn) = self.conn.take() else {
+            return;
+        };
+        let (conn, restarted) = match tokio::task::spawn_blocking(move || {
+            let restarted = restart_wal(&conn);
+            (conn, restarted)
+        })
+        .await
+        {
+            Ok(done) => done,
+            // The thread panicked with the connection: the next group reconnects.
+            Err(e) => {
+                tracing::warn!(error = ?e, "restarting the WAL failed");
+                return;
+            }
+        };
+        self.conn = Some(conn);
+        // Asked again by the next checkpoint (a second later) if the WAL is still too long:
+        // a reader that holds the restart back (a long export) then costs writers one wait
+        // a second, not one per group.
+        self.restart_wal.store(false, Ordering::Relaxed);
+        match restarted {
+            Ok(true) => {}
+            Ok(false) => tracing::debug!("a reader held the WAL's restart back"),
+            Err(e) => {
+                tracing::warn!(error = ?e, "restarting the WAL failed; the next checkpoint asks again")
+            }
+        }
+    }
+}
+
+/// A RESTART checkpoint: copies the whole WAL into the database file and waits, 100 ms at
+/// most, for readers of older snapshots, so that the next commit writes the WAL from its
+/// start (and cuts its file back to `journal_size_limit`). `Ok(false)`: a reader held it back.
+fn restart_wal(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.busy_timeout(Duration::from_millis(100))?;
+    let busy: rusqlite::Result<i64> =
+        conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| r.get(0));
+    conn.busy_timeout(Duration::from_secs(10))?;
+    Ok(busy? == 0)
 }
 
 /// Applies every request and commits once. On `Err` the transaction is rolled back (dropped)

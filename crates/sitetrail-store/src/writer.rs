@@ -54,6 +54,12 @@ pub(crate) trait GroupWriter: Send + 'static {
 
     /// Called after a failed group: roll back, drop caches, reconnect if needed.
     fn recover(&mut self) -> impl Future<Output = ()> + Send;
+
+    /// Called after every group has been answered, before the next one is taken: upkeep
+    /// that needs the writing connection outside a transaction.
+    fn between_groups(&mut self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 }
 
 struct Request {
@@ -123,5 +129,6 @@ async fn run<W: GroupWriter>(
                 }
             }
         }
+        writer.between_groups().await;
     }
 }
