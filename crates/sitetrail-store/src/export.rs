@@ -85,7 +85,7 @@ enum RawChunk {
 type Sender = mpsc::Sender<StoreResult<RawChunk>>;
 
 /// The columns in the order [`decode`] reads them.
-fn columns(which: ExportColumns) -> &'static str {
+pub(crate) fn columns(which: ExportColumns) -> &'static str {
     match which {
         ExportColumns::All => {
             "seq, id, account_id, site_id, environment, service, activity, status, actor_kind, \
@@ -106,7 +106,7 @@ fn build(q: &mut impl SqlSink, scope: &Scope, audience: Audience, filter: &Activ
 }
 
 /// One row's columns, whichever database it comes from.
-trait Columns {
+pub(crate) trait Columns {
     fn int(&self, i: usize) -> anyhow::Result<i64>;
     fn opt_int(&self, i: usize) -> anyhow::Result<Option<i64>>;
     fn text(&self, i: usize) -> anyhow::Result<&str>;
@@ -114,7 +114,7 @@ trait Columns {
 }
 
 /// An activity from the columns of [`columns`], with the checks of a page's decoding.
-fn decode(r: &impl Columns) -> anyhow::Result<StoredActivity> {
+pub(crate) fn decode(r: &impl Columns) -> anyhow::Result<StoredActivity> {
     fn parse<T, E: std::fmt::Display>(r: Result<T, E>, what: &str) -> anyhow::Result<T> {
         r.map_err(|e| anyhow::anyhow!("corrupt {what} in the activity log: {e}"))
     }
@@ -161,9 +161,9 @@ fn decode(r: &impl Columns) -> anyhow::Result<StoredActivity> {
 // sqlx's SQLite driver copies every value of every row into an allocation of its own and
 // sends each row through a channel; here a chunk's values are copied into one buffer.
 
-struct SqliteQuery {
-    sql: String,
-    binds: Vec<rusqlite::types::Value>,
+pub(crate) struct SqliteQuery {
+    pub sql: String,
+    pub binds: Vec<rusqlite::types::Value>,
 }
 
 impl SqlSink for SqliteQuery {

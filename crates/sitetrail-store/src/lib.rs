@@ -12,6 +12,7 @@ pub mod postgres;
 mod record;
 mod rows;
 pub mod sqlite;
+mod sqlite_pages;
 mod sqlite_writer;
 mod verify;
 mod writer;

@@ -202,26 +202,37 @@ where
     for<'t> String: Encode<'t, DB> + Type<DB>,
     for<'t> i64: Encode<'t, DB> + Type<DB>,
 {
-    let direction = page.cursor.map_or(Direction::Older, |c| c.direction);
     let mut q = QueryBuilder::<DB>::new(head);
     q.push(COLS).push(" FROM activities WHERE ");
-    push_conditions(&mut q, scope, audience, filter);
+    push_page(&mut q, scope, audience, filter, page);
+    q
+}
+
+/// A page's conditions, cursor, order and limit, after `... FROM activities WHERE `.
+pub(crate) fn push_page(
+    q: &mut impl SqlSink,
+    scope: &Scope,
+    audience: Audience,
+    filter: &ActivityFilter,
+    page: Page,
+) {
+    let direction = page.cursor.map_or(Direction::Older, |c| c.direction);
+    push_conditions(q, scope, audience, filter);
     if let Some(c) = page.cursor {
         match c.direction {
-            Direction::Older => q.push(" AND (created_at, seq) < ("),
-            Direction::Newer => q.push(" AND (created_at, seq) > ("),
+            Direction::Older => q.sql(" AND (created_at, seq) < ("),
+            Direction::Newer => q.sql(" AND (created_at, seq) > ("),
         };
-        q.push_bind(c.created_at.millis())
-            .push(", ")
-            .push_bind(c.seq)
-            .push(")");
+        q.int(c.created_at.millis());
+        q.sql(", ");
+        q.int(c.seq);
+        q.sql(")");
     }
     match direction {
-        Direction::Older => q.push(" ORDER BY created_at DESC, seq DESC LIMIT "),
-        Direction::Newer => q.push(" ORDER BY created_at ASC, seq ASC LIMIT "),
+        Direction::Older => q.sql(" ORDER BY created_at DESC, seq DESC LIMIT "),
+        Direction::Newer => q.sql(" ORDER BY created_at ASC, seq ASC LIMIT "),
     };
-    q.push_bind(i64::from(page.limit) + 1);
-    q
+    q.int(i64::from(page.limit) + 1);
 }
 
 /// Where the text and the binds of a query go: sqlx's query builder, or the statement the

@@ -25,6 +25,7 @@ use crate::chain::{AccountReport, CheckpointBody, CheckpointKey};
 use crate::keys::{self, ApiKey, KeyCache, KeyCheck, StoredKey};
 use crate::record;
 use crate::rows::{self, ActivityRow, COLS, SITE_COLS, SiteRow};
+use crate::sqlite_pages::PageReaders;
 use crate::sqlite_writer::SqliteWriter;
 use crate::writer::{Done, Work, WriterHandle};
 use crate::{
@@ -36,6 +37,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 
 pub struct SqliteStore {
     read: SqlitePool,
+    /// Pages of the log, read with rusqlite (see [`crate::sqlite_pages`]).
+    pages: PageReaders,
     writer: WriterHandle,
     keys: KeyCache,
     commits: broadcast::Sender<i64>,
@@ -140,6 +143,7 @@ impl SqliteStore {
         let writer = WriterHandle::spawn(writer, commits.clone());
         Ok(SqliteStore {
             read,
+            pages: PageReaders::new(path),
             writer,
             keys: KeyCache::default(),
             commits,
@@ -271,12 +275,7 @@ impl Store for SqliteStore {
         filter: &ActivityFilter,
         page: Page,
     ) -> StoreResult<Listing> {
-        let mut q = rows::list_query::<Sqlite>("SELECT ", scope, audience, filter, page);
-        let found: Vec<ActivityRow> = q.build_query_as().fetch_all(&self.read).await?;
-        let items = found
-            .into_iter()
-            .map(ActivityRow::decode)
-            .collect::<StoreResult<Vec<_>>>()?;
+        let items = self.pages.page(scope, audience, filter, page).await?;
         Ok(rows::listing(items, page))
     }
 
