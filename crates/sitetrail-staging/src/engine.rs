@@ -29,6 +29,9 @@ use crate::snapshot::{self, BackupReason, Manifest, SnapshotKind, Snapshots};
 use crate::tree::{self, TreeStats};
 use crate::wpconfig::{self, WpConfig};
 
+/// How long a new operation waits for the lock of one whose end is already in the log.
+const ENDED_HOLDER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// What to do to a site.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Operation {
@@ -328,7 +331,7 @@ impl Engine {
         };
         let activity = inner.store.record(vec![new]).await?.remove(0).activity;
         let (tx, rx) = watch::channel(Progress::default());
-        let lock = match lock::try_lock(&inner.data_dir, &site.id, &activity.id) {
+        let lock = match self.lock(&site.id, &activity.id).await {
             Ok(Ok(lock)) => lock,
             Ok(Err(holder)) => {
                 let reason = self.refusal(holder).await;
@@ -442,6 +445,29 @@ impl Engine {
             }
             _ => Ok(()),
         }
+    }
+
+    /// The site's lock for an activity. A holder whose end is already in the log is about
+    /// to let go (it records its end first), so a request made the moment the log says the
+    /// last operation ended is not refused for it.
+    async fn lock(
+        &self,
+        site: &SiteId,
+        activity: &ActivityId,
+    ) -> anyhow::Result<Result<lock::SiteLock, Option<ActivityId>>> {
+        let data_dir = &self.inner.data_dir;
+        let holder = match lock::try_lock(data_dir, site, activity)? {
+            Err(Some(holder)) => holder,
+            other => return Ok(other),
+        };
+        let ended = match self.inner.store.activity(&holder).await {
+            Ok(Some(a)) => a.status != Status::InProgress,
+            _ => false,
+        };
+        if !ended {
+            return Ok(Err(Some(holder)));
+        }
+        lock::try_lock_within(data_dir, site, activity, ENDED_HOLDER_WAIT).await
     }
 
     async fn refusal(&self, holder: Option<ActivityId>) -> String {

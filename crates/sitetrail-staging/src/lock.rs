@@ -6,6 +6,7 @@
 use std::fs::File;
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use rustix::fs::FlockOperation;
@@ -51,6 +52,26 @@ pub fn try_lock(
     file.write_all(holder.as_str().as_bytes())?;
     file.sync_all()?;
     Ok(Ok(SiteLock { file, path }))
+}
+
+/// Takes a site's lock, trying again for up to `wait` while another holds it. For a holder
+/// known to have ended: its activity's end is recorded before its lock is let go, so the
+/// lock may still be held for the moment between the two.
+pub async fn try_lock_within(
+    data_dir: &Path,
+    site: &SiteId,
+    holder: &ActivityId,
+    wait: Duration,
+) -> anyhow::Result<Result<SiteLock, Option<ActivityId>>> {
+    let deadline = Instant::now() + wait;
+    loop {
+        match try_lock(data_dir, site, holder)? {
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            done => return Ok(done),
+        }
+    }
 }
 
 /// A lock left by a process that died: the activity it names, if the lock is free now.
@@ -106,5 +127,32 @@ mod tests {
         drop(held);
         let (_again, holder) = abandoned(dir.path(), &site).unwrap().unwrap();
         assert_eq!(holder, None, "a released lock names nobody");
+    }
+
+    #[tokio::test]
+    async fn a_lock_let_go_within_the_wait_is_taken_and_one_held_longer_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let site = SiteId::parse("shop").unwrap();
+        let a = ActivityId::parse("a1").unwrap();
+        let b = ActivityId::parse("b2").unwrap();
+        let held = try_lock(dir.path(), &site, &a).unwrap().ok().unwrap();
+        let wait = Duration::from_millis(100);
+        assert_eq!(
+            try_lock_within(dir.path(), &site, &b, wait)
+                .await
+                .unwrap()
+                .err(),
+            Some(Some(a.clone())),
+            "held through the whole wait"
+        );
+        let release = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            drop(held);
+        });
+        let taken = try_lock_within(dir.path(), &site, &b, Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert!(taken.is_ok(), "let go after 50 ms, taken within the wait");
+        release.await.unwrap();
     }
 }

@@ -639,6 +639,38 @@ async fn a_second_operation_on_the_site_is_refused_and_logged() {
     assert_eq!(stored.status, Status::Failed, "the refusal is in the log");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_operation_asked_for_as_the_log_shows_the_last_one_ended_is_not_refused() {
+    let f = fixture().await;
+    let created = f.run(Operation::CreateStaging).await;
+    assert_eq!(created.status, Status::Completed);
+    // The moment between recording an operation's end and letting go of its lock: the
+    // log says it ended, and the site's lock still names it.
+    let data = f.dir.path().join("data");
+    let held = sitetrail_staging::lock::try_lock(&data, &f.site, &created.id)
+        .unwrap()
+        .ok()
+        .unwrap();
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        drop(held);
+    });
+    let next = f
+        .engine
+        .start(&f.site, Operation::CreateStaging, owner())
+        .await
+        .unwrap();
+    assert_eq!(
+        next.activity.status,
+        Status::InProgress,
+        "{:?}",
+        next.activity.error
+    );
+    release.join().unwrap();
+    let next = next.finished.await.unwrap();
+    assert_eq!(next.status, Status::Completed, "{:?}", next.error);
+}
+
 /// Run by the crash tests in a child process, which they kill: starts the operation
 /// `SITETRAIL_CRASH_OPERATION` names (`push`, the default, or `reset_from_template:NAME`)
 /// and stays alive, as a server would.

@@ -408,11 +408,14 @@ async fn nothing_a_client_can_receive_holds_a_trace_of_the_support_person() {
     // While Wren's push runs (it holds the site), the client and Wren are both refused; the
     // refusals are logged.
     let running = wren_ids[2].clone();
-    let held = lock::try_lock(
+    // The push's end is in the log a moment before it lets go of the site.
+    let held = lock::try_lock_within(
         &app.data_dir,
         &SiteId::parse("shop").unwrap(),
         &ActivityId::parse(&running).unwrap(),
+        Duration::from_secs(5),
     )
+    .await
     .unwrap()
     .ok()
     .unwrap();
