@@ -51,8 +51,11 @@ pub async fn stream(
                 .ok_or_else(|| ApiError::Malformed("Last-Event-ID: not an event id".into()))?,
         ),
     };
+    // Without a resume point, the stream starts from the feed's head as this request is
+    // answered, not when the body is first read: what commits in between is replayed.
+    let last = last.unwrap_or_else(|| state.feed.head());
     let site = scope.site.expect("a site scope names its site");
-    let events = site_events(state, site, viewer.audience, last);
+    let events = site_events(state, site, viewer.audience, Some(last));
     Ok(Sse::new(events)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response())

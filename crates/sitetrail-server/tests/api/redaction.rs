@@ -16,33 +16,30 @@ fn assert_clean(what: &str, bytes: &str) {
 async fn client_viewer_sees_support_user_on_every_output_path() {
     let app = spawn_app().await;
     let client = app.token("acme", None, Audience::Client);
-    // The client is watching the live stream when support starts and ends the push.
-    let watching = {
-        let app_base = app.base.clone();
-        let client = client.clone();
-        tokio::spawn(async move {
-            let http = reqwest::Client::new();
-            let r = http
-                .get(format!("{app_base}/api/v1/sites/shop/activities/stream"))
-                .bearer_auth(client)
-                .send()
+    // The client is watching the live stream when support starts and ends the push: the
+    // stream starts from the moment its answer's headers arrive.
+    let r = app
+        .http
+        .get(app.url("/api/v1/sites/shop/activities/stream"))
+        .bearer_auth(&client)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let watching = tokio::spawn(async move {
+        use futures::StreamExt;
+        let mut text = String::new();
+        let mut body = r.bytes_stream();
+        while text.matches("event:").count() < 2 {
+            let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), body.next())
                 .await
+                .unwrap()
+                .unwrap()
                 .unwrap();
-            let mut text = String::new();
-            use futures::StreamExt;
-            let mut body = r.bytes_stream();
-            while text.matches("event:").count() < 2 {
-                let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), body.next())
-                    .await
-                    .unwrap()
-                    .unwrap()
-                    .unwrap();
-                text.push_str(&String::from_utf8_lossy(&chunk));
-            }
-            text
-        })
-    };
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        text
+    });
     let a = app.record(&support_activity("acme", "shop")).await;
     let id = a["id"].as_str().unwrap();
     let r = app
