@@ -1,5 +1,6 @@
-//! Rows for PostgreSQL's `COPY ... FROM STDIN` in its text format: the fastest way to hand
-//! PostgreSQL a group's new rows (BENCHMARKS.md, batch ingest).
+//! PostgreSQL's `COPY` text format: rows for `COPY ... FROM STDIN`, the fastest way to hand
+//! PostgreSQL a group's new rows (BENCHMARKS.md, batch ingest), and the reading of the
+//! fields `COPY ... TO STDOUT` sends an export.
 //!
 //! Fields are separated by tabs and rows end in a newline; NULL is `\N`; in a text field a
 //! backslash, newline, carriage return and tab are written as `\\`, `\n`, `\r` and `\t`, so
@@ -93,37 +94,61 @@ impl CopyRows {
     }
 }
 
+/// A text field as `COPY ... TO STDOUT` writes it, its escapes undone, appended to `out`:
+/// the escapes above and `\b`, `\f`, `\v`, which PostgreSQL also writes; a backslash
+/// before any other character stands for that character.
+pub(crate) fn read_text(field: &[u8], out: &mut Vec<u8>) {
+    let mut rest = field;
+    while let Some(at) = rest.iter().position(|&b| b == b'\\') {
+        out.extend_from_slice(&rest[..at]);
+        let Some(&escaped) = rest.get(at + 1) else {
+            // A lone backslash at the end: PostgreSQL never writes one; keep it.
+            out.push(b'\\');
+            return;
+        };
+        out.push(match escaped {
+            b'n' => b'\n',
+            b'r' => b'\r',
+            b't' => b'\t',
+            b'b' => 0x08,
+            b'f' => 0x0c,
+            b'v' => 0x0b,
+            other => other,
+        });
+        rest = &rest[at + 2..];
+    }
+    out.extend_from_slice(rest);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// PostgreSQL's reading of a text-format row (`CopyReadAttributesText` for the escapes
-    /// this writer uses), written from its documentation.
     fn read_row(line: &str) -> Vec<Option<String>> {
         line.split('\t')
             .map(|field| {
                 if field == "\\N" {
                     return None;
                 }
-                let mut out = String::new();
-                let mut chars = field.chars();
-                while let Some(c) = chars.next() {
-                    if c != '\\' {
-                        out.push(c);
-                        continue;
-                    }
-                    match chars.next() {
-                        Some('n') => out.push('\n'),
-                        Some('r') => out.push('\r'),
-                        Some('t') => out.push('\t'),
-                        Some(other) => out.push(other),
-                        None => panic!("a field ended in a lone backslash: {field:?}"),
-                    }
-                }
-                Some(out)
+                let mut out = Vec::new();
+                read_text(field.as_bytes(), &mut out);
+                Some(String::from_utf8(out).unwrap())
             })
             .collect()
+    }
+
+    #[test]
+    fn the_escapes_postgresql_writes_are_undone() {
+        let mut out = Vec::new();
+        read_text(br"a\\b\nc\rd\te\bf\fg\vh\.i", &mut out);
+        assert_eq!(out, b"a\\b\nc\rd\te\x08f\x0cg\x0bh.i");
+        out.clear();
+        read_text(b"plain", &mut out);
+        assert_eq!(out, b"plain");
+        out.clear();
+        read_text(b"ends in \\", &mut out);
+        assert_eq!(out, b"ends in \\", "a lone backslash is kept");
     }
 
     #[test]

@@ -322,6 +322,51 @@ async fn every_character_comes_back_as_it_was_written(f: Fixture) {
         .unwrap();
     assert_eq!(found.items.len(), 1);
     assert_eq!(found.items[0].id.as_str(), "copy-1");
+    // An export (on PostgreSQL a COPY whose conditions are written in as literals) finds it
+    // by any of its characters, returns it as stored, and finds nothing for a search that
+    // tries to leave its literal.
+    for (q, hits) in [
+        ("back\\slash", 1),
+        ("'single' \"double\"", 1),
+        ("é 日本 🚀", 1),
+        ("\\x00ff", 1),
+        ("x' OR '1'='1", 0),
+        ("\\' OR 1=1 --", 0),
+        ("\\", 1),
+        ("'", 1),
+    ] {
+        let sc = scope("acme", Some("shop"));
+        let filter = filter(
+            Audience::Client,
+            RawQuery {
+                q: Some(q.into()),
+                ..Default::default()
+            },
+        );
+        let page = f
+            .store
+            .list(&sc, Audience::Client, &filter, Page::default())
+            .await
+            .unwrap();
+        let exported = f
+            .store
+            .export(
+                &sc,
+                Audience::Client,
+                &filter,
+                sitetrail_store::ExportColumns::All,
+            )
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        assert_eq!(page.items.len(), hits, "{q:?}");
+        assert_eq!(exported, page.items, "{q:?}");
+        if hits == 1 {
+            assert_eq!(exported[0], stored, "{q:?}");
+        }
+    }
     // A replay of the same request matches the stored request hash.
     let replay = f.store.record(vec![a]).await.unwrap().remove(0);
     assert!(!replay.created);
