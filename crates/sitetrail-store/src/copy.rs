@@ -99,7 +99,7 @@ impl CopyRows {
 /// before any other character stands for that character.
 pub(crate) fn read_text(field: &[u8], out: &mut Vec<u8>) {
     let mut rest = field;
-    while let Some(at) = rest.iter().position(|&b| b == b'\\') {
+    while let Some(at) = memchr::memchr(b'\\', rest) {
         out.extend_from_slice(&rest[..at]);
         let Some(&escaped) = rest.get(at + 1) else {
             // A lone backslash at the end: PostgreSQL never writes one; keep it.

@@ -51,9 +51,18 @@ impl ExportStream {
             Ok(c) => c,
             Err(e) => return Some(Err(e)),
         };
-        let decoded: anyhow::Result<Vec<StoredActivity>> = (0..chunk.len())
-            .map(|at| decode(&RawRow { rows: &chunk, at }))
-            .collect();
+        let decoded: anyhow::Result<Vec<StoredActivity>> = match chunk.text() {
+            Ok(text) => (0..chunk.len())
+                .map(|at| {
+                    decode(&RawRow {
+                        rows: &chunk,
+                        text,
+                        at,
+                    })
+                })
+                .collect(),
+            Err(e) => Err(e),
+        };
         let _ = self.spent.send(chunk);
         Some(decoded.map_err(StoreError::Internal))
     }
@@ -196,6 +205,11 @@ impl RawRows {
         }
     }
 
+    /// The chunk's text, checked as UTF-8 in one pass rather than value by value.
+    fn text(&self) -> anyhow::Result<&str> {
+        std::str::from_utf8(&self.bytes).context("the activity log holds text that is not UTF-8")
+    }
+
     /// A spent chunk back from the consumer, emptied, or a new one.
     fn reused(spent: &std::sync::mpsc::Receiver<RawRows>) -> Self {
         match spent.try_recv() {
@@ -217,11 +231,24 @@ impl RawRows {
     /// (`\\`, `\n`, `\r`, `\t`, `\b`, `\f`, `\v`; a backslash before any other character
     /// stands for that character).
     fn push_copy_line(&mut self, line: &[u8]) -> anyhow::Result<()> {
-        let mut fields = line.split(|&b| b == b'\t');
+        let mut tabs = memchr::memchr_iter(b'\t', line);
+        let mut from = 0;
         for i in 0..COLUMNS {
-            let field = fields.next().ok_or_else(|| {
-                anyhow::anyhow!("a row of the export's COPY has {i} fields, not {COLUMNS}")
-            })?;
+            let to = match tabs.next() {
+                Some(_) if i == COLUMNS - 1 => {
+                    anyhow::bail!("a row of the export's COPY has more than {COLUMNS} fields")
+                }
+                Some(tab) => tab,
+                None if i == COLUMNS - 1 => line.len(),
+                None => {
+                    anyhow::bail!(
+                        "a row of the export's COPY has {} fields, not {COLUMNS}",
+                        i + 1
+                    )
+                }
+            };
+            let field = &line[from..to];
+            from = to + 1;
             self.cells.push(if field == b"\\N" {
                 Cell::Null
             } else if INT_COLUMNS.contains(&i) {
@@ -235,10 +262,6 @@ impl RawRows {
                 Cell::Text(start, u32::try_from(self.bytes.len())?)
             });
         }
-        anyhow::ensure!(
-            fields.next().is_none(),
-            "a row of the export's COPY has more than {COLUMNS} fields"
-        );
         Ok(())
     }
 
@@ -262,6 +285,8 @@ impl RawRows {
 
 pub(crate) struct RawRow<'r> {
     rows: &'r RawRows,
+    /// `rows.bytes`, checked as UTF-8 once for the chunk.
+    text: &'r str,
     at: usize,
 }
 
@@ -273,9 +298,13 @@ impl RawRow<'_> {
     fn bytes(&self, i: usize) -> anyhow::Result<Option<&str>> {
         match *self.cell(i) {
             Cell::Null => Ok(None),
-            Cell::Text(start, end) => Ok(Some(std::str::from_utf8(
-                &self.rows.bytes[start as usize..end as usize],
-            )?)),
+            // A range of valid UTF-8 that starts and ends on character boundaries is
+            // valid UTF-8 itself; `get` checks the boundaries.
+            Cell::Text(start, end) => Ok(Some(
+                self.text
+                    .get(start as usize..end as usize)
+                    .ok_or_else(|| anyhow::anyhow!("text column {i} splits a character"))?,
+            )),
             Cell::Int(_) => anyhow::bail!("a number in text column {i} of the activity log"),
         }
     }
@@ -473,7 +502,7 @@ async fn stream_postgres(
     let mut partial = Vec::new();
     while let Some(bytes) = data.try_next().await? {
         let mut rest: &[u8] = &bytes;
-        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+        while let Some(end) = memchr::memchr(b'\n', rest) {
             let line = &rest[..end];
             rest = &rest[end + 1..];
             if partial.is_empty() {
@@ -502,4 +531,87 @@ async fn stream_postgres(
         let _ = tx.send(Ok(out)).await;
     }
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(fields: &[&str]) -> Vec<u8> {
+        fields.join("\t").into_bytes()
+    }
+
+    fn row_of(created: &str, description: &str) -> Vec<u8> {
+        line(&[
+            "7",
+            "a-1",
+            "acme",
+            "shop",
+            "live",
+            "staging",
+            "push_staging_to_live",
+            "completed",
+            "support",
+            "sam@partner.example",
+            "\\N",
+            description,
+            "\\N",
+            "\\N",
+            created,
+            "\\N",
+        ])
+    }
+
+    #[test]
+    fn a_copy_line_decodes_to_the_activity_it_holds() {
+        let mut rows = RawRows::new();
+        rows.push_copy_line(&row_of("1764000000000", "Pushed\\tby\\\\ Sam → 日本"))
+            .unwrap();
+        let text = rows.text().unwrap();
+        let a = decode(&RawRow {
+            rows: &rows,
+            text,
+            at: 0,
+        })
+        .unwrap();
+        assert_eq!(a.seq, 7);
+        assert_eq!(a.description, "Pushed\tby\\ Sam → 日本");
+        assert_eq!(a.actor.name, None);
+        assert_eq!(a.completed_at, None);
+        assert_eq!(a.created_at.millis(), 1_764_000_000_000);
+    }
+
+    #[test]
+    fn a_copy_line_with_too_few_or_too_many_fields_or_a_bad_number_is_refused() {
+        let mut rows = RawRows::new();
+        let full = row_of("1764000000000", "x");
+        let short = &full[..full.len() - 3];
+        assert!(rows.push_copy_line(short).is_err(), "15 fields");
+        let mut long = full.clone();
+        long.extend_from_slice(b"\textra");
+        assert!(rows.push_copy_line(&long).is_err(), "17 fields");
+        assert!(
+            rows.push_copy_line(&row_of("soon", "x")).is_err(),
+            "created_at"
+        );
+    }
+
+    #[test]
+    fn text_that_splits_a_character_is_an_error_not_a_panic() {
+        let mut rows = RawRows::new();
+        rows.push_copy_line(&row_of("1764000000000", "日本"))
+            .unwrap();
+        // Move the description's range inside its first character.
+        let at = 11;
+        if let Cell::Text(start, end) = rows.cells[at] {
+            rows.cells[at] = Cell::Text(start + 1, end);
+        }
+        let text = rows.text().unwrap();
+        let r = decode(&RawRow {
+            rows: &rows,
+            text,
+            at: 0,
+        });
+        assert!(r.is_err());
+    }
 }
