@@ -237,6 +237,19 @@ pub(crate) fn push_page(
 
 /// Where the text and the binds of a query go: sqlx's query builder, or the statement the
 /// SQLite export prepares itself ([`crate::export`]).
+/// Every account the store knows of, in order: registered ones, those with a chain, and
+/// those named by activities. The last are found by stepping through the account index
+/// from one account to the next (a probe per account), where `SELECT DISTINCT` would read
+/// every entry of it: 6.6 s at 10M activities on PostgreSQL, each time retention ran.
+pub(crate) const ACCOUNT_IDS: &str = "WITH RECURSIVE logged(id) AS ( \
+       SELECT (SELECT account_id FROM activities ORDER BY account_id LIMIT 1) \
+       UNION ALL \
+       SELECT (SELECT account_id FROM activities WHERE account_id > logged.id \
+               ORDER BY account_id LIMIT 1) \
+       FROM logged WHERE logged.id IS NOT NULL) \
+     SELECT id FROM accounts UNION SELECT account_id FROM chain_heads \
+     UNION SELECT id FROM logged WHERE id IS NOT NULL ORDER BY 1";
+
 pub(crate) trait SqlSink {
     fn sql(&mut self, text: &str);
     fn text(&mut self, value: &str);

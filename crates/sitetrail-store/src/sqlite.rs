@@ -322,12 +322,9 @@ impl Store for SqliteStore {
     }
 
     async fn account_ids(&self) -> StoreResult<Vec<AccountId>> {
-        let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT id FROM accounts UNION SELECT account_id FROM chain_heads \
-             UNION SELECT DISTINCT account_id FROM activities ORDER BY 1",
-        )
-        .fetch_all(&self.read)
-        .await?;
+        let ids: Vec<String> = sqlx::query_scalar(crate::rows::ACCOUNT_IDS)
+            .fetch_all(&self.read)
+            .await?;
         ids.iter()
             .map(|i| AccountId::parse(i).map_err(|e| anyhow::anyhow!("{e}").into()))
             .collect()

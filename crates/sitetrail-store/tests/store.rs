@@ -40,6 +40,7 @@ contract!(
     an_activity_ends_once_and_a_second_end_is_a_conflict,
     a_replay_returns_the_same_activity_and_another_body_conflicts,
     every_character_comes_back_as_it_was_written,
+    account_ids_name_every_account_once_in_order,
     a_batch_is_all_or_nothing,
     unknown_sites_and_foreign_sites_are_refused,
     concurrent_writers_share_commits_and_all_are_recorded,
@@ -370,6 +371,31 @@ async fn every_character_comes_back_as_it_was_written(f: Fixture) {
     // A replay of the same request matches the stored request hash.
     let replay = f.store.record(vec![a]).await.unwrap().remove(0);
     assert!(!replay.created);
+}
+
+async fn account_ids_name_every_account_once_in_order(f: Fixture) {
+    let ids = |v: Vec<AccountId>| v.iter().map(|a| a.as_str().to_owned()).collect::<Vec<_>>();
+    let registered = ids(f.store.account_ids().await.unwrap());
+    assert!(registered.contains(&"acme".to_owned()), "{registered:?}");
+    let mut batch = Vec::new();
+    for i in 0..120 {
+        let (account, site) = if i % 3 == 0 {
+            ("globex", "portal")
+        } else {
+            ("acme", "shop")
+        };
+        batch.push(new(account, site, ActorKind::User));
+    }
+    f.store.record(batch).await.unwrap();
+    let got = ids(f.store.account_ids().await.unwrap());
+    let mut expected = got.clone();
+    expected.sort();
+    expected.dedup();
+    assert_eq!(got, expected, "sorted, each once");
+    for a in ["acme", "globex"] {
+        assert!(got.contains(&a.to_owned()), "{got:?}");
+    }
+    assert_eq!(got, registered, "the accounts were all registered before");
 }
 
 async fn a_batch_is_all_or_nothing(f: Fixture) {
