@@ -6,7 +6,6 @@
 //! size. The consumer decodes each chunk on its own side, so that the two share the work.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::Context;
 use futures::TryStreamExt;
@@ -362,14 +361,7 @@ fn read_sqlite(
     tx: &Sender,
     reuse: &std::sync::mpsc::Receiver<RawRows>,
 ) -> anyhow::Result<()> {
-    use rusqlite::OpenFlags;
-    let conn = rusqlite::Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .with_context(|| format!("opening {} for an export", path.display()))?;
-    conn.busy_timeout(Duration::from_secs(10))?;
-    conn.pragma_update(None, "cache_size", -SQLITE_CACHE_KIB)?;
+    let conn = crate::sqlite_pages::open_read_only(path, SQLITE_CACHE_KIB, "for an export")?;
     let mut stmt = conn.prepare(&q.sql).context("preparing the export")?;
     let mut found = stmt.query(rusqlite::params_from_iter(&q.binds))?;
     let mut out = RawRows::new();

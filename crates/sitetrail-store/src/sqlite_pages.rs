@@ -81,14 +81,25 @@ impl PageReaders {
 }
 
 fn open(path: &Path) -> anyhow::Result<Connection> {
+    let conn = open_read_only(path, CACHE_KIB, "to read pages")?;
+    conn.set_prepared_statement_cache_capacity(32);
+    Ok(conn)
+}
+
+/// A read-only connection to the log with a page cache of `cache_kib`, for `what` (named in
+/// the error when it cannot be opened). It waits up to 10 s for a lock.
+pub(crate) fn open_read_only(
+    path: &Path,
+    cache_kib: i64,
+    what: &str,
+) -> anyhow::Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
-    .with_context(|| format!("opening {} to read pages", path.display()))?;
+    .with_context(|| format!("opening {} {what}", path.display()))?;
     conn.busy_timeout(Duration::from_secs(10))?;
-    conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
-    conn.set_prepared_statement_cache_capacity(32);
+    conn.pragma_update(None, "cache_size", -cache_kib)?;
     Ok(conn)
 }
 
