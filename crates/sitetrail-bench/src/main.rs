@@ -186,14 +186,13 @@ async fn run(
     };
     if args.export_only {
         checkpoint().await?;
-        let export = Exports::measure(&server, &site_token, &big).await?;
-        server.stop().await?;
         let raw = match &database {
             None => Raw::sqlite(data_dir.join("sitetrail.db")).await?,
             Some(url) => Raw::postgres(url).await?,
         };
-        let cli_rate = export.baseline(&raw, &big).await?;
-        lines.extend(export.lines(cli_rate, database.is_some()));
+        let export = Exports::measure(&server, &raw, &site_token, &big).await?;
+        server.stop().await?;
+        lines.extend(export.lines(database.is_some()));
         drop(raw);
         finish(args, scratch, &data_dir);
         return Ok(lines);
@@ -251,16 +250,15 @@ async fn run(
         .await?;
 
     checkpoint().await?;
-    let export = Exports::measure(&server, &site_token, &big).await?;
+    let export = Exports::measure(&server, &raw, &site_token, &big).await?;
     server.stop().await?;
 
     let (log_bytes, log_rows) = raw.log_size().await?;
-    eprintln!("  baselines: the same SELECTs directly, OFFSET paging, command-line export");
+    eprintln!("  baselines: the same SELECTs directly, OFFSET paging");
     let [raw_first, raw_filtered, raw_keyset, raw_account] =
         raw.same_selects(&big, &big_account, deep, n).await?;
     let offset_first = raw.offset_page(&big, 0, 20).await?;
     let offset_deep = raw.offset_page(&big, depth, 5).await?;
-    let cli_rate = export.baseline(&raw, &big).await?;
 
     lines.extend(ingest_lines(args, &raw, shape, batch_rate, single_rate, &single_lat).await?);
     let ms = |l: &stats::Latencies| format!("{:.2} / {:.2}", l.p50_ms(), l.p99_ms());
@@ -306,7 +304,7 @@ async fn run(
         format!("{} COUNT + OFFSET", ms(&offset_deep)),
         ratio(keyset.p50_ms(), offset_deep.p50_ms()),
     ));
-    lines.extend(export.lines(cli_rate, database.is_some()));
+    lines.extend(export.lines(database.is_some()));
 
     lines.push(line(
         format!("size on disk of the log ({log_rows} activities), bytes per activity"),
@@ -410,34 +408,44 @@ fn finish(args: &Args, scratch: Option<ScratchDatabase>, data_dir: &std::path::P
     }
 }
 
-/// Three CSV exports of the big site through HTTP after one that is not counted: the median
-/// rate, the median memory before and the highest peak. (After loading a log larger than
-/// the page cache, the first read of the site's rows comes from disk; it once ran at a
-/// twentieth of the others' rate.)
+/// CSV exports of the big site through HTTP and by the database's command-line tool, taking
+/// turns, so that both read through the same state of the page cache: one of each that is
+/// not counted (after loading a log larger than the page cache, the first read of the
+/// site's rows comes from disk, at a twentieth of the later rate), then three of each. The
+/// median rates, the median server memory before an export and the highest peak.
 struct Exports {
     rows: u64,
     rate: f64,
+    cli_rate: f64,
     rss_before: f64,
     rss_peak: f64,
 }
 
 impl Exports {
-    async fn measure(server: &Server, token: &str, site: &str) -> anyhow::Result<Self> {
-        eprintln!("  CSV export of {site}");
+    async fn measure(server: &Server, raw: &Raw, token: &str, site: &str) -> anyhow::Result<Self> {
+        eprintln!("  CSV export of {site}, sitetrail and the command line in turn");
         let warm = server.export(token, site).await?;
-        eprintln!("    warm-up: {} rows, {:.0}/s", warm.rows, warm.rows_per_s);
+        let cli_warm = raw.export_cli(site, warm.rows).await?;
+        eprintln!(
+            "    warm-up: {} rows, {:.0}/s; command line {cli_warm:.0}/s",
+            warm.rows, warm.rows_per_s
+        );
         let mut exports = Vec::new();
+        let mut cli = Vec::new();
         for _ in 0..3 {
             let e = server.export(token, site).await?;
+            let c = raw.export_cli(site, e.rows).await?;
             eprintln!(
-                "    {} rows, {:.0}/s, {:.0} → {:.0} MiB",
+                "    {} rows, {:.0}/s, {:.0} → {:.0} MiB; command line {c:.0}/s",
                 e.rows, e.rows_per_s, e.rss_before_mib, e.rss_peak_mib
             );
             exports.push(e);
+            cli.push(c);
         }
         Ok(Exports {
             rows: exports[0].rows,
             rate: median(exports.iter().map(|e| e.rows_per_s).collect()),
+            cli_rate: median(cli),
             rss_before: median(exports.iter().map(|e| e.rss_before_mib).collect()),
             rss_peak: exports
                 .iter()
@@ -446,21 +454,8 @@ impl Exports {
         })
     }
 
-    /// The command-line export of the same rows, three times after one not counted: the
-    /// median rate.
-    async fn baseline(&self, raw: &Raw, site: &str) -> anyhow::Result<f64> {
-        let warm = raw.export_cli(site, self.rows).await?;
-        eprintln!("    command-line warm-up: {warm:.0}/s");
-        let mut cli = Vec::new();
-        for _ in 0..3 {
-            let rate = raw.export_cli(site, self.rows).await?;
-            eprintln!("    command-line export: {rate:.0}/s");
-            cli.push(rate);
-        }
-        Ok(median(cli))
-    }
-
-    fn lines(&self, cli_rate: f64, postgres: bool) -> [Line; 2] {
+    fn lines(&self, postgres: bool) -> [Line; 2] {
+        let cli_rate = self.cli_rate;
         let cli_name = if postgres {
             "psql COPY TO STDOUT"
         } else {
