@@ -453,7 +453,7 @@ impl SqlSink for PgLiterals {
     }
 }
 
-pub(crate) fn push_pg_literal(sql: &mut String, value: &str) {
+fn push_pg_literal(sql: &mut String, value: &str) {
     sql.push_str("E'");
     for c in value.chars() {
         match c {
