@@ -55,7 +55,7 @@ pub async fn stream(
     // answered, not when the body is first read: what commits in between is replayed.
     let last = last.unwrap_or_else(|| state.feed.head());
     let site = scope.site.expect("a site scope names its site");
-    let events = site_events(state, site, viewer.audience, Some(last));
+    let events = site_events(state, site, viewer.audience, last);
     Ok(Sse::new(events)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response())
@@ -74,22 +74,19 @@ fn event(change: &Change, audience: Audience) -> Event {
         .data(data)
 }
 
-/// Subscribes first, then replays from the store what came after the resume point (or after
-/// the feed's head), then follows the feed, skipping what was already sent.
+/// Subscribes first, then replays from the store what came after the resume point, then
+/// follows the feed, skipping what was already sent.
 pub fn site_events(
     state: AppState,
     site: SiteId,
     audience: Audience,
-    resume_after: Option<i64>,
+    resume_after: i64,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     async_stream::stream! {
         metrics::gauge!("sitetrail_live_streams_open").increment(1.0);
         let _open = OpenStream;
         let mut rx = state.feed.subscribe();
-        let mut last = match resume_after {
-            Some(n) => n,
-            None => state.feed.head(),
-        };
+        let mut last = resume_after;
         // Always from the store first: the feed passes over changes while nobody follows it,
         // and one may commit between that and this subscription.
         let mut catch_up = true;
