@@ -110,7 +110,13 @@ async fn run<W: GroupWriter>(
                 Err(_) => break,
             }
         }
-        match writer.apply_group(works).await {
+        // How many requests share a commit and how long the commit takes: the two figures
+        // that say whether group commit is keeping up (`/metrics`).
+        metrics::histogram!("sitetrail_write_group_requests").record(works.len() as f64);
+        let started = std::time::Instant::now();
+        let applied = writer.apply_group(works).await;
+        metrics::histogram!("sitetrail_write_group_seconds").record(started.elapsed());
+        match applied {
             Ok((results, last_change)) => {
                 for (reply, r) in replies.into_iter().zip(results) {
                     let _ = reply.send(r);

@@ -394,6 +394,17 @@ async fn health_metrics_and_openapi_answer() {
         .await
         .unwrap();
     assert!(m.contains("sitetrail_http_requests_total"), "{m}");
+    // The recording above went through one group commit.
+    for figure in [
+        "sitetrail_write_group_requests_count",
+        "sitetrail_write_group_seconds_count",
+    ] {
+        let count = m
+            .lines()
+            .find_map(|l| l.strip_prefix(figure)?.trim().parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("{figure} missing: {m}"));
+        assert!(count >= 1.0, "{figure} {count}");
+    }
     let doc: Value = app
         .http
         .get(app.url("/api/v1/openapi.json"))
