@@ -140,7 +140,8 @@ impl SqliteStore {
             restart_wal,
         ));
         let (commits, _) = broadcast::channel(1024);
-        let writer = WriterHandle::spawn(writer, commits.clone());
+        let writer = WriterHandle::spawn_thread(writer, commits.clone())
+            .context("starting the writer's thread")?;
         Ok(SqliteStore {
             read,
             pages: PageReaders::new(path),

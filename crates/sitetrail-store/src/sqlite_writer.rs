@@ -1,10 +1,12 @@
 //! SQLite's side of group commit: the one writing connection, opened with rusqlite and used
-//! by nobody else. A whole group is applied in one blocking call on tokio's blocking pool, in
-//! one `BEGIN IMMEDIATE` transaction, with statements prepared once and kept: one handoff
-//! between threads per group instead of one per statement, and values bound without being
-//! copied (the sqlx connection it replaces paid both for every row, BENCHMARKS.md).
+//! by nobody else, on the writer's own thread. A whole group is applied in one
+//! `BEGIN IMMEDIATE` transaction, with statements prepared once and kept: no handoff between
+//! threads inside a group, and values bound without being copied (the sqlx connection it
+//! replaced paid both for every row, and the blocking pool it ran on next added a handoff per
+//! group, BENCHMARKS.md).
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
@@ -18,7 +20,7 @@ use crate::chain::{self, CheckpointBody, CheckpointKey};
 use crate::plan::Plan;
 use crate::record::SearchText;
 use crate::rows::{ActivityRow, COLS};
-use crate::writer::{Done, GroupOutcome, GroupWriter, Work};
+use crate::writer::{BlockingGroupWriter, Done, GroupOutcome, Work};
 use crate::{PruneRequest, Pruned, StoreError, StoreResult};
 
 pub(crate) struct SqliteWriter {
@@ -71,25 +73,23 @@ impl SqliteWriter {
     }
 }
 
-impl GroupWriter for SqliteWriter {
-    async fn apply_group(&mut self, group: Vec<Work>) -> anyhow::Result<GroupOutcome> {
+impl BlockingGroupWriter for SqliteWriter {
+    fn apply_group(&mut self, group: Vec<Work>) -> anyhow::Result<GroupOutcome> {
         let mut conn = match self.conn.take() {
             Some(c) => c,
             None => connect(&self.path)?,
         };
-        let mut sites = std::mem::take(&mut self.sites);
-        let (conn, sites, outcome) = tokio::task::spawn_blocking(move || {
-            let outcome = apply_group(&mut conn, &mut sites, group);
-            (conn, sites, outcome)
-        })
-        .await
-        .context("the SQLite writer's thread failed")?;
+        // A panic inside the group loses the connection (and the open transaction with it)
+        // and fails the group; the next group reconnects.
+        let sites = &mut self.sites;
+        let outcome =
+            std::panic::catch_unwind(AssertUnwindSafe(|| apply_group(&mut conn, sites, group)))
+                .map_err(|_| anyhow::anyhow!("the SQLite writer panicked"))?;
         self.conn = Some(conn);
-        self.sites = sites;
         outcome
     }
 
-    async fn recover(&mut self) {
+    fn recover(&mut self) {
         // The failed group's transaction was rolled back when it was dropped.
         self.sites.clear();
     }
@@ -97,27 +97,14 @@ impl GroupWriter for SqliteWriter {
     /// Restarts the WAL when the checkpoint task asked for it, after the last group's
     /// answers went out and before the next group: the one moment no write transaction is
     /// open. Requests arriving meanwhile wait and make the next group larger.
-    async fn between_groups(&mut self) {
+    fn between_groups(&mut self) {
         if !self.restart_wal.load(Ordering::Relaxed) {
             return;
         }
-        let Some(conn) = self.conn.take() else {
+        let Some(conn) = &self.conn else {
             return;
         };
-        let (conn, restarted) = match tokio::task::spawn_blocking(move || {
-            let restarted = restart_wal(&conn);
-            (conn, restarted)
-        })
-        .await
-        {
-            Ok(done) => done,
-            // The thread panicked with the connection: the next group reconnects.
-            Err(e) => {
-                tracing::warn!(error = ?e, "restarting the WAL failed");
-                return;
-            }
-        };
-        self.conn = Some(conn);
+        let restarted = restart_wal(conn);
         // Asked again by the next checkpoint (a second later) if the WAL is still too long:
         // a reader that holds the restart back (a long export) then costs writers one wait
         // a second, not one per group.

@@ -62,6 +62,19 @@ pub(crate) trait GroupWriter: Send + 'static {
     }
 }
 
+/// [`GroupWriter`] for a backend whose writes block the calling thread (SQLite's): the
+/// group loop gets a thread of its own.
+pub(crate) trait BlockingGroupWriter: Send + 'static {
+    /// As [`GroupWriter::apply_group`].
+    fn apply_group(&mut self, group: Vec<Work>) -> anyhow::Result<GroupOutcome>;
+
+    /// As [`GroupWriter::recover`].
+    fn recover(&mut self);
+
+    /// As [`GroupWriter::between_groups`].
+    fn between_groups(&mut self) {}
+}
+
 struct Request {
     work: Work,
     reply: oneshot::Sender<StoreResult<Done>>,
@@ -78,6 +91,18 @@ impl WriterHandle {
         let (tx, rx) = mpsc::channel(4096);
         tokio::spawn(run(writer, rx, commits));
         WriterHandle { tx }
+    }
+
+    /// Starts the writer on a thread of its own; it stops when the handle is dropped.
+    pub fn spawn_thread<W: BlockingGroupWriter>(
+        writer: W,
+        commits: broadcast::Sender<i64>,
+    ) -> anyhow::Result<Self> {
+        let (tx, rx) = mpsc::channel(4096);
+        std::thread::Builder::new()
+            .name("sitetrail-writer".into())
+            .spawn(move || run_on_thread(writer, rx, commits))?;
+        Ok(WriterHandle { tx })
     }
 
     /// Queues one request and waits until its group has committed (or failed).
@@ -99,42 +124,158 @@ async fn run<W: GroupWriter>(
     commits: broadcast::Sender<i64>,
 ) {
     while let Some(first) = rx.recv().await {
-        let mut works = vec![first.work];
-        let mut replies = vec![first.reply];
-        while works.len() < MAX_GROUP {
-            match rx.try_recv() {
-                Ok(r) => {
-                    works.push(r.work);
-                    replies.push(r.reply);
-                }
-                Err(_) => break,
-            }
-        }
-        // How many requests share a commit and how long the commit takes: the two figures
-        // that say whether group commit is keeping up (`/metrics`).
-        metrics::histogram!("sitetrail_write_group_requests").record(works.len() as f64);
-        let started = std::time::Instant::now();
+        let (works, replies) = take_group(first, &mut rx);
         let applied = writer.apply_group(works).await;
-        metrics::histogram!("sitetrail_write_group_seconds").record(started.elapsed());
+        if !replies.answer(applied, &commits) {
+            writer.recover().await;
+        }
+        writer.between_groups().await;
+    }
+}
+
+/// The same loop for a backend whose writes block, on its own thread: between two groups
+/// nothing waits for a runtime worker (which may be busy parsing requests) to pick the
+/// writer up again, and a group's answers go out the moment it commits.
+fn run_on_thread<W: BlockingGroupWriter>(
+    mut writer: W,
+    mut rx: mpsc::Receiver<Request>,
+    commits: broadcast::Sender<i64>,
+) {
+    while let Some(first) = rx.blocking_recv() {
+        let (works, replies) = take_group(first, &mut rx);
+        let applied = writer.apply_group(works);
+        if !replies.answer(applied, &commits) {
+            writer.recover();
+        }
+        writer.between_groups();
+    }
+}
+
+/// `first` and every request already waiting behind it, up to [`MAX_GROUP`].
+fn take_group(first: Request, rx: &mut mpsc::Receiver<Request>) -> (Vec<Work>, Replies) {
+    let mut works = vec![first.work];
+    let mut replies = vec![first.reply];
+    while works.len() < MAX_GROUP {
+        match rx.try_recv() {
+            Ok(r) => {
+                works.push(r.work);
+                replies.push(r.reply);
+            }
+            Err(_) => break,
+        }
+    }
+    // How many requests share a commit (`/metrics`, with the commit's duration below): the
+    // figures that say whether group commit is keeping up.
+    metrics::histogram!("sitetrail_write_group_requests").record(works.len() as f64);
+    let replies = Replies {
+        to: replies,
+        started: std::time::Instant::now(),
+    };
+    (works, replies)
+}
+
+/// Where a group's answers go.
+struct Replies {
+    to: Vec<oneshot::Sender<StoreResult<Done>>>,
+    started: std::time::Instant,
+}
+
+impl Replies {
+    /// Answers every request of the group and announces its last change. `false`: the
+    /// group failed, nothing in it was written, and every request is told so.
+    fn answer(
+        self,
+        applied: anyhow::Result<GroupOutcome>,
+        commits: &broadcast::Sender<i64>,
+    ) -> bool {
+        metrics::histogram!("sitetrail_write_group_seconds").record(self.started.elapsed());
         match applied {
             Ok((results, last_change)) => {
-                for (reply, r) in replies.into_iter().zip(results) {
+                for (reply, r) in self.to.into_iter().zip(results) {
                     let _ = reply.send(r);
                 }
                 if let Some(change) = last_change {
                     let _ = commits.send(change);
                 }
+                true
             }
             Err(e) => {
                 tracing::error!(error = ?e, "a group commit failed; nothing in it was written");
-                writer.recover().await;
-                for reply in replies {
+                for reply in self.to {
                     let _ = reply.send(Err(
                         anyhow::anyhow!("the write could not be committed").into()
                     ));
                 }
+                false
             }
         }
-        writer.between_groups().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::StoreError;
+
+    /// Applies nothing: remembers each group's size and fails the groups it is told to.
+    struct Recording {
+        groups: Arc<Mutex<Vec<usize>>>,
+        fail: Arc<Mutex<bool>>,
+        recovered: Arc<Mutex<u32>>,
+    }
+
+    impl BlockingGroupWriter for Recording {
+        fn apply_group(&mut self, group: Vec<Work>) -> anyhow::Result<GroupOutcome> {
+            self.groups.lock().unwrap().push(group.len());
+            if *self.fail.lock().unwrap() {
+                anyhow::bail!("the disk is full");
+            }
+            let n = group.len() as i64;
+            Ok((group.into_iter().map(|_| Ok(Done::Unit)).collect(), Some(n)))
+        }
+
+        fn recover(&mut self) {
+            *self.recovered.lock().unwrap() += 1;
+        }
+    }
+
+    fn retention() -> Work {
+        Work::SetRetention(AccountId::parse("acme").unwrap(), Some(30))
+    }
+
+    #[tokio::test]
+    async fn the_writers_thread_answers_every_request_and_fails_a_whole_group_together() {
+        let groups = Arc::new(Mutex::new(Vec::new()));
+        let fail = Arc::new(Mutex::new(false));
+        let recovered = Arc::new(Mutex::new(0));
+        let (commits, mut committed) = broadcast::channel(16);
+        let handle = WriterHandle::spawn_thread(
+            Recording {
+                groups: groups.clone(),
+                fail: fail.clone(),
+                recovered: recovered.clone(),
+            },
+            commits,
+        )
+        .unwrap();
+
+        let answers = futures::future::join_all((0..50).map(|_| handle.write(retention()))).await;
+        assert!(answers.iter().all(|a| matches!(a, Ok(Done::Unit))));
+        let sizes = groups.lock().unwrap().clone();
+        assert_eq!(sizes.iter().sum::<usize>(), 50, "{sizes:?}");
+        assert!(sizes.iter().all(|&n| n <= MAX_GROUP));
+        assert!(committed.try_recv().is_ok(), "a commit is announced");
+
+        *fail.lock().unwrap() = true;
+        let failed = handle.write(retention()).await;
+        assert!(matches!(failed, Err(StoreError::Internal(_))));
+        assert_eq!(*recovered.lock().unwrap(), 1);
+
+        // The thread goes on after a failed group, and stops with its handle.
+        *fail.lock().unwrap() = false;
+        assert!(matches!(handle.write(retention()).await, Ok(Done::Unit)));
+        drop(handle);
     }
 }
