@@ -2,8 +2,7 @@
 //! by nobody else, on the writer's own thread. A whole group is applied in one
 //! `BEGIN IMMEDIATE` transaction, with statements prepared once and kept: no handoff between
 //! threads inside a group, and values bound without being copied (the sqlx connection it
-//! replaced paid both for every row, and the blocking pool it ran on next added a handoff per
-//! group, BENCHMARKS.md).
+//! replaced paid both for every row, BENCHMARKS.md).
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
