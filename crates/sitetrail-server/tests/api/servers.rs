@@ -33,8 +33,9 @@ async fn a_viewer_on_one_server_sees_live_what_another_server_recorded() {
             text
         })
     };
-    // The stream subscribes when it is first polled: publish through the other server until
-    // the viewer has seen something.
+    // The stream starts from the feed's head when server A answers it, and the request may
+    // still be on its way: publish through the other server until the viewer has seen
+    // something.
     let mut recorded = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     while !listening.is_finished() {
