@@ -1,6 +1,6 @@
 //! The embedded default: one SQLite file in the data dir.
 //!
-//! Writes go through one writer task ([`crate::writer`]) and the only writing connection
+//! Writes go through one writer thread ([`crate::writer`]) and the only writing connection
 //! ([`crate::sqlite_writer`]). It takes every request waiting in its queue, plans them in
 //! memory, writes them in one transaction and commits once (group commit): many publishers
 //! posting one activity each share one fsync. Nobody is answered before the commit. Reads

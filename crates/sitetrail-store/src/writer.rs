@@ -1,5 +1,5 @@
-//! Group commit, the same for every backend: one writer task owns the only writing
-//! connection, takes every request waiting in its queue (up to [`MAX_GROUP`]), applies them in
+//! Group commit, the same for every backend: one writer (a task on PostgreSQL, a thread of
+//! its own on SQLite) owns the only writing connection, takes every request waiting in its queue (up to [`MAX_GROUP`]), applies them in
 //! one transaction and commits once, so that many publishers posting one activity each share
 //! one fsync. Nobody is answered before the commit; a database failure fails the whole group.
 
