@@ -15,6 +15,7 @@ pub mod sqlite;
 mod sqlite_pages;
 mod sqlite_writer;
 mod verify;
+pub mod wal_vfs;
 mod writer;
 
 use std::sync::Arc;

@@ -19,6 +19,7 @@ use crate::chain::{self, CheckpointBody, CheckpointKey};
 use crate::plan::Plan;
 use crate::record::SearchText;
 use crate::rows::{ActivityRow, COLS};
+use crate::wal_vfs;
 use crate::writer::{BlockingGroupWriter, Done, GroupOutcome, Work};
 use crate::{PruneRequest, Pruned, StoreError, StoreResult};
 
@@ -35,9 +36,12 @@ pub(crate) struct SqliteWriter {
 
 /// Opens the writing connection with the settings every write relies on.
 fn connect(path: &Path) -> anyhow::Result<Connection> {
-    let conn = Connection::open_with_flags(
+    wal_vfs::register()
+        .map_err(|rc| anyhow::anyhow!("registering the WAL-combining VFS failed ({rc})"))?;
+    let conn = Connection::open_with_flags_and_vfs(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        wal_vfs::VFS_NAME,
     )
     .with_context(|| format!("opening the SQLite database {} to write", path.display()))?;
     conn.busy_timeout(Duration::from_secs(10))?;
@@ -47,7 +51,13 @@ fn connect(path: &Path) -> anyhow::Result<Connection> {
         "SQLite refused WAL mode ({mode})"
     );
     // FULL: a commit is on disk before anyone is answered (invariant 6).
+    // The WAL-combining VFS relies on it too: its held frames are written out at the sync.
     conn.pragma_update(None, "synchronous", "FULL")?;
+    let synchronous: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0))?;
+    anyhow::ensure!(
+        synchronous == 2,
+        "SQLite refused synchronous = FULL ({synchronous})"
+    );
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "cache_size", -65536)?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
