@@ -99,8 +99,10 @@ impl BlockingGroupWriter for SqliteWriter {
     }
 
     fn recover(&mut self) {
-        // The failed group's transaction was rolled back when it was dropped.
+        // The failed group's transaction was rolled back when it was dropped. The next group
+        // starts afresh, on a new connection too.
         self.sites.clear();
+        self.conn = None;
     }
 
     /// Restarts the WAL when the checkpoint task asked for it, after the last group's

@@ -4,6 +4,7 @@
 //! one fsync. Nobody is answered before the commit; a database failure fails the whole group.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 
 use sitetrail_core::{Account, AccountId, ActivityId, Ending, Site, StoredActivity};
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -68,7 +69,7 @@ pub(crate) trait BlockingGroupWriter: Send + 'static {
     /// As [`GroupWriter::apply_group`].
     fn apply_group(&mut self, group: Vec<Work>) -> anyhow::Result<GroupOutcome>;
 
-    /// As [`GroupWriter::recover`].
+    /// As [`GroupWriter::recover`]; also called after `between_groups` panicked.
     fn recover(&mut self);
 
     /// As [`GroupWriter::between_groups`].
@@ -147,7 +148,13 @@ fn run_on_thread<W: BlockingGroupWriter>(
         if !replies.answer(applied, &commits) {
             writer.recover();
         }
-        writer.between_groups();
+        // The group is answered; a panic here must not end the thread, or every later write
+        // would fail until the server restarts (`apply_group` catches its own).
+        let between = std::panic::catch_unwind(AssertUnwindSafe(|| writer.between_groups()));
+        if between.is_err() {
+            tracing::error!("the writer panicked between two groups; it starts afresh");
+            writer.recover();
+        }
     }
 }
 
@@ -224,6 +231,8 @@ mod tests {
         groups: Arc<Mutex<Vec<usize>>>,
         fail: Arc<Mutex<bool>>,
         recovered: Arc<Mutex<u32>>,
+        /// Panic once between two groups.
+        panic_between: Arc<Mutex<bool>>,
     }
 
     impl BlockingGroupWriter for Recording {
@@ -239,6 +248,12 @@ mod tests {
         fn recover(&mut self) {
             *self.recovered.lock().unwrap() += 1;
         }
+
+        fn between_groups(&mut self) {
+            if std::mem::take(&mut *self.panic_between.lock().unwrap()) {
+                panic!("a WAL restart went wrong");
+            }
+        }
     }
 
     fn retention() -> Work {
@@ -246,16 +261,18 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_writers_thread_answers_every_request_and_fails_a_whole_group_together() {
+    async fn the_writers_thread_answers_every_request_and_outlives_failures_and_panics() {
         let groups = Arc::new(Mutex::new(Vec::new()));
         let fail = Arc::new(Mutex::new(false));
         let recovered = Arc::new(Mutex::new(0));
+        let panic_between = Arc::new(Mutex::new(false));
         let (commits, mut committed) = broadcast::channel(16);
         let handle = WriterHandle::spawn_thread(
             Recording {
                 groups: groups.clone(),
                 fail: fail.clone(),
                 recovered: recovered.clone(),
+                panic_between: panic_between.clone(),
             },
             commits,
         )
@@ -276,6 +293,13 @@ mod tests {
         // The thread goes on after a failed group, and stops with its handle.
         *fail.lock().unwrap() = false;
         assert!(matches!(handle.write(retention()).await, Ok(Done::Unit)));
+
+        // A panic between two groups: the group before it was answered, the thread goes on.
+        *panic_between.lock().unwrap() = true;
+        assert!(matches!(handle.write(retention()).await, Ok(Done::Unit)));
+        assert!(matches!(handle.write(retention()).await, Ok(Done::Unit)));
+        assert!(!*panic_between.lock().unwrap(), "it did panic");
+        assert_eq!(*recovered.lock().unwrap(), 2);
         drop(handle);
     }
 }
