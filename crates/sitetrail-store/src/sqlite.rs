@@ -46,8 +46,8 @@ pub struct SqliteStore {
     _stop_checkpoints: oneshot::Sender<()>,
 }
 
-/// Copies the WAL into the database file every [`CHECKPOINT_EVERY`], without blocking the
-/// writer or the readers (PASSIVE), then once more when the store is dropped. A passive
+/// Copies the WAL into the database file every [`WalPolicy::checkpoint_every`], without
+/// blocking the writer or the readers (PASSIVE), then once more when the store is dropped. A passive
 /// checkpoint never makes the WAL start afresh while writes keep coming, so under sustained
 /// ingest the WAL grew without bound (to the disk's end during the 10M-activity benchmark).
 /// Once it holds more than `restart_frames`, this task asks the writer to restart it between
@@ -57,19 +57,19 @@ pub struct SqliteStore {
 async fn checkpoint(
     mut conn: SqliteConnection,
     mut stop: oneshot::Receiver<()>,
-    restart_frames: i64,
+    policy: WalPolicy,
     restart_wal: Arc<AtomicBool>,
 ) {
     loop {
         let stopping = tokio::select! {
             _ = &mut stop => true,
-            _ = tokio::time::sleep(CHECKPOINT_EVERY) => false,
+            _ = tokio::time::sleep(policy.checkpoint_every) => false,
         };
         let passive: Result<(i64, i64, i64), _> = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
             .fetch_one(&mut conn)
             .await;
         match passive {
-            Ok((_, frames, _)) if frames > restart_frames => {
+            Ok((_, frames, _)) if frames > policy.restart_frames => {
                 restart_wal.store(true, Ordering::Relaxed);
             }
             Ok(_) => {}
@@ -83,20 +83,40 @@ async fn checkpoint(
     }
 }
 
-const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+/// How the store keeps SQLite's WAL in check while writes keep coming.
+#[derive(Clone, Copy, Debug)]
+pub struct WalPolicy {
+    /// How often the WAL is copied into the database file (a PASSIVE checkpoint).
+    pub checkpoint_every: Duration,
+    /// Past this many frames the writer restarts the WAL between two groups; its file is
+    /// cut back to as many pages' worth when it starts afresh.
+    pub restart_frames: i64,
+}
 
-/// 64 MiB of 4 KiB pages.
-pub const WAL_RESTART_FRAMES: i64 = 16_384;
+impl Default for WalPolicy {
+    /// Every 4 s, restarted past 512 MiB of 4 KiB pages. Sustained ingest writes each page it
+    /// dirties into the WAL at every commit and into the database at every checkpoint: the
+    /// fewer checkpoints, the more of a page's many versions one copy covers, and the fewer
+    /// restarts stall the writer. Loading 10M activities, every 1 s and 64 MiB wrote 16.5 KB
+    /// per activity and held batch ingest to 14,900/s; this writes 12.7 KB and loads 21,200/s
+    /// (BENCHMARKS.md, "Ingest, sixth pass"). The price is a WAL file of up to about 1 GB on
+    /// disk under that load, and as much for SQLite to read back after a crash.
+    fn default() -> Self {
+        WalPolicy {
+            checkpoint_every: Duration::from_secs(4),
+            restart_frames: 131_072,
+        }
+    }
+}
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file and brings its schema up to date.
     pub async fn open(path: &Path) -> anyhow::Result<Self> {
-        Self::open_with_wal_limit(path, WAL_RESTART_FRAMES).await
+        Self::open_with_wal_policy(path, WalPolicy::default()).await
     }
 
-    /// [`SqliteStore::open`] with the WAL restarted past `restart_frames` frames (tests
-    /// use a small limit).
-    pub async fn open_with_wal_limit(path: &Path, restart_frames: i64) -> anyhow::Result<Self> {
+    /// [`SqliteStore::open`] with its own WAL policy (tests use a small limit).
+    pub async fn open_with_wal_policy(path: &Path, policy: WalPolicy) -> anyhow::Result<Self> {
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -119,7 +139,7 @@ impl SqliteStore {
             .context("migrating the SQLite database")?;
         conn.close().await?;
         let restart_wal = Arc::new(AtomicBool::new(false));
-        let writer = SqliteWriter::open(path, restart_wal.clone())?;
+        let writer = SqliteWriter::open(path, restart_wal.clone(), policy.restart_frames * 4096)?;
         let read = SqlitePoolOptions::new()
             .max_connections(4)
             .min_connections(1)
@@ -133,12 +153,7 @@ impl SqliteStore {
                 .await
                 .context("opening the checkpoint connection")?;
         let (stop, stopped) = oneshot::channel();
-        tokio::spawn(checkpoint(
-            checkpoints,
-            stopped,
-            restart_frames,
-            restart_wal,
-        ));
+        tokio::spawn(checkpoint(checkpoints, stopped, policy, restart_wal));
         let (commits, _) = broadcast::channel(1024);
         let writer = WriterHandle::spawn_thread(writer, commits.clone())
             .context("starting the writer's thread")?;

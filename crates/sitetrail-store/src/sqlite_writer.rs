@@ -25,6 +25,7 @@ use crate::{PruneRequest, Pruned, StoreError, StoreResult};
 
 pub(crate) struct SqliteWriter {
     path: PathBuf,
+    wal_bytes: i64,
     /// `None` only while a group is being applied (or after one panicked: the next group
     /// reconnects).
     conn: Option<Connection>,
@@ -35,7 +36,7 @@ pub(crate) struct SqliteWriter {
 }
 
 /// Opens the writing connection with the settings every write relies on.
-fn connect(path: &Path) -> anyhow::Result<Connection> {
+fn connect(path: &Path, wal_bytes: i64) -> anyhow::Result<Connection> {
     wal_vfs::register()
         .map_err(|rc| anyhow::anyhow!("registering the WAL-combining VFS failed ({rc})"))?;
     let conn = Connection::open_with_flags_and_vfs(
@@ -65,17 +66,19 @@ fn connect(path: &Path) -> anyhow::Result<Connection> {
     // copy the WAL into the database file and fsync it before anyone in its group is
     // answered. The store's checkpoint task does it in the background.
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-    // When the WAL starts afresh, its file is cut back to this size (64 MiB).
-    conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
+    // When the WAL starts afresh, its file is cut back to this size.
+    conn.pragma_update(None, "journal_size_limit", wal_bytes)?;
     conn.set_prepared_statement_cache_capacity(32);
     Ok(conn)
 }
 
 impl SqliteWriter {
-    pub fn open(path: &Path, restart_wal: Arc<AtomicBool>) -> anyhow::Result<Self> {
+    /// `wal_bytes`: the size the WAL's file is cut back to when it starts afresh.
+    pub fn open(path: &Path, restart_wal: Arc<AtomicBool>, wal_bytes: i64) -> anyhow::Result<Self> {
         Ok(SqliteWriter {
             path: path.to_owned(),
-            conn: Some(connect(path)?),
+            wal_bytes,
+            conn: Some(connect(path, wal_bytes)?),
             sites: HashMap::new(),
             restart_wal,
         })
@@ -86,7 +89,7 @@ impl BlockingGroupWriter for SqliteWriter {
     fn apply_group(&mut self, group: Vec<Work>) -> anyhow::Result<GroupOutcome> {
         let mut conn = match self.conn.take() {
             Some(c) => c,
-            None => connect(&self.path)?,
+            None => connect(&self.path, self.wal_bytes)?,
         };
         // A panic inside the group loses the connection (and the open transaction with it)
         // and fails the group; the next group reconnects.
@@ -116,9 +119,9 @@ impl BlockingGroupWriter for SqliteWriter {
             return;
         };
         let restarted = restart_wal(conn);
-        // Asked again by the next checkpoint (a second later) if the WAL is still too long:
-        // a reader that holds the restart back (a long export) then costs writers one wait
-        // a second, not one per group.
+        // Asked again by the next checkpoint if the WAL is still too long: a reader that
+        // holds the restart back (a long export) then costs writers one wait per checkpoint,
+        // not one per group.
         self.restart_wal.store(false, Ordering::Relaxed);
         match restarted {
             Ok(true) => {}

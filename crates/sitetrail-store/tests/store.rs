@@ -12,7 +12,7 @@ use sitetrail_core::{
     SiteUrl, Status, Timestamp,
 };
 use sitetrail_store::postgres::{PgStore, ScratchDatabase};
-use sitetrail_store::sqlite::SqliteStore;
+use sitetrail_store::sqlite::{SqliteStore, WalPolicy};
 use sitetrail_store::{DynStore, Scope, StoreError};
 
 const SUPPORT: &str = "sam.rivera@partner.example";
@@ -1214,9 +1214,15 @@ async fn sustained_sqlite_ingest(writers: usize, pace: Option<std::time::Duratio
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("log.db");
     let store: DynStore = Arc::new(
-        SqliteStore::open_with_wal_limit(&path, LIMIT_FRAMES)
-            .await
-            .unwrap(),
+        SqliteStore::open_with_wal_policy(
+            &path,
+            WalPolicy {
+                checkpoint_every: std::time::Duration::from_secs(1),
+                restart_frames: LIMIT_FRAMES,
+            },
+        )
+        .await
+        .unwrap(),
     );
     seed(&store).await;
     let wal = dir.path().join("log.db-wal");
