@@ -276,12 +276,16 @@ unsafe extern "C" fn wal_close(file: *mut ffi::sqlite3_file) -> c_int {
     // SAFETY: SQLite closes each file once; the combiner was boxed by `open`.
     unsafe {
         let wal = file.cast::<WalFile>();
-        let rc = flushed(file, |real| {
-            methods(real).xClose.map_or(ffi::SQLITE_OK, |f| f(real))
-        });
+        let real = (*wal).real;
+        // The platform's file is closed even when what was held cannot be written out.
+        let flushed = (*(*wal).combiner).flush(&mut Real(real));
+        let closed = methods(real).xClose.map_or(ffi::SQLITE_OK, |f| f(real));
         drop(Box::from_raw((*wal).combiner));
         (*wal).combiner = std::ptr::null_mut();
-        rc
+        match flushed {
+            Err(rc) => rc,
+            Ok(()) => closed,
+        }
     }
 }
 
