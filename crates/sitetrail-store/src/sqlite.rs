@@ -47,9 +47,10 @@ pub struct SqliteStore {
 }
 
 /// Copies the WAL into the database file every [`WalPolicy::checkpoint_every`], without
-/// blocking the writer or the readers (PASSIVE), then once more when the store is dropped. A passive
-/// checkpoint never makes the WAL start afresh while writes keep coming, so under sustained
-/// ingest the WAL grew without bound (to the disk's end during the 10M-activity benchmark).
+/// blocking the writer or the readers (PASSIVE), then once more when the store is dropped. A
+/// passive checkpoint never makes the WAL start afresh while writes keep coming, so under
+/// sustained ingest the WAL grew without bound (to the disk's end during the 10M-activity
+/// benchmark).
 /// Once it holds more than `restart_frames`, this task asks the writer to restart it between
 /// two groups (`restart_wal`). It cannot do that itself: a RESTART checkpoint must hold the
 /// write lock, and the writer, committing group after group, takes it back before a waiting
