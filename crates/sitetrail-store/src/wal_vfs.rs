@@ -166,7 +166,7 @@ struct Vfs {
     base: *mut ffi::sqlite3_vfs,
 }
 
-// SAFETY: it points to a VFS object that live as long as the process and that SQLite lets
+// SAFETY: it points to a VFS object that lives as long as the process and that SQLite lets
 // every thread use.
 unsafe impl Send for Vfs {}
 unsafe impl Sync for Vfs {}
