@@ -187,6 +187,11 @@ impl Chains {
         });
     }
 
+    /// Every head the group read or moved, as it stands after the group.
+    pub fn into_heads(self) -> HashMap<String, (i64, Hash)> {
+        self.heads
+    }
+
     /// The heads the group moved, to write back.
     pub fn moved_heads(&self) -> Vec<(String, i64, Hash)> {
         let mut last: HashMap<&str, &Link> = HashMap::new();

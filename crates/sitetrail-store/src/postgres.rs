@@ -10,6 +10,7 @@
 //! NOTIFY, so every server's feed wakes at once; polling remains the fallback.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -20,7 +21,7 @@ use sitetrail_core::{
     Page, Site, SiteId, StoredActivity, Timestamp,
 };
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
-use sqlx::{Connection, PgConnection, PgPool, Postgres, QueryBuilder, Row};
+use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool, Postgres, QueryBuilder, Row};
 use tokio::sync::{broadcast, oneshot};
 
 use crate::chain::{self, AccountReport, Chains, CheckpointBody, CheckpointKey};
@@ -69,7 +70,8 @@ impl PgStore {
             .run(&mut conn)
             .await
             .context("migrating the PostgreSQL database")?;
-        prepare_writer(&mut conn, &options).await?;
+        // The writer opens its own connection on its own runtime.
+        conn.close().await?;
         // A page must cost the same for a site of ten activities and one of a million, so
         // readers never sort what an index gives in order: with generic plans (sqlx prepares
         // every statement) PostgreSQL would otherwise plan for the average site and could
@@ -81,14 +83,16 @@ impl PgStore {
             .await
             .with_context(|| format!("opening read connections to {shown}"))?;
         let (commits, _) = broadcast::channel(1024);
-        let writer = WriterHandle::spawn(
+        let writer = WriterHandle::spawn_on_own_runtime(
             PgWriter {
                 options: options.clone(),
-                conn: Some(conn),
+                conn: None,
                 sites: HashMap::new(),
+                heads: HashMap::new(),
+                seen: None,
             },
             commits.clone(),
-        );
+        )?;
         let listen_pool = PgPoolOptions::new()
             .max_connections(1)
             .connect_lazy_with(options);
@@ -212,10 +216,16 @@ async fn connect_listener(pool: &PgPool) -> anyhow::Result<PgListener> {
 
 struct PgWriter {
     options: PgConnectOptions,
-    /// `None` after a failure broke the connection; the next group reconnects.
+    /// `None` before the first group and after a failure broke the connection; the next
+    /// group connects.
     conn: Option<PgConnection>,
     /// Which account each site belongs to (a site never moves).
     sites: HashMap<SiteId, AccountId>,
+    /// The chain heads as this writer's last commit left them, and the change counter's value
+    /// then. Every write that moves a chain moves the counter, so while the counter still
+    /// reads that value no other server has written and these heads are the database's.
+    heads: HashMap<String, (i64, chain::Hash)>,
+    seen: Option<i64>,
 }
 
 impl PgWriter {
@@ -223,7 +233,7 @@ impl PgWriter {
         if self.conn.is_none() {
             let mut conn = PgConnection::connect_with(&self.options)
                 .await
-                .context("reconnecting the writer to PostgreSQL")?;
+                .context("connecting the writer to PostgreSQL")?;
             prepare_writer(&mut conn, &self.options).await?;
             self.conn = Some(conn);
         }
@@ -236,14 +246,16 @@ impl GroupWriter for PgWriter {
         let now = Timestamp::now();
         // Taken for the group, given back when it commits (and lost, harmlessly, when not).
         let cached = std::mem::take(&mut self.sites);
+        let (seen, heads) = (self.seen.take(), std::mem::take(&mut self.heads));
         let conn = self.connection().await?;
-        sqlx::query("BEGIN").execute(&mut *conn).await?;
-        let counter: i64 =
-            sqlx::query_scalar("SELECT value FROM counters WHERE name = 'change' FOR UPDATE")
-                .fetch_one(&mut *conn)
-                .await?;
+        let (counter, seqs) = begin(conn, &group).await?;
+        let known = if seen == Some(counter) {
+            heads
+        } else {
+            HashMap::new()
+        };
         let mut plan = Plan::new(counter, cached);
-        prefetch(conn, &mut plan, &group).await?;
+        prefetch(conn, &mut plan, &group, &known).await?;
         let mut results = Vec::with_capacity(group.len());
         let mut checkpoints = Vec::new();
         for (i, work) in group.into_iter().enumerate() {
@@ -269,17 +281,26 @@ impl GroupWriter for PgWriter {
             }
             results.push(r);
         }
-        let last_change = flush(conn, &mut plan, &mut results).await?;
+        let last_change = flush(conn, &mut plan, &mut results, seqs).await?;
         for (i, key) in checkpoints {
             results[i] = Ok(Done::Checkpointed(sign_checkpoints(conn, &key).await?));
         }
         sqlx::query("COMMIT").execute(&mut *conn).await?;
         self.sites = plan.owners;
+        let mut heads = known;
+        heads.extend(plan.chains.into_heads());
+        // A bound on memory for a store of very many accounts: start afresh past it.
+        if heads.len() <= HEADS_KEPT {
+            self.heads = heads;
+            self.seen = Some(last_change.unwrap_or(counter));
+        }
         Ok((results, last_change))
     }
 
     async fn recover(&mut self) {
         self.sites.clear();
+        self.heads.clear();
+        self.seen = None;
         if let Some(conn) = self.conn.as_mut()
             && sqlx::query("ROLLBACK").execute(conn).await.is_err()
         {
@@ -289,9 +310,55 @@ impl GroupWriter for PgWriter {
     }
 }
 
+/// Opens the group's transaction, takes the change counter's lock (which orders every
+/// server's writes) and its value, and takes a `seq` for each activity the group may record,
+/// from the table's identity sequence, in order: one round trip. Under the lock no other
+/// writer takes any in between. A record answered from the log instead (a repeated request)
+/// leaves its number unused, a gap as a rolled-back insert leaves.
+async fn begin(conn: &mut PgConnection, group: &[Work]) -> anyhow::Result<(i64, Vec<i64>)> {
+    let records: usize = group
+        .iter()
+        .map(|w| match w {
+            Work::Record(batch) => batch.len(),
+            _ => 0,
+        })
+        .sum();
+    let mut sql =
+        String::from("BEGIN; SELECT value FROM counters WHERE name = 'change' FOR UPDATE");
+    if records > 0 {
+        // A number of the writer's own making, not input: nothing to quote.
+        write!(sql, "; {TAKE_SEQS}{records})")?;
+    }
+    let rows = sqlx::raw_sql(AssertSqlSafe(sql))
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut values = rows.iter().map(|r| r.try_get::<i64, _>(0));
+    let counter = values.next().context("the change counter is missing")??;
+    let seqs = values.collect::<Result<Vec<i64>, _>>()?;
+    anyhow::ensure!(
+        seqs.len() == records,
+        "took {} of {records} seq numbers",
+        seqs.len()
+    );
+    Ok((counter, seqs))
+}
+
+/// Takes `seq` numbers, as many as the number that ends it.
+const TAKE_SEQS: &str =
+    "SELECT nextval(pg_get_serial_sequence('activities', 'seq')) FROM generate_series(1, ";
+
+/// The most chain heads the writer keeps between groups.
+const HEADS_KEPT: usize = 100_000;
+
 /// Reads every activity the group names, the owner of every site it records on that is not
-/// cached yet, and the chain heads of the accounts it may append to: three queries at most.
-async fn prefetch(conn: &mut PgConnection, plan: &mut Plan, group: &[Work]) -> anyhow::Result<()> {
+/// cached yet, and the chain heads of the accounts it may append to that are not `known`:
+/// three queries at most.
+async fn prefetch(
+    conn: &mut PgConnection,
+    plan: &mut Plan,
+    group: &[Work],
+    known: &HashMap<String, (i64, chain::Hash)>,
+) -> anyhow::Result<()> {
     let (ids, sites) = plan.wanted(group);
     if !ids.is_empty() {
         let mut q = QueryBuilder::<Postgres>::new("SELECT ");
@@ -316,20 +383,29 @@ async fn prefetch(conn: &mut PgConnection, plan: &mut Plan, group: &[Work]) -> a
                 .insert(SiteId::parse(&site)?, AccountId::parse(&account)?);
         }
     }
-    let accounts = plan.accounts(group);
-    if !accounts.is_empty() {
+    let accounts: Vec<String> = plan
+        .accounts(group)
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    let (known_heads, unknown): (Vec<String>, Vec<String>) =
+        accounts.into_iter().partition(|a| known.contains_key(a));
+    for account in known_heads {
+        plan.chains
+            .load_head(&account, known.get(&account).copied());
+    }
+    if !unknown.is_empty() {
         let found: Vec<(String, i64, Vec<u8>)> = sqlx::query_as(
             "SELECT account_id, link_no, link_sha256 FROM chain_heads WHERE account_id = ANY($1)",
         )
-        .bind(&accounts)
+        .bind(&unknown)
         .fetch_all(&mut *conn)
         .await?;
         let mut heads: HashMap<String, (i64, chain::Hash)> = HashMap::new();
         for (account, no, hash) in found {
             heads.insert(account, chain::decode_head((no, hash))?);
         }
-        let accounts: Vec<String> = accounts.into_iter().map(str::to_owned).collect();
-        for account in accounts {
+        for account in unknown {
             let head = heads.get(&account).copied();
             plan.chains.load_head(&account, head);
         }
@@ -343,27 +419,20 @@ async fn flush(
     conn: &mut PgConnection,
     plan: &mut Plan,
     results: &mut [StoreResult<Done>],
+    seqs: Vec<i64>,
 ) -> anyhow::Result<Option<i64>> {
     if !plan.inserts.is_empty() {
-        let seqs = insert(plan, conn).await?;
+        let seqs = insert(plan, conn, seqs).await?;
         plan.assign_seqs(seqs, results);
     }
     if !plan.ends.is_empty() {
         update_ends(plan, conn).await?;
     }
-    write_links(conn, &plan.chains).await?;
-    let Some(last) = plan.last_change() else {
-        return Ok(None);
-    };
-    sqlx::query(
-        "WITH moved AS (UPDATE counters SET value = $1 WHERE name = 'change' RETURNING value) \
-         SELECT pg_notify($2, value::text) FROM moved",
-    )
-    .bind(last)
-    .bind(CHANNEL)
-    .execute(&mut *conn)
-    .await?;
-    Ok(Some(last))
+    let last = plan.last_change();
+    if last.is_some() || !plan.chains.links.is_empty() {
+        write_links_and_counter(conn, &plan.chains, last).await?;
+    }
+    Ok(last)
 }
 
 /// The activities columns a group's `COPY` fills, in its order.
@@ -372,23 +441,27 @@ const COPY_ACTIVITIES: &str = "COPY activities (seq, id, account_id, site_id, en
      details, created_at, completed_at, change_no, request_sha256, search_internal, \
      search_client) FROM STDIN";
 
-/// Inserts the group's new activities with one `COPY`, after taking their `seq` from the
-/// table's identity sequence in one query (writers hold the counter lock, so the numbers
-/// follow the plan's order and no other writer takes any in between).
+/// Inserts the group's new activities with one `COPY`, with the `seq` numbers [`begin`]
+/// took (and more, in the same order, if the group's prunes logged activities of their own).
 async fn insert(
     plan: &mut Plan,
     conn: &mut PgConnection,
+    mut seqs: Vec<i64>,
 ) -> anyhow::Result<Vec<(ActivityId, i64)>> {
     let inserts = std::mem::take(&mut plan.inserts);
     let n = inserts.len();
-    let mut seqs: Vec<i64> = sqlx::query_scalar(
-        "SELECT nextval(pg_get_serial_sequence('activities', 'seq')) \
-         FROM generate_series(1, $1)",
-    )
-    .bind(n as i64)
-    .fetch_all(&mut *conn)
-    .await?;
-    anyhow::ensure!(seqs.len() == n, "took {} of {n} seq numbers", seqs.len());
+    if seqs.len() < n {
+        let more = n - seqs.len();
+        let taken: Vec<i64> = sqlx::query_scalar(AssertSqlSafe(format!("{TAKE_SEQS}{more})")))
+            .fetch_all(&mut *conn)
+            .await?;
+        anyhow::ensure!(
+            taken.len() == more,
+            "took {} of {more} seq numbers",
+            taken.len()
+        );
+        seqs.extend(taken);
+    }
     seqs.sort_unstable();
     let mut rows = CopyRows::with_capacity(n * 1024);
     let mut assigned = Vec::with_capacity(n);
@@ -631,41 +704,53 @@ async fn prune(
     Ok(Done::Pruned(pruned))
 }
 
-/// Writes the links a group appended and moves their chains' heads.
-async fn write_links(conn: &mut PgConnection, chains: &Chains) -> anyhow::Result<()> {
-    if chains.links.is_empty() {
-        return Ok(());
-    }
-    let mut rows = CopyRows::with_capacity(chains.links.len() * 192);
+/// Writes the links a group appended, moves their chains' heads, and moves the change
+/// counter with a NOTIFY to every server's listener: one statement, one round trip.
+async fn write_links_and_counter(
+    conn: &mut PgConnection,
+    chains: &Chains,
+    last_change: Option<i64>,
+) -> anyhow::Result<()> {
+    let n = chains.links.len();
+    let mut account = Vec::with_capacity(n);
+    let mut link_no = Vec::with_capacity(n);
+    let mut activity = Vec::with_capacity(n);
+    let mut content = Vec::with_capacity(n);
+    let mut link = Vec::with_capacity(n);
     for l in &chains.links {
-        rows.text(l.account_id.as_str())
-            .int(l.link_no)
-            .text(l.activity_id.as_str())
-            .bytea(&l.content_sha256)
-            .bytea(&l.link_sha256);
-        rows.end_row();
+        account.push(l.account_id.as_str());
+        link_no.push(l.link_no);
+        activity.push(l.activity_id.as_str());
+        content.push(&l.content_sha256[..]);
+        link.push(&l.link_sha256[..]);
     }
-    let mut copy = conn
-        .copy_in_raw(
-            "COPY chain_links (account_id, link_no, activity_id, content_sha256, link_sha256) \
-             FROM STDIN",
-        )
-        .await?;
-    copy.send(rows.into_bytes()).await?;
-    copy.finish().await?;
     let heads = chains.moved_heads();
-    let account: Vec<&str> = heads.iter().map(|h| h.0.as_str()).collect();
-    let no: Vec<i64> = heads.iter().map(|h| h.1).collect();
-    let hash: Vec<&[u8]> = heads.iter().map(|h| &h.2[..]).collect();
+    let head_account: Vec<&str> = heads.iter().map(|h| h.0.as_str()).collect();
+    let head_no: Vec<i64> = heads.iter().map(|h| h.1).collect();
+    let head_hash: Vec<&[u8]> = heads.iter().map(|h| &h.2[..]).collect();
+    // Each part of a WITH that writes runs once, whether or not the rest refers to it.
     sqlx::query(
-        "INSERT INTO chain_heads (account_id, link_no, link_sha256) \
-         SELECT * FROM UNNEST($1::text[], $2::int8[], $3::bytea[]) \
+        "WITH links AS (INSERT INTO chain_links (account_id, link_no, activity_id, \
+         content_sha256, link_sha256) \
+         SELECT * FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::bytea[], $5::bytea[])), \
+         heads AS (INSERT INTO chain_heads (account_id, link_no, link_sha256) \
+         SELECT * FROM UNNEST($6::text[], $7::int8[], $8::bytea[]) \
          ON CONFLICT (account_id) DO UPDATE SET link_no = excluded.link_no, \
-         link_sha256 = excluded.link_sha256",
+         link_sha256 = excluded.link_sha256), \
+         moved AS (UPDATE counters SET value = $9 WHERE name = 'change' AND $9 IS NOT NULL \
+         RETURNING value) \
+         SELECT pg_notify($10, value::text) FROM moved",
     )
     .bind(account)
-    .bind(no)
-    .bind(hash)
+    .bind(link_no)
+    .bind(activity)
+    .bind(content)
+    .bind(link)
+    .bind(head_account)
+    .bind(head_no)
+    .bind(head_hash)
+    .bind(last_change)
+    .bind(CHANNEL)
     .execute(&mut *conn)
     .await?;
     Ok(())

@@ -1,5 +1,5 @@
-//! Group commit, the same for every backend: one writer (a task on PostgreSQL, a thread of
-//! its own on SQLite) owns the only writing connection, takes every request waiting in its queue (up to [`MAX_GROUP`]), applies them in
+//! Group commit, the same for every backend: one writer, on a thread of its own, owns the
+//! only writing connection, takes every request waiting in its queue (up to [`MAX_GROUP`]), applies them in
 //! one transaction and commits once, so that many publishers posting one activity each share
 //! one fsync. Nobody is answered before the commit; a database failure fails the whole group.
 
@@ -87,11 +87,23 @@ pub(crate) struct WriterHandle {
 }
 
 impl WriterHandle {
-    /// Starts the writer task; it stops when the handle is dropped.
-    pub fn spawn<W: GroupWriter>(writer: W, commits: broadcast::Sender<i64>) -> Self {
+    /// Starts an async writer (PostgreSQL's) on a thread of its own, with a runtime of its
+    /// own; it stops when the handle is dropped. On the server's runtime the writer would wait,
+    /// after each reply from the database, for a worker busy parsing a request to pick it up
+    /// again, and the database would sit idle inside the writer's transaction meanwhile. The
+    /// writer's connections must be opened on this runtime, so it connects on its first group.
+    pub fn spawn_on_own_runtime<W: GroupWriter>(
+        writer: W,
+        commits: broadcast::Sender<i64>,
+    ) -> anyhow::Result<Self> {
         let (tx, rx) = mpsc::channel(4096);
-        tokio::spawn(run(writer, rx, commits));
-        WriterHandle { tx }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        std::thread::Builder::new()
+            .name("sitetrail-writer".into())
+            .spawn(move || runtime.block_on(run(writer, rx, commits)))?;
+        Ok(WriterHandle { tx })
     }
 
     /// Starts the writer on a thread of its own; it stops when the handle is dropped.
@@ -254,6 +266,38 @@ mod tests {
                 panic!("a WAL restart went wrong");
             }
         }
+    }
+
+    /// An async writer that notes the thread each group runs on, after awaiting a timer (so
+    /// that it needs a runtime with time enabled, as the database's connections do).
+    struct Where(Arc<Mutex<Vec<Option<String>>>>);
+
+    impl GroupWriter for Where {
+        async fn apply_group(&mut self, group: Vec<Work>) -> anyhow::Result<GroupOutcome> {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            let name = std::thread::current().name().map(str::to_owned);
+            self.0.lock().unwrap().push(name);
+            Ok((group.into_iter().map(|_| Ok(Done::Unit)).collect(), None))
+        }
+
+        async fn recover(&mut self) {}
+    }
+
+    #[tokio::test]
+    async fn an_async_writer_runs_on_its_own_thread_not_on_the_servers_runtime() {
+        let threads = Arc::new(Mutex::new(Vec::new()));
+        let (commits, _) = broadcast::channel(16);
+        let handle = WriterHandle::spawn_on_own_runtime(Where(threads.clone()), commits).unwrap();
+        let answers = futures::future::join_all((0..20).map(|_| handle.write(retention()))).await;
+        assert!(answers.iter().all(|a| matches!(a, Ok(Done::Unit))));
+        let threads = threads.lock().unwrap().clone();
+        assert!(!threads.is_empty());
+        assert!(
+            threads
+                .iter()
+                .all(|t| t.as_deref() == Some("sitetrail-writer")),
+            "{threads:?}"
+        );
     }
 
     fn retention() -> Work {

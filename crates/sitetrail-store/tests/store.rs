@@ -897,6 +897,17 @@ async fn two_writers_on_one_database_never_let_a_reader_skip_a_change(f: Fixture
         assert_eq!(seen[&c.activity.id], c.change_no, "{}", c.activity.id);
     }
     assert_eq!(other.last_change_no().await.unwrap(), total_changes);
+    // Both writers appended to acme's one chain, each after the other's commits: each must
+    // have built on the head the other left (a writer that trusted what it last wrote
+    // itself would fork the chain).
+    let report = f
+        .store
+        .verify(Some(&acc("acme")), &[])
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(report.is_intact(), "{:?}", report.first_problem());
+    assert!(report.links >= total_changes, "{} links", report.links);
 }
 
 // PostgreSQL only: what several servers sharing one database rely on.
