@@ -88,6 +88,19 @@ impl CopyRows {
         self.at_row_start = true;
     }
 
+    /// Bytes of whole rows (and of the row begun, if any) held so far.
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Hands over the rows written so far and starts afresh: for sending a long `COPY` in
+    /// pieces. Call it between rows.
+    pub fn take(&mut self) -> Vec<u8> {
+        debug_assert!(self.at_row_start, "a row was left unfinished");
+        let capacity = self.buf.capacity();
+        std::mem::replace(&mut self.buf, String::with_capacity(capacity)).into_bytes()
+    }
+
     pub fn into_bytes(self) -> Vec<u8> {
         debug_assert!(self.at_row_start, "a row was left unfinished");
         self.buf.into_bytes()
@@ -182,6 +195,25 @@ mod tests {
                 Some(String::new()),
             ]
         );
+    }
+
+    #[test]
+    fn rows_taken_in_pieces_join_up_to_the_whole() {
+        let mut whole = CopyRows::with_capacity(0);
+        let mut pieces = CopyRows::with_capacity(0);
+        let mut sent = Vec::new();
+        for i in 0..10 {
+            for rows in [&mut whole, &mut pieces] {
+                rows.int(i).text("a\tb");
+                rows.end_row();
+            }
+            if i % 3 == 0 {
+                sent.extend(pieces.take());
+                assert_eq!(pieces.len(), 0);
+            }
+        }
+        sent.extend(pieces.into_bytes());
+        assert_eq!(sent, whole.into_bytes());
     }
 
     proptest! {

@@ -42,6 +42,7 @@ contract!(
     every_character_comes_back_as_it_was_written,
     account_ids_name_every_account_once_in_order,
     a_batch_is_all_or_nothing,
+    a_large_batch_is_written_whole_and_in_order,
     unknown_sites_and_foreign_sites_are_refused,
     concurrent_writers_share_commits_and_all_are_recorded,
     requests_sharing_a_commit_succeed_or_fail_on_their_own,
@@ -417,6 +418,46 @@ async fn a_batch_is_all_or_nothing(f: Fixture) {
         .await
         .unwrap();
     assert!(page.items.is_empty());
+}
+
+async fn a_large_batch_is_written_whole_and_in_order(f: Fixture) {
+    // Large enough that PostgreSQL's writer sends its COPY in several pieces, and takes
+    // a range of seq numbers at once.
+    let batch: Vec<NewActivity> = (0..1500)
+        .map(|i| {
+            let mut a = new("acme", "shop", ActorKind::User);
+            a.description = format!(
+                "Push {i}\twith a tab, a \\ and a\nnew line {}",
+                "x".repeat(200)
+            );
+            a
+        })
+        .collect();
+    let first = f.store.record(batch.clone()).await.unwrap();
+    let second = f.store.record(batch[..3].to_vec()).await.unwrap();
+    let seqs: Vec<i64> = first
+        .iter()
+        .chain(&second)
+        .map(|r| r.activity.seq)
+        .collect();
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "seq follows the batch's order"
+    );
+    let stored = f.store.changes_after(0, None, 2000).await.unwrap();
+    assert_eq!(stored.len(), 1503);
+    for (c, (r, sent)) in stored.iter().zip(first.iter().zip(&batch)) {
+        assert_eq!(c.activity.id, r.activity.id);
+        assert_eq!(c.activity.seq, r.activity.seq);
+        assert_eq!(c.activity.description, sent.description);
+    }
+    let report = f
+        .store
+        .verify(Some(&acc("acme")), &[])
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(report.is_intact(), "{:?}", report.first_problem());
 }
 
 async fn hosted_sites_are_the_ones_with_a_live_docroot(f: Fixture) {
