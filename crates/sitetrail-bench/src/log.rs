@@ -2,7 +2,7 @@
 //! hold most of the history, timestamps span two years in arrival order, 2% of activities
 //! are still in progress.
 
-use serde_json::{Value, json};
+use serde::Serialize;
 use sitetrail_core::Timestamp;
 
 const TWO_YEARS_MS: i64 = 2 * 365 * 24 * 3600 * 1000;
@@ -83,12 +83,21 @@ impl Shape {
         };
         let person = rng.next() % 40;
         let actor = match rng.next() % 100 {
-            0..85 => {
-                json!({"kind": "user", "email": format!("owner{person}@client{account}.example")})
-            }
-            85..95 => json!({"kind": "support", "email": format!("agent{person}@support.example"),
-                             "name": format!("Agent {person}")}),
-            _ => json!({"kind": "system"}),
+            0..85 => Actor {
+                kind: "user",
+                email: Some(format!("owner{person}@client{account}.example")),
+                name: None,
+            },
+            85..95 => Actor {
+                kind: "support",
+                email: Some(format!("agent{person}@support.example")),
+                name: Some(format!("Agent {person}")),
+            },
+            _ => Actor {
+                kind: "system",
+                email: None,
+                name: None,
+            },
         };
         Activity {
             site,
@@ -110,8 +119,53 @@ pub struct Activity {
     pub duration_ms: i64,
     pub kind: &'static str,
     pub status: &'static str,
-    pub actor: Value,
+    pub actor: Actor,
     seed: u64,
+}
+
+/// Who did it, as the API takes it.
+#[derive(Serialize)]
+pub struct Actor {
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// An activity's details, keys in sorted order (as a JSON object stored with sorted keys
+/// reads).
+#[derive(Serialize)]
+pub struct Details {
+    backup_id: String,
+    bytes: u64,
+    files: u64,
+    php: &'static str,
+    source_url: String,
+    tables: u64,
+    target_url: String,
+    wordpress: &'static str,
+}
+
+/// The body `POST /api/v1/activities` takes, serialized straight from the generated
+/// activity: the load generator shares the machine with the server it measures, so it
+/// builds no JSON tree on the way.
+#[derive(Serialize)]
+pub struct Body<'a> {
+    account_id: String,
+    site_id: String,
+    environment: &'static str,
+    service: &'static str,
+    activity: &'static str,
+    actor: &'a Actor,
+    description: String,
+    status: &'static str,
+    created_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    completed_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    details: Details,
 }
 
 impl Activity {
@@ -155,17 +209,17 @@ impl Activity {
     }
 
     /// About 235 bytes of JSON, as measured logs carry.
-    pub fn details(&self) -> Value {
-        json!({
-            "backup_id": format!("bk-{:016x}", self.seed),
-            "source_url": format!("https://staging.site-{}.example", self.site),
-            "target_url": format!("https://site-{}.example", self.site),
-            "tables": 12 + self.seed % 40,
-            "files": 1_000 + self.seed % 9_000,
-            "bytes": 50_000_000 + self.seed % 900_000_000,
-            "php": "8.2",
-            "wordpress": "6.7.1",
-        })
+    pub fn details(&self) -> Details {
+        Details {
+            backup_id: format!("bk-{:016x}", self.seed),
+            source_url: format!("https://staging.site-{}.example", self.site),
+            target_url: format!("https://site-{}.example", self.site),
+            tables: 12 + self.seed % 40,
+            files: 1_000 + self.seed % 9_000,
+            bytes: 50_000_000 + self.seed % 900_000_000,
+            php: "8.2",
+            wordpress: "6.7.1",
+        }
     }
 
     pub fn completed_ms(&self) -> Option<i64> {
@@ -173,27 +227,22 @@ impl Activity {
     }
 
     /// The body `POST /api/v1/activities` takes.
-    pub fn to_json(&self, shape: &Shape) -> Value {
+    pub fn body(&self, shape: &Shape) -> Body<'_> {
         let ts = |ms: i64| Timestamp::from_millis(ms).map(|t| t.to_rfc3339());
-        let mut v = json!({
-            "account_id": shape.account_name(self.account),
-            "site_id": shape.site_name(self.site),
-            "environment": self.environment(),
-            "service": self.service(),
-            "activity": self.kind,
-            "actor": self.actor,
-            "description": self.description(),
-            "status": self.status,
-            "created_at": ts(self.created_ms),
-            "details": self.details(),
-        });
-        if let Some(done) = self.completed_ms() {
-            v["completed_at"] = json!(ts(done));
+        Body {
+            account_id: shape.account_name(self.account),
+            site_id: shape.site_name(self.site),
+            environment: self.environment(),
+            service: self.service(),
+            activity: self.kind,
+            actor: &self.actor,
+            description: self.description(),
+            status: self.status,
+            created_at: ts(self.created_ms),
+            completed_at: self.completed_ms().and_then(ts),
+            error: self.error(),
+            details: self.details(),
         }
-        if let Some(e) = self.error() {
-            v["error"] = json!(e);
-        }
-        v
     }
 }
 
@@ -227,5 +276,51 @@ mod tests {
             assert!(a.site < shape.sites);
         }
         assert_eq!(big, shape.big_site_activities());
+    }
+
+    #[test]
+    fn a_body_says_what_its_activity_says() {
+        let shape = Shape::of(10_000);
+        let (mut ended, mut running, mut failed) = (0, 0, 0);
+        for i in 0..2_000 {
+            let a = shape.activity(i);
+            let body: serde_json::Value =
+                serde_json::from_slice(&serde_json::to_vec(&a.body(&shape)).unwrap()).unwrap();
+            assert_eq!(body["site_id"], shape.site_name(a.site));
+            assert_eq!(body["account_id"], shape.account_name(a.account));
+            assert_eq!(body["activity"], a.kind);
+            assert_eq!(body["status"], a.status);
+            assert_eq!(body["actor"]["kind"], a.actor.kind);
+            assert_eq!(
+                body["actor"].get("email").and_then(|e| e.as_str()),
+                a.actor.email.as_deref()
+            );
+            let created = Timestamp::parse_rfc3339(body["created_at"].as_str().unwrap()).unwrap();
+            assert_eq!(created.millis(), a.created_ms);
+            match a.status {
+                "in_progress" => {
+                    running += 1;
+                    assert!(body.get("completed_at").is_none());
+                }
+                _ => {
+                    ended += 1;
+                    let done = body["completed_at"].as_str().unwrap();
+                    assert_eq!(
+                        Timestamp::parse_rfc3339(done).unwrap().millis(),
+                        a.created_ms + a.duration_ms
+                    );
+                }
+            }
+            if a.status == "failed" {
+                failed += 1;
+                assert!(body["error"].as_str().unwrap().contains("went away"));
+            } else {
+                assert!(body.get("error").is_none());
+            }
+            let keys: Vec<&String> = body["details"].as_object().unwrap().keys().collect();
+            assert_eq!(keys.len(), 8);
+            assert_eq!(body["details"]["php"], "8.2");
+        }
+        assert!(ended > 0 && running > 0 && failed > 0);
     }
 }

@@ -52,6 +52,9 @@ struct Args {
     /// Concurrent clients for the single-activity ingest.
     #[arg(long, default_value_t = 64)]
     clients: usize,
+    /// Batches in flight during batch ingest.
+    #[arg(long, default_value_t = 4)]
+    batch_clients: usize,
     /// Seconds per round of single-activity ingest (three rounds; the median is quoted).
     #[arg(long, default_value_t = 10.0)]
     single_seconds: f64,
@@ -169,7 +172,7 @@ async fn run(
     );
     server.register(shape).await?;
     eprintln!("  batch ingest");
-    let batch_rate = server.batch_ingest(shape, 4).await?;
+    let batch_rate = server.batch_ingest(shape, args.batch_clients).await?;
 
     let big = shape.site_name(shape.big_site());
     let big_account = shape.account_name(shape.account_of(shape.big_site()));
@@ -365,7 +368,10 @@ async fn ingest_lines(
 
     let per_s = |v: f64| format!("{v:.0}/s");
     lines.push(line(
-        "batch ingest, activities/s (HTTP, 1,000 per batch, 4 in flight)",
+        format!(
+            "batch ingest, activities/s (HTTP, 1,000 per batch, {} in flight)",
+            args.batch_clients
+        ),
         per_s(batch_rate),
         format!("{} batched INSERT", per_s(raw_batched)),
         ratio(batch_rate, raw_batched),

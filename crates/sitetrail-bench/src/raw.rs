@@ -63,9 +63,8 @@ struct Row {
 
 fn row(shape: &Shape, i: u64, prefix: &str) -> Row {
     let a = shape.activity(i);
-    let text = |k: &str| a.actor.get(k).and_then(|v| v.as_str()).map(str::to_owned);
     let description = a.description();
-    let email = text("email");
+    let email = a.actor.email.clone();
     let search = format!(
         "{} {} {} {}",
         email.as_deref().unwrap_or("system"),
@@ -82,12 +81,12 @@ fn row(shape: &Shape, i: u64, prefix: &str) -> Row {
         service: a.service(),
         activity: a.kind,
         status: a.status,
-        actor_kind: text("kind").unwrap_or_default(),
+        actor_kind: a.actor.kind.to_owned(),
         actor_email: email,
-        actor_name: text("name"),
+        actor_name: a.actor.name.clone(),
         description,
         error: a.error(),
-        details: a.details().to_string(),
+        details: serde_json::to_string(&a.details()).expect("plain fields serialize"),
         created_at: a.created_ms,
         completed_at: a.completed_ms(),
         change_no: i as i64 + 1,

@@ -180,9 +180,14 @@ impl Server {
                 async move {
                     let from = b * 1000;
                     let to = (from + 1000).min(shape.activities);
-                    let body = json!({"activities":
-                        (from..to).map(|i| shape.activity(i).to_json(shape)).collect::<Vec<_>>()});
-                    let body = serde_json::to_vec(&body)?;
+                    #[derive(serde::Serialize)]
+                    struct Batch<'a> {
+                        activities: Vec<crate::log::Body<'a>>,
+                    }
+                    let generated: Vec<_> = (from..to).map(|i| shape.activity(i)).collect();
+                    let body = serde_json::to_vec(&Batch {
+                        activities: generated.iter().map(|a| a.body(shape)).collect(),
+                    })?;
                     let r = self
                         .http
                         .post(format!("{}/api/v1/activities/batch", self.base))
