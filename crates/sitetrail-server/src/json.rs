@@ -25,6 +25,11 @@ where
         }
         let ApiBytes(bytes) = ApiBytes::from_request(req, state).await?;
         refuse_nul(&bytes)?;
+        // Most bodies are well formed: read them without tracking the path, and read a
+        // refused one again with axum's extractor for the message naming the field.
+        if let Ok(v) = serde_json::from_slice(&bytes) {
+            return Ok(ApiJson(v));
+        }
         match axum::Json::<T>::from_bytes(&bytes) {
             Ok(axum::Json(v)) => Ok(ApiJson(v)),
             Err(rejection) => Err(from_rejection(rejection)),

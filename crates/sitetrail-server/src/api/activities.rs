@@ -1,5 +1,7 @@
 //! Recording activities (publishers) and reading them (viewers).
 
+use std::collections::HashMap;
+
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -274,12 +276,15 @@ pub async fn record_batch(
             })
         })
         .collect::<ApiResult<Vec<_>>>()?;
+    // Each site's count, in the order the batch first names it.
     let mut per_site: Vec<(&sitetrail_core::SiteId, u32)> = Vec::new();
+    let mut slot: HashMap<&sitetrail_core::SiteId, usize> = HashMap::new();
     for new in &batch {
-        match per_site.iter_mut().find(|(s, _)| *s == &new.site_id) {
-            Some((_, n)) => *n += 1,
-            None => per_site.push((&new.site_id, 1)),
-        }
+        let i = *slot.entry(&new.site_id).or_insert_with(|| {
+            per_site.push((&new.site_id, 0));
+            per_site.len() - 1
+        });
+        per_site[i].1 += 1;
     }
     state.limits.site_activities(per_site)?;
     let recorded = state.store.record(batch).await?;
