@@ -249,7 +249,7 @@ impl NewActivity {
                 ));
             }
         }
-        if serde_json::to_string(&self.details).map_or(0, |s| s.len()) > MAX_DETAILS_BYTES {
+        if json_len(&self.details) > MAX_DETAILS_BYTES {
             return Err(InvalidField::new(
                 "details",
                 format!("at most {MAX_DETAILS_BYTES} bytes of JSON are kept"),
@@ -353,7 +353,7 @@ impl Ending {
             return Err(InvalidField::new("completed_at", "is before created_at"));
         }
         if let Some(d) = &self.details
-            && serde_json::to_string(d).map_or(0, |s| s.len()) > MAX_DETAILS_BYTES
+            && json_len(d) > MAX_DETAILS_BYTES
         {
             return Err(InvalidField::new(
                 "details",
@@ -369,6 +369,22 @@ impl StoredActivity {
         self.completed_at
             .map(|done| done.millis() - self.created_at.millis())
     }
+}
+
+/// Bytes of `v` as compact JSON, counted as it is written: nothing is kept.
+fn json_len<T: Serialize + ?Sized>(v: &T) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    serde_json::to_writer(&mut count, v).map_or(0, |()| count.0)
 }
 
 #[cfg(test)]
@@ -468,6 +484,43 @@ mod tests {
             case in new_activity()
         ) {
             prop_assert_eq!(case.0.canonical_request(), canonical_as_first_built(&case.0));
+        }
+
+        #[test]
+        fn json_len_counts_the_bytes_of_the_json_text(case in new_activity()) {
+            let text = serde_json::to_string(&case.0.details).unwrap();
+            prop_assert_eq!(json_len(&case.0.details), text.len());
+        }
+    }
+
+    #[test]
+    fn details_are_refused_one_byte_past_the_limit() {
+        let mut new = new_activity_with_details("");
+        let overhead = json_len(&new.details);
+        new = new_activity_with_details(&"x".repeat(MAX_DETAILS_BYTES - overhead));
+        assert_eq!(json_len(&new.details), MAX_DETAILS_BYTES);
+        assert!(new.validate(new.activity.service()).is_ok());
+        new = new_activity_with_details(&"x".repeat(MAX_DETAILS_BYTES - overhead + 1));
+        let refused = new.validate(new.activity.service()).unwrap_err();
+        assert!(refused.to_string().contains("details"), "{refused}");
+    }
+
+    fn new_activity_with_details(note: &str) -> NewActivity {
+        NewActivity {
+            id: None,
+            account_id: AccountId::parse("acme").unwrap(),
+            site_id: SiteId::parse("shop").unwrap(),
+            environment: Environment::Staging,
+            activity: ActivityKind::ResetStagingFromBackup,
+            actor: Actor::system(),
+            description: "Reset".into(),
+            status: Status::Completed,
+            created_at: None,
+            completed_at: None,
+            error: None,
+            details: [("note".to_owned(), serde_json::Value::from(note))]
+                .into_iter()
+                .collect(),
         }
     }
 
