@@ -63,9 +63,9 @@ pub fn content_sha256(a: &StoredActivity) -> Hash {
     put_opt(&mut h, a.actor.name.as_deref().map(str::as_bytes));
     put(&mut h, a.description.as_bytes());
     put_opt(&mut h, a.error.as_deref().map(str::as_bytes));
-    let mut details = String::new();
-    canonical_json(&serde_json::Value::Object(a.details.clone()), &mut details);
-    put(&mut h, details.as_bytes());
+    let mut details = Vec::with_capacity(256);
+    canonical_object(&a.details, &mut details);
+    put(&mut h, &details);
     h.update(a.created_at.millis().to_be_bytes());
     put_opt(
         &mut h,
@@ -78,34 +78,37 @@ pub fn content_sha256(a: &StoredActivity) -> Hash {
 }
 
 /// JSON with object keys sorted at every level, whatever order the map kept them in.
-fn canonical_json(v: &serde_json::Value, out: &mut String) {
+/// Written straight into `out`: these bytes are what stored content hashes were made from.
+fn canonical_json(v: &serde_json::Value, out: &mut Vec<u8>) {
     match v {
-        serde_json::Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&serde_json::Value::String(k.clone()).to_string());
-                out.push(':');
-                canonical_json(&map[k], out);
-            }
-            out.push('}');
-        }
+        serde_json::Value::Object(map) => canonical_object(map, out),
         serde_json::Value::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 canonical_json(item, out);
             }
-            out.push(']');
+            out.push(b']');
         }
-        scalar => out.push_str(&scalar.to_string()),
+        scalar => serde_json::to_writer(&mut *out, scalar).expect("writing into memory"),
     }
+}
+
+fn canonical_object(map: &serde_json::Map<String, serde_json::Value>, out: &mut Vec<u8>) {
+    let mut keys: Vec<&String> = map.keys().collect();
+    keys.sort();
+    out.push(b'{');
+    for (i, k) in keys.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut *out, k).expect("writing into memory");
+        out.push(b':');
+        canonical_json(&map[k], out);
+    }
+    out.push(b'}');
 }
 
 /// The hash of link `link_no` of `account`'s chain.
@@ -700,13 +703,86 @@ impl Verifier {
 mod tests {
     use super::*;
 
+    use proptest::prelude::*;
+
+    fn canonical(v: &serde_json::Value) -> String {
+        let mut out = Vec::new();
+        canonical_json(v, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
     #[test]
     fn canonical_json_sorts_keys_at_every_level() {
         let v: serde_json::Value =
             serde_json::from_str(r#"{"b":1,"a":{"d":[{"z":1,"y":2}],"c":"x"}}"#).unwrap();
-        let mut out = String::new();
-        canonical_json(&v, &mut out);
-        assert_eq!(out, r#"{"a":{"c":"x","d":[{"y":2,"z":1}]},"b":1}"#);
+        assert_eq!(
+            canonical(&v),
+            r#"{"a":{"c":"x","d":[{"y":2,"z":1}]},"b":1}"#
+        );
+        let odd: serde_json::Value =
+            serde_json::from_str(r#"{"\u00e9\n\"":-1.5e300,"":[null,true,"\u0001"]}"#).unwrap();
+        assert_eq!(
+            canonical(&odd),
+            r#"{"":[null,true,"\u0001"],"é\n\"":-1.5e+300}"#
+        );
+    }
+
+    /// The first way canonical JSON was written, one string per key and scalar: every stored
+    /// content hash was made from its bytes, so the written one must never differ from it.
+    fn canonical_as_first_written(v: &serde_json::Value, out: &mut String) {
+        match v {
+            serde_json::Value::Object(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                out.push('{');
+                for (i, k) in keys.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&serde_json::Value::String(k.clone()).to_string());
+                    out.push(':');
+                    canonical_as_first_written(&map[k], out);
+                }
+                out.push('}');
+            }
+            serde_json::Value::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    canonical_as_first_written(item, out);
+                }
+                out.push(']');
+            }
+            scalar => out.push_str(&scalar.to_string()),
+        }
+    }
+
+    fn json_value() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<f64>().prop_map(serde_json::Value::from),
+            any::<String>().prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::from),
+                prop::collection::vec((any::<String>(), inner), 0..6)
+                    .prop_map(|kv| serde_json::Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn canonical_json_writes_the_bytes_it_always_wrote(v in json_value()) {
+            let mut first = String::new();
+            canonical_as_first_written(&v, &mut first);
+            prop_assert_eq!(canonical(&v), first);
+        }
     }
 
     #[test]

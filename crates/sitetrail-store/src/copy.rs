@@ -33,18 +33,21 @@ impl CopyRows {
 
     pub fn text(&mut self, value: &str) -> &mut Self {
         self.separate();
-        let mut rest = value;
-        while let Some(at) = rest.find(['\\', '\n', '\r', '\t']) {
-            self.buf.push_str(&rest[..at]);
-            self.buf.push_str(match rest.as_bytes()[at] {
+        // The four escaped characters are ASCII, so every cut falls between characters.
+        let mut from = 0;
+        for (at, b) in value.bytes().enumerate() {
+            let escaped = match b {
                 b'\\' => "\\\\",
                 b'\n' => "\\n",
                 b'\r' => "\\r",
-                _ => "\\t",
-            });
-            rest = &rest[at + 1..];
+                b'\t' => "\\t",
+                _ => continue,
+            };
+            self.buf.push_str(&value[from..at]);
+            self.buf.push_str(escaped);
+            from = at + 1;
         }
-        self.buf.push_str(rest);
+        self.buf.push_str(&value[from..]);
         self
     }
 
@@ -76,9 +79,11 @@ impl CopyRows {
 
     pub fn bytea(&mut self, value: &[u8]) -> &mut Self {
         self.separate();
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         self.buf.push_str("\\\\x");
         for b in value {
-            write!(self.buf, "{b:02x}").expect("writing to a String never fails");
+            self.buf.push(char::from(HEX[usize::from(b >> 4)]));
+            self.buf.push(char::from(HEX[usize::from(b & 0xf)]));
         }
         self
     }
