@@ -22,6 +22,17 @@ pub(crate) struct Touched {
     /// What the writer renders from `activity`, when it was rendered before the group (and
     /// the group has not changed the activity since).
     pub rendered: Option<Rendered>,
+    /// A fresh activity the group ended too, as it was recorded: what its record answers.
+    recorded_as: Option<StoredActivity>,
+}
+
+/// One activity of a record request's answer while the group is planned and written.
+pub(crate) enum Planned {
+    /// Answered already: a replay of an activity recorded before.
+    Answered(Box<Recorded>),
+    /// Recorded by this group. The activity stays in the plan, which stores it, and moves
+    /// into the answer when the group is written: the writer copies no activity for it.
+    Fresh(ActivityId),
 }
 
 /// One group's writes, worked out in memory before they are sent.
@@ -87,6 +98,7 @@ impl Plan {
                 change_no,
                 fresh: false,
                 rendered: None,
+                recorded_as: None,
             },
         );
     }
@@ -134,10 +146,10 @@ impl Plan {
                     .or_else(|| self.touched.get(&new.id));
                 if let Some(t) = before {
                     if t.request_sha256 == p.request_sha256 {
-                        out.push(Recorded {
+                        out.push(Planned::Answered(Box::new(Recorded {
                             activity: t.activity.clone(),
                             created: false,
-                        });
+                        })));
                         continue;
                     }
                     return Err(StoreError::Conflict(format!(
@@ -163,10 +175,7 @@ impl Plan {
                 }
                 Some(_) => {}
             }
-            out.push(Recorded {
-                activity: new.clone(),
-                created: true,
-            });
+            out.push(Planned::Fresh(new.id.clone()));
             staged.push((
                 Touched {
                     activity: p.activity,
@@ -174,6 +183,7 @@ impl Plan {
                     change_no: 0,
                     fresh: true,
                     rendered: Some(p.rendered),
+                    recorded_as: None,
                 },
                 p.content_sha256,
             ));
@@ -184,7 +194,38 @@ impl Plan {
             self.inserts.push(t.activity.id.clone());
             self.touched.insert(t.activity.id.clone(), t);
         }
-        Ok(Done::Recorded(out))
+        Ok(Done::Planned(out))
+    }
+
+    /// Turns the group's record answers into `Recorded`, once its rows are written and have
+    /// their `seq` ([`Plan::assign_seqs`]): each fresh activity moves out of the plan into
+    /// its answer. The plan holds no fresh activity afterwards.
+    pub fn answer(&mut self, results: &mut [StoreResult<Done>]) {
+        for r in results.iter_mut() {
+            let Ok(Done::Planned(planned)) = r else {
+                continue;
+            };
+            let recorded = std::mem::take(planned)
+                .into_iter()
+                .map(|p| match p {
+                    Planned::Answered(recorded) => *recorded,
+                    Planned::Fresh(id) => {
+                        let t = self
+                            .touched
+                            .remove(&id)
+                            .expect("a fresh activity stays in the plan until it is answered");
+                        let seq = t.activity.seq;
+                        let mut activity = t.recorded_as.unwrap_or(t.activity);
+                        activity.seq = seq;
+                        Recorded {
+                            activity,
+                            created: true,
+                        }
+                    }
+                })
+                .collect();
+            *r = Ok(Done::Recorded(recorded));
+        }
     }
 
     /// What the writer stores for a planned activity besides its plain columns: rendered
@@ -210,7 +251,10 @@ impl Plan {
         let change = self.next_change();
         self.chains.append(&next);
         let t = self.touched.get_mut(id).expect("looked up above");
-        t.activity = next.clone();
+        let before = std::mem::replace(&mut t.activity, next.clone());
+        if t.fresh && t.recorded_as.is_none() {
+            t.recorded_as = Some(before);
+        }
         t.change_no = change;
         t.rendered = None;
         if !t.fresh && !self.ends.contains(id) {
@@ -237,11 +281,10 @@ impl Plan {
             self.owners
                 .entry(site)
                 .or_insert_with(|| request.account.clone());
-            let entry = record::prepare(&entry, now)?;
-            let Done::Recorded(mut logged) = self.record(vec![entry])? else {
-                unreachable!("record answers with Recorded")
-            };
-            out.push((logged.remove(0).activity, removed));
+            let entry = record::prepare(entry, now)?;
+            let id = entry.activity.id.clone();
+            self.record(vec![entry])?;
+            out.push((self.touched[&id].activity.clone(), removed));
         }
         Ok(out)
     }
@@ -261,9 +304,13 @@ impl Plan {
         let seq_of = |a: &StoredActivity| self.touched.get(&a.id).map(|t| t.activity.seq);
         for r in results.iter_mut() {
             match r {
-                Ok(Done::Recorded(v)) => {
-                    for rec in v.iter_mut().filter(|r| r.activity.seq == 0) {
-                        rec.activity.seq = seq_of(&rec.activity).unwrap_or(0);
+                Ok(Done::Planned(v)) => {
+                    for p in v.iter_mut() {
+                        if let Planned::Answered(rec) = p
+                            && rec.activity.seq == 0
+                        {
+                            rec.activity.seq = seq_of(&rec.activity).unwrap_or(0);
+                        }
                     }
                 }
                 Ok(Done::Ended(a)) if a.seq == 0 => a.seq = seq_of(a).unwrap_or(0),
@@ -318,7 +365,7 @@ mod tests {
     fn an_activity_recorded_and_ended_in_one_group_is_stored_as_ended() {
         let mut plan = plan();
         let now = Timestamp::now();
-        let prepared = record::prepare(&new_push("push-1"), now).unwrap();
+        let prepared = record::prepare(new_push("push-1"), now).unwrap();
         let prepared_content = prepared.content_sha256;
         plan.record(vec![prepared]).unwrap();
         let id = ActivityId::parse("push-1").unwrap();
@@ -347,6 +394,75 @@ mod tests {
         );
     }
 
+    /// The answers of a group that records three activities, replays one of them and ends
+    /// another, once the writer gave the rows their `seq`.
+    #[test]
+    fn answers_say_what_each_request_did_when_the_group_is_written() {
+        let mut plan = plan();
+        let now = Timestamp::now();
+        let batch = ["push-1", "push-2"]
+            .map(|id| record::prepare(new_push(id), now).unwrap())
+            .into();
+        let mut results = vec![plan.record(batch)];
+        results.push(plan.record(vec![record::prepare(new_push("push-1"), now).unwrap()]));
+        let ending = Ending {
+            status: Status::Completed,
+            description: Some("Pushed staging to live".into()),
+            error: None,
+            completed_at: None,
+            details: None,
+        };
+        results.push(plan.end(&ActivityId::parse("push-2").unwrap(), &ending, now));
+        results.push(plan.record(vec![record::prepare(new_push("push-3"), now).unwrap()]));
+        let seqs = plan
+            .inserts
+            .iter()
+            .zip(10..)
+            .map(|(id, seq)| (id.clone(), seq))
+            .collect();
+        plan.assign_seqs(seqs, &mut results);
+        plan.answer(&mut results);
+
+        let recorded = |r: &StoreResult<Done>| match r {
+            Ok(Done::Recorded(v)) => v
+                .iter()
+                .map(|r| {
+                    (
+                        r.activity.id.to_string(),
+                        r.activity.seq,
+                        r.created,
+                        r.activity.status,
+                    )
+                })
+                .collect::<Vec<_>>(),
+            _ => panic!("a record answers with Recorded"),
+        };
+        assert_eq!(
+            recorded(&results[0]),
+            [
+                ("push-1".to_owned(), 10, true, Status::InProgress),
+                // Ended later in the group: its record still answers what was recorded.
+                ("push-2".to_owned(), 11, true, Status::InProgress),
+            ]
+        );
+        assert_eq!(
+            recorded(&results[1]),
+            [("push-1".to_owned(), 10, false, Status::InProgress)]
+        );
+        match &results[2] {
+            Ok(Done::Ended(a)) => assert_eq!((a.seq, a.status), (11, Status::Completed)),
+            _ => panic!("an end answers with Ended"),
+        }
+        assert_eq!(
+            recorded(&results[3]),
+            [("push-3".to_owned(), 12, true, Status::InProgress)]
+        );
+        assert!(
+            plan.touched.values().all(|t| !t.fresh),
+            "every fresh activity moved into its answer"
+        );
+    }
+
     #[test]
     fn the_request_hash_is_the_hash_of_the_canonical_request() {
         use sha2::{Digest, Sha256};
@@ -360,7 +476,7 @@ mod tests {
     #[test]
     fn a_prepared_record_keeps_its_rendering_until_the_writer_takes_it() {
         let mut plan = plan();
-        let prepared = record::prepare(&new_push("push-2"), Timestamp::now()).unwrap();
+        let prepared = record::prepare(new_push("push-2"), Timestamp::now()).unwrap();
         let rendered = prepared.rendered.clone();
         plan.record(vec![prepared]).unwrap();
         let id = ActivityId::parse("push-2").unwrap();

@@ -282,6 +282,7 @@ impl GroupWriter for PgWriter {
             results.push(r);
         }
         let last_change = flush(conn, &mut plan, &mut results, seqs).await?;
+        plan.answer(&mut results);
         for (i, key) in checkpoints {
             results[i] = Ok(Done::Checkpointed(sign_checkpoints(conn, &key).await?));
         }
@@ -877,7 +878,7 @@ impl Store for PgStore {
     async fn record(&self, batch: Vec<NewActivity>) -> StoreResult<Vec<Recorded>> {
         match self
             .writer
-            .write(Work::Record(record::prepare_all(&batch)?))
+            .write(Work::Record(record::prepare_all(batch)?))
             .await?
         {
             Done::Recorded(r) => Ok(r),

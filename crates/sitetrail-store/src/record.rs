@@ -59,12 +59,14 @@ pub(crate) struct Prepared {
 }
 
 /// Checks a new activity and prepares it, with `now` as its arrival time.
-pub(crate) fn prepare(new: &NewActivity, now: Timestamp) -> StoreResult<Prepared> {
+pub(crate) fn prepare(new: NewActivity, now: Timestamp) -> StoreResult<Prepared> {
     new.validate(new.activity.service())?;
+    let named = new.id.is_some();
+    let request_sha256 = request_sha256(&new);
     let activity = new_stored(new, now);
     Ok(Prepared {
-        named: new.id.is_some(),
-        request_sha256: request_sha256(new),
+        named,
+        request_sha256,
         content_sha256: crate::chain::content_sha256(&activity),
         rendered: Rendered::of(&activity),
         activity,
@@ -72,9 +74,9 @@ pub(crate) fn prepare(new: &NewActivity, now: Timestamp) -> StoreResult<Prepared
 }
 
 /// Prepares a whole batch, all or nothing.
-pub(crate) fn prepare_all(batch: &[NewActivity]) -> StoreResult<Vec<Prepared>> {
+pub(crate) fn prepare_all(batch: Vec<NewActivity>) -> StoreResult<Vec<Prepared>> {
     let now = Timestamp::now();
-    batch.iter().map(|new| prepare(new, now)).collect()
+    batch.into_iter().map(|new| prepare(new, now)).collect()
 }
 
 pub(crate) fn request_sha256(new: &NewActivity) -> Vec<u8> {
@@ -85,7 +87,7 @@ pub(crate) fn request_sha256(new: &NewActivity) -> Vec<u8> {
 }
 
 /// The activity a new request becomes, before the store gives it its `seq`.
-pub(crate) fn new_stored(new: &NewActivity, now: Timestamp) -> StoredActivity {
+pub(crate) fn new_stored(new: NewActivity, now: Timestamp) -> StoredActivity {
     let created_at = new.created_at.unwrap_or(now);
     let completed_at = match new.status {
         Status::InProgress => None,
@@ -93,17 +95,17 @@ pub(crate) fn new_stored(new: &NewActivity, now: Timestamp) -> StoredActivity {
     };
     StoredActivity {
         seq: 0,
-        id: new.id.clone().unwrap_or_else(ActivityId::generate),
-        account_id: new.account_id.clone(),
-        site_id: new.site_id.clone(),
+        id: new.id.unwrap_or_else(ActivityId::generate),
+        account_id: new.account_id,
+        site_id: new.site_id,
         environment: new.environment,
         service: new.activity.service(),
         activity: new.activity,
         status: new.status,
-        actor: new.actor.clone(),
-        description: new.description.clone(),
-        error: new.error.clone(),
-        details: new.details.clone(),
+        actor: new.actor,
+        description: new.description,
+        error: new.error,
+        details: new.details,
         created_at,
         completed_at,
     }

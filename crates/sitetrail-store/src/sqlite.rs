@@ -266,7 +266,7 @@ impl Store for SqliteStore {
     async fn record(&self, batch: Vec<NewActivity>) -> StoreResult<Vec<Recorded>> {
         match self
             .writer
-            .write(Work::Record(record::prepare_all(&batch)?))
+            .write(Work::Record(record::prepare_all(batch)?))
             .await?
         {
             Done::Recorded(r) => Ok(r),

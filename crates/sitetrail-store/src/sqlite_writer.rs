@@ -185,6 +185,7 @@ fn apply_group(
         results.push(r);
     }
     let last_change = flush(&tx, &mut plan, &mut results)?;
+    plan.answer(&mut results);
     for (i, key) in checkpoints {
         results[i] = Ok(Done::Checkpointed(sign_checkpoints(&tx, &key)?));
     }

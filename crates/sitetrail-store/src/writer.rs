@@ -33,6 +33,9 @@ pub(crate) enum Work {
 
 pub(crate) enum Done {
     Recorded(Vec<Recorded>),
+    /// A record request's answers while its group is written; [`crate::plan::Plan::answer`]
+    /// turns them into `Recorded` before the group answers.
+    Planned(Vec<crate::plan::Planned>),
     Ended(Box<StoredActivity>),
     Pruned(Pruned),
     Checkpointed(Vec<CheckpointBody>),
