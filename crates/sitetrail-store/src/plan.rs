@@ -199,7 +199,7 @@ impl Plan {
 
     /// Turns the group's record answers into `Recorded`, once its rows are written and have
     /// their `seq` ([`Plan::assign_seqs`]): each fresh activity moves out of the plan into
-    /// its answer. The plan holds no fresh activity afterwards.
+    /// its answer. Only a prune's own entries, which no record request answers, stay.
     pub fn answer(&mut self, results: &mut [StoreResult<Done>]) {
         for r in results.iter_mut() {
             let Ok(Done::Planned(planned)) = r else {

@@ -1,6 +1,7 @@
 //! `GET /api/v1/sites/{site}/activities/stream`: server-sent events `activity.created` and
 //! `activity.ended`, each carrying the activity as this viewer may see it. The event id is
-//! the change number; `Last-Event-ID` resumes after it.
+//! the change number; `Last-Event-ID` resumes after it, and so does `?after=` (what a page
+//! rendered at that change number opens the stream with).
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -12,6 +13,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures::Stream;
+use serde::Deserialize;
 use sitetrail_core::{Audience, SiteId, view};
 use sitetrail_store::{Change, ChangeKind};
 use tokio::sync::broadcast::error::RecvError;
@@ -20,6 +22,7 @@ use crate::AppState;
 use crate::api::site_scope;
 use crate::auth::ViewerAuth;
 use crate::error::{ApiError, ApiResult};
+use crate::json::ApiQuery;
 
 const BACKLOG_PAGE: u32 = 500;
 
@@ -29,7 +32,8 @@ pub fn router() -> Router<AppState> {
 
 #[utoipa::path(get, path = "/api/v1/sites/{site}/activities/stream", tag = "viewers",
     params(("site" = String, Path),
-        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id")),
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id"),
+        ("after" = Option<i64>, Query, description = "Resume after this change number when no Last-Event-ID is sent")),
     responses((status = 200, content_type = "text/event-stream",
             description = "Events activity.created and activity.ended; data is the activity"),
         (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)),
@@ -38,6 +42,7 @@ pub async fn stream(
     State(state): State<AppState>,
     ViewerAuth(viewer): ViewerAuth,
     Path(site): Path<String>,
+    ApiQuery(query): ApiQuery<StreamQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let scope = site_scope(&state, &viewer, &site).await?;
@@ -51,14 +56,24 @@ pub async fn stream(
                 .ok_or_else(|| ApiError::Malformed("Last-Event-ID: not an event id".into()))?,
         ),
     };
+    if query.after.is_some_and(|n| n < 0) {
+        return Err(ApiError::Malformed("after: not a change number".into()));
+    }
+    // A browser reconnecting sends Last-Event-ID, which is newer than the page's `after`.
     // Without a resume point, the stream starts from the feed's head as this request is
     // answered, not when the body is first read: what commits in between is replayed.
-    let last = last.unwrap_or_else(|| state.feed.head());
+    let last = last.or(query.after).unwrap_or_else(|| state.feed.head());
     let site = scope.site.expect("a site scope names its site");
     let events = site_events(state, site, viewer.audience, last);
     Ok(Sse::new(events)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamQuery {
+    after: Option<i64>,
 }
 
 fn event(change: &Change, audience: Audience) -> Event {

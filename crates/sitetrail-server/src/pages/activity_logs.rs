@@ -264,6 +264,8 @@ async fn activity_logs(
         limit: q.limit.clone(),
         cursor: q.cursor.clone(),
     };
+    // Read before the rows: what commits after it reaches the page by its stream.
+    let head = state.feed.head();
     let listing = if problem.is_some() {
         None
     } else {
@@ -390,7 +392,7 @@ async fn activity_logs(
         older_href,
         export_csv: export("csv"),
         export_ndjson: export("ndjson"),
-        stream_url: format!("/api/v1/sites/{site_id}/activities/stream"),
+        stream_url: format!("/api/v1/sites/{site_id}/activities/stream?after={head}"),
         first_page,
         live: LiveFilter {
             activity: given(&api.activity).to_owned(),

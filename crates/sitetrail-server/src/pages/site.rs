@@ -85,6 +85,8 @@ impl Recent {
             limit: Some(limit.to_string()),
             ..RawQuery::default()
         };
+        // Read before the rows: what commits after it reaches the page by its stream.
+        let head = state.feed.head();
         let listing = page_for(state, session.viewer.audience, &page.scope, &query).await?;
         let rows: Vec<Row> = listing.items.iter().map(Row::of).collect();
         let log = activity_logs::path(site);
@@ -100,7 +102,7 @@ impl Recent {
             more_href,
             more_label: "Open the Activity Logs",
             empty,
-            stream_url: format!("/api/v1/sites/{site}/activities/stream"),
+            stream_url: format!("/api/v1/sites/{site}/activities/stream?after={head}"),
             filter_service: service,
             filter_activity: activity,
             has_older: listing.next_cursor.is_some(),

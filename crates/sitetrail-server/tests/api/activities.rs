@@ -370,6 +370,46 @@ async fn the_live_stream_resumes_after_last_event_id() {
     assert_eq!(r.status(), 400);
 }
 
+/// A page opens its stream with the change number it was rendered at, so what commits
+/// between the render and the stream's opening still reaches it.
+#[tokio::test]
+async fn the_live_stream_resumes_after_a_change_number_in_its_url() {
+    let app = spawn_app().await;
+    let token = app.token("acme", Some("shop"), Audience::Internal);
+    let a = app.record(&activity("acme", "shop")).await;
+    let first = app.stream_events(&token, "shop", Some("0"), 1).await;
+    let rendered_at = first
+        .lines()
+        .find_map(|l| l.strip_prefix("id:"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let b = app.record(&activity("acme", "shop")).await;
+    let (a, b) = (a["id"].as_str().unwrap(), b["id"].as_str().unwrap());
+    let url = format!("/api/v1/sites/shop/activities/stream?after={rendered_at}");
+    let rest = app.stream_events_at(&token, &url, None, 1).await;
+    assert!(rest.contains(b) && !rest.contains(a), "{rest}");
+    // A reconnecting browser sends Last-Event-ID, newer than the page's number: it wins.
+    let again = app
+        .stream_events_at(
+            &token,
+            "/api/v1/sites/shop/activities/stream?after=0",
+            Some(&rendered_at),
+            1,
+        )
+        .await;
+    assert!(again.contains(b) && !again.contains(a), "{again}");
+    for bad in ["-1", "yesterday"] {
+        let r = app
+            .get(
+                &token,
+                &format!("/api/v1/sites/shop/activities/stream?after={bad}"),
+            )
+            .await;
+        assert_eq!(r.status(), 400, "after={bad}");
+    }
+}
+
 #[tokio::test]
 async fn health_metrics_and_openapi_answer() {
     let app = spawn_app().await;

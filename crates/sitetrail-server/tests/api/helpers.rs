@@ -306,11 +306,20 @@ impl TestApp {
         last_event_id: Option<&str>,
         n: usize,
     ) -> String {
+        let path = format!("/api/v1/sites/{site}/activities/stream");
+        self.stream_events_at(token, &path, last_event_id, n).await
+    }
+
+    /// Reads the first `n` events of the stream at `path` (which may carry `?after=`).
+    pub async fn stream_events_at(
+        &self,
+        token: &str,
+        path: &str,
+        last_event_id: Option<&str>,
+        n: usize,
+    ) -> String {
         use futures::StreamExt;
-        let mut req = self
-            .http
-            .get(self.url(&format!("/api/v1/sites/{site}/activities/stream")))
-            .bearer_auth(token);
+        let mut req = self.http.get(self.url(path)).bearer_auth(token);
         if let Some(id) = last_event_id {
             req = req.header("last-event-id", id);
         }
