@@ -348,12 +348,7 @@ async fn the_live_stream_resumes_after_last_event_id() {
         all.contains(a["id"].as_str().unwrap()) && all.contains(b["id"].as_str().unwrap()),
         "{all}"
     );
-    let first_id = all
-        .lines()
-        .find_map(|l| l.strip_prefix("id:"))
-        .unwrap()
-        .trim()
-        .to_owned();
+    let first_id = first_event_id(&all);
     app.end(a["id"].as_str().unwrap(), "complete", &json!({}))
         .await;
     let rest = app.stream_events(&token, "shop", Some(&first_id), 2).await;
@@ -370,6 +365,16 @@ async fn the_live_stream_resumes_after_last_event_id() {
     assert_eq!(r.status(), 400);
 }
 
+/// The id of the first event of a stream's text.
+fn first_event_id(events: &str) -> String {
+    events
+        .lines()
+        .find_map(|l| l.strip_prefix("id:"))
+        .expect("an event with an id")
+        .trim()
+        .to_owned()
+}
+
 /// A page opens its stream with the change number it was rendered at, so what commits
 /// between the render and the stream's opening still reaches it.
 #[tokio::test]
@@ -378,12 +383,7 @@ async fn the_live_stream_resumes_after_a_change_number_in_its_url() {
     let token = app.token("acme", Some("shop"), Audience::Internal);
     let a = app.record(&activity("acme", "shop")).await;
     let first = app.stream_events(&token, "shop", Some("0"), 1).await;
-    let rendered_at = first
-        .lines()
-        .find_map(|l| l.strip_prefix("id:"))
-        .unwrap()
-        .trim()
-        .to_owned();
+    let rendered_at = first_event_id(&first);
     let b = app.record(&activity("acme", "shop")).await;
     let (a, b) = (a["id"].as_str().unwrap(), b["id"].as_str().unwrap());
     let url = format!("/api/v1/sites/shop/activities/stream?after={rendered_at}");
