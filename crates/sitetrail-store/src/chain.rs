@@ -27,16 +27,34 @@ pub type Hash = [u8; 32];
 /// The hash before an account's first link.
 pub const GENESIS: Hash = [0; 32];
 
-fn put(h: &mut Sha256, bytes: &[u8]) {
-    h.update((bytes.len() as u64).to_be_bytes());
-    h.update(bytes);
+/// Where hashed bytes go: the hasher itself, or a buffer hashed in one call (cheaper for
+/// many short fields).
+trait Sink {
+    fn feed(&mut self, bytes: impl AsRef<[u8]>);
 }
 
-fn put_opt(h: &mut Sha256, bytes: Option<&[u8]>) {
+impl Sink for Sha256 {
+    fn feed(&mut self, bytes: impl AsRef<[u8]>) {
+        Digest::update(self, bytes);
+    }
+}
+
+impl Sink for Vec<u8> {
+    fn feed(&mut self, bytes: impl AsRef<[u8]>) {
+        self.extend_from_slice(bytes.as_ref());
+    }
+}
+
+fn put(h: &mut impl Sink, bytes: &[u8]) {
+    h.feed((bytes.len() as u64).to_be_bytes());
+    h.feed(bytes);
+}
+
+fn put_opt(h: &mut impl Sink, bytes: Option<&[u8]>) {
     match bytes {
-        None => h.update([0]),
+        None => h.feed([0]),
         Some(b) => {
-            h.update([1]);
+            h.feed([1]);
             put(h, b);
         }
     }
@@ -46,7 +64,7 @@ fn put_opt(h: &mut Sha256, bytes: Option<&[u8]>) {
 /// details as JSON with sorted keys. The store's own bookkeeping (`seq`, change numbers,
 /// search columns) is not content.
 pub fn content_sha256(a: &StoredActivity) -> Hash {
-    let mut h = Sha256::new();
+    let mut h: Vec<u8> = Vec::with_capacity(512 + a.description.len());
     put(&mut h, b"sitetrail-activity-v1");
     put(&mut h, a.id.as_str().as_bytes());
     put(&mut h, a.account_id.as_str().as_bytes());
@@ -63,10 +81,13 @@ pub fn content_sha256(a: &StoredActivity) -> Hash {
     put_opt(&mut h, a.actor.name.as_deref().map(str::as_bytes));
     put(&mut h, a.description.as_bytes());
     put_opt(&mut h, a.error.as_deref().map(str::as_bytes));
-    let mut details = Vec::with_capacity(256);
-    canonical_object(&a.details, &mut details);
-    put(&mut h, &details);
-    h.update(a.created_at.millis().to_be_bytes());
+    // The details' length goes before them: written as a placeholder, filled in after.
+    let at = h.len();
+    h.feed(0u64.to_be_bytes());
+    canonical_object(&a.details, &mut h);
+    let len = (h.len() - at - 8) as u64;
+    h[at..at + 8].copy_from_slice(&len.to_be_bytes());
+    h.feed(a.created_at.millis().to_be_bytes());
     put_opt(
         &mut h,
         a.completed_at
@@ -74,7 +95,7 @@ pub fn content_sha256(a: &StoredActivity) -> Hash {
             .as_ref()
             .map(|b| &b[..]),
     );
-    h.finalize().into()
+    Sha256::digest(&h).into()
 }
 
 /// JSON with object keys sorted at every level, whatever order the map kept them in.
@@ -783,6 +804,54 @@ mod tests {
             canonical_as_first_written(&v, &mut first);
             prop_assert_eq!(canonical(&v), first);
         }
+    }
+
+    /// Every stored link was made from these hashes: a change to how they are computed must
+    /// not change a single one.
+    #[test]
+    fn content_and_link_hashes_are_the_ones_always_made() {
+        use sitetrail_core::{
+            AccountId, ActivityId, ActivityKind, Actor, ActorKind, Email, Environment, Service,
+            SiteId, Status,
+        };
+        let details = serde_json::json!({"z": [1, "two", null], "a": {"y": 1.5, "b": true}});
+        let mut a = StoredActivity {
+            seq: 7,
+            id: ActivityId::parse("act_1").unwrap(),
+            account_id: AccountId::parse("acme").unwrap(),
+            site_id: SiteId::parse("shop").unwrap(),
+            environment: Environment::Staging,
+            service: Service::Staging,
+            activity: ActivityKind::PushStagingToLive,
+            status: Status::Completed,
+            actor: Actor::person(
+                ActorKind::Support,
+                Email::parse("sam@partner.example").unwrap(),
+                Some("Sam".into()),
+            ),
+            description: "Pushed by {actor}".into(),
+            error: None,
+            details: details.as_object().unwrap().clone(),
+            created_at: Timestamp::from_millis(1_700_000_000_000).unwrap(),
+            completed_at: Some(Timestamp::from_millis(1_700_000_004_000).unwrap()),
+        };
+        let content = content_sha256(&a);
+        assert_eq!(
+            hex(&content),
+            "979ba1a544d66b28a853943f9a0cf764f962e7b8e3b11acd69f4312636b4a023"
+        );
+        let link = link_sha256(&[3; 32], "acme", 42, "act_1", &content);
+        assert_eq!(
+            hex(&link),
+            "e02546bbc7dc25c06c56993b6154531a6a3ffeec56dcd0df3e4adec7a979f068"
+        );
+        a.actor = Actor::system();
+        a.error = Some("failed".into());
+        a.completed_at = None;
+        assert_eq!(
+            hex(&content_sha256(&a)),
+            "4ad06a3bbc9d17e9819ed65d8267ed06e3b8c124369aedafdfa0f1f1e672b0c3"
+        );
     }
 
     #[test]

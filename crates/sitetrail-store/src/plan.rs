@@ -41,7 +41,7 @@ pub(crate) struct Plan {
     start: i64,
     /// Every activity the group names, as the database holds it, and every one it makes.
     /// An id the group names that is missing here does not exist.
-    pub touched: HashMap<ActivityId, Touched>,
+    pub touched: HashMap<ActivityId, Touched, foldhash::fast::RandomState>,
     pub owners: HashMap<SiteId, AccountId>,
     pub inserts: Vec<ActivityId>,
     pub ends: Vec<ActivityId>,
@@ -54,7 +54,9 @@ impl Plan {
         Plan {
             counter,
             start: counter,
-            touched: HashMap::new(),
+            // A group touches thousands of activities, each looked up several times: a fast
+            // hash (with a random seed) instead of SipHash; ids are bounded and few per group.
+            touched: HashMap::default(),
             owners,
             inserts: Vec::new(),
             ends: Vec::new(),
@@ -133,6 +135,7 @@ impl Plan {
     /// One record request, all or nothing, with the same checks in the same order on every
     /// backend. The activities were checked, hashed and rendered by [`record::prepare`].
     pub fn record(&mut self, batch: Vec<Prepared>) -> StoreResult<Done> {
+        self.touched.reserve(batch.len());
         let mut staged: Vec<(Touched, chain::Hash)> = Vec::new();
         let mut out = Vec::with_capacity(batch.len());
         for p in batch {
