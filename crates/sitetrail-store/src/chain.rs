@@ -212,8 +212,8 @@ impl Chains {
     }
 
     /// Every head the group read or moved, as it stands after the group.
-    pub fn into_heads(self) -> HashMap<String, (i64, Hash)> {
-        self.heads
+    pub fn heads(&self) -> impl Iterator<Item = (&String, &(i64, Hash))> {
+        self.heads.iter()
     }
 
     /// The heads the group moved, to write back.

@@ -5,13 +5,18 @@
 //! `change` counter row and holds it until COMMIT, so the groups of every server commit one
 //! at a time and change numbers are handed out in commit order: a feed polling by
 //! `change_no` never passes a lower number that is still to commit. A group is planned in
-//! memory from one read of the rows it touches, then written with one multi-row INSERT and
-//! one UPDATE: a handful of round trips per group, whatever its size. The commit carries a
-//! NOTIFY, so every server's feed wakes at once; polling remains the fallback.
+//! memory from one read of the rows it touches, then written with one `COPY` and one
+//! statement for its links and the counter: a handful of round trips per group, whatever its
+//! size. The writer keeps two connections: while one group's links and commit go out on one,
+//! the next group's rows go out on the other, and that group takes the counter's lock only
+//! after them ([`PgWriter::apply_groups`]). The commit carries a NOTIFY, so every server's
+//! feed wakes at once; polling remains the fallback.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -30,7 +35,7 @@ use crate::keys::{self, ApiKey, KeyCache, KeyCheck, StoredKey};
 use crate::plan::Plan;
 use crate::record::{self, SearchText};
 use crate::rows::{self, ActivityRow, COLS, SITE_COLS, SiteRow};
-use crate::writer::{Done, GroupOutcome, GroupWriter, Work, WriterHandle};
+use crate::writer::{Done, GroupOutcome, GroupWriter, Groups, Work, WriterHandle};
 use crate::{
     Access, Change, ChangeKind, Listing, PruneRequest, Pruned, Recorded, Scope, Store, StoreError,
     StoreResult,
@@ -49,6 +54,7 @@ const READ_CONNECTIONS: u32 = 8;
 pub struct PgStore {
     read: PgPool,
     writer: WriterHandle,
+    ahead: Arc<AheadCounts>,
     keys: KeyCache,
     commits: broadcast::Sender<i64>,
     /// Dropping the store stops its listener.
@@ -83,13 +89,16 @@ impl PgStore {
             .await
             .with_context(|| format!("opening read connections to {shown}"))?;
         let (commits, _) = broadcast::channel(1024);
+        let ahead = Arc::new(AheadCounts::default());
         let writer = WriterHandle::spawn_on_own_runtime(
             PgWriter {
                 options: options.clone(),
-                conn: None,
+                conns: [None, None],
                 sites: HashMap::new(),
                 heads: HashMap::new(),
                 seen: None,
+                seqs: VecDeque::new(),
+                ahead: ahead.clone(),
             },
             commits.clone(),
         )?;
@@ -101,10 +110,17 @@ impl PgStore {
         Ok(PgStore {
             read,
             writer,
+            ahead,
             keys: KeyCache::default(),
             commits,
             _stop_listening: stop,
         })
+    }
+
+    /// How often this server's writer wrote a group ahead of the commit before it, and how
+    /// often such a group was planned again.
+    pub fn ahead_counts(&self) -> &AheadCounts {
+        &self.ahead
     }
 
     /// PostgreSQL's plan for a list query, one line per node: lets tests prove a page comes
@@ -216,9 +232,10 @@ async fn connect_listener(pool: &PgPool) -> anyhow::Result<PgListener> {
 
 struct PgWriter {
     options: PgConnectOptions,
-    /// `None` before the first group and after a failure broke the connection; the next
-    /// group connects.
-    conn: Option<PgConnection>,
+    /// Two connections, so that one group's rows go out while the group before it commits
+    /// ([`PgWriter::apply_groups`]). `None` before the first group and after a failure broke
+    /// the connection; the next group that needs it connects.
+    conns: [Option<PgConnection>; 2],
     /// Which account each site belongs to (a site never moves).
     sites: HashMap<SiteId, AccountId>,
     /// The chain heads as this writer's last commit left them, and the change counter's value
@@ -226,29 +243,45 @@ struct PgWriter {
     /// reads that value no other server has written and these heads are the database's.
     heads: HashMap<String, (i64, chain::Hash)>,
     seen: Option<i64>,
+    /// `seq` numbers taken under the counter's lock and not used yet: a group written ahead
+    /// takes its numbers from here, without the lock.
+    seqs: VecDeque<i64>,
+    ahead: Arc<AheadCounts>,
+}
+
+/// How often groups were written ahead of the commit before them, and how often one of them
+/// had to be planned again (another server wrote in between, or the group before failed).
+#[derive(Debug, Default)]
+pub struct AheadCounts {
+    pub written: AtomicU64,
+    pub replanned: AtomicU64,
 }
 
 impl PgWriter {
-    async fn connection(&mut self) -> anyhow::Result<&mut PgConnection> {
-        if self.conn.is_none() {
+    async fn connection(&mut self, slot: usize) -> anyhow::Result<&mut PgConnection> {
+        if self.conns[slot].is_none() {
             let mut conn = PgConnection::connect_with(&self.options)
                 .await
                 .context("connecting the writer to PostgreSQL")?;
             prepare_writer(&mut conn, &self.options).await?;
-            self.conn = Some(conn);
+            self.conns[slot] = Some(conn);
         }
-        Ok(self.conn.as_mut().expect("connected above"))
+        Ok(self.conns[slot].as_mut().expect("connected above"))
     }
-}
 
-impl GroupWriter for PgWriter {
-    async fn apply_group(&mut self, group: Vec<Work>) -> anyhow::Result<GroupOutcome> {
+    /// Opens a group on connection `slot`: takes the counter's lock, reads what the group
+    /// names, plans it, and writes its rows.
+    async fn start(&mut self, slot: usize, group: Vec<Work>) -> anyhow::Result<Copied> {
         let now = Timestamp::now();
         // Taken for the group, given back when it commits (and lost, harmlessly, when not).
         let cached = std::mem::take(&mut self.sites);
         let (seen, heads) = (self.seen.take(), std::mem::take(&mut self.heads));
-        let conn = self.connection().await?;
-        let (counter, seqs) = begin(conn, &group).await?;
+        let records = records_in(&group);
+        let wanted = (records + SEQS_AHEAD).saturating_sub(self.seqs.len());
+        let conn = self.connection(slot).await?;
+        let (counter, seqs) = begin(conn, wanted).await?;
+        self.seqs.extend(seqs);
+        let conn = self.conns[slot].as_mut().expect("connected above");
         let known = if seen == Some(counter) {
             heads
         } else {
@@ -281,65 +314,348 @@ impl GroupWriter for PgWriter {
             }
             results.push(r);
         }
-        let last_change = flush(conn, &mut plan, &mut results, seqs).await?;
-        plan.answer(&mut results);
-        for (i, key) in checkpoints {
-            results[i] = Ok(Done::Checkpointed(sign_checkpoints(conn, &key).await?));
-        }
-        sqlx::query("COMMIT").execute(&mut *conn).await?;
-        self.sites = plan.owners;
-        let mut heads = known;
-        heads.extend(plan.chains.into_heads());
-        // A bound on memory for a store of very many accounts: start afresh past it.
-        if heads.len() <= HEADS_KEPT {
-            self.heads = heads;
-            self.seen = Some(last_change.unwrap_or(counter));
-        }
-        Ok((results, last_change))
+        let mut copied = Copied {
+            plan,
+            results,
+            checkpoints,
+            known,
+            counter,
+        };
+        write_rows(conn, &mut copied, &mut self.seqs, true).await?;
+        Ok(copied)
     }
 
-    async fn recover(&mut self) {
+    /// Drops what the writer remembers between groups (after a failure).
+    fn forget(&mut self) {
         self.sites.clear();
         self.heads.clear();
         self.seen = None;
-        if let Some(conn) = self.conn.as_mut()
+    }
+
+    /// Rolls back whatever connection `slot` has open; a connection that cannot is dropped.
+    async fn roll_back(&mut self, slot: usize) {
+        if let Some(conn) = self.conns[slot].as_mut()
             && sqlx::query("ROLLBACK").execute(conn).await.is_err()
         {
-            // The connection is gone or unusable: start afresh with the next group.
-            self.conn = None;
+            self.conns[slot] = None;
         }
     }
 }
 
-/// Opens the group's transaction, takes the change counter's lock (which orders every
-/// server's writes) and its value, and takes a `seq` for each activity the group may record:
-/// one round trip. A record answered from the log instead (a repeated request) leaves its
-/// number unused, a gap as a rolled-back insert leaves.
-async fn begin(conn: &mut PgConnection, group: &[Work]) -> anyhow::Result<(i64, Vec<i64>)> {
-    let records: usize = group
+/// `seq` numbers kept in hand beyond what the group that takes them needs: enough for the
+/// group written ahead of the next commit.
+const SEQS_AHEAD: usize = 8192;
+
+/// How many activities a group may record.
+fn records_in(group: &[Work]) -> usize {
+    group
         .iter()
         .map(|w| match w {
             Work::Record(batch) => batch.len(),
             _ => 0,
         })
-        .sum();
-    let mut sql =
-        String::from("BEGIN; SELECT value FROM counters WHERE name = 'change' FOR UPDATE");
-    if records > 0 {
+        .sum()
+}
+
+/// A group whose rows are written and whose transaction holds the change counter's lock:
+/// what is left is its links, the counter, the answers and the commit.
+struct Copied {
+    plan: Plan,
+    results: Vec<StoreResult<Done>>,
+    checkpoints: Vec<(usize, CheckpointKey)>,
+    /// The chain heads known before the group (with those in `plan`, all it may move).
+    known: HashMap<String, (i64, chain::Hash)>,
+    /// The counter's value when the group took its lock.
+    counter: i64,
+}
+
+/// What a group leaves behind it, for the group after it to be planned on before it commits.
+struct After {
+    counter: i64,
+    owners: HashMap<SiteId, AccountId>,
+    heads: HashMap<String, (i64, chain::Hash)>,
+}
+
+impl Copied {
+    /// Hands on the counter, the site owners and the chain heads as this group leaves them.
+    /// What is left of it is all its commit needs.
+    fn hand_on(&mut self) -> After {
+        let mut heads = std::mem::take(&mut self.known);
+        heads.extend(self.plan.chains.heads().map(|(a, h)| (a.clone(), *h)));
+        After {
+            counter: self.plan.last_change().unwrap_or(self.counter),
+            owners: std::mem::take(&mut self.plan.owners),
+            heads,
+        }
+    }
+}
+
+/// Plans `group` on what the group before it leaves, reading nothing: possible when it only
+/// records activities it names no id for (no replay or conflict to look up), on sites the
+/// writer knows to be their account's, of accounts whose chain head it knows, with `seq`
+/// numbers in hand: such a group's records cannot be refused.
+/// Anything else is given back, to be applied after the group before it commits.
+fn plan_ahead(
+    group: Vec<Work>,
+    after: After,
+    seqs_in_hand: usize,
+) -> Result<Copied, Box<(Vec<Work>, After)>> {
+    let known = |p: &crate::record::Prepared| {
+        !p.named
+            && after.owners.get(&p.activity.site_id) == Some(&p.activity.account_id)
+            && after.heads.contains_key(p.activity.account_id.as_str())
+    };
+    let plannable = group.iter().all(|w| match w {
+        Work::Record(batch) => batch.iter().all(known),
+        _ => false,
+    });
+    if !plannable || records_in(&group) > seqs_in_hand {
+        return Err(Box::new((group, after)));
+    }
+    let After {
+        counter,
+        owners,
+        heads,
+    } = after;
+    let mut plan = Plan::new(counter, owners);
+    for work in &group {
+        if let Work::Record(batch) = work {
+            for p in batch {
+                let account = p.activity.account_id.as_str();
+                plan.chains.load_head(account, heads.get(account).copied());
+            }
+        }
+    }
+    let results = group
+        .into_iter()
+        .map(|w| match w {
+            Work::Record(batch) => plan.record(batch),
+            _ => unreachable!("only records are planned ahead"),
+        })
+        .collect();
+    Ok(Copied {
+        plan,
+        results,
+        checkpoints: Vec::new(),
+        known: heads,
+        counter,
+    })
+}
+
+/// Opens a transaction for a group planned ahead and writes its rows, without the counter's
+/// lock: its activities are new and their ids its own, so their rows wait on nobody's.
+async fn start_ahead(
+    conn: &mut PgConnection,
+    ahead: &mut Copied,
+    seqs: &mut VecDeque<i64>,
+) -> anyhow::Result<()> {
+    sqlx::raw_sql("BEGIN").execute(&mut *conn).await?;
+    write_rows(conn, ahead, seqs, false).await
+}
+
+/// Takes the counter's lock for a group written ahead, once the group before it has
+/// committed (its lock is released then), and tops up the `seq` numbers in hand. `true`:
+/// the counter reads what the group was planned on, so no other server wrote in between.
+async fn lock_ahead(
+    conn: &mut PgConnection,
+    ahead: &Copied,
+    seqs: &mut VecDeque<i64>,
+) -> anyhow::Result<bool> {
+    let wanted = SEQS_AHEAD.saturating_sub(seqs.len());
+    let (counter, more) = lock_counter(conn, wanted).await?;
+    seqs.extend(more);
+    Ok(counter == ahead.counter)
+}
+
+/// Writes the group's links, moves the counter, answers, signs checkpoints and commits.
+async fn finish(conn: &mut PgConnection, group: &mut Copied) -> anyhow::Result<GroupOutcome> {
+    let last = group.plan.last_change();
+    if last.is_some() || !group.plan.chains.links.is_empty() {
+        write_links_and_counter(conn, &group.plan.chains, last).await?;
+    }
+    let mut results = std::mem::take(&mut group.results);
+    group.plan.answer(&mut results);
+    for (i, key) in std::mem::take(&mut group.checkpoints) {
+        results[i] = Ok(Done::Checkpointed(sign_checkpoints(conn, &key).await?));
+    }
+    sqlx::query("COMMIT").execute(&mut *conn).await?;
+    Ok((results, last))
+}
+
+impl GroupWriter for PgWriter {
+    async fn apply_group(&mut self, group: Vec<Work>) -> anyhow::Result<GroupOutcome> {
+        let mut copied = self.start(0, group).await?;
+        let after = copied.hand_on();
+        let outcome = finish(self.connection(0).await?, &mut copied).await?;
+        self.keep(after);
+        Ok(outcome)
+    }
+
+    /// Pipelined: while one group's links and commit go out on one connection, the next
+    /// group waiting, planned on what the first leaves, writes its rows on the other. It
+    /// takes the counter's lock after them, so it commits after the first (readers never pass
+    /// a change number still to commit), and checks that the counter reads what it was
+    /// planned on; if another server wrote in between, or the first group failed, it rolls
+    /// back and is planned again, from the database. Nobody is answered before their group
+    /// has committed.
+    async fn apply_groups(&mut self, first: Vec<Work>, groups: &mut Groups<'_>) {
+        let mut next = Some(first);
+        let mut current: Option<(usize, Copied)> = None;
+        loop {
+            let (slot, mut group) = match current.take() {
+                Some(c) => c,
+                None => {
+                    let Some(works) = next.take().or_else(|| groups.take_waiting()) else {
+                        return;
+                    };
+                    match self.start(0, works).await {
+                        Ok(copied) => (0, copied),
+                        Err(e) => {
+                            groups.answer(Err(e));
+                            self.recover().await;
+                            continue;
+                        }
+                    }
+                }
+            };
+            let after = group.hand_on();
+            let mut ahead = None;
+            let mut after = Some(after);
+            if let Some(works) = groups.take_waiting() {
+                let other = 1 - slot;
+                let planned = match self.connection(other).await {
+                    Ok(_) => plan_ahead(works, after.take().expect("kept"), self.seqs.len()),
+                    Err(e) => {
+                        tracing::warn!(error = ?e, "no second writer connection; groups go one at a time");
+                        Err(Box::new((works, after.take().expect("kept"))))
+                    }
+                };
+                match planned {
+                    Ok(a) => ahead = Some(a),
+                    Err(given) => {
+                        let (works, back) = *given;
+                        next = Some(works);
+                        after = Some(back);
+                    }
+                }
+            }
+            let mut seqs = std::mem::take(&mut self.seqs);
+            let (conn, other_conn) = self.both_or_first(slot);
+            let (finished, started) = match (&mut ahead, other_conn) {
+                (Some(a), Some(other_conn)) => {
+                    let (f, s) = tokio::join!(
+                        finish(conn, &mut group),
+                        start_ahead(other_conn, a, &mut seqs)
+                    );
+                    (f, Some(s))
+                }
+                _ => (finish(conn, &mut group).await, None),
+            };
+            self.seqs = seqs;
+            let committed = finished.is_ok();
+            if !groups.answer(finished) {
+                self.roll_back(slot).await;
+            }
+            let Some(mut a) = ahead else {
+                match after {
+                    Some(after) if committed => self.keep(after),
+                    _ => self.forget(),
+                }
+                continue;
+            };
+            // The group written ahead goes on only if the one before committed, its rows
+            // were written, and no other server wrote in between.
+            let other = 1 - slot;
+            let mut go_on = committed && matches!(started, Some(Ok(())));
+            if go_on {
+                let mut seqs = std::mem::take(&mut self.seqs);
+                let conn = self.conns[other].as_mut().expect("connected above");
+                go_on = matches!(lock_ahead(conn, &a, &mut seqs).await, Ok(true));
+                self.seqs = seqs;
+            }
+            if go_on {
+                self.ahead.written.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("sitetrail_write_groups_ahead_total").increment(1);
+                current = Some((other, a));
+            } else {
+                self.ahead.replanned.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("sitetrail_write_groups_replanned_total").increment(1);
+                self.roll_back(other).await;
+                self.forget();
+                match a.plan.unplan(std::mem::take(&mut a.results)) {
+                    Some(works) => next = Some(works),
+                    None => {
+                        groups.answer(Err(anyhow::anyhow!(
+                            "a group written ahead could not be planned again"
+                        )));
+                    }
+                }
+            }
+        }
+    }
+
+    async fn recover(&mut self) {
+        self.forget();
+        for slot in 0..2 {
+            self.roll_back(slot).await;
+        }
+    }
+}
+
+impl PgWriter {
+    /// Keeps what a committed group left for the next group to start from.
+    fn keep(&mut self, after: After) {
+        self.sites = after.owners;
+        // A bound on memory for a store of very many accounts: start afresh past it.
+        if after.heads.len() <= HEADS_KEPT {
+            self.heads = after.heads;
+            self.seen = Some(after.counter);
+        }
+    }
+
+    /// The connection at `slot`, and the other if it is open.
+    fn both_or_first(&mut self, slot: usize) -> (&mut PgConnection, Option<&mut PgConnection>) {
+        let [a, b] = &mut self.conns;
+        let (this, other) = if slot == 0 { (a, b) } else { (b, a) };
+        (
+            this.as_mut().expect("the group's connection is open"),
+            other.as_mut(),
+        )
+    }
+}
+
+/// Opens the group's transaction, takes the change counter's lock (which orders every
+/// server's writes) and its value, and takes `seqs` more `seq` numbers: one round trip.
+async fn begin(conn: &mut PgConnection, seqs: usize) -> anyhow::Result<(i64, Vec<i64>)> {
+    counter_and_seqs(conn, "BEGIN; ", seqs).await
+}
+
+/// [`begin`] inside a transaction already open.
+async fn lock_counter(conn: &mut PgConnection, seqs: usize) -> anyhow::Result<(i64, Vec<i64>)> {
+    counter_and_seqs(conn, "", seqs).await
+}
+
+async fn counter_and_seqs(
+    conn: &mut PgConnection,
+    first: &str,
+    seqs: usize,
+) -> anyhow::Result<(i64, Vec<i64>)> {
+    let mut sql = format!("{first}SELECT value FROM counters WHERE name = 'change' FOR UPDATE");
+    if seqs > 0 {
         // A number of the writer's own making, not input: nothing to quote.
-        write!(sql, "; {}", take_seqs(records))?;
+        write!(sql, "; {}", take_seqs(seqs))?;
     }
     let rows = sqlx::raw_sql(AssertSqlSafe(sql))
         .fetch_all(&mut *conn)
         .await?;
     let mut values = rows.iter().map(|r| r.try_get::<i64, _>(0));
     let counter = values.next().context("the change counter is missing")??;
-    let seqs = match values.next() {
-        Some(last) => seq_range(last?, records),
+    let taken = match values.next() {
+        Some(last) => seq_range(last?, seqs),
         None => Vec::new(),
     };
     anyhow::ensure!(values.next().is_none(), "an unexpected row began the group");
-    Ok((counter, seqs))
+    Ok((counter, taken))
 }
 
 /// A statement that takes `n` consecutive `seq` numbers from the activities' identity
@@ -423,26 +739,34 @@ async fn prefetch(
     Ok(())
 }
 
-/// Writes the planned rows and links, moves the counter with a NOTIFY, and gives the new
-/// rows their `seq` in the answers.
-async fn flush(
+/// Writes the group's new rows (one `COPY`, numbered from the `seq` numbers in hand) and its
+/// ends, and gives the answers their `seq`. A group holding the counter's lock (`locked`) may
+/// take more numbers; one written ahead was planned only with enough in hand.
+async fn write_rows(
     conn: &mut PgConnection,
-    plan: &mut Plan,
-    results: &mut [StoreResult<Done>],
-    seqs: Vec<i64>,
-) -> anyhow::Result<Option<i64>> {
+    group: &mut Copied,
+    seqs: &mut VecDeque<i64>,
+    locked: bool,
+) -> anyhow::Result<()> {
+    let plan = &mut group.plan;
     if !plan.inserts.is_empty() {
-        let seqs = insert(plan, conn, seqs).await?;
-        plan.assign_seqs(seqs, results);
+        let n = plan.inserts.len();
+        if seqs.len() < n {
+            anyhow::ensure!(locked, "a group written ahead ran out of seq numbers");
+            let more = n - seqs.len();
+            let last: i64 = sqlx::query_scalar(AssertSqlSafe(take_seqs(more)))
+                .fetch_one(&mut *conn)
+                .await?;
+            seqs.extend(seq_range(last, more));
+        }
+        let numbers: Vec<i64> = seqs.drain(..n).collect();
+        let assigned = insert(plan, conn, numbers).await?;
+        plan.assign_seqs(assigned, &mut group.results);
     }
     if !plan.ends.is_empty() {
         update_ends(plan, conn).await?;
     }
-    let last = plan.last_change();
-    if last.is_some() || !plan.chains.links.is_empty() {
-        write_links_and_counter(conn, &plan.chains, last).await?;
-    }
-    Ok(last)
+    Ok(())
 }
 
 /// Bytes of `COPY` rows sent at a time: about 250 activities.
@@ -454,22 +778,14 @@ const COPY_ACTIVITIES: &str = "COPY activities (seq, id, account_id, site_id, en
      details, created_at, completed_at, change_no, request_sha256, search_internal, \
      search_client) FROM STDIN";
 
-/// Inserts the group's new activities with one `COPY`, with the `seq` numbers [`begin`]
-/// took (and more, in the same order, if the group's prunes logged activities of their own).
+/// Inserts the group's new activities with one `COPY`, numbered with `seqs` in order.
 async fn insert(
     plan: &mut Plan,
     conn: &mut PgConnection,
-    mut seqs: Vec<i64>,
+    seqs: Vec<i64>,
 ) -> anyhow::Result<Vec<(ActivityId, i64)>> {
     let inserts = std::mem::take(&mut plan.inserts);
     let n = inserts.len();
-    if seqs.len() < n {
-        let more = n - seqs.len();
-        let last: i64 = sqlx::query_scalar(AssertSqlSafe(take_seqs(more)))
-            .fetch_one(&mut *conn)
-            .await?;
-        seqs.extend(seq_range(last, more));
-    }
     // The rows go out in pieces as they are written, so PostgreSQL inserts the first while
     // the writer renders the rest (the whole group's text took a tenth of its time).
     let mut copy = conn.copy_in_raw(COPY_ACTIVITIES).await?;
