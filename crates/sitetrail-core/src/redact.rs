@@ -165,19 +165,35 @@ fn user_view(a: &StoredActivity, hidden: bool) -> UserView {
 /// `view(a, audience).search_text()`, without rendering the rest of the view: every write
 /// renders it for both audiences, and the view's copy of the details was most of its cost.
 pub fn search_text(a: &StoredActivity, audience: Audience) -> String {
-    if hidden_from(a, audience).is_some() {
-        // Redaction rewrites every string; the view is where that happens.
-        return view(a, audience).search_text();
+    let hidden = hidden_from(a, audience);
+    let (label, name) = match (a.actor.kind, &hidden) {
+        (ActorKind::System, _) => (SYSTEM_USER, ""),
+        (_, Some(_)) => (SUPPORT_USER, ""),
+        _ => (
+            a.actor.email.as_ref().map_or("", |e| e.expose()),
+            a.actor.name.as_deref().unwrap_or(""),
+        ),
+    };
+    let text = unscrubbed_search_text(a, label, name);
+    let Some(h) = hidden else {
+        return text;
+    };
+    // Scrubbing changes nothing where no trace of the identity appears: a match ignoring
+    // case is a substring of the lower-cased text (exactly so for ASCII text, where
+    // lower-casing a whole string and char by char agree).
+    let traces = needles(&h)
+        .into_iter()
+        .any(|(needle, _)| text.contains(&needle.to_lowercase()));
+    if text.is_ascii() && !traces {
+        return text;
     }
-    let label = match a.actor.kind {
-        ActorKind::System => SYSTEM_USER,
-        // Only a support person with an email is hidden, and not from this audience.
-        _ => a.actor.email.as_ref().map_or("", |e| e.expose()),
-    };
-    let name = match a.actor.kind {
-        ActorKind::System => "",
-        _ => a.actor.name.as_deref().unwrap_or(""),
-    };
+    // Else redaction rewrites every string it appears in; the view is where that happens.
+    view(a, audience).search_text()
+}
+
+/// The search text of `a` shown with the User column `label` (and `name`), scrubbed of
+/// nothing.
+fn unscrubbed_search_text(a: &StoredActivity, label: &str, name: &str) -> String {
     let text = |s: &str| s.replace(ACTOR_PLACEHOLDER, label);
     let description = text(&a.description);
     let error = a.error.as_deref().map(text);
@@ -250,20 +266,28 @@ fn scrub_value(v: &Value, h: &Hidden) -> Value {
 /// ignores case.
 fn scrub<'t>(text: &'t str, h: &Hidden) -> Cow<'t, str> {
     let mut out = Cow::Borrowed(text);
-    let encoded = h.email.replace('@', "%40");
-    for needle in [h.email, encoded.as_str()] {
-        out = replace_ci(out, needle, false);
+    for (needle, whole_word) in needles(h) {
+        out = replace_ci(out, &needle, whole_word);
     }
+    out
+}
+
+/// What [`scrub`] replaces, in its order, each with whether only a whole word matches.
+fn needles<'h>(h: &Hidden<'h>) -> Vec<(Cow<'h, str>, bool)> {
+    let mut out = vec![
+        (Cow::Borrowed(h.email), false),
+        (Cow::Owned(h.email.replace('@', "%40")), false),
+    ];
     if let Some(name) = h.name {
-        out = replace_ci(out, name.trim(), true);
+        out.push((Cow::Borrowed(name.trim()), true));
         for part in name.split_whitespace().filter(|p| p.chars().count() >= 2) {
-            out = replace_ci(out, part, true);
+            out.push((Cow::Borrowed(part), true));
         }
     }
     if let Some((local, _)) = h.email.split_once('@')
         && local.chars().count() >= 2
     {
-        out = replace_ci(out, local, true);
+        out.push((Cow::Borrowed(local), true));
     }
     out
 }
