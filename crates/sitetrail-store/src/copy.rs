@@ -33,11 +33,11 @@ impl CopyRows {
 
     pub fn text(&mut self, value: &str) -> &mut Self {
         self.separate();
-        // Most values escape nothing: a branch-free pass over the bytes (which the compiler
-        // vectorizes) tells, and the value is copied whole.
-        let escapes = value
-            .bytes()
-            .fold(false, |any, b| any | (b == b'\\') | (b < 0x0e && b > 0x08));
+        // Most values escape nothing: two vectorized searches tell, and the value is copied
+        // whole.
+        let bytes = value.as_bytes();
+        let escapes = memchr::memchr3(b'\\', b'\n', b'\t', bytes).is_some()
+            || memchr::memchr(b'\r', bytes).is_some();
         if !escapes {
             self.buf.push_str(value);
             return self;
