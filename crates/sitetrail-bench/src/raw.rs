@@ -14,6 +14,10 @@ use sqlx::{AssertSqlSafe, PgPool, QueryBuilder, SqlitePool};
 
 use crate::log::Shape;
 use crate::stats::Latencies;
+use sitetrail_core::{
+    AccountId, ActivityId, ActivityKind, Audience, Environment, SiteId, Status, StoredActivity,
+    Timestamp, hides_from_clients, search_text,
+};
 
 const COLS: &str = "seq, id, account_id, site_id, environment, service, activity, status, \
     actor_kind, actor_email, actor_name, description, error, details, created_at, completed_at, \
@@ -39,7 +43,10 @@ pub enum Raw {
     },
 }
 
-/// One row of a plain table, as the store would write it.
+/// One row of a plain table, as the store writes it for the same activity: a generated
+/// UUIDv7 id, the details' JSON, and the search texts the redaction function renders for each
+/// audience (`search_client` only where it differs). The baselines insert the same bytes the
+/// store does, so their rates compare with sitetrail's.
 struct Row {
     id: String,
     account_id: String,
@@ -59,39 +66,62 @@ struct Row {
     change_no: i64,
     request_sha256: Vec<u8>,
     search_internal: String,
+    search_client: Option<String>,
 }
 
-fn row(shape: &Shape, i: u64, prefix: &str) -> Row {
+/// Activity `i` of the log as the store keeps it.
+fn stored(shape: &Shape, a: &crate::log::Activity) -> anyhow::Result<StoredActivity> {
+    let time = |ms: i64| Timestamp::from_millis(ms).context("a generated time is in range");
+    let details = match serde_json::to_value(a.details())? {
+        serde_json::Value::Object(map) => map,
+        other => anyhow::bail!("details are an object, not {other}"),
+    };
+    let activity = ActivityKind::parse(a.kind)?;
+    Ok(StoredActivity {
+        seq: 0,
+        id: ActivityId::generate(),
+        account_id: AccountId::parse(&shape.account_name(a.account))?,
+        site_id: SiteId::parse(&shape.site_name(a.site))?,
+        environment: Environment::parse(a.environment())?,
+        service: activity.service(),
+        activity,
+        status: Status::parse(a.status)?,
+        actor: serde_json::from_value(serde_json::to_value(&a.actor)?)?,
+        description: a.description(),
+        error: a.error(),
+        details,
+        created_at: time(a.created_ms)?,
+        completed_at: a.completed_ms().map(time).transpose()?,
+    })
+}
+
+fn row(shape: &Shape, i: u64) -> Row {
     let a = shape.activity(i);
-    let description = a.description();
-    let email = a.actor.email.clone();
-    let search = format!(
-        "{} {} {} {}",
-        email.as_deref().unwrap_or("system"),
-        a.kind,
-        description,
-        a.error().unwrap_or_default()
-    )
-    .to_lowercase();
+    let s = stored(shape, &a).expect("the generated log holds valid activities");
+    let search_internal = search_text(&s, Audience::Internal);
+    let search_client = hides_from_clients(&s)
+        .then(|| search_text(&s, Audience::Client))
+        .filter(|client| *client != search_internal);
     Row {
-        id: format!("{prefix}-{i}"),
-        account_id: shape.account_name(a.account),
-        site_id: shape.site_name(a.site),
+        id: s.id.as_str().to_owned(),
+        account_id: s.account_id.as_str().to_owned(),
+        site_id: s.site_id.as_str().to_owned(),
         environment: a.environment(),
         service: a.service(),
         activity: a.kind,
         status: a.status,
         actor_kind: a.actor.kind.to_owned(),
-        actor_email: email,
+        actor_email: a.actor.email.clone(),
         actor_name: a.actor.name.clone(),
-        description,
-        error: a.error(),
-        details: serde_json::to_string(&a.details()).expect("plain fields serialize"),
+        description: s.description,
+        error: s.error,
+        details: serde_json::to_string(&s.details).expect("a JSON map serializes"),
         created_at: a.created_ms,
         completed_at: a.completed_ms(),
         change_no: i as i64 + 1,
         request_sha256: (0..32).map(|b| (i as u8).wrapping_add(b)).collect(),
-        search_internal: search,
+        search_internal,
+        search_client,
     }
 }
 
@@ -454,7 +484,7 @@ impl Raw {
                     let mut q = QueryBuilder::<sqlx::Sqlite>::new(format!(
                         "INSERT INTO bench_batched ({INSERT_COLS}) "
                     ));
-                    q.push_values((from..to).map(|i| row(shape, i, "b")), |mut b, r| {
+                    q.push_values((from..to).map(|i| row(shape, i)), |mut b, r| {
                         b.push_bind(r.id)
                             .push_bind(r.account_id)
                             .push_bind(r.site_id)
@@ -473,7 +503,7 @@ impl Raw {
                             .push_bind(r.change_no)
                             .push_bind(r.request_sha256)
                             .push_bind(r.search_internal)
-                            .push_bind(None::<String>);
+                            .push_bind(r.search_client);
                     });
                     q.build().execute(pool).await?;
                 }
@@ -481,7 +511,7 @@ impl Raw {
                     let mut q = QueryBuilder::<sqlx::Postgres>::new(format!(
                         "INSERT INTO bench_batched ({INSERT_COLS}) "
                     ));
-                    q.push_values((from..to).map(|i| row(shape, i, "b")), |mut b, r| {
+                    q.push_values((from..to).map(|i| row(shape, i)), |mut b, r| {
                         b.push_bind(r.id)
                             .push_bind(r.account_id)
                             .push_bind(r.site_id)
@@ -500,7 +530,7 @@ impl Raw {
                             .push_bind(r.change_no)
                             .push_bind(r.request_sha256)
                             .push_bind(r.search_internal)
-                            .push_bind(None::<String>);
+                            .push_bind(r.search_client);
                     });
                     q.build().execute(plain).await?;
                 }
@@ -529,7 +559,7 @@ impl Raw {
             .await?;
         let mut buf = String::new();
         for i in 0..rows {
-            let r = row(shape, i, "c");
+            let r = row(shape, i);
             let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
             let opt = |s: &Option<String>| s.as_deref().map(q).unwrap_or_default();
             let hex: String = r
@@ -557,7 +587,7 @@ impl Raw {
                     r.change_no.to_string(),
                     format!("\\x{hex}"),
                     q(&r.search_internal),
-                    String::new(),
+                    opt(&r.search_client),
                 ]
                 .join(","),
             );
@@ -578,11 +608,10 @@ impl Raw {
             "INSERT INTO bench_batched ({INSERT_COLS}) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ));
-        let prefix = format!("s{}", sitetrail_core::Timestamp::now().millis());
         let t = Instant::now();
         let mut n = 0u64;
         while t.elapsed() < Duration::from_secs_f64(seconds) {
-            let r = row(shape, n, &prefix);
+            let r = row(shape, n);
             macro_rules! binds {
                 ($q:expr) => {
                     $q.bind(r.id)
@@ -603,7 +632,7 @@ impl Raw {
                         .bind(r.change_no)
                         .bind(r.request_sha256)
                         .bind(r.search_internal)
-                        .bind(None::<String>)
+                        .bind(r.search_client)
                 };
             }
             match self {
@@ -628,4 +657,103 @@ impl Raw {
 enum Bind {
     Text(String),
     Int(i64),
+}
+
+#[cfg(test)]
+mod tests {
+    use sitetrail_core::{Account, EnvironmentSpec, NewActivity, Site, SiteUrl};
+    use sitetrail_store::Store;
+    use sitetrail_store::sqlite::SqliteStore;
+    use sqlx::Row as _;
+
+    use super::*;
+
+    /// The baselines insert what the store writes: for activities of every kind of actor, the
+    /// search texts, the details and the id's length are those the store kept.
+    #[tokio::test]
+    async fn a_baseline_row_holds_what_the_store_writes() {
+        let dir = std::env::temp_dir().join(format!("sitetrail-bench-row-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("store.db");
+        let store = SqliteStore::open(&path).await.unwrap();
+        let shape = Shape::of(10_000);
+        let mut client_texts = 0;
+        for i in 0..300 {
+            let r = row(&shape, i);
+            let a = shape.activity(i);
+            let s = stored(&shape, &a).unwrap();
+            store
+                .upsert_account(&Account {
+                    id: s.account_id.clone(),
+                    name: "Account".into(),
+                    partner: "Partner".into(),
+                    partner_colour: None,
+                })
+                .await
+                .unwrap();
+            store
+                .upsert_site(&Site {
+                    id: s.site_id.clone(),
+                    account_id: s.account_id.clone(),
+                    name: "Site".into(),
+                    live: EnvironmentSpec {
+                        url: SiteUrl::parse("https://site.example").unwrap(),
+                        docroot: None,
+                    },
+                    staging: None,
+                })
+                .await
+                .unwrap();
+            let recorded = store
+                .record(vec![NewActivity {
+                    id: None,
+                    account_id: s.account_id,
+                    site_id: s.site_id,
+                    environment: s.environment,
+                    activity: s.activity,
+                    actor: s.actor,
+                    description: s.description,
+                    status: s.status,
+                    created_at: Some(s.created_at),
+                    completed_at: s.completed_at,
+                    error: s.error,
+                    details: s.details,
+                }])
+                .await
+                .unwrap();
+            let id = recorded[0].activity.id.as_str().to_owned();
+            let pool = SqlitePool::connect(&format!("sqlite://{}", path.display()))
+                .await
+                .unwrap();
+            let kept = sqlx::query(
+                "SELECT search_internal, search_client, details FROM activities WHERE id = ?",
+            )
+            .bind(&id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            pool.close().await;
+            // The store's id differs (generated), but not in length; its text is in the search.
+            assert_eq!(r.id.len(), id.len());
+            let internal: String = kept.get(0);
+            assert_eq!(
+                r.search_internal,
+                internal.replace(&id, &r.id),
+                "activity {i}"
+            );
+            let client: Option<String> = kept.get(1);
+            assert_eq!(
+                r.search_client,
+                client.map(|c| c.replace(&id, &r.id)),
+                "activity {i}"
+            );
+            client_texts += usize::from(r.search_client.is_some());
+            assert_eq!(r.details, kept.get::<String, _>(2), "activity {i}");
+        }
+        assert!(
+            client_texts > 0,
+            "some activities show clients another text"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
