@@ -1032,25 +1032,33 @@ async fn prune(
     Ok(Done::Pruned(pruned))
 }
 
-/// Writes the links a group appended, moves their chains' heads, and moves the change
-/// counter with a NOTIFY to every server's listener: one statement, one round trip.
+/// The `chain_links` columns a group's `COPY` fills, in its order.
+const COPY_LINKS: &str = "COPY chain_links (account_id, link_no, activity_id, content_sha256, \
+     link_sha256) FROM STDIN";
+
+/// Writes the links a group appended (one `COPY`: PostgreSQL writes a page of them with each
+/// WAL record, where an `INSERT` of many rows writes one record per row), moves their chains'
+/// heads, and moves the change counter with a NOTIFY to every server's listener.
 async fn write_links_and_counter(
     conn: &mut PgConnection,
     chains: &Chains,
     last_change: Option<i64>,
 ) -> anyhow::Result<()> {
     let n = chains.links.len();
-    let mut account = Vec::with_capacity(n);
-    let mut link_no = Vec::with_capacity(n);
-    let mut activity = Vec::with_capacity(n);
-    let mut content = Vec::with_capacity(n);
-    let mut link = Vec::with_capacity(n);
-    for l in &chains.links {
-        account.push(l.account_id.as_str());
-        link_no.push(l.link_no);
-        activity.push(l.activity_id.as_str());
-        content.push(&l.content_sha256[..]);
-        link.push(&l.link_sha256[..]);
+    if n > 0 {
+        let mut rows = CopyRows::with_capacity(n * 200);
+        for l in &chains.links {
+            rows.text(&l.account_id)
+                .int(l.link_no)
+                .text(&l.activity_id)
+                .bytea(&l.content_sha256)
+                .bytea(&l.link_sha256);
+            rows.end_row();
+        }
+        let mut copy = conn.copy_in_raw(COPY_LINKS).await?;
+        copy.send(rows.into_bytes()).await?;
+        let copied = copy.finish().await?;
+        anyhow::ensure!(copied == n as u64, "copied {copied} of {n} chain links");
     }
     let heads = chains.moved_heads();
     let head_account: Vec<&str> = heads.iter().map(|h| h.0.as_str()).collect();
@@ -1058,22 +1066,14 @@ async fn write_links_and_counter(
     let head_hash: Vec<&[u8]> = heads.iter().map(|h| &h.2[..]).collect();
     // Each part of a WITH that writes runs once, whether or not the rest refers to it.
     sqlx::query(
-        "WITH links AS (INSERT INTO chain_links (account_id, link_no, activity_id, \
-         content_sha256, link_sha256) \
-         SELECT * FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::bytea[], $5::bytea[])), \
-         heads AS (INSERT INTO chain_heads (account_id, link_no, link_sha256) \
-         SELECT * FROM UNNEST($6::text[], $7::int8[], $8::bytea[]) \
+        "WITH heads AS (INSERT INTO chain_heads (account_id, link_no, link_sha256) \
+         SELECT * FROM UNNEST($1::text[], $2::int8[], $3::bytea[]) \
          ON CONFLICT (account_id) DO UPDATE SET link_no = excluded.link_no, \
          link_sha256 = excluded.link_sha256), \
-         moved AS (UPDATE counters SET value = $9 WHERE name = 'change' AND $9 IS NOT NULL \
+         moved AS (UPDATE counters SET value = $4 WHERE name = 'change' AND $4 IS NOT NULL \
          RETURNING value) \
-         SELECT pg_notify($10, value::text) FROM moved",
+         SELECT pg_notify($5, value::text) FROM moved",
     )
-    .bind(account)
-    .bind(link_no)
-    .bind(activity)
-    .bind(content)
-    .bind(link)
     .bind(head_account)
     .bind(head_no)
     .bind(head_hash)
