@@ -229,6 +229,16 @@ impl NewActivity {
     /// Checks what types alone cannot: lengths, the service of the kind, the lifecycle and
     /// the order of times. `service` is what the publisher named.
     pub fn validate(&self, service: Service) -> Result<(), InvalidField> {
+        self.validate_with_details_len(service, json_len(&self.details))
+    }
+
+    /// [`NewActivity::validate`] for a caller that has written the details' JSON already and
+    /// passes its length: the details are not serialized again to be measured.
+    pub fn validate_with_details_len(
+        &self,
+        service: Service,
+        details_len: usize,
+    ) -> Result<(), InvalidField> {
         if service != self.activity.service() {
             return Err(InvalidField::new(
                 "service",
@@ -249,7 +259,7 @@ impl NewActivity {
                 ));
             }
         }
-        if json_len(&self.details) > MAX_DETAILS_BYTES {
+        if details_len > MAX_DETAILS_BYTES {
             return Err(InvalidField::new(
                 "details",
                 format!("at most {MAX_DETAILS_BYTES} bytes of JSON are kept"),

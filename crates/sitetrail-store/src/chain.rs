@@ -64,6 +64,29 @@ fn put_opt(h: &mut impl Sink, bytes: Option<&[u8]>) {
 /// details as JSON with sorted keys. The store's own bookkeeping (`seq`, change numbers,
 /// search columns) is not content.
 pub fn content_sha256(a: &StoredActivity) -> Hash {
+    content_sha256_with(a, None)
+}
+
+/// [`content_sha256`] for a writer that has the details' compact JSON (`serde_json`'s) in
+/// hand already: where maps keep their keys sorted, those are the canonical bytes.
+pub(crate) fn content_sha256_rendered(a: &StoredActivity, details_json: &str) -> Hash {
+    content_sha256_with(a, Some(details_json))
+}
+
+/// Whether `serde_json`'s maps keep their keys in sorted order (its default; not with its
+/// `preserve_order` feature, which any crate in the build could turn on). Then their compact
+/// JSON is the canonical form, at every level.
+fn maps_sorted() -> bool {
+    static SORTED: std::sync::LazyLock<bool> = std::sync::LazyLock::new(|| {
+        let mut m = serde_json::Map::new();
+        m.insert("b".into(), serde_json::Value::Null);
+        m.insert("a".into(), serde_json::Value::Null);
+        m.keys().next().map(String::as_str) == Some("a")
+    });
+    *SORTED
+}
+
+fn content_sha256_with(a: &StoredActivity, details_json: Option<&str>) -> Hash {
     let mut h: Vec<u8> = Vec::with_capacity(512 + a.description.len());
     put(&mut h, b"sitetrail-activity-v1");
     put(&mut h, a.id.as_str().as_bytes());
@@ -84,7 +107,10 @@ pub fn content_sha256(a: &StoredActivity) -> Hash {
     // The details' length goes before them: written as a placeholder, filled in after.
     let at = h.len();
     h.feed(0u64.to_be_bytes());
-    canonical_object(&a.details, &mut h);
+    match details_json {
+        Some(json) if maps_sorted() => h.extend_from_slice(json.as_bytes()),
+        _ => canonical_object(&a.details, &mut h),
+    }
     let len = (h.len() - at - 8) as u64;
     h[at..at + 8].copy_from_slice(&len.to_be_bytes());
     h.feed(a.created_at.millis().to_be_bytes());
@@ -118,6 +144,18 @@ fn canonical_json(v: &serde_json::Value, out: &mut Vec<u8>) {
 }
 
 fn canonical_object(map: &serde_json::Map<String, serde_json::Value>, out: &mut Vec<u8>) {
+    if maps_sorted() {
+        serde_json::to_writer(&mut *out, map).expect("writing into memory");
+    } else {
+        canonical_object_by_sorting(map, out);
+    }
+}
+
+/// [`canonical_object`] for maps that keep their keys in another order.
+fn canonical_object_by_sorting(
+    map: &serde_json::Map<String, serde_json::Value>,
+    out: &mut Vec<u8>,
+) {
     let mut keys: Vec<&String> = map.keys().collect();
     keys.sort();
     out.push(b'{');
@@ -802,7 +840,55 @@ mod tests {
         fn canonical_json_writes_the_bytes_it_always_wrote(v in json_value()) {
             let mut first = String::new();
             canonical_as_first_written(&v, &mut first);
-            prop_assert_eq!(canonical(&v), first);
+            prop_assert_eq!(canonical(&v), first.clone());
+            // The path for maps kept in another order writes the same bytes.
+            if let serde_json::Value::Object(map) = &v {
+                let mut sorted = Vec::new();
+                canonical_object_by_sorting(map, &mut sorted);
+                prop_assert_eq!(String::from_utf8(sorted).unwrap(), first);
+            }
+        }
+
+        /// The writer hashes the details' JSON it stores; the hash is the one verification
+        /// computes from the stored activity.
+        #[test]
+        fn the_content_hash_of_the_stored_json_is_the_canonical_one(v in json_value()) {
+            let mut a = sample_activity();
+            if let serde_json::Value::Object(map) = v {
+                a.details = map;
+            }
+            let json = serde_json::to_string(&a.details).unwrap();
+            prop_assert_eq!(content_sha256_rendered(&a, &json), content_sha256(&a));
+        }
+    }
+
+    /// `serde_json`'s maps keep their keys sorted in this build, so a group's details are
+    /// serialized once (a dependency turning on `preserve_order` would cost ingest a copy
+    /// per activity, not correctness).
+    #[test]
+    fn json_maps_keep_their_keys_sorted() {
+        assert!(maps_sorted());
+    }
+
+    fn sample_activity() -> StoredActivity {
+        use sitetrail_core::{
+            AccountId, ActivityId, ActivityKind, Actor, Environment, Service, SiteId, Status,
+        };
+        StoredActivity {
+            seq: 1,
+            id: ActivityId::parse("act_1").unwrap(),
+            account_id: AccountId::parse("acme").unwrap(),
+            site_id: SiteId::parse("shop").unwrap(),
+            environment: Environment::Live,
+            service: Service::Staging,
+            activity: ActivityKind::PushStagingToLive,
+            status: Status::InProgress,
+            actor: Actor::system(),
+            description: "Pushing".into(),
+            error: None,
+            details: serde_json::Map::new(),
+            created_at: Timestamp::from_millis(1_700_000_000_000).unwrap(),
+            completed_at: None,
         }
     }
 

@@ -39,8 +39,7 @@ impl Rendered {
     pub fn of(a: &StoredActivity) -> Self {
         Rendered {
             search: SearchText::of(a),
-            details_json: serde_json::to_string(&a.details)
-                .expect("a map of JSON values with string keys always serializes"),
+            details_json: details_json(&a.details),
         }
     }
 }
@@ -60,17 +59,26 @@ pub(crate) struct Prepared {
 
 /// Checks a new activity and prepares it, with `now` as its arrival time.
 pub(crate) fn prepare(new: NewActivity, now: Timestamp) -> StoreResult<Prepared> {
-    new.validate(new.activity.service())?;
+    // The details' JSON is written once: it is measured, stored and hashed.
+    let details_json = details_json(&new.details);
+    new.validate_with_details_len(new.activity.service(), details_json.len())?;
     let named = new.id.is_some();
     let request_sha256 = request_sha256(&new);
     let activity = new_stored(new, now);
     Ok(Prepared {
         named,
         request_sha256,
-        content_sha256: crate::chain::content_sha256(&activity),
-        rendered: Rendered::of(&activity),
+        content_sha256: crate::chain::content_sha256_rendered(&activity, &details_json),
+        rendered: Rendered {
+            search: SearchText::of(&activity),
+            details_json,
+        },
         activity,
     })
+}
+
+fn details_json(details: &serde_json::Map<String, serde_json::Value>) -> String {
+    serde_json::to_string(details).expect("a map of JSON values with string keys always serializes")
 }
 
 /// Prepares a whole batch, all or nothing.
