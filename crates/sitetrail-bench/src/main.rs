@@ -171,6 +171,9 @@ async fn run(
         shape.accounts, shape.sites
     );
     server.register(shape).await?;
+    if let Some(url) = &database {
+        Raw::postgres(url).await?.settle().await?;
+    }
     eprintln!("  batch ingest");
     let batch_rate = server.batch_ingest(shape, args.batch_clients).await?;
 

@@ -160,6 +160,33 @@ impl Raw {
         Ok(())
     }
 
+    /// PostgreSQL only: lets the server settle before a load is timed, so that each load
+    /// starts from the same state whatever ran before it: waits (up to a minute) for
+    /// autovacuum's workers to finish what the last load left them, then writes out the dirty
+    /// pages with a `CHECKPOINT` (needs a superuser or `pg_checkpoint`; skipped with a
+    /// warning otherwise).
+    pub async fn settle(&self) -> anyhow::Result<()> {
+        let Raw::Postgres { plain, .. } = self else {
+            return Ok(());
+        };
+        let t = Instant::now();
+        loop {
+            let busy: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'",
+            )
+            .fetch_one(plain)
+            .await?;
+            if busy == 0 || t.elapsed() > Duration::from_secs(60) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        if let Err(e) = sqlx::query("CHECKPOINT").execute(plain).await {
+            eprintln!("    (no CHECKPOINT before the load: {e})");
+        }
+        Ok(())
+    }
+
     pub async fn postgres(url: &str) -> anyhow::Result<Self> {
         let options = PgConnectOptions::from_str(url)?;
         let same = PgPoolOptions::new()
@@ -475,6 +502,7 @@ impl Raw {
     /// transaction. Rows per second.
     pub async fn insert_batched(&self, shape: &Shape, rows: u64) -> anyhow::Result<f64> {
         self.create_plain_table("bench_batched").await?;
+        self.settle().await?;
         let t = Instant::now();
         let mut from = 0;
         while from < rows {
@@ -550,6 +578,7 @@ impl Raw {
             return Ok(None);
         };
         self.create_plain_table("bench_copy").await?;
+        self.settle().await?;
         let t = Instant::now();
         let mut conn = plain.acquire().await?;
         let mut copy = conn
