@@ -1,68 +1,59 @@
-//! PostgreSQL's `COPY` text format: rows for `COPY ... FROM STDIN`, the fastest way to hand
-//! PostgreSQL a group's new rows (BENCHMARKS.md, batch ingest), and the reading of the
-//! fields `COPY ... TO STDOUT` sends an export.
+//! PostgreSQL's `COPY` formats: binary rows for `COPY ... FROM STDIN (FORMAT binary)`, the
+//! fastest way to hand PostgreSQL a group's new rows (BENCHMARKS.md, batch ingest), and the
+//! reading of the text fields `COPY ... TO STDOUT` sends an export.
 //!
-//! Fields are separated by tabs and rows end in a newline; NULL is `\N`; in a text field a
-//! backslash, newline, carriage return and tab are written as `\\`, `\n`, `\r` and `\t`, so
-//! no value can end a field, a row or the data early. A `bytea` is `\x` and its hex digits,
-//! with the backslash itself escaped.
+//! The binary format: a signature, flags and header extension; then each row as its number of
+//! fields (16 bits) and each field as its length in bytes (32 bits, -1 for NULL) and its
+//! bytes, in the type's binary form (`bigint`: 8 bytes; `text`: UTF-8; `bytea`: the bytes);
+//! then -1 (16 bits) to end the data. All integers are big-endian. Nothing is escaped, so no
+//! value can end a field, a row or the data early, and PostgreSQL parses nothing.
 
-use std::fmt::Write as _;
+/// The binary `COPY` signature, then the flags and the header extension's length (both 0).
+const HEADER: &[u8; 19] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
 
-/// The text of one `COPY` of many rows, built field by field.
+/// The data of one binary `COPY` of many rows, built field by field. Every integer column it
+/// fills must be a `bigint`.
 pub(crate) struct CopyRows {
-    buf: String,
-    /// No field of the current row written yet.
-    at_row_start: bool,
+    buf: Vec<u8>,
+    /// Where the current row's field count goes, once a field of it is written.
+    row_at: Option<usize>,
+    fields: i16,
 }
 
 impl CopyRows {
     pub fn with_capacity(bytes: usize) -> Self {
+        let mut buf = Vec::with_capacity(bytes.max(HEADER.len()));
+        buf.extend_from_slice(HEADER);
         CopyRows {
-            buf: String::with_capacity(bytes),
-            at_row_start: true,
+            buf,
+            row_at: None,
+            fields: 0,
         }
     }
 
-    fn separate(&mut self) {
-        if !self.at_row_start {
-            self.buf.push('\t');
+    fn field(&mut self, len: i32) {
+        if self.row_at.is_none() {
+            self.row_at = Some(self.buf.len());
+            self.buf.extend_from_slice(&[0, 0]);
+            self.fields = 0;
         }
-        self.at_row_start = false;
+        self.fields += 1;
+        self.buf.extend_from_slice(&len.to_be_bytes());
     }
 
-    pub fn text(&mut self, value: &str) -> &mut Self {
-        self.separate();
-        // Most values escape nothing: two vectorized searches tell, and the value is copied
-        // whole.
-        let bytes = value.as_bytes();
-        let escapes = memchr::memchr3(b'\\', b'\n', b'\t', bytes).is_some()
-            || memchr::memchr(b'\r', bytes).is_some();
-        if !escapes {
-            self.buf.push_str(value);
-            return self;
-        }
-        // The four escaped characters are ASCII, so every cut falls between characters.
-        let mut from = 0;
-        for (at, b) in value.bytes().enumerate() {
-            let escaped = match b {
-                b'\\' => "\\\\",
-                b'\n' => "\\n",
-                b'\r' => "\\r",
-                b'\t' => "\\t",
-                _ => continue,
-            };
-            self.buf.push_str(&value[from..at]);
-            self.buf.push_str(escaped);
-            from = at + 1;
-        }
-        self.buf.push_str(&value[from..]);
+    fn bytes(&mut self, value: &[u8]) -> &mut Self {
+        let len = i32::try_from(value.len()).expect("a field under 2 GiB");
+        self.field(len);
+        self.buf.extend_from_slice(value);
         self
     }
 
+    pub fn text(&mut self, value: &str) -> &mut Self {
+        self.bytes(value.as_bytes())
+    }
+
     pub fn null(&mut self) -> &mut Self {
-        self.separate();
-        self.buf.push_str("\\N");
+        self.field(-1);
         self
     }
 
@@ -73,9 +64,10 @@ impl CopyRows {
         }
     }
 
+    /// A `bigint`.
     pub fn int(&mut self, value: i64) -> &mut Self {
-        self.separate();
-        write!(self.buf, "{value}").expect("writing to a String never fails");
+        self.field(8);
+        self.buf.extend_from_slice(&value.to_be_bytes());
         self
     }
 
@@ -87,37 +79,32 @@ impl CopyRows {
     }
 
     pub fn bytea(&mut self, value: &[u8]) -> &mut Self {
-        self.separate();
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        self.buf.push_str("\\\\x");
-        for b in value {
-            self.buf.push(char::from(HEX[usize::from(b >> 4)]));
-            self.buf.push(char::from(HEX[usize::from(b & 0xf)]));
-        }
-        self
+        self.bytes(value)
     }
 
     pub fn end_row(&mut self) {
-        self.buf.push('\n');
-        self.at_row_start = true;
+        let at = self.row_at.take().expect("a row has fields");
+        self.buf[at..at + 2].copy_from_slice(&self.fields.to_be_bytes());
     }
 
-    /// Bytes of whole rows (and of the row begun, if any) held so far.
+    /// Bytes held so far.
     pub fn len(&self) -> usize {
         self.buf.len()
     }
 
-    /// Hands over the rows written so far and starts afresh: for sending a long `COPY` in
-    /// pieces. Call it between rows.
+    /// Hands over the rows written so far (the header with the first) and starts afresh: for
+    /// sending a long `COPY` in pieces. Call it between rows.
     pub fn take(&mut self) -> Vec<u8> {
-        debug_assert!(self.at_row_start, "a row was left unfinished");
+        debug_assert!(self.row_at.is_none(), "a row was left unfinished");
         let capacity = self.buf.capacity();
-        std::mem::replace(&mut self.buf, String::with_capacity(capacity)).into_bytes()
+        std::mem::replace(&mut self.buf, Vec::with_capacity(capacity))
     }
 
-    pub fn into_bytes(self) -> Vec<u8> {
-        debug_assert!(self.at_row_start, "a row was left unfinished");
-        self.buf.into_bytes()
+    /// The rest of the data, with the end mark.
+    pub fn into_bytes(mut self) -> Vec<u8> {
+        debug_assert!(self.row_at.is_none(), "a row was left unfinished");
+        self.buf.extend_from_slice(&(-1i16).to_be_bytes());
+        self.buf
     }
 }
 
@@ -152,17 +139,31 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn read_row(line: &str) -> Vec<Option<String>> {
-        line.split('\t')
-            .map(|field| {
-                if field == "\\N" {
-                    return None;
-                }
-                let mut out = Vec::new();
-                read_text(field.as_bytes(), &mut out);
-                Some(String::from_utf8(out).unwrap())
-            })
-            .collect()
+    /// Reads binary `COPY` data back: its rows, each field as its bytes or NULL.
+    fn read_rows(data: &[u8]) -> Vec<Vec<Option<Vec<u8>>>> {
+        assert_eq!(&data[..HEADER.len()], HEADER);
+        let mut at = HEADER.len();
+        let mut take = |n: usize| {
+            let piece = &data[at..at + n];
+            at += n;
+            piece
+        };
+        let mut rows = Vec::new();
+        loop {
+            let count = i16::from_be_bytes(take(2).try_into().unwrap());
+            if count == -1 {
+                break;
+            }
+            let row = (0..count)
+                .map(|_| {
+                    let len = i32::from_be_bytes(take(4).try_into().unwrap());
+                    (len >= 0).then(|| take(len as usize).to_vec())
+                })
+                .collect();
+            rows.push(row);
+        }
+        assert_eq!(at, data.len(), "nothing after the end mark");
+        rows
     }
 
     #[test]
@@ -191,22 +192,23 @@ mod tests {
         rows.end_row();
         rows.text("second").int(7);
         rows.end_row();
-        let text = String::from_utf8(rows.into_bytes()).unwrap();
+        let data = rows.into_bytes();
+        // The first row's count and first field, byte for byte.
+        assert_eq!(&data[19..25], &[0, 7, 0, 0, 0, 9]);
+        assert_eq!(&data[data.len() - 2..], &[0xff, 0xff], "the end mark");
         assert_eq!(
-            text,
-            "a\\tb\\nc\\\\d\\re\t\\N\t-42\t\\N\t\\\\x00abff\t\\\\N\t\nsecond\t7\n"
-        );
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(
-            read_row(lines[0]),
+            read_rows(&data),
             vec![
-                Some("a\tb\nc\\d\re".to_owned()),
-                None,
-                Some("-42".to_owned()),
-                None,
-                Some("\\x00abff".to_owned()),
-                Some("\\N".to_owned()),
-                Some(String::new()),
+                vec![
+                    Some(b"a\tb\nc\\d\re".to_vec()),
+                    None,
+                    Some((-42i64).to_be_bytes().to_vec()),
+                    None,
+                    Some(vec![0, 0xab, 0xff]),
+                    Some(b"\\N".to_vec()),
+                    Some(Vec::new()),
+                ],
+                vec![Some(b"second".to_vec()), Some(7i64.to_be_bytes().to_vec())],
             ]
         );
     }
@@ -240,9 +242,13 @@ mod tests {
                 rows.opt_text(f.as_deref());
             }
             rows.end_row();
-            let text = String::from_utf8(rows.into_bytes()).unwrap();
-            prop_assert_eq!(text.matches('\n').count(), 1, "one row, one newline");
-            prop_assert_eq!(read_row(text.strip_suffix('\n').unwrap()), fields);
+            let back = read_rows(&rows.into_bytes());
+            prop_assert_eq!(back.len(), 1, "one row");
+            let texts: Vec<Option<String>> = back[0]
+                .iter()
+                .map(|f| f.clone().map(|b| String::from_utf8(b).unwrap()))
+                .collect();
+            prop_assert_eq!(texts, fields);
         }
     }
 }

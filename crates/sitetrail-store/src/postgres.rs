@@ -776,7 +776,7 @@ const COPY_PIECE: usize = 256 * 1024;
 const COPY_ACTIVITIES: &str = "COPY activities (seq, id, account_id, site_id, environment, \
      service, activity, status, actor_kind, actor_email, actor_name, description, error, \
      details, created_at, completed_at, change_no, request_sha256, search_internal, \
-     search_client) FROM STDIN";
+     search_client) FROM STDIN (FORMAT binary)";
 
 /// Inserts the group's new activities with one `COPY`, numbered with `seqs` in order.
 async fn insert(
@@ -1034,20 +1034,25 @@ async fn prune(
 
 /// The `chain_links` columns a group's `COPY` fills, in its order.
 const COPY_LINKS: &str = "COPY chain_links (account_id, link_no, activity_id, content_sha256, \
-     link_sha256) FROM STDIN";
+     link_sha256) FROM STDIN (FORMAT binary)";
 
-/// Writes the links a group appended (one `COPY`: PostgreSQL writes a page of them with each
-/// WAL record, where an `INSERT` of many rows writes one record per row), moves their chains'
-/// heads, and moves the change counter with a NOTIFY to every server's listener.
+/// Links a group writes in its heads' and counter's statement; more go first by `COPY`.
+const LINKS_IN_STATEMENT: usize = 64;
+
+/// Writes the links a group appended, moves their chains' heads, and moves the change counter
+/// with a NOTIFY to every server's listener. A few links go in that one statement (a group of
+/// single requests waits on each round trip); many go first by `COPY`, which writes a page of
+/// them with each WAL record where an `INSERT` of many rows writes one record per row.
 async fn write_links_and_counter(
     conn: &mut PgConnection,
     chains: &Chains,
     last_change: Option<i64>,
 ) -> anyhow::Result<()> {
-    let n = chains.links.len();
-    if n > 0 {
+    let mut inline = &chains.links[..];
+    if inline.len() > LINKS_IN_STATEMENT {
+        let n = inline.len();
         let mut rows = CopyRows::with_capacity(n * 200);
-        for l in &chains.links {
+        for l in inline {
             rows.text(&l.account_id)
                 .int(l.link_no)
                 .text(&l.activity_id)
@@ -1059,6 +1064,20 @@ async fn write_links_and_counter(
         copy.send(rows.into_bytes()).await?;
         let copied = copy.finish().await?;
         anyhow::ensure!(copied == n as u64, "copied {copied} of {n} chain links");
+        inline = &[];
+    }
+    let n = inline.len();
+    let mut account = Vec::with_capacity(n);
+    let mut link_no = Vec::with_capacity(n);
+    let mut activity = Vec::with_capacity(n);
+    let mut content = Vec::with_capacity(n);
+    let mut link = Vec::with_capacity(n);
+    for l in inline {
+        account.push(l.account_id.as_str());
+        link_no.push(l.link_no);
+        activity.push(l.activity_id.as_str());
+        content.push(&l.content_sha256[..]);
+        link.push(&l.link_sha256[..]);
     }
     let heads = chains.moved_heads();
     let head_account: Vec<&str> = heads.iter().map(|h| h.0.as_str()).collect();
@@ -1066,14 +1085,22 @@ async fn write_links_and_counter(
     let head_hash: Vec<&[u8]> = heads.iter().map(|h| &h.2[..]).collect();
     // Each part of a WITH that writes runs once, whether or not the rest refers to it.
     sqlx::query(
-        "WITH heads AS (INSERT INTO chain_heads (account_id, link_no, link_sha256) \
-         SELECT * FROM UNNEST($1::text[], $2::int8[], $3::bytea[]) \
+        "WITH links AS (INSERT INTO chain_links (account_id, link_no, activity_id, \
+         content_sha256, link_sha256) \
+         SELECT * FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::bytea[], $5::bytea[])), \
+         heads AS (INSERT INTO chain_heads (account_id, link_no, link_sha256) \
+         SELECT * FROM UNNEST($6::text[], $7::int8[], $8::bytea[]) \
          ON CONFLICT (account_id) DO UPDATE SET link_no = excluded.link_no, \
          link_sha256 = excluded.link_sha256), \
-         moved AS (UPDATE counters SET value = $4 WHERE name = 'change' AND $4 IS NOT NULL \
+         moved AS (UPDATE counters SET value = $9 WHERE name = 'change' AND $9 IS NOT NULL \
          RETURNING value) \
-         SELECT pg_notify($5, value::text) FROM moved",
+         SELECT pg_notify($10, value::text) FROM moved",
     )
+    .bind(account)
+    .bind(link_no)
+    .bind(activity)
+    .bind(content)
+    .bind(link)
     .bind(head_account)
     .bind(head_no)
     .bind(head_hash)

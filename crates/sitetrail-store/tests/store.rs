@@ -274,7 +274,8 @@ async fn a_replay_returns_the_same_activity_and_another_body_conflicts(f: Fixtur
     ));
 }
 
-/// Text reaches PostgreSQL through `COPY`'s text format, where tabs, newlines, backslashes
+/// Text reaches PostgreSQL through `COPY` (binary: each field's length, then its bytes) and
+/// leaves it for an export through `COPY`'s text format, where tabs, newlines, backslashes
 /// and `\N` mean something: none of them may change or cut what is stored.
 async fn every_character_comes_back_as_it_was_written(f: Fixture) {
     let tricky = "tab\there, new\nline, back\\slash, \\N, \\.\n\\.\n, \\x00ff, 'single' \"double\" é 日本 🚀";
