@@ -65,7 +65,11 @@ macro_rules! string_id {
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 let s = String::deserialize(d)?;
-                Self::parse(&s).map_err(serde::de::Error::custom)
+                if is_valid(&s) {
+                    Ok(Self(s))
+                } else {
+                    Err(serde::de::Error::custom(IdError { what: $what }))
+                }
             }
         }
     };

@@ -84,7 +84,13 @@ fn details_json(details: &serde_json::Map<String, serde_json::Value>) -> String 
 /// Prepares a whole batch, all or nothing.
 pub(crate) fn prepare_all(batch: Vec<NewActivity>) -> StoreResult<Vec<Prepared>> {
     let now = Timestamp::now();
-    batch.into_iter().map(|new| prepare(new, now)).collect()
+    // Sized up front: a collected `Result` gives no size hint, and the grown copies of the
+    // prepared activities were a fortieth of a batch's handling.
+    let mut prepared = Vec::with_capacity(batch.len());
+    for new in batch {
+        prepared.push(prepare(new, now)?);
+    }
+    Ok(prepared)
 }
 
 pub(crate) fn request_sha256(new: &NewActivity) -> Vec<u8> {
