@@ -721,8 +721,11 @@ async fn prefetch(
             .load_head(&account, known.get(&account).copied());
     }
     if !unknown.is_empty() {
+        // A head is its chain's newest link: one backward probe of the links' key each.
         let found: Vec<(String, i64, Vec<u8>)> = sqlx::query_as(
-            "SELECT account_id, link_no, link_sha256 FROM chain_heads WHERE account_id = ANY($1)",
+            "SELECT a, h.link_no, h.link_sha256 FROM UNNEST($1::text[]) a \
+             CROSS JOIN LATERAL (SELECT link_no, link_sha256 FROM chain_links \
+             WHERE account_id = a ORDER BY link_no DESC LIMIT 1) h",
         )
         .bind(&unknown)
         .fetch_all(&mut *conn)
@@ -1039,8 +1042,8 @@ const COPY_LINKS: &str = "COPY chain_links (account_id, link_no, activity_id, co
 /// Links a group writes in its heads' and counter's statement; more go first by `COPY`.
 const LINKS_IN_STATEMENT: usize = 64;
 
-/// Writes the links a group appended, moves their chains' heads, and moves the change counter
-/// with a NOTIFY to every server's listener. A few links go in that one statement (a group of
+/// Writes the links a group appended (a chain's head is its newest link: nothing else moves)
+/// and moves the change counter with a NOTIFY to every server's listener. A few links go in that one statement (a group of
 /// single requests waits on each round trip); many go first by `COPY`, which writes a page of
 /// them with each WAL record where an `INSERT` of many rows writes one record per row.
 async fn write_links_and_counter(
@@ -1079,31 +1082,20 @@ async fn write_links_and_counter(
         content.push(&l.content_sha256[..]);
         link.push(&l.link_sha256[..]);
     }
-    let heads = chains.moved_heads();
-    let head_account: Vec<&str> = heads.iter().map(|h| h.0.as_str()).collect();
-    let head_no: Vec<i64> = heads.iter().map(|h| h.1).collect();
-    let head_hash: Vec<&[u8]> = heads.iter().map(|h| &h.2[..]).collect();
     // Each part of a WITH that writes runs once, whether or not the rest refers to it.
     sqlx::query(
         "WITH links AS (INSERT INTO chain_links (account_id, link_no, activity_id, \
          content_sha256, link_sha256) \
          SELECT * FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::bytea[], $5::bytea[])), \
-         heads AS (INSERT INTO chain_heads (account_id, link_no, link_sha256) \
-         SELECT * FROM UNNEST($6::text[], $7::int8[], $8::bytea[]) \
-         ON CONFLICT (account_id) DO UPDATE SET link_no = excluded.link_no, \
-         link_sha256 = excluded.link_sha256), \
-         moved AS (UPDATE counters SET value = $9 WHERE name = 'change' AND $9 IS NOT NULL \
+         moved AS (UPDATE counters SET value = $6 WHERE name = 'change' AND $6 IS NOT NULL \
          RETURNING value) \
-         SELECT pg_notify($10, value::text) FROM moved",
+         SELECT pg_notify($7, value::text) FROM moved",
     )
     .bind(account)
     .bind(link_no)
     .bind(activity)
     .bind(content)
     .bind(link)
-    .bind(head_account)
-    .bind(head_no)
-    .bind(head_hash)
     .bind(last_change)
     .bind(CHANNEL)
     .execute(&mut *conn)
@@ -1359,7 +1351,15 @@ impl Store for PgStore {
             .await?;
         let mut reports = Vec::with_capacity(accounts.len());
         for account in accounts {
-            reports.push(crate::verify::account::<Postgres>(&mut tx, &account, trusted).await?);
+            reports.push(
+                crate::verify::account::<Postgres>(
+                    &mut tx,
+                    &account,
+                    trusted,
+                    crate::verify::HEAD_LINK,
+                )
+                .await?,
+            );
         }
         tx.rollback().await?;
         Ok(reports)

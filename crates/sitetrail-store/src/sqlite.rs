@@ -391,7 +391,15 @@ impl Store for SqliteStore {
         let mut tx = self.read.begin().await?;
         let mut reports = Vec::with_capacity(accounts.len());
         for account in accounts {
-            reports.push(crate::verify::account::<Sqlite>(&mut tx, &account, trusted).await?);
+            reports.push(
+                crate::verify::account::<Sqlite>(
+                    &mut tx,
+                    &account,
+                    trusted,
+                    crate::verify::HEAD_ROW,
+                )
+                .await?,
+            );
         }
         tx.rollback().await?;
         Ok(reports)

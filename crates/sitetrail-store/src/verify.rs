@@ -1,6 +1,6 @@
-//! The one read `verify` makes of an account, the same for every backend: the checkpoints,
-//! the links in order, the head, the activities and the pruned ids, fed to a
-//! [`Verifier`]. The caller runs it inside one read transaction.
+//! The one read `verify` makes of an account, the same for every backend but for where the
+//! head is kept: the checkpoints, the links in order, the head, the activities and the pruned
+//! ids, fed to a [`Verifier`]. The caller runs it inside one read transaction.
 
 use futures::TryStreamExt;
 use sitetrail_core::AccountId;
@@ -23,10 +23,23 @@ where
     q
 }
 
+/// Where a backend keeps a chain's head, as `(select, tail)` around `WHERE account_id = ?`.
+pub(crate) type HeadQuery = (&'static str, &'static str);
+
+/// SQLite keeps each chain's head in a row of its own, moved with every group.
+pub(crate) const HEAD_ROW: HeadQuery = ("SELECT link_no, link_sha256 FROM chain_heads", "");
+
+/// PostgreSQL's head is the chain's newest link (migration `0004_heads_from_links.sql`).
+pub(crate) const HEAD_LINK: HeadQuery = (
+    "SELECT link_no, link_sha256 FROM chain_links",
+    " ORDER BY link_no DESC LIMIT 1",
+);
+
 pub(crate) async fn account<DB>(
     conn: &mut DB::Connection,
     account: &AccountId,
     trusted: &[[u8; 32]],
+    (head_sql, head_tail): HeadQuery,
 ) -> StoreResult<AccountReport>
 where
     DB: Database,
@@ -70,11 +83,10 @@ where
             );
         }
     }
-    let head: Option<(i64, Vec<u8>)> =
-        by_account::<DB>("SELECT link_no, link_sha256 FROM chain_heads", a, "")
-            .build_query_as()
-            .fetch_optional(&mut *conn)
-            .await?;
+    let head: Option<(i64, Vec<u8>)> = by_account::<DB>(head_sql, a, head_tail)
+        .build_query_as()
+        .fetch_optional(&mut *conn)
+        .await?;
     v.head(head.map(chain::decode_head).transpose()?);
     {
         let mut q = by_account::<DB>(&format!("SELECT {COLS} FROM activities"), a, "");
