@@ -98,6 +98,7 @@ impl PgStore {
                 heads: HashMap::new(),
                 seen: None,
                 seqs: VecDeque::new(),
+                share: AheadShare::START,
                 ahead: ahead.clone(),
             },
             commits.clone(),
@@ -246,6 +247,8 @@ struct PgWriter {
     /// `seq` numbers taken under the counter's lock and not used yet: a group written ahead
     /// takes its numbers from here, without the lock.
     seqs: VecDeque<i64>,
+    /// The share of its rows a group written ahead writes before it takes the lock.
+    share: AheadShare,
     ahead: Arc<AheadCounts>,
 }
 
@@ -255,6 +258,8 @@ struct PgWriter {
 pub struct AheadCounts {
     pub written: AtomicU64,
     pub replanned: AtomicU64,
+    /// Groups written ahead that left part of their rows to write under the lock.
+    pub split: AtomicU64,
 }
 
 impl PgWriter {
@@ -320,8 +325,9 @@ impl PgWriter {
             checkpoints,
             known,
             counter,
+            written: 0,
         };
-        write_rows(conn, &mut copied, &mut self.seqs, true).await?;
+        write_rows(conn, &mut copied, &mut self.seqs, None).await?;
         Ok(copied)
     }
 
@@ -367,6 +373,8 @@ struct Copied {
     known: HashMap<String, (i64, chain::Hash)>,
     /// The counter's value when the group took its lock.
     counter: i64,
+    /// How many of `plan.inserts`, from the first, have their rows written.
+    written: usize,
 }
 
 /// What a group leaves behind it, for the group after it to be planned on before it commits.
@@ -439,7 +447,49 @@ fn plan_ahead(
         checkpoints: Vec::new(),
         known: heads,
         counter,
+        written: 0,
     })
+}
+
+/// The share of a group's rows written ahead of the commit before it, in percent; the rest go
+/// in after the group takes the counter's lock, before its links. Both connections work at
+/// once only while one group's rest, links and commit take as long as the next group's share:
+/// after each such pair the share moves a step towards the side that finished first. Writing
+/// every row ahead left one connection idle for most of each pair, and a third of the
+/// machine idle at ten million activities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct AheadShare(u32);
+
+impl AheadShare {
+    const START: AheadShare = AheadShare(60);
+    const LEAST: u32 = 10;
+    const STEP: u32 = 5;
+
+    fn percent(self) -> u32 {
+        self.0
+    }
+
+    /// How many of `n` rows go ahead: at least one of a group that has any.
+    fn of(self, n: usize) -> usize {
+        (n * self.0 as usize).div_ceil(100)
+    }
+
+    /// The share for the next group, after the group before took `finishing` to finish while
+    /// this one's share took `starting` to write.
+    fn after(self, finishing: Duration, starting: Duration) -> Self {
+        if starting > finishing {
+            AheadShare(self.0.saturating_sub(Self::STEP).max(Self::LEAST))
+        } else {
+            AheadShare((self.0 + Self::STEP).min(100))
+        }
+    }
+}
+
+/// Runs `f`, and says how long it took.
+async fn timed<T>(f: impl std::future::Future<Output = T>) -> (T, Duration) {
+    let t = std::time::Instant::now();
+    let out = f.await;
+    (out, t.elapsed())
 }
 
 /// Opens a transaction for a group planned ahead and writes its rows, without the counter's
@@ -448,9 +498,10 @@ async fn start_ahead(
     conn: &mut PgConnection,
     ahead: &mut Copied,
     seqs: &mut VecDeque<i64>,
+    share: AheadShare,
 ) -> anyhow::Result<()> {
     sqlx::raw_sql("BEGIN").execute(&mut *conn).await?;
-    write_rows(conn, ahead, seqs, false).await
+    write_rows(conn, ahead, seqs, Some(share)).await
 }
 
 /// Takes the counter's lock for a group written ahead, once the group before it has
@@ -469,6 +520,11 @@ async fn lock_ahead(
 
 /// Writes the group's links, moves the counter, answers, signs checkpoints and commits.
 async fn finish(conn: &mut PgConnection, group: &mut Copied) -> anyhow::Result<GroupOutcome> {
+    let n = group.plan.inserts.len();
+    if group.written < n {
+        insert(&mut group.plan, conn, group.written..n).await?;
+        group.written = n;
+    }
     let last = group.plan.last_change();
     if last.is_some() || !group.plan.chains.links.is_empty() {
         write_links_and_counter(conn, &group.plan.chains, last).await?;
@@ -540,13 +596,19 @@ impl GroupWriter for PgWriter {
                 }
             }
             let mut seqs = std::mem::take(&mut self.seqs);
+            let share = self.share;
             let (conn, other_conn) = self.both_or_first(slot);
             let (finished, started) = match (&mut ahead, other_conn) {
                 (Some(a), Some(other_conn)) => {
-                    let (f, s) = tokio::join!(
-                        finish(conn, &mut group),
-                        start_ahead(other_conn, a, &mut seqs)
+                    let ((f, finishing), (s, starting)) = tokio::join!(
+                        timed(finish(conn, &mut group)),
+                        timed(start_ahead(other_conn, a, &mut seqs, share))
                     );
+                    if f.is_ok() && s.is_ok() {
+                        self.share = share.after(finishing, starting);
+                        metrics::gauge!("sitetrail_write_ahead_share_percent")
+                            .set(f64::from(self.share.percent()));
+                    }
                     (f, Some(s))
                 }
                 _ => (finish(conn, &mut group).await, None),
@@ -575,6 +637,9 @@ impl GroupWriter for PgWriter {
             }
             if go_on {
                 self.ahead.written.fetch_add(1, Ordering::Relaxed);
+                if a.written < a.plan.inserts.len() {
+                    self.ahead.split.fetch_add(1, Ordering::Relaxed);
+                }
                 metrics::counter!("sitetrail_write_groups_ahead_total").increment(1);
                 current = Some((other, a));
             } else {
@@ -742,29 +807,40 @@ async fn prefetch(
     Ok(())
 }
 
-/// Writes the group's new rows (one `COPY`, numbered from the `seq` numbers in hand) and its
-/// ends, and gives the answers their `seq`. A group holding the counter's lock (`locked`) may
-/// take more numbers; one written ahead was planned only with enough in hand.
+/// Numbers the group's new rows from the `seq` numbers in hand, gives the answers their `seq`,
+/// and writes the rows (one `COPY`) and the group's ends. A group holding the counter's lock
+/// (`ahead` is `None`) may take more numbers, and writes every row. One written ahead was
+/// planned only with enough numbers in hand, and writes the first `ahead` share of its rows;
+/// [`finish`] writes the rest, under the lock, while the next group writes ahead.
 async fn write_rows(
     conn: &mut PgConnection,
     group: &mut Copied,
     seqs: &mut VecDeque<i64>,
-    locked: bool,
+    ahead: Option<AheadShare>,
 ) -> anyhow::Result<()> {
     let plan = &mut group.plan;
     if !plan.inserts.is_empty() {
         let n = plan.inserts.len();
         if seqs.len() < n {
-            anyhow::ensure!(locked, "a group written ahead ran out of seq numbers");
+            anyhow::ensure!(
+                ahead.is_none(),
+                "a group written ahead ran out of seq numbers"
+            );
             let more = n - seqs.len();
             let last: i64 = sqlx::query_scalar(AssertSqlSafe(take_seqs(more)))
                 .fetch_one(&mut *conn)
                 .await?;
             seqs.extend(seq_range(last, more));
         }
-        let numbers: Vec<i64> = seqs.drain(..n).collect();
-        let assigned = insert(plan, conn, numbers).await?;
+        // Taken now, in order, even for the rows written later: the next group written ahead
+        // takes its numbers from the same hand before this one commits.
+        let assigned = plan.inserts.iter().cloned().zip(seqs.drain(..n)).collect();
         plan.assign_seqs(assigned, &mut group.results);
+        let now = ahead.map_or(n, |share| share.of(n));
+        if now > 0 {
+            insert(plan, conn, 0..now).await?;
+        }
+        group.written = now;
     }
     if !plan.ends.is_empty() {
         update_ends(plan, conn).await?;
@@ -781,24 +857,24 @@ const COPY_ACTIVITIES: &str = "COPY activities (seq, id, account_id, site_id, en
      details, created_at, completed_at, change_no, request_sha256, search_internal, \
      search_client) FROM STDIN (FORMAT binary)";
 
-/// Inserts the group's new activities with one `COPY`, numbered with `seqs` in order.
+/// Inserts the group's new activities in `range` with one `COPY`, each with the `seq` number
+/// it was given.
 async fn insert(
     plan: &mut Plan,
     conn: &mut PgConnection,
-    seqs: Vec<i64>,
-) -> anyhow::Result<Vec<(ActivityId, i64)>> {
+    range: std::ops::Range<usize>,
+) -> anyhow::Result<()> {
     let inserts = std::mem::take(&mut plan.inserts);
-    let n = inserts.len();
+    let n = range.len();
     // The rows go out in pieces as they are written, so PostgreSQL inserts the first while
     // the writer renders the rest (the whole group's text took a tenth of its time).
     let mut copy = conn.copy_in_raw(COPY_ACTIVITIES).await?;
     let mut rows = CopyRows::with_capacity(COPY_PIECE + 16 * 1024);
-    let mut assigned = Vec::with_capacity(n);
-    for (id, seq) in inserts.iter().zip(seqs) {
+    for id in &inserts[range] {
         let rendered = plan.take_rendered(id);
         let t = &plan.touched[id];
         let a = &t.activity;
-        rows.int(seq)
+        rows.int(a.seq)
             .text(a.id.as_str())
             .text(a.account_id.as_str())
             .text(a.site_id.as_str())
@@ -819,7 +895,6 @@ async fn insert(
             .text(&rendered.search.internal)
             .opt_text(rendered.search.client.as_deref());
         rows.end_row();
-        assigned.push((a.id.clone(), seq));
         if rows.len() >= COPY_PIECE {
             copy.send(rows.take()).await?;
         }
@@ -828,7 +903,7 @@ async fn insert(
     copy.send(rows.into_bytes()).await?;
     let copied = copy.finish().await?;
     anyhow::ensure!(copied == n as u64, "copied {copied} of {n} activities");
-    Ok(assigned)
+    Ok(())
 }
 
 async fn update_ends(plan: &Plan, conn: &mut PgConnection) -> anyhow::Result<()> {
@@ -1582,6 +1657,41 @@ mod tests {
             "SELECT setval(pg_get_serial_sequence('activities', 'seq'), \
              nextval(pg_get_serial_sequence('activities', 'seq')) + 4000 - 1)"
         );
+    }
+
+    #[test]
+    fn a_group_written_ahead_writes_its_share_and_at_least_one_row() {
+        let share = AheadShare(60);
+        assert_eq!(share.of(0), 0);
+        assert_eq!(share.of(1), 1);
+        assert_eq!(share.of(1000), 600);
+        assert_eq!(share.of(999), 600);
+        assert_eq!(AheadShare(100).of(1000), 1000);
+        assert_eq!(AheadShare(AheadShare::LEAST).of(3), 1);
+    }
+
+    #[test]
+    fn the_share_moves_towards_the_side_that_finished_first_and_stays_in_bounds() {
+        let (fast, slow) = (Duration::from_millis(5), Duration::from_millis(9));
+        let share = AheadShare::START;
+        // The rows ahead took longer than the commit beside them: write fewer ahead.
+        assert_eq!(
+            share.after(fast, slow).percent(),
+            share.percent() - AheadShare::STEP
+        );
+        // The commit took longer: the next group writes more of its rows ahead.
+        assert_eq!(
+            share.after(slow, fast).percent(),
+            share.percent() + AheadShare::STEP
+        );
+        let mut low = share;
+        let mut high = share;
+        for _ in 0..100 {
+            low = low.after(fast, slow);
+            high = high.after(slow, fast);
+        }
+        assert_eq!(low.percent(), AheadShare::LEAST);
+        assert_eq!(high.percent(), 100);
     }
 
     #[test]

@@ -1477,6 +1477,15 @@ async fn postgres_groups_written_ahead_of_a_commit_commit_after_it_and_lose_noth
         .written
         .load(std::sync::atomic::Ordering::Relaxed);
     assert!(written > 0, "no group was written ahead");
+    // Some wrote part of their rows ahead and the rest after the lock, numbered in order.
+    let split = pg
+        .ahead_counts()
+        .split
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        split > 0,
+        "no group written ahead left rows for after the lock"
+    );
 }
 
 #[tokio::test]
