@@ -455,8 +455,8 @@ fn plan_ahead(
 /// in after the group takes the counter's lock, before its links. Both connections work at
 /// once only while one group's rest, links and commit take as long as the next group's share:
 /// after each such pair the share moves a step towards the side that finished first. Writing
-/// every row ahead left one connection idle for most of each pair, and a third of the
-/// machine idle at ten million activities.
+/// every row ahead left one connection idle for most of each pair, and a quarter to a third
+/// of the machine idle at ten million activities.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct AheadShare(u32);
 
@@ -518,7 +518,8 @@ async fn lock_ahead(
     Ok(counter == ahead.counter)
 }
 
-/// Writes the group's links, moves the counter, answers, signs checkpoints and commits.
+/// Writes the rest of the group's rows (those a group written ahead left for after the lock),
+/// its links, moves the counter, answers, signs checkpoints and commits.
 async fn finish(conn: &mut PgConnection, group: &mut Copied) -> anyhow::Result<GroupOutcome> {
     let n = group.plan.inserts.len();
     if group.written < n {
@@ -1114,13 +1115,14 @@ async fn prune(
 const COPY_LINKS: &str = "COPY chain_links (account_id, link_no, activity_id, content_sha256, \
      link_sha256) FROM STDIN (FORMAT binary)";
 
-/// Links a group writes in its heads' and counter's statement; more go first by `COPY`.
+/// Links a group writes in its counter's statement; more go first by `COPY`.
 const LINKS_IN_STATEMENT: usize = 64;
 
 /// Writes the links a group appended (a chain's head is its newest link: nothing else moves)
-/// and moves the change counter with a NOTIFY to every server's listener. A few links go in that one statement (a group of
-/// single requests waits on each round trip); many go first by `COPY`, which writes a page of
-/// them with each WAL record where an `INSERT` of many rows writes one record per row.
+/// and moves the change counter with a NOTIFY to every server's listener. A few links go in
+/// that one statement (a group of single requests waits on each round trip); many go first
+/// by `COPY`, which writes a page of them with each WAL record where an `INSERT` of many rows
+/// writes one record per row.
 async fn write_links_and_counter(
     conn: &mut PgConnection,
     chains: &Chains,

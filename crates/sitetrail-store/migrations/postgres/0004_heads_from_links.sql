@@ -5,7 +5,7 @@
 -- of that key, and only for an account it has not seen since the counter last moved under
 -- another server.
 --
--- `chain_heads` stays as a view for verification, checkpoints and the list of accounts:
+-- `chain_heads` stays as a view for checkpoint signing and the list of accounts:
 -- the accounts with a chain, found by stepping through the key from one account to the next
 -- (a probe per account, not a read of every link), each with its newest link.
 DROP TABLE chain_heads;
