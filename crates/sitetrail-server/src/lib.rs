@@ -101,8 +101,11 @@ pub struct App {
 
 /// Opens the store the configuration names, creating the data dir if needed.
 pub async fn open_store(config: &Config) -> anyhow::Result<DynStore> {
-    std::fs::create_dir_all(&config.data_dir)
+    sitetrail_store::private::create_dir(&config.data_dir)
         .with_context(|| format!("creating the data dir {}", config.data_dir.display()))?;
+    for loose in sitetrail_store::private::tighten(&config.data_dir) {
+        tracing::warn!("sitetrail's own files must be private: {loose}");
+    }
     match &config.database {
         None => Ok(Arc::new(SqliteStore::open(&config.sqlite_path()).await?)),
         Some(url) if url.starts_with("sqlite:") => {

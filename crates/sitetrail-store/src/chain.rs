@@ -294,9 +294,10 @@ impl CheckpointKey {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let mut seed = [0u8; 32];
                 getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("{e}"))?;
-                std::fs::create_dir_all(dir)
+                crate::private::create_dir(dir)
                     .with_context(|| format!("creating {}", dir.display()))?;
-                write_private(&path, &seed)?;
+                crate::private::write_new(&path, &seed)
+                    .with_context(|| format!("creating {}", path.display()))?;
                 Ok(CheckpointKey(SigningKey::from_bytes(&seed)))
             }
             Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
@@ -310,20 +311,6 @@ impl CheckpointKey {
     pub fn sign(&self, cp: &CheckpointBody) -> [u8; 64] {
         self.0.sign(&cp.message()).to_bytes()
     }
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    Ok(())
 }
 
 /// What a checkpoint states.

@@ -9,6 +9,7 @@ mod keys;
 mod nodelay;
 mod plan;
 pub mod postgres;
+pub mod private;
 mod record;
 mod rows;
 pub mod sqlite;

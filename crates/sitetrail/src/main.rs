@@ -282,7 +282,7 @@ async fn main() -> anyhow::Result<()> {
             ttl,
             data_dir,
         } => {
-            std::fs::create_dir_all(&data_dir)
+            sitetrail_store::private::create_dir(&data_dir)
                 .with_context(|| format!("creating {}", data_dir.display()))?;
             let keys = TokenKeys::load_or_create(&data_dir)?;
             let kind = ActorKind::parse(&actor_kind).context("--actor-kind is user or support")?;
