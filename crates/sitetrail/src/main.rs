@@ -203,6 +203,12 @@ async fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    if rustix::process::geteuid().is_root() {
+        tracing::warn!(
+            "sitetrail is running as root; run it as a user of its own that owns the docroots \
+             it manages (docs/security.md)"
+        );
+    }
     match Cli::parse().command {
         Command::Serve {
             listen,

@@ -7,5 +7,6 @@
 mod commands;
 mod crash;
 mod load;
+mod own_user;
 mod support;
 mod verify;
