@@ -74,6 +74,8 @@ impl Dice {
 }
 
 pub async fn run(listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
+    // WordPress's own paths (its docroots, the SQLite file) must not depend on where PHP runs.
+    let data_dir = std::path::absolute(&data_dir).context("finding the data dir")?;
     let app = App::build(Config::new(listen, data_dir.clone(), None)).await?;
     let store = app.state.store.clone();
     let seeded = seed(&store).await?;

@@ -203,13 +203,15 @@ async fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    if rustix::process::geteuid().is_root() {
+    let command = Cli::parse().command;
+    // The demo is a local trial; everything else is how a host runs sitetrail.
+    if rustix::process::geteuid().is_root() && !matches!(command, Command::Demo { .. }) {
         tracing::warn!(
             "sitetrail is running as root; run it as a user of its own that owns the docroots \
              it manages (docs/security.md)"
         );
     }
-    match Cli::parse().command {
+    match command {
         Command::Serve {
             listen,
             storage,
