@@ -308,6 +308,25 @@ async fn a_db_host_naming_a_socket_the_policy_does_not_allow_is_refused_without_
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_servers_refusal_reaches_the_activity_as_a_sentence_without_its_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = config_only_live(dir.path(), "127.0.0.1:3306");
+    let config = live.join("wp-config.php");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "define( 'DB_PASSWORD', '' );",
+        "define( 'DB_PASSWORD', 'not-the-password' );",
+    );
+    std::fs::write(&config, text).unwrap();
+    let t = tenant(dir, &live, policy(None)).await;
+    let a = t.run(Operation::CreateStaging).await;
+    assert_failed_for_people(
+        &a,
+        "DB_USER and DB_PASSWORD",
+        &["root", "127.0.0.1", "1045", "28000", "using password"],
+    );
+}
+
 /// Live on MariaDB under a database user of its own; `name` makes its database name.
 async fn wordpress_tenant(name: &str, admin: Option<&str>) -> (Tenant, WpSite, String, String) {
     let dir = tempfile::tempdir().unwrap();
