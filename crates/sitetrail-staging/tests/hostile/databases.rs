@@ -458,6 +458,40 @@ async fn a_db_name_whose_underscores_match_another_tenants_database_gets_no_gran
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_staging_database_name_that_exists_already_is_never_granted() {
+    // Another tenant's database happens to bear the name live's staging database would.
+    let (mut t, live, user, password) =
+        wordpress_tenant("live", Some("mysql://root@127.0.0.1:3306")).await;
+    let victim = format!("{}_staging", live.db);
+    let before = victim_database(&mut t, &victim);
+    let grants_before = grants_of(&user);
+    let a = t.run(Operation::CreateStaging).await;
+    assert_failed_for_people(
+        &a,
+        "staging's database exists already",
+        &[&victim, &live.db],
+    );
+    assert_eq!(grants_of(&user), grants_before, "no grant was made");
+    assert!(
+        mysql_as(
+            &user,
+            &password,
+            &format!("SELECT COUNT(*) FROM `{victim}`.`wp_users`")
+        )
+        .is_err()
+    );
+    assert_eq!(
+        super::checksums(&victim),
+        before,
+        "the other tenant's database is unchanged"
+    );
+    assert!(
+        !t.dir.path().join("staging").exists(),
+        "no staging docroot was made"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_db_name_with_a_percent_wildcard_is_refused_and_gets_no_grant() {
     let (mut t, live, user, _password) =
         wordpress_tenant("live", Some("mysql://root@127.0.0.1:3306")).await;
