@@ -41,6 +41,8 @@ pub struct Config {
     /// `mysql://user:password@host:port`: creates staging databases when live's own
     /// credentials cannot.
     pub mysql_admin: Option<String>,
+    /// The MariaDB/MySQL servers a site's `wp-config.php` may name.
+    pub database_hosts: sitetrail_staging::DatabaseHosts,
     pub limits: RateLimits,
     /// How often the chain's checkpoints are signed.
     pub checkpoint_every: std::time::Duration,
@@ -56,6 +58,7 @@ impl std::fmt::Debug for Config {
             .field("data_dir", &self.data_dir)
             .field("database", &self.database.as_deref().map(redact_url))
             .field("mysql_admin", &self.mysql_admin.as_ref().map(|_| "<set>"))
+            .field("database_hosts", &self.database_hosts.to_string())
             .field("limits", &self.limits)
             .field("checkpoint_every", &self.checkpoint_every)
             .field("retention_every", &self.retention_every)
@@ -70,6 +73,7 @@ impl Config {
             data_dir,
             database,
             mysql_admin: None,
+            database_hosts: Default::default(),
             limits: RateLimits::default(),
             checkpoint_every: std::time::Duration::from_secs(300),
             retention_every: std::time::Duration::from_secs(3600),
@@ -139,12 +143,11 @@ impl App {
         tokens: TokenKeys,
     ) -> anyhow::Result<App> {
         observe::prometheus();
-        let admin = config
-            .mysql_admin
-            .as_deref()
-            .map(sitetrail_staging::wpconfig::from_mysql_url)
-            .transpose()?;
-        let engine = Engine::new(store.clone(), &config.data_dir, admin);
+        let databases = sitetrail_staging::DatabasePolicy::new(
+            config.database_hosts.clone(),
+            config.mysql_admin.as_deref(),
+        )?;
+        let engine = Engine::new(store.clone(), &config.data_dir, databases);
         // What a crash interrupted is ended and undone before anything else runs.
         for a in engine.recover().await? {
             tracing::warn!(activity = %a.id, site = %a.site_id, "ended an operation a restart interrupted");

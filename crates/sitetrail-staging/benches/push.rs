@@ -108,7 +108,11 @@ async fn main() {
         })
         .await
         .unwrap();
-    let engine = Engine::new(store.clone(), &dir.path().join("data"), None);
+    let engine = Engine::new(
+        store.clone(),
+        &dir.path().join("data"),
+        sitetrail_staging::DatabasePolicy::default(),
+    );
     let run = |op: Operation| {
         let engine = engine.clone();
         let site = site.clone();

@@ -6,6 +6,7 @@ use anyhow::Context;
 
 use crate::copy::{self, DbStats};
 use crate::mysql::MysqlDb;
+use crate::policy::DatabasePolicy;
 use crate::snapshot::DbKind;
 use crate::wpconfig::WpConfig;
 
@@ -16,10 +17,11 @@ pub enum SiteDb {
 }
 
 impl SiteDb {
-    pub async fn connect(config: &WpConfig) -> anyhow::Result<SiteDb> {
+    /// Opens a site's database; on MariaDB/MySQL only where the operator's policy allows.
+    pub async fn connect(config: &WpConfig, policy: &DatabasePolicy) -> anyhow::Result<SiteDb> {
         match &config.sqlite_file {
             Some(path) => Ok(SiteDb::Sqlite(path.clone())),
-            None => Ok(SiteDb::Mysql(MysqlDb::connect(config).await?)),
+            None => Ok(SiteDb::Mysql(MysqlDb::connect(config, policy).await?)),
         }
     }
 

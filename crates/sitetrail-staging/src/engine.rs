@@ -25,6 +25,7 @@ use crate::copy::{self, DbStats, Rewrite};
 use crate::db::{self, SiteDb};
 use crate::lock;
 use crate::mysql::MysqlDb;
+use crate::policy::DatabasePolicy;
 use crate::snapshot::{self, BackupReason, Manifest, SnapshotKind, Snapshots};
 use crate::tree::{self, TreeStats};
 use crate::wpconfig::{self, WpConfig};
@@ -164,8 +165,8 @@ struct Inner {
     store: DynStore,
     data_dir: PathBuf,
     snapshots: Snapshots,
-    /// Creates staging databases when live's credentials cannot.
-    mysql_admin: Option<WpConfig>,
+    /// The database servers sites may use, and the admin connection.
+    databases: DatabasePolicy,
 }
 
 /// One environment, resolved: its URL, docroot and database settings.
@@ -285,13 +286,13 @@ fn tag(activity: &ActivityId) -> String {
 }
 
 impl Engine {
-    pub fn new(store: DynStore, data_dir: &Path, mysql_admin: Option<WpConfig>) -> Self {
+    pub fn new(store: DynStore, data_dir: &Path, databases: DatabasePolicy) -> Self {
         Engine {
             inner: Arc::new(Inner {
                 store,
                 data_dir: data_dir.to_owned(),
                 snapshots: Snapshots::new(data_dir),
-                mysql_admin,
+                databases,
             }),
         }
     }
@@ -533,11 +534,15 @@ impl Engine {
         Ok((spec.url.clone(), PathBuf::from(docroot)))
     }
 
-    async fn open(site: &Site, which: Environment) -> anyhow::Result<(Env, SiteDb)> {
+    async fn open(&self, site: &Site, which: Environment) -> anyhow::Result<(Env, SiteDb)> {
         let (url, docroot) = Self::env(site, which)?;
         let config =
             wpconfig::read(&docroot).with_context(|| format!("reading {which}'s configuration"))?;
-        let db = SiteDb::connect(&config)
+        let policy = &self.inner.databases;
+        policy
+            .check(&config)
+            .map_err(|refusal| anyhow::anyhow!("{which}'s {refusal}"))?;
+        let db = SiteDb::connect(&config, policy)
             .await
             .with_context(|| format!("connecting to {which}'s database"))?;
         Ok((
@@ -558,7 +563,7 @@ impl Engine {
                 environment,
                 reason,
             } => {
-                let (env, db) = Self::open(site, *environment).await?;
+                let (env, db) = self.open(site, *environment).await?;
                 let m = self.backup(ctx, site, &env, &db, *reason).await;
                 db.disconnect().await;
                 let m = m?;
@@ -574,7 +579,7 @@ impl Engine {
                 }
             }
             Operation::CreateStaging => {
-                let (live, live_db) = Self::open(site, Environment::Live).await?;
+                let (live, live_db) = self.open(site, Environment::Live).await?;
                 let staging = self.staging_env(site, &live).await?;
                 let r = self
                     .replace(
@@ -606,7 +611,7 @@ impl Engine {
                 };
                 // Checked before anything is touched.
                 let m = snapshot::verify(&dir)?;
-                let (live_env, live_db) = Self::open(site, Environment::Live).await?;
+                let (live_env, live_db) = self.open(site, Environment::Live).await?;
                 live_db.disconnect().await;
                 let staging = self.staging_env(site, &live_env).await?;
                 self.replace(
@@ -627,8 +632,8 @@ impl Engine {
                 scope,
                 keep_staging,
             } => {
-                let (live, live_db) = Self::open(site, Environment::Live).await?;
-                let (staging, staging_db) = Self::open(site, Environment::Staging).await?;
+                let (live, live_db) = self.open(site, Environment::Live).await?;
+                let (staging, staging_db) = self.open(site, Environment::Staging).await?;
                 let backup = self
                     .automatic_backup(ctx, site, &live, &live_db)
                     .await
@@ -690,8 +695,8 @@ impl Engine {
     async fn provision_staging(&self, live: &Env, docroot: &Path) -> anyhow::Result<WpConfig> {
         let live_text = std::fs::read_to_string(live.docroot.join("wp-config.php"))
             .context("reading live's wp-config.php")?;
-        let mut name = format!("{}_staging", live.config.name);
-        name.truncate(64);
+        let name = crate::policy::staging_name(&live.config.name)
+            .map_err(|refusal| anyhow::anyhow!("live's {refusal}"))?;
         let prefix = if live.config.prefix == "stg_" {
             "stg2_"
         } else {
@@ -704,7 +709,7 @@ impl Engine {
             // Its own database file, in its own docroot, where the integration looks.
             config.sqlite_file = Some(docroot.join("wp-content/database/.ht.sqlite"));
         } else {
-            crate::mysql::ensure_database(&config, self.inner.mysql_admin.as_ref()).await?;
+            crate::mysql::ensure_database(&config, &self.inner.databases).await?;
         }
         std::fs::create_dir_all(docroot)
             .with_context(|| format!("creating {}", docroot.display()))?;
@@ -871,7 +876,7 @@ impl Engine {
         let target_db = match (scope, target.which) {
             (PushScope::Files, _) => None,
             _ => Some(
-                SiteDb::connect(&target.config)
+                SiteDb::connect(&target.config, &self.inner.databases)
                     .await
                     .with_context(|| format!("connecting to {}'s database", target.which))?,
             ),
@@ -1255,7 +1260,7 @@ impl Engine {
         let target = self.inner.snapshots.template_dir(name);
         anyhow::ensure!(!target.exists(), "a template named {name} exists already");
         let config = wpconfig::read(docroot)?;
-        let db = SiteDb::connect(&config).await?;
+        let db = SiteDb::connect(&config, &self.inner.databases).await?;
         let dir = self
             .inner
             .snapshots
@@ -1409,7 +1414,9 @@ impl Engine {
         let db = match &journal.config {
             Some(c) if journal.db_name.is_some() => {
                 let config = wpconfig::read(&c.docroot_config)?;
-                Some(SiteDb::Mysql(MysqlDb::connect(&config).await?))
+                Some(SiteDb::Mysql(
+                    MysqlDb::connect(&config, &self.inner.databases).await?,
+                ))
             }
             _ => None,
         };

@@ -6,6 +6,7 @@ pub mod db;
 pub mod engine;
 pub mod lock;
 pub mod mysql;
+pub mod policy;
 pub mod snapshot;
 pub mod sqlite_db;
 pub mod tree;
@@ -13,4 +14,5 @@ pub mod wordpress;
 pub mod wpconfig;
 
 pub use engine::{Engine, EngineError, Operation, Progress, PushScope, Started};
+pub use policy::{DatabaseHosts, DatabasePolicy};
 pub use snapshot::{BackupReason, Manifest};

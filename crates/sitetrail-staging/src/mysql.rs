@@ -7,6 +7,7 @@ use futures::StreamExt;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder, Pool, Row, Value};
 
+use crate::policy::{self, DatabasePolicy};
 use crate::wpconfig::{DbHost, WpConfig};
 
 /// One cell: NULL or the bytes MySQL sent.
@@ -38,20 +39,160 @@ impl std::fmt::Debug for MysqlDb {
     }
 }
 
-pub fn opts(config: &WpConfig, db: Option<&str>) -> OptsBuilder {
+/// A database step that failed, as people read it: what to do next, with no SQL and no
+/// server detail. The driver's own words go to the server's log.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct DatabaseError(&'static str);
+
+fn says(e: &mysql_async::Error) -> &'static str {
+    use mysql_async::Error as E;
+    match e {
+        E::Server(s) => match s.code {
+            1045 | 1698 => {
+                "the database server refused the site's database user and password (DB_USER and DB_PASSWORD in wp-config.php); check them, or ask your host"
+            }
+            1044 | 1049 => {
+                "the site's database user may not use the database wp-config.php names (DB_NAME), or it does not exist; check it, or ask your host"
+            }
+            1040 | 1203 | 1226 | 1205 | 1213 => {
+                "the database server is busy; try again in a few minutes, or ask your host if it goes on"
+            }
+            1142 | 1143 | 1227 | 1370 => {
+                "the site's database user lacks a right this operation needs; ask your host"
+            }
+            1021 | 1114 => "the database server is out of space; ask your host",
+            _ => {
+                "the database server refused a step of the operation; try again, or ask your host if it fails again"
+            }
+        },
+        E::Io(_) | E::Driver(_) => {
+            "the database server could not be reached or ended the connection; try again in a few minutes, or ask your host if it goes on"
+        }
+        _ => "the database connection failed; ask your host",
+    }
+}
+
+/// Driver results: their errors become a sentence for people, the chain goes to the log.
+trait ForPeople<T> {
+    fn or_say(self, doing: impl FnOnce() -> String) -> anyhow::Result<T>;
+}
+
+impl<T> ForPeople<T> for Result<T, mysql_async::Error> {
+    fn or_say(self, doing: impl FnOnce() -> String) -> anyhow::Result<T> {
+        self.map_err(|e| {
+            let doing = doing();
+            tracing::warn!(error = %e, %doing, "a database step failed");
+            anyhow::Error::new(DatabaseError(says(&e))).context(doing)
+        })
+    }
+}
+
+fn opts(config: &WpConfig, db: Option<&str>, setup: Vec<String>) -> OptsBuilder {
     let base = OptsBuilder::default()
         .user(Some(config.user.clone()))
         .pass(Some(config.password.clone()))
         .db_name(db.map(str::to_owned))
         .prefer_socket(false)
-        .init(vec![
-            "SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO'",
-            "SET NAMES utf8mb4",
-        ]);
+        .setup(setup);
     match &config.host {
         DbHost::Tcp { host, port } => base.ip_or_hostname(host.clone()).tcp_port(*port),
         DbHost::Socket(path) => base.socket(Some(path.to_string_lossy().into_owned())),
     }
+}
+
+fn is_mariadb(version: &str) -> bool {
+    version.to_ascii_lowercase().contains("mariadb")
+}
+
+/// The server's `sql_mode` as a list of plain mode names (anything else is dropped, so the
+/// list can be written into a statement).
+fn modes(server: &str) -> Vec<String> {
+    server
+        .split(',')
+        .map(|m| m.trim().to_ascii_uppercase())
+        .filter(|m| !m.is_empty() && m.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'))
+        .collect()
+}
+
+fn with(mut modes: Vec<String>, add: &[&str]) -> String {
+    for m in add {
+        if !modes.iter().any(|x| x == m) {
+            modes.push((*m).to_owned());
+        }
+    }
+    modes.join(",")
+}
+
+/// A site's session: the server's mode, strict, with what a faithful copy needs added
+/// (`NO_AUTO_VALUE_ON_ZERO`: a 0 in an AUTO_INCREMENT column stays 0) and what would change
+/// the copy taken out (WordPress's zero dates; padded CHARs; `SHOW CREATE TABLE` without
+/// its options; the combination modes that bring those back). On MariaDB,
+/// `NO_AUTO_CREATE_USER` is always in it.
+pub fn session_sql_mode(server: &str, mariadb: bool) -> String {
+    const CHANGE_THE_COPY: [&str; 15] = [
+        "NO_ZERO_DATE",
+        "NO_ZERO_IN_DATE",
+        "PAD_CHAR_TO_FULL_LENGTH",
+        "NO_KEY_OPTIONS",
+        "NO_TABLE_OPTIONS",
+        "NO_FIELD_OPTIONS",
+        "TRADITIONAL",
+        "ANSI",
+        "DB2",
+        "MAXDB",
+        "MSSQL",
+        "ORACLE",
+        "POSTGRESQL",
+        "MYSQL323",
+        "MYSQL40",
+    ];
+    let mut kept: Vec<String> = modes(server)
+        .into_iter()
+        .filter(|m| !CHANGE_THE_COPY.contains(&m.as_str()))
+        .collect();
+    if !kept
+        .iter()
+        .any(|m| m == "STRICT_TRANS_TABLES" || m == "STRICT_ALL_TABLES")
+    {
+        kept.push("STRICT_TRANS_TABLES".into());
+    }
+    let mut add = vec!["NO_AUTO_VALUE_ON_ZERO"];
+    if mariadb {
+        add.push("NO_AUTO_CREATE_USER");
+    }
+    with(kept, &add)
+}
+
+/// The admin connection's session: the server's mode, never the copy's, with
+/// `NO_AUTO_CREATE_USER` on MariaDB (a GRANT never makes an account) and backslashes
+/// escaping in string literals (as [`string_literal`] writes them).
+pub fn admin_sql_mode(server: &str, mariadb: bool) -> String {
+    let kept: Vec<String> = modes(server)
+        .into_iter()
+        .filter(|m| m != "NO_BACKSLASH_ESCAPES")
+        .collect();
+    with(
+        kept,
+        if mariadb {
+            &["NO_AUTO_CREATE_USER"]
+        } else {
+            &[]
+        },
+    )
+}
+
+/// The server's `sql_mode` and whether it is MariaDB.
+async fn server_mode(
+    conn: &mut Conn,
+    doing: &(dyn Fn() -> String + Sync),
+) -> anyhow::Result<(String, bool)> {
+    let (mode, version): (String, String) = conn
+        .query_first("SELECT @@SESSION.sql_mode, VERSION()")
+        .await
+        .or_say(doing)?
+        .context("the database server did not say its version")?;
+    Ok((mode, is_mariadb(&version)))
 }
 
 /// A name MySQL can quote with backticks safely.
@@ -72,13 +213,27 @@ fn is_textual(column_type: &str) -> bool {
 }
 
 impl MysqlDb {
-    pub async fn connect(config: &WpConfig) -> anyhow::Result<Self> {
-        let pool = Pool::new(opts(config, Some(&config.name)));
-        let mut conn = pool
-            .get_conn()
+    /// Connects to a site's database, if the operator's policy allows its settings: a
+    /// refused server is never contacted.
+    pub async fn connect(config: &WpConfig, policy: &DatabasePolicy) -> anyhow::Result<Self> {
+        policy.check(config)?;
+        let doing = || format!("connecting to the database {}", config.name);
+        let mut first = Conn::new(opts(config, Some(&config.name), Vec::new()))
             .await
-            .with_context(|| format!("connecting to the database {}", config.name))?;
-        conn.ping().await?;
+            .or_say(doing)?;
+        let (mode, mariadb) = server_mode(&mut first, &doing).await?;
+        let _ = first.disconnect().await;
+        // `setup` runs again each time the pool resets a connection.
+        let setup = vec![
+            format!(
+                "SET SESSION sql_mode = '{}'",
+                session_sql_mode(&mode, mariadb)
+            ),
+            "SET NAMES utf8mb4".to_owned(),
+        ];
+        let pool = Pool::new(opts(config, Some(&config.name), setup));
+        let mut conn = pool.get_conn().await.or_say(doing)?;
+        conn.ping().await.or_say(doing)?;
         Ok(MysqlDb {
             pool,
             name: config.name.clone(),
@@ -89,7 +244,7 @@ impl MysqlDb {
         self.pool
             .get_conn()
             .await
-            .with_context(|| format!("connecting to the database {}", self.name))
+            .or_say(|| format!("connecting to the database {}", self.name))
     }
 
     /// The tables whose names start with `prefix`, sorted.
@@ -98,7 +253,7 @@ impl MysqlDb {
         let all: Vec<String> = conn
             .exec("SELECT table_name FROM information_schema.tables WHERE table_schema = ? AND table_type = 'BASE TABLE'", (self.name.clone(),))
             .await
-            .context("listing tables")?;
+            .or_say(|| "listing tables".into())?;
         let mut mine: Vec<String> = all.into_iter().filter(|t| t.starts_with(prefix)).collect();
         mine.sort();
         Ok(mine)
@@ -109,7 +264,7 @@ impl MysqlDb {
         let row: Option<(String, String)> = conn
             .query_first(format!("SHOW CREATE TABLE {}", quote(table)?))
             .await
-            .with_context(|| format!("reading the definition of {table}"))?;
+            .or_say(|| format!("reading the definition of {table}"))?;
         let (_, create) = row.with_context(|| format!("no table {table}"))?;
         let cols: Vec<(String, String)> = conn
             .exec(
@@ -117,7 +272,8 @@ impl MysqlDb {
                  WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
                 (self.name.clone(), table.to_owned()),
             )
-            .await?;
+            .await
+            .or_say(|| format!("reading the columns of {table}"))?;
         Ok(TableDef {
             name: table.to_owned(),
             create,
@@ -153,11 +309,16 @@ impl MysqlDb {
                 let mut result = conn
                     .query_iter(sql)
                     .await
-                    .with_context(|| format!("reading {table}"))?;
+                    .or_say(|| format!("reading {table}"))?;
                 let mut rows = Vec::with_capacity(batch);
-                if let Some(mut stream) = result.stream::<Row>().await? {
+                if let Some(mut stream) = result
+                    .stream::<Row>()
+                    .await
+                    .or_say(|| format!("reading {table}"))?
+                {
                     while let Some(row) = stream.next().await {
-                        rows.push(row?.unwrap().into_iter().map(cell).collect::<Vec<_>>());
+                        let row = row.or_say(|| format!("reading {table}"))?;
+                        rows.push(row.unwrap().into_iter().map(cell).collect::<Vec<_>>());
                         if rows.len() == batch
                             && tx.send(Ok(std::mem::take(&mut rows))).await.is_err()
                         {
@@ -187,10 +348,11 @@ impl MysqlDb {
         let sql = format!("CREATE TABLE {} ({rest}", quote(name)?);
         let mut conn = self.conn().await?;
         conn.query_drop(format!("DROP TABLE IF EXISTS {}", quote(name)?))
-            .await?;
+            .await
+            .or_say(|| format!("creating {name}"))?;
         conn.query_drop(sql)
             .await
-            .with_context(|| format!("creating {name}"))
+            .or_say(|| format!("creating {name}"))
     }
 
     /// Inserts rows with multi-row prepared statements.
@@ -229,7 +391,7 @@ impl MysqlDb {
                 .collect();
             conn.exec_drop(sql, params)
                 .await
-                .with_context(|| format!("writing rows into {table}"))?;
+                .or_say(|| format!("writing rows into {table}"))?;
         }
         Ok(())
     }
@@ -247,7 +409,7 @@ impl MysqlDb {
         let mut conn = self.conn().await?;
         conn.query_drop(format!("RENAME TABLE {list}"))
             .await
-            .context("switching the tables")
+            .or_say(|| "switching the tables".into())
     }
 
     pub async fn drop_tables(&self, tables: &[String]) -> anyhow::Result<()> {
@@ -262,7 +424,7 @@ impl MysqlDb {
         let mut conn = self.conn().await?;
         conn.query_drop(format!("DROP TABLE IF EXISTS {list}"))
             .await
-            .context("dropping tables")
+            .or_say(|| "dropping tables".into())
     }
 
     pub async fn disconnect(self) {
@@ -279,40 +441,265 @@ fn cell(v: Value) -> Cell {
     }
 }
 
-/// Creates a database if it is missing, with the given credentials or an admin connection.
-pub async fn ensure_database(config: &WpConfig, admin: Option<&WpConfig>) -> anyhow::Result<()> {
-    let create = format!(
-        "CREATE DATABASE IF NOT EXISTS {} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
-        quote(&config.name)?
+/// A database name as a GRANT reads it: `_` and `%` are wildcards there, so they are
+/// escaped, unless the server takes them literally (MySQL with `partial_revokes`).
+pub fn grant_pattern(name: &str, literal_wildcards: bool) -> anyhow::Result<String> {
+    anyhow::ensure!(policy::valid_name(name), "not a database name");
+    if literal_wildcards {
+        return quote(name);
+    }
+    quote(&name.replace('_', "\\_").replace('%', "\\%"))
+}
+
+/// A string literal for a session whose mode lets backslashes escape (the admin session's):
+/// printable ASCII only, with `\` and `'` escaped.
+pub fn string_literal(s: &str) -> anyhow::Result<String> {
+    anyhow::ensure!(
+        s.bytes().all(|b| b.is_ascii_graphic() || b == b' '),
+        "not a plain account name"
     );
-    let own = async {
-        let mut conn = Conn::new(opts(config, None)).await?;
-        conn.query_drop(&create).await?;
-        let _ = conn.disconnect().await;
-        anyhow::Ok(())
-    };
-    match (own.await, admin) {
+    Ok(format!(
+        "'{}'",
+        s.replace('\\', "\\\\").replace('\'', "\\'")
+    ))
+}
+
+/// Which server a connection reached: two connections that agree reached the same one.
+async fn server_identity(
+    conn: &mut Conn,
+    doing: &(dyn Fn() -> String + Sync),
+) -> anyhow::Result<String> {
+    conn.query_first("SELECT CONCAT_WS(' ', @@hostname, @@port, @@datadir)")
+        .await
+        .or_say(doing)?
+        .context("the database server did not say who it is")
+}
+
+const NO_ADMIN: &str = "live's database user may not create databases, so staging's could not be made; ask your host to create it or to set up sitetrail's database admin connection";
+const ANOTHER_SERVER: &str = "the database admin connection reaches another database server than live's, so staging's database could not be made; ask your host";
+const EXISTS: &str =
+    "staging's database exists already and live's database user may not use it; ask your host";
+const ACCOUNT: &str = "the database server knows live's database user under another account, so staging's database could not be given to it; ask your host";
+
+/// Makes staging's database (`config.name`) on live's server for live's own account. Live's
+/// user creates it when it may; else the operator's admin connection creates it and grants
+/// it to the account the server names live's user (`CURRENT_USER()`), on that one database.
+/// Nothing here creates an account, and a database that exists already is never granted.
+pub async fn ensure_database(config: &WpConfig, policy: &DatabasePolicy) -> anyhow::Result<()> {
+    policy.check(config)?;
+    let name = quote(&config.name)?;
+    let doing = || "connecting with live's database user".to_owned();
+    let mut own = Conn::new(opts(config, None, Vec::new()))
+        .await
+        .or_say(doing)?;
+    let created = own
+        .query_drop(format!(
+            "CREATE DATABASE IF NOT EXISTS {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+        ))
+        .await;
+    let result = match (created, policy.admin()) {
         (Ok(()), _) => Ok(()),
-        (Err(_), Some(admin)) => {
-            let mut conn = Conn::new(opts(admin, None))
-                .await
-                .context("connecting with the MySQL admin connection")?;
-            conn.query_drop(&create).await?;
-            let grant = format!(
-                "GRANT ALL PRIVILEGES ON {}.* TO ?@?",
-                quote(&config.name)?
-            );
-            let host = match &config.host {
-                DbHost::Socket(_) => "localhost".to_owned(),
-                DbHost::Tcp { host, .. } if host == "127.0.0.1" || host == "localhost" => "localhost".to_owned(),
-                _ => "%".to_owned(),
-            };
-            conn.exec_drop(grant, (config.user.clone(), host)).await.context("granting the staging database to live's user")?;
-            let _ = conn.disconnect().await;
-            Ok(())
+        (Err(e), None) => {
+            tracing::warn!(error = %e, database = %config.name, "live's database user could not create staging's database and no admin connection is set");
+            Err(anyhow::anyhow!(NO_ADMIN))
         }
-        (Err(e), None) => Err(e).context(
-            "creating the staging database with live's credentials failed; configure an admin connection (SITETRAIL_MYSQL_ADMIN_URL)",
-        ),
+        (Err(e), Some(admin)) => {
+            tracing::info!(error = %e, database = %config.name, "creating staging's database with the admin connection");
+            create_as_admin(&mut own, config, admin).await
+        }
+    };
+    let _ = own.disconnect().await;
+    result
+}
+
+async fn create_as_admin(
+    own: &mut Conn,
+    config: &WpConfig,
+    admin: &WpConfig,
+) -> anyhow::Result<()> {
+    let live = || "reading live's database account".to_owned();
+    let current: String = own
+        .query_first("SELECT CURRENT_USER()")
+        .await
+        .or_say(live)?
+        .context(ACCOUNT)?;
+    let (user, host) = current.rsplit_once('@').context(ACCOUNT)?;
+    if user != config.user {
+        tracing::warn!(db_user = %config.user, account = %current, "live's database user logs in as another account");
+        anyhow::bail!(ACCOUNT);
+    }
+    let account = format!("{}@{}", string_literal(user)?, string_literal(host)?);
+    let live_server = server_identity(own, &live).await?;
+
+    let doing = || "connecting with the database admin connection".to_owned();
+    let mut conn = Conn::new(opts(admin, None, Vec::new()))
+        .await
+        .or_say(doing)?;
+    let result = async {
+        let (mode, mariadb) = server_mode(&mut conn, &doing).await?;
+        conn.query_drop(format!(
+            "SET SESSION sql_mode = '{}'",
+            admin_sql_mode(&mode, mariadb)
+        ))
+        .await
+        .or_say(doing)?;
+        if server_identity(&mut conn, &doing).await? != live_server {
+            tracing::warn!(database = %config.name, "the admin connection reaches another server than live's database");
+            anyhow::bail!(ANOTHER_SERVER);
+        }
+        let literal_wildcards = !mariadb
+            && conn
+                .query_first::<String, _>("SELECT @@GLOBAL.partial_revokes")
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("on"));
+        let name = quote(&config.name)?;
+        match conn
+            .query_drop(format!(
+                "CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+            ))
+            .await
+        {
+            Err(mysql_async::Error::Server(e)) if e.code == 1007 => {
+                tracing::warn!(database = %config.name, "staging's database exists already; it is not granted");
+                anyhow::bail!(EXISTS);
+            }
+            other => other.or_say(|| "creating staging's database".into())?,
+        }
+        let granted = async {
+            conn.query_drop(format!(
+                "GRANT ALL PRIVILEGES ON {}.* TO {account}",
+                grant_pattern(&config.name, literal_wildcards)?
+            ))
+            .await
+            .or_say(|| "giving staging's database to live's database user".into())?;
+            // Live's own account can use it.
+            own.query_drop(format!("USE {name}"))
+                .await
+                .or_say(|| "opening staging's database as live's database user".into())
+        }
+        .await;
+        if granted.is_err() {
+            let _ = conn.query_drop(format!("DROP DATABASE IF EXISTS {name}")).await;
+        }
+        granted
+    }
+    .await;
+    let _ = conn.disconnect().await;
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MARIADB: &str =
+        "STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_AUTO_CREATE_USER,NO_ENGINE_SUBSTITUTION";
+    const MYSQL8: &str = "ONLY_FULL_GROUP_BY,STRICT_TRANS_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION";
+
+    #[test]
+    fn a_sites_session_adds_what_the_copy_needs_to_the_servers_mode() {
+        assert_eq!(
+            session_sql_mode(MARIADB, true),
+            format!("{MARIADB},NO_AUTO_VALUE_ON_ZERO")
+        );
+        assert_eq!(
+            session_sql_mode(MYSQL8, false),
+            "ONLY_FULL_GROUP_BY,STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION,NO_AUTO_VALUE_ON_ZERO"
+        );
+        // A server configured loosely still gets strict sessions, and never auto-created
+        // users on MariaDB.
+        assert_eq!(
+            session_sql_mode("", true),
+            "STRICT_TRANS_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_AUTO_CREATE_USER"
+        );
+        assert_eq!(
+            session_sql_mode("TRADITIONAL,NO_ZERO_DATE,PAD_CHAR_TO_FULL_LENGTH", false),
+            "STRICT_TRANS_TABLES,NO_AUTO_VALUE_ON_ZERO"
+        );
+        assert_eq!(
+            session_sql_mode("STRICT_ALL_TABLES,x'; DROP,no_auto_value_on_zero", true),
+            "STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_AUTO_CREATE_USER"
+        );
+    }
+
+    #[test]
+    fn the_admin_session_keeps_the_servers_mode_and_never_creates_users() {
+        assert_eq!(admin_sql_mode(MARIADB, true), MARIADB);
+        assert_eq!(
+            admin_sql_mode("NO_BACKSLASH_ESCAPES", true),
+            "NO_AUTO_CREATE_USER"
+        );
+        assert_eq!(admin_sql_mode(MYSQL8, false), MYSQL8);
+    }
+
+    #[test]
+    fn grants_name_one_database_never_a_pattern() {
+        assert_eq!(
+            grant_pattern("v_ctim_staging", false).unwrap(),
+            "`v\\_ctim\\_staging`"
+        );
+        assert_eq!(
+            grant_pattern("v_ctim_staging", true).unwrap(),
+            "`v_ctim_staging`"
+        );
+        assert_eq!(grant_pattern("cp$shop-1", false).unwrap(), "`cp$shop-1`");
+        for bad in ["victim%", "a`b", "", "v\\_x"] {
+            assert!(grant_pattern(bad, false).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn account_names_are_escaped_string_literals() {
+        assert_eq!(string_literal("shop").unwrap(), "'shop'");
+        assert_eq!(string_literal("%").unwrap(), "'%'");
+        assert_eq!(string_literal("10.0.0.%").unwrap(), "'10.0.0.%'");
+        assert_eq!(string_literal("a'b").unwrap(), "'a\\'b'");
+        assert_eq!(string_literal("a\\'b").unwrap(), "'a\\\\\\'b'");
+        assert!(string_literal("a\0b").is_err());
+        assert!(string_literal("a\nb").is_err());
+        assert!(string_literal("é").is_err());
+    }
+
+    #[test]
+    fn driver_errors_read_as_sentences_for_people() {
+        let server = |code| {
+            mysql_async::Error::Server(mysql_async::ServerError {
+                code,
+                message: "Access denied for user 'shop'@'10.0.0.5' (using password: YES)".into(),
+                state: "28000".into(),
+            })
+        };
+        let e = Err::<(), _>(server(1045))
+            .or_say(|| "connecting to the database shop".into())
+            .unwrap_err();
+        let text = format!("{e:#}");
+        assert_eq!(
+            text,
+            "connecting to the database shop: the database server refused the site's database user and password (DB_USER and DB_PASSWORD in wp-config.php); check them, or ask your host"
+        );
+        for code in [1044, 1064, 1142, 1205, 2013] {
+            let text = format!(
+                "{:#}",
+                Err::<(), _>(server(code)).or_say(String::new).unwrap_err()
+            );
+            assert!(
+                text.contains("ask your host") || text.contains("try again"),
+                "{text}"
+            );
+            assert!(
+                !text.contains("Access denied") && !text.contains('@'),
+                "{text}"
+            );
+        }
+        let io = mysql_async::Error::Io(mysql_async::IoError::Io(std::io::Error::other(
+            "connect to /run/mysqld/mysqld.sock: Connection refused",
+        )));
+        let text = format!("{:#}", Err::<(), _>(io).or_say(String::new).unwrap_err());
+        assert!(
+            !text.contains("/run") && !text.contains("refused"),
+            "{text}"
+        );
     }
 }

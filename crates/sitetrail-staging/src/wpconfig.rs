@@ -47,23 +47,59 @@ impl std::fmt::Debug for WpConfig {
 
 pub const DEFAULT_SOCKET: &str = "/run/mysqld/mysqld.sock";
 
+/// Where `DB_HOST` would lead, for the server's log.
+impl std::fmt::Display for DbHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DbHost::Tcp { host, port } => write!(f, "{host}:{port}"),
+            DbHost::Socket(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
 /// Parses `DB_HOST` the way WordPress's `wpdb::parse_db_host` does: `host`, `host:port`,
-/// `host:/path/to.sock`, `:/path/to.sock`; `localhost` without a port means the socket.
+/// `[ipv6]:port`, `host:/path/to.sock`, `:/path/to.sock`; `localhost` without a port means
+/// the socket. A form it cannot read is kept whole as a host name, which no policy allows.
 pub fn parse_db_host(s: &str) -> DbHost {
     let s = s.trim();
     if let Some(i) = s.find(":/") {
         return DbHost::Socket(PathBuf::from(&s[i + 1..]));
     }
-    let (host, port) = match s.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') => (h, p.parse::<u16>().ok()),
-        _ => (s, None),
+    let unreadable = || DbHost::Tcp {
+        host: s.to_owned(),
+        port: 3306,
+    };
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        match rest.split_once(']') {
+            Some((h, "")) => (h, None),
+            Some((h, after)) => match after.strip_prefix(':') {
+                Some(p) => (h, Some(p)),
+                None => return unreadable(),
+            },
+            None => return unreadable(),
+        }
+    } else if s.matches(':').count() > 1 {
+        // A bare IPv6 address.
+        (s, None)
+    } else {
+        match s.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (s, None),
+        }
     };
     let host = if host.is_empty() { "localhost" } else { host };
     match (host, port) {
         ("localhost", None) => DbHost::Socket(PathBuf::from(DEFAULT_SOCKET)),
-        (h, p) => DbHost::Tcp {
+        (h, None) => DbHost::Tcp {
             host: h.to_owned(),
-            port: p.unwrap_or(3306),
+            port: 3306,
+        },
+        (h, Some(p)) => match p.parse::<u16>() {
+            Ok(port) => DbHost::Tcp {
+                host: h.to_owned(),
+                port,
+            },
+            Err(_) => unreadable(),
         },
     }
 }
@@ -285,6 +321,24 @@ require_once ABSPATH . 'wp-settings.php';
                 host: "localhost".into(),
                 port: 3306
             }
+        );
+        let tcp = |host: &str, port| DbHost::Tcp {
+            host: host.into(),
+            port,
+        };
+        assert_eq!(parse_db_host("[::1]:3307"), tcp("::1", 3307));
+        assert_eq!(parse_db_host("[::1]"), tcp("::1", 3306));
+        assert_eq!(parse_db_host("::1"), tcp("::1", 3306));
+        assert_eq!(parse_db_host(":3307"), tcp("localhost", 3307));
+        assert_eq!(
+            parse_db_host("localhost:mysql.sock"),
+            tcp("localhost:mysql.sock", 3306),
+            "unreadable forms stay whole"
+        );
+        assert_eq!(parse_db_host("[::1]x"), tcp("[::1]x", 3306));
+        assert_eq!(
+            parse_db_host("127.0.0.1:3306").to_string(),
+            "127.0.0.1:3306"
         );
     }
 

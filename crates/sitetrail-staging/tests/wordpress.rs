@@ -15,6 +15,9 @@ use sitetrail_staging::{Engine, Operation, PushScope};
 use sitetrail_store::DynStore;
 use sitetrail_store::sqlite::SqliteStore;
 
+#[path = "hostile/databases.rs"]
+mod hostile_databases;
+
 struct Fixture {
     dir: tempfile::TempDir,
     store: DynStore,
@@ -99,7 +102,11 @@ async fn fixture_on(sqlite: bool) -> Fixture {
         })
         .await
         .unwrap();
-    let engine = Engine::new(store.clone(), &dir.path().join("data"), None);
+    let engine = Engine::new(
+        store.clone(),
+        &dir.path().join("data"),
+        sitetrail_staging::DatabasePolicy::default(),
+    );
     Fixture {
         dir,
         store,
@@ -690,7 +697,7 @@ async fn crash_child() {
         },
     };
     let store: DynStore = Arc::new(SqliteStore::open(&dir.join("log.db")).await.unwrap());
-    let engine = Engine::new(store, &dir.join("data"), None);
+    let engine = Engine::new(store, &dir.join("data"), Default::default());
     let started = engine
         .start(&SiteId::parse("shop").unwrap(), operation, owner())
         .await

@@ -38,6 +38,21 @@ struct Storage {
     database: Option<String>,
 }
 
+/// The database servers sites may use.
+#[derive(Args, Clone)]
+struct DatabaseServers {
+    /// The MariaDB/MySQL servers a site's wp-config.php may name (DB_HOST), comma-separated:
+    /// `host`, `host:port`, `[ipv6]:port`, `/path/to.sock` (no port: 3306). Any other is
+    /// refused before a connection is made.
+    #[arg(
+        long,
+        global = true,
+        env = "SITETRAIL_DATABASE_HOSTS",
+        default_value = sitetrail_staging::policy::DEFAULT_DATABASE_HOSTS
+    )]
+    database_hosts: sitetrail_staging::DatabaseHosts,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Runs the server: the API and the dashboard.
@@ -50,6 +65,8 @@ enum Command {
         /// credentials cannot.
         #[arg(long, env = "SITETRAIL_MYSQL_ADMIN_URL", hide_env_values = true)]
         mysql_admin_url: Option<String>,
+        #[command(flatten)]
+        databases: DatabaseServers,
         #[command(flatten)]
         limits: Limits,
     },
@@ -76,6 +93,8 @@ enum Command {
             hide_env_values = true
         )]
         mysql_admin_url: Option<String>,
+        #[command(flatten)]
+        databases: DatabaseServers,
     },
     /// A site's backups.
     Backups {
@@ -85,6 +104,8 @@ enum Command {
         storage: Storage,
         #[command(flatten)]
         actor: staging::ActorArgs,
+        #[command(flatten)]
+        databases: DatabaseServers,
     },
     /// Site templates staging can be reset from.
     Templates {
@@ -92,6 +113,8 @@ enum Command {
         command: staging::TemplatesCommand,
         #[command(flatten)]
         storage: Storage,
+        #[command(flatten)]
+        databases: DatabaseServers,
     },
     /// Checks the log's integrity: each account's hash chain, its signed checkpoints and
     /// its activities. Names the first entry that was changed, removed or inserted and exits
@@ -216,10 +239,12 @@ async fn main() -> anyhow::Result<()> {
             listen,
             storage,
             mysql_admin_url,
+            databases,
             limits,
         } => {
             let mut config = Config::new(listen, storage.data_dir, storage.database);
             config.mysql_admin = mysql_admin_url;
+            config.database_hosts = databases.database_hosts;
             limits.apply(&mut config);
             let app = App::build(config).await?;
             eprintln!("sitetrail listening on http://{}", app.address());
@@ -248,22 +273,33 @@ async fn main() -> anyhow::Result<()> {
             storage,
             actor,
             mysql_admin_url,
+            databases,
         } => {
             let mut config =
                 Config::new("127.0.0.1:0".parse()?, storage.data_dir, storage.database);
             config.mysql_admin = mysql_admin_url;
+            config.database_hosts = databases.database_hosts;
             staging::staging(config, command, actor).await
         }
         Command::Backups {
             command,
             storage,
             actor,
+            databases,
         } => {
-            let config = Config::new("127.0.0.1:0".parse()?, storage.data_dir, storage.database);
+            let mut config =
+                Config::new("127.0.0.1:0".parse()?, storage.data_dir, storage.database);
+            config.database_hosts = databases.database_hosts;
             staging::backups(config, command, actor).await
         }
-        Command::Templates { command, storage } => {
-            let config = Config::new("127.0.0.1:0".parse()?, storage.data_dir, storage.database);
+        Command::Templates {
+            command,
+            storage,
+            databases,
+        } => {
+            let mut config =
+                Config::new("127.0.0.1:0".parse()?, storage.data_dir, storage.database);
+            config.database_hosts = databases.database_hosts;
             staging::templates(config, command).await
         }
         Command::Keys {

@@ -100,12 +100,11 @@ impl ActorArgs {
 
 async fn engine(config: &Config) -> anyhow::Result<Engine> {
     let store = sitetrail_server::open_store(config).await?;
-    let admin = config
-        .mysql_admin
-        .as_deref()
-        .map(sitetrail_staging::wpconfig::from_mysql_url)
-        .transpose()?;
-    let engine = Engine::new(store, &config.data_dir, admin);
+    let databases = sitetrail_staging::DatabasePolicy::new(
+        config.database_hosts.clone(),
+        config.mysql_admin.as_deref(),
+    )?;
+    let engine = Engine::new(store, &config.data_dir, databases);
     engine.recover().await?;
     Ok(engine)
 }

@@ -241,7 +241,7 @@ async fn live_is_backed_up_daily_and_old_daily_backups_are_pruned() {
     ))
     .await
     .unwrap();
-    let engine = sitetrail_staging::Engine::new(store.clone(), &app.data_dir, None);
+    let engine = sitetrail_staging::Engine::new(store.clone(), &app.data_dir, Default::default());
     let now = sitetrail_core::Timestamp::now();
     let day = 24 * 3600 * 1000;
     let later =
