@@ -159,6 +159,18 @@ struct Limits {
         default_value_t = 6000
     )]
     site_activities_per_minute: u32,
+    /// Exports one viewer (a person in an account) may have open at once (0: no limit).
+    #[arg(long, env = "SITETRAIL_EXPORTS_PER_VIEWER", default_value_t = 2)]
+    exports_per_viewer: u32,
+    /// Exports open at once on this server; one account holds at most half (0: no limit).
+    #[arg(long, env = "SITETRAIL_EXPORTS_TOTAL", default_value_t = 8)]
+    exports_total: u32,
+    /// Live streams one viewer may have open at once (0: no limit).
+    #[arg(long, env = "SITETRAIL_STREAMS_PER_VIEWER", default_value_t = 5)]
+    streams_per_viewer: u32,
+    /// Live streams open at once on this server; one account holds at most half (0: no limit).
+    #[arg(long, env = "SITETRAIL_STREAMS_TOTAL", default_value_t = 500)]
+    streams_total: u32,
     /// Seconds between signed checkpoints of the chains.
     #[arg(long, env = "SITETRAIL_CHECKPOINT_EVERY", default_value_t = 300)]
     checkpoint_every: u64,
@@ -173,6 +185,10 @@ impl Limits {
             publisher_per_second: self.rate_publisher,
             viewer_per_second: self.rate_viewer,
             site_activities_per_minute: self.site_activities_per_minute,
+            exports_per_viewer: self.exports_per_viewer,
+            exports_total: self.exports_total,
+            streams_per_viewer: self.streams_per_viewer,
+            streams_total: self.streams_total,
         };
         config.checkpoint_every = std::time::Duration::from_secs(self.checkpoint_every.max(1));
         config.retention_every = std::time::Duration::from_secs(self.retention_every.max(1));
