@@ -11,6 +11,7 @@ pub mod limits;
 mod observe;
 pub mod pages;
 pub mod schedule;
+mod serve;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -27,6 +28,7 @@ use tokio::net::TcpListener;
 pub use auth::TokenKeys;
 pub use feed::ChangeFeed;
 pub use limits::RateLimits;
+pub use serve::Serving;
 
 #[derive(Clone)]
 pub struct Config {
@@ -42,6 +44,7 @@ pub struct Config {
     /// credentials cannot.
     pub mysql_admin: Option<String>,
     pub limits: RateLimits,
+    pub serving: Serving,
     /// How often the chain's checkpoints are signed.
     pub checkpoint_every: std::time::Duration,
     /// How often the retention policy runs.
@@ -57,6 +60,7 @@ impl std::fmt::Debug for Config {
             .field("database", &self.database.as_deref().map(redact_url))
             .field("mysql_admin", &self.mysql_admin.as_ref().map(|_| "<set>"))
             .field("limits", &self.limits)
+            .field("serving", &self.serving)
             .field("checkpoint_every", &self.checkpoint_every)
             .field("retention_every", &self.retention_every)
             .finish()
@@ -71,6 +75,7 @@ impl Config {
             database,
             mysql_admin: None,
             limits: RateLimits::default(),
+            serving: Serving::default(),
             checkpoint_every: std::time::Duration::from_secs(300),
             retention_every: std::time::Duration::from_secs(3600),
         }
@@ -96,6 +101,7 @@ pub struct AppState {
 pub struct App {
     listener: TcpListener,
     router: Router,
+    serving: Serving,
     pub state: AppState,
 }
 
@@ -172,6 +178,7 @@ impl App {
         Ok(App {
             listener,
             router,
+            serving: config.serving,
             state,
         })
     }
@@ -182,12 +189,10 @@ impl App {
             .expect("a bound listener has an address")
     }
 
-    /// Serves until Ctrl-C or SIGTERM.
+    /// Serves until Ctrl-C or SIGTERM, within the bounds of [`Config::serving`].
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .context("serving HTTP")
+        serve::serve(self.listener, self.router, self.serving, shutdown_signal()).await;
+        Ok(())
     }
 }
 

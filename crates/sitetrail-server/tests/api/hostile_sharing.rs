@@ -221,3 +221,169 @@ fn pages_never_wait_behind_exports_nobody_reads() {
         drop(held);
     });
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_an_export_is_cut_off_and_its_share_comes_back() {
+    let app = spawn_app_configured(|c: &mut Config| {
+        c.limits = sharing_limits();
+        c.serving.write_timeout = Duration::from_secs(1);
+    })
+    .await;
+    grow_shops_log(&app).await;
+    let reader = client_of(&app, "acme", "mallory@acme.example");
+    let (status, mut stalled) = ask_and_stall(&app, &reader, EXPORT).await;
+    assert_eq!(status, 200);
+    let (status, _other) = ask_and_stall(&app, &reader, EXPORT).await;
+    assert_eq!(status, 200);
+    assert_slow_down(app.get(&reader, EXPORT).await, "a third export").await;
+
+    // Once the stalled writes time out, the viewer may export again.
+    let deadline = tokio::time::Instant::now() + GENEROUS;
+    loop {
+        let r = app.get(&reader, EXPORT).await;
+        if r.status() == 200 {
+            let body = r.bytes().await.unwrap();
+            assert!(
+                body.len() > 15_000_000,
+                "the whole export: {} bytes",
+                body.len()
+            );
+            break;
+        }
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stalled exports still hold the viewer's share"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The stalled client finds its answer cut short: no final chunk.
+    let mut rest = Vec::new();
+    tokio::time::timeout(GENEROUS, stalled.read_to_end(&mut rest))
+        .await
+        .expect("the server closed the stalled connection")
+        .ok();
+    assert!(
+        !rest.ends_with(b"0\r\n\r\n"),
+        "the stalled export was finished"
+    );
+}
+
+/// Reads until the server closes the connection; false if it is still open after the bound.
+async fn closed_by_server(conn: &mut TcpStream) -> bool {
+    let mut sink = Vec::new();
+    tokio::time::timeout(GENEROUS, conn.read_to_end(&mut sink))
+        .await
+        .is_ok()
+}
+
+#[tokio::test]
+async fn connections_that_send_no_whole_head_are_closed_after_the_header_timeout() {
+    let app = spawn_app_configured(|c: &mut Config| {
+        c.serving.header_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let mut silent = TcpStream::connect(address(&app)).await.unwrap();
+    let mut trickling = TcpStream::connect(address(&app)).await.unwrap();
+    trickling
+        .write_all(b"GET /sites HTTP/1.1\r\nHost: sitetrail\r\n")
+        .await
+        .unwrap();
+    let (mut read_half, mut write_half) = trickling.into_split();
+    let trickle = tokio::spawn(async move {
+        for i in 0.. {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if write_half
+                .write_all(format!("X-Slow-{i}: 1\r\n").as_bytes())
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    assert!(closed_by_server(&mut silent).await, "a silent connection");
+    let mut sink = Vec::new();
+    let trickled = tokio::time::timeout(GENEROUS, read_half.read_to_end(&mut sink)).await;
+    assert!(trickled.is_ok(), "a head that never ends");
+    trickle.abort();
+}
+
+#[tokio::test]
+async fn a_kept_alive_connection_left_idle_is_closed() {
+    let app = spawn_app_configured(|c: &mut Config| {
+        c.serving.header_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let mut conn = TcpStream::connect(address(&app)).await.unwrap();
+    conn.write_all(b"GET /no-such-page HTTP/1.1\r\nHost: sitetrail\r\n\r\n")
+        .await
+        .unwrap();
+    let head = read_head(&mut conn).await;
+    assert_eq!(status_of(&head), 404);
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length: ")
+                .map(str::to_owned)
+        })
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut body = vec![0; length];
+    conn.read_exact(&mut body).await.unwrap();
+    assert!(
+        closed_by_server(&mut conn).await,
+        "an idle kept-alive connection"
+    );
+}
+
+async fn ask(conn: &mut TcpStream, path: &str) {
+    conn.write_all(format!("GET {path} HTTP/1.1\r\nHost: sitetrail\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn connections_past_the_cap_wait_and_do_not_starve_an_open_one() {
+    let app = spawn_app_configured(|c: &mut Config| {
+        c.serving.max_connections = 3;
+        c.serving.header_timeout = Duration::from_secs(60);
+    })
+    .await;
+    let mut open = TcpStream::connect(address(&app)).await.unwrap();
+    ask(&mut open, "/no-such-page").await;
+    assert_eq!(status_of(&read_head(&mut open).await), 404);
+    let mut sink = [0u8; 9];
+    open.read_exact(&mut sink).await.unwrap(); // "Not found"
+
+    let idle: Vec<TcpStream> =
+        futures::future::join_all((0..2).map(|_| TcpStream::connect(address(&app))))
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut late = TcpStream::connect(address(&app)).await.unwrap();
+    ask(&mut late, "/no-such-page").await;
+    let mut byte = [0u8; 1];
+    let answered = tokio::time::timeout(Duration::from_millis(500), late.read(&mut byte)).await;
+    assert!(
+        answered.is_err(),
+        "a connection past the cap was served at once"
+    );
+
+    ask(&mut open, "/no-such-page").await;
+    assert_eq!(
+        status_of(&read_head(&mut open).await),
+        404,
+        "the open connection is still served"
+    );
+    drop(idle);
+    assert_eq!(
+        status_of(&read_head(&mut late).await),
+        404,
+        "a waiting connection is served once others close"
+    );
+}
