@@ -226,7 +226,7 @@ async fn method_not_allowed(uri: axum::http::Uri) -> axum::response::Response {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(api::router())
-        .merge(pages::router())
+        .merge(pages::router(state.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

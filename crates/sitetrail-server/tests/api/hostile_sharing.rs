@@ -387,3 +387,48 @@ async fn connections_past_the_cap_wait_and_do_not_starve_an_open_one() {
         "a waiting connection is served once others close"
     );
 }
+
+#[tokio::test]
+async fn dashboard_pages_are_refused_past_the_viewers_rate() {
+    let app = spawn_app_configured(|c: &mut Config| {
+        c.limits = RateLimits {
+            viewer_per_second: 1,
+            ..RateLimits::OFF
+        };
+    })
+    .await;
+    let reloading = client_of(&app, "acme", "mallory@acme.example");
+    let log = "/sites/shop/advanced-tools/activity-logs";
+    let mut refused = None;
+    for _ in 0..20 {
+        let r = page(&app, &reloading, log).await;
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            refused = Some(r);
+            break;
+        }
+        assert_eq!(r.status(), 200);
+    }
+    let r = refused.expect("twenty page loads at once are past a viewer's rate");
+    assert!(r.headers().contains_key("retry-after"));
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let text = r.text().await.unwrap();
+    assert!(text.contains("Too many requests"), "{text}");
+    // Pages and the API share one budget per viewer.
+    assert_slow_down(
+        app.get(&reloading, "/api/v1/sites/shop/activities").await,
+        "the API after the pages",
+    )
+    .await;
+    let other = client_of(&app, "globex", "gina@globex.example");
+    assert_eq!(
+        page(&app, &other, "/sites/portal/advanced-tools/activity-logs")
+            .await
+            .status(),
+        200
+    );
+}
