@@ -190,8 +190,36 @@ async fn exports_and_streams_past_a_viewers_share_are_refused_and_other_tenants_
     assert_slow_down(app.get(&first, stream).await, "a sixth live stream").await;
 
     assert_victim_is_served(&app, true).await;
+    assert_eq!(
+        recorded_exports(&app, "acme").await,
+        4,
+        "a refused export is not recorded as a look"
+    );
     drop(held);
     drop(streams);
+}
+
+/// The exports of an account's log its access log records, once the looks are written.
+async fn recorded_exports(app: &TestApp, account: &str) -> usize {
+    let partner = app.token_for(
+        account,
+        None,
+        Audience::Internal,
+        ActorKind::User,
+        "pat@agency.example",
+    );
+    let count = || async {
+        let log = app.get_json(&partner, "/api/v1/access-log?limit=200").await;
+        let looks = log["items"].as_array().unwrap().clone();
+        looks.iter().filter(|l| l["action"] == "export").count()
+    };
+    // Looks are written in batches a few milliseconds apart.
+    let deadline = tokio::time::Instant::now() + GENEROUS;
+    while count().await == 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    count().await
 }
 
 /// The blocking pool is shrunk so that what exhausted it in production (530 exports against
