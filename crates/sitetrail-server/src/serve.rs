@@ -1,7 +1,7 @@
 //! How connections are served: at most [`Serving::max_connections`] at once, each through
-//! hyper's HTTP/1 with a bound on how long a request's head may take and on how long a write
-//! may make no progress, so that silent, idle or stalled clients cannot hold the server's
-//! sockets. Past the cap, new connections are not accepted: they wait in the listen queue
+//! hyper's HTTP/1 with a bound on how long a request's head and its body may take and on how
+//! long a write may make no progress, so that silent, idle or stalled clients cannot hold the
+//! server's sockets. Past the cap, new connections are not accepted: they wait in the listen queue
 //! until one closes, and the process never holds more sockets than the cap.
 
 use std::future::Future;
@@ -20,6 +20,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::{Instant, Sleep};
+use tower::Layer;
+use tower_http::timeout::RequestBodyDeadlineLayer;
 
 /// The bounds every connection is served within.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +31,8 @@ pub struct Serving {
     /// How long a request's head may take to arrive, on a new connection and on a kept-alive
     /// one waiting for its next request (the idle timeout).
     pub header_timeout: Duration,
+    /// How long a request's whole body may take to arrive once its head has.
+    pub body_timeout: Duration,
     /// How long a write may make no progress (a client that stopped reading) before the
     /// connection is closed.
     pub write_timeout: Duration,
@@ -39,6 +43,7 @@ impl Default for Serving {
         Serving {
             max_connections: 1000,
             header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(60),
             write_timeout: Duration::from_secs(30),
         }
     }
@@ -60,6 +65,8 @@ pub(crate) async fn serve(
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(serving.header_timeout);
+    // A body that stops coming fails the request that waits for it (and its connection).
+    let service = RequestBodyDeadlineLayer::new(serving.body_timeout).layer(router);
     tokio::pin!(stop);
     loop {
         let room = tokio::select! {
@@ -80,7 +87,7 @@ pub(crate) async fn serve(
             tracing::trace!(error = %e, "TCP_NODELAY could not be set");
         }
         let io = TokioIo::new(WriteTimeout::new(tcp, serving.write_timeout));
-        let conn = http.serve_connection(io, TowerToHyperService::new(router.clone()));
+        let conn = http.serve_connection(io, TowerToHyperService::new(service.clone()));
         let conn = open.watch(conn);
         tokio::spawn(async move {
             if let Err(e) = conn.await {

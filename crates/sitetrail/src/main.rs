@@ -178,6 +178,9 @@ struct Limits {
     /// connection.
     #[arg(long, env = "SITETRAIL_HEADER_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     header_timeout: u64,
+    /// Seconds a request's whole body may take to arrive once its head has.
+    #[arg(long, env = "SITETRAIL_BODY_TIMEOUT", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    body_timeout: u64,
     /// Seconds a write to a client may make no progress before its connection is closed.
     #[arg(long, env = "SITETRAIL_WRITE_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     write_timeout: u64,
@@ -203,6 +206,7 @@ impl Limits {
         config.serving = sitetrail_server::Serving {
             max_connections: self.max_connections as usize,
             header_timeout: std::time::Duration::from_secs(self.header_timeout),
+            body_timeout: std::time::Duration::from_secs(self.body_timeout),
             write_timeout: std::time::Duration::from_secs(self.write_timeout),
         };
         config.checkpoint_every = std::time::Duration::from_secs(self.checkpoint_every.max(1));

@@ -367,6 +367,28 @@ async fn a_kept_alive_connection_left_idle_is_closed() {
     );
 }
 
+#[tokio::test]
+async fn a_request_body_that_stops_coming_is_given_up_after_the_body_timeout() {
+    let app = spawn_app_configured(|c: &mut Config| {
+        c.serving.body_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let mut conn = TcpStream::connect(address(&app)).await.unwrap();
+    let head = format!(
+        "POST /api/v1/activities HTTP/1.1\r\nHost: sitetrail\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"account_id\"",
+        app.key
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    assert!(
+        closed_by_server(&mut conn).await,
+        "a body that stops coming"
+    );
+    let owner = app.token("acme", None, Audience::Internal);
+    let log = app.get_json(&owner, "/api/v1/sites/shop/activities").await;
+    assert_eq!(log["items"], json!([]), "nothing was recorded");
+}
+
 async fn ask(conn: &mut TcpStream, path: &str) {
     conn.write_all(format!("GET {path} HTTP/1.1\r\nHost: sitetrail\r\n\r\n").as_bytes())
         .await
