@@ -11,6 +11,7 @@ pub mod limits;
 mod observe;
 pub mod pages;
 pub mod schedule;
+mod serve;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -27,6 +28,7 @@ use tokio::net::TcpListener;
 pub use auth::TokenKeys;
 pub use feed::ChangeFeed;
 pub use limits::RateLimits;
+pub use serve::Serving;
 
 #[derive(Clone)]
 pub struct Config {
@@ -44,6 +46,7 @@ pub struct Config {
     /// The MariaDB/MySQL servers a site's `wp-config.php` may name.
     pub database_hosts: sitetrail_staging::DatabaseHosts,
     pub limits: RateLimits,
+    pub serving: Serving,
     /// How often the chain's checkpoints are signed.
     pub checkpoint_every: std::time::Duration,
     /// How often the retention policy runs.
@@ -60,6 +63,7 @@ impl std::fmt::Debug for Config {
             .field("mysql_admin", &self.mysql_admin.as_ref().map(|_| "<set>"))
             .field("database_hosts", &self.database_hosts.to_string())
             .field("limits", &self.limits)
+            .field("serving", &self.serving)
             .field("checkpoint_every", &self.checkpoint_every)
             .field("retention_every", &self.retention_every)
             .finish()
@@ -75,6 +79,7 @@ impl Config {
             mysql_admin: None,
             database_hosts: Default::default(),
             limits: RateLimits::default(),
+            serving: Serving::default(),
             checkpoint_every: std::time::Duration::from_secs(300),
             retention_every: std::time::Duration::from_secs(3600),
         }
@@ -100,6 +105,7 @@ pub struct AppState {
 pub struct App {
     listener: TcpListener,
     router: Router,
+    serving: Serving,
     pub state: AppState,
 }
 
@@ -178,6 +184,7 @@ impl App {
         Ok(App {
             listener,
             router,
+            serving: config.serving,
             state,
         })
     }
@@ -188,12 +195,10 @@ impl App {
             .expect("a bound listener has an address")
     }
 
-    /// Serves until Ctrl-C or SIGTERM.
+    /// Serves until Ctrl-C or SIGTERM, within the bounds of [`Config::serving`].
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .context("serving HTTP")
+        serve::serve(self.listener, self.router, self.serving, shutdown_signal()).await;
+        Ok(())
     }
 }
 
@@ -227,7 +232,7 @@ async fn method_not_allowed(uri: axum::http::Uri) -> axum::response::Response {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(api::router())
-        .merge(pages::router())
+        .merge(pages::router(state.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

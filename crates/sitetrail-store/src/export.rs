@@ -1,11 +1,18 @@
 //! Exports: everything a page of the log could show for one scope, audience and filter, in
 //! the same order (newest first), read as one long statement in index order instead of page
-//! after page. A reader (a thread of its own on SQLite, a task on PostgreSQL) gathers rows as
-//! the database gives them into chunks and hands them over through a bounded channel: when
-//! the consumer (an HTTP body) is slower, the reader waits, so memory stays flat whatever the
-//! size. The consumer decodes each chunk on its own side, so that the two share the work.
+//! after page. A reader (a thread of its own on SQLite, a task on a connection of the export
+//! pool on PostgreSQL) gathers rows as the database gives them into chunks and hands them over
+//! through a bounded channel: when the consumer (an HTTP body) is slower, the reader waits, so
+//! memory stays flat whatever the size. The consumer decodes each chunk on its own side, so
+//! that the two share the work.
+//!
+//! Exports never use what pages read with (tokio's blocking pool on SQLite, the read pool on
+//! PostgreSQL): at most [`EXPORT_READERS`] run at once per store, and the rest wait for one,
+//! so that exports nobody reads cannot leave pages waiting.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use futures::TryStreamExt;
@@ -14,13 +21,21 @@ use sitetrail_core::{
     Environment, Service, SiteId, Status, StoredActivity, Timestamp,
 };
 use sqlx::{PgPool, Postgres, Row};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::rows::{self, SqlSink};
 use crate::{Scope, StoreError, StoreResult};
 
-/// Activities per chunk.
+/// Exports a store reads at once; more wait for a reader. Each holds a thread (SQLite) or a
+/// connection (PostgreSQL) while its client reads.
+pub const EXPORT_READERS: usize = 8;
+/// How long an export waits for a reader before it fails.
+pub(crate) const READER_WAIT: Duration = Duration::from_secs(30);
+/// Activities per chunk, at most.
 const CHUNK: usize = 512;
+/// A chunk is handed over once its text holds this many bytes, however few its activities:
+/// what a reader holds ahead of a client that stopped reading stays small.
+const CHUNK_BYTES: usize = 256 * 1024;
 /// Chunks read ahead of the consumer.
 const AHEAD: usize = 4;
 /// The SQLite export connection's page cache, KiB: the read is one pass, so a big cache
@@ -225,6 +240,10 @@ impl RawRows {
         self.cells.len() / COLUMNS
     }
 
+    fn is_full(&self) -> bool {
+        self.len() >= CHUNK || self.bytes.len() >= CHUNK_BYTES
+    }
+
     /// One row of `COPY ... TO STDOUT` in the text format, without its newline: fields
     /// separated by tabs, `\N` for NULL, and in text the escapes PostgreSQL writes
     /// (`\\`, `\n`, `\r`, `\t`, `\b`, `\f`, `\v`; a backslash before any other character
@@ -333,26 +352,59 @@ impl Columns for RawRow<'_> {
     }
 }
 
-pub(crate) fn sqlite(
+/// SQLite's export readers: a thread each, at most [`EXPORT_READERS`] at once.
+pub(crate) struct SqliteReaders {
     path: PathBuf,
-    scope: &Scope,
-    audience: Audience,
-    filter: &ActivityFilter,
-    which: ExportColumns,
-) -> ExportStream {
-    let mut q = SqliteQuery {
-        sql: format!("SELECT {} FROM activities WHERE ", columns(which)),
-        binds: Vec::new(),
-    };
-    build(&mut q, scope, audience, filter);
-    let (tx, rx) = mpsc::channel(AHEAD);
-    let (spent, reuse) = std::sync::mpsc::channel();
-    tokio::task::spawn_blocking(move || {
-        if let Err(e) = read_sqlite(&path, &q, &tx, &reuse) {
-            let _ = tx.blocking_send(Err(StoreError::Internal(e)));
+    free: Arc<Semaphore>,
+}
+
+impl SqliteReaders {
+    pub fn new(path: PathBuf) -> Self {
+        SqliteReaders {
+            path,
+            free: Arc::new(Semaphore::new(EXPORT_READERS)),
         }
-    });
-    ExportStream { chunks: rx, spent }
+    }
+
+    pub async fn export(
+        &self,
+        scope: &Scope,
+        audience: Audience,
+        filter: &ActivityFilter,
+        which: ExportColumns,
+    ) -> StoreResult<ExportStream> {
+        let mut q = SqliteQuery {
+            sql: format!("SELECT {} FROM activities WHERE ", columns(which)),
+            binds: Vec::new(),
+        };
+        build(&mut q, scope, audience, filter);
+        let reader = wait_for_reader(&self.free).await?;
+        let (tx, rx) = mpsc::channel(AHEAD);
+        let (spent, reuse) = std::sync::mpsc::channel();
+        let path = self.path.clone();
+        std::thread::Builder::new()
+            .name("export-reader".into())
+            .spawn(move || {
+                let _reader = reader;
+                if let Err(e) = read_sqlite(&path, &q, &tx, &reuse) {
+                    let _ = tx.blocking_send(Err(StoreError::Internal(e)));
+                }
+            })
+            .context("starting an export's reader")?;
+        Ok(ExportStream { chunks: rx, spent })
+    }
+}
+
+async fn wait_for_reader(free: &Arc<Semaphore>) -> StoreResult<OwnedSemaphorePermit> {
+    match tokio::time::timeout(READER_WAIT, free.clone().acquire_owned()).await {
+        Ok(Ok(permit)) => Ok(permit),
+        Ok(Err(_)) => Err(StoreError::Internal(anyhow::anyhow!(
+            "the export readers were closed"
+        ))),
+        Err(_) => Err(StoreError::Internal(anyhow::anyhow!(
+            "every export reader stayed busy for {READER_WAIT:?}"
+        ))),
+    }
 }
 
 fn read_sqlite(
@@ -367,7 +419,7 @@ fn read_sqlite(
     let mut out = RawRows::new();
     while let Some(row) = found.next()? {
         out.push(row)?;
-        if out.len() >= CHUNK {
+        if out.is_full() {
             let next = RawRows::reused(reuse);
             let full = std::mem::replace(&mut out, next);
             if tx.blocking_send(Ok(full)).is_err() {
@@ -505,7 +557,7 @@ async fn stream_postgres(
                 out.push_copy_line(&row)
             }
             .map_err(StoreError::Internal)?;
-            if out.len() >= CHUNK {
+            if out.is_full() {
                 let full = std::mem::replace(&mut out, RawRows::reused(reuse));
                 if tx.send(Ok(full)).await.is_err() {
                     return Ok(false);

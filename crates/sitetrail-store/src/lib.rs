@@ -29,7 +29,7 @@ use sitetrail_core::{
 use tokio::sync::broadcast;
 
 pub use chain::{AccountReport, CheckpointBody, CheckpointKey, Problem, ProblemKind};
-pub use export::{ExportColumns, ExportStream};
+pub use export::{EXPORT_READERS, ExportColumns, ExportStream};
 pub use keys::{ApiKey, KeyCheck};
 
 /// How long an account's activities are kept when it has no retention period of its own.

@@ -53,6 +53,8 @@ const READ_CONNECTIONS: u32 = 8;
 
 pub struct PgStore {
     read: PgPool,
+    /// Exports' connections, apart from the pages' (see [`crate::export`]).
+    export: PgPool,
     writer: WriterHandle,
     ahead: Arc<AheadCounts>,
     keys: KeyCache,
@@ -88,6 +90,11 @@ impl PgStore {
             .connect_with(options.clone().options([("enable_sort", "off")]))
             .await
             .with_context(|| format!("opening read connections to {shown}"))?;
+        let export = PgPoolOptions::new()
+            .max_connections(crate::EXPORT_READERS as u32)
+            .min_connections(0)
+            .acquire_timeout(crate::export::READER_WAIT)
+            .connect_lazy_with(options.clone().options([("enable_sort", "off")]));
         let (commits, _) = broadcast::channel(1024);
         let ahead = Arc::new(AheadCounts::default());
         let writer = WriterHandle::spawn_on_own_runtime(
@@ -110,6 +117,7 @@ impl PgStore {
         tokio::spawn(listen(listen_pool, commits.downgrade(), stopped));
         Ok(PgStore {
             read,
+            export,
             writer,
             ahead,
             keys: KeyCache::default(),
@@ -1516,7 +1524,7 @@ impl Store for PgStore {
         filter: &ActivityFilter,
         columns: crate::ExportColumns,
     ) -> StoreResult<crate::ExportStream> {
-        crate::export::postgres(&self.read, scope, audience, filter, columns).await
+        crate::export::postgres(&self.export, scope, audience, filter, columns).await
     }
 }
 

@@ -22,6 +22,7 @@ use sqlx::{ConnectOptions, Connection, QueryBuilder, Row, Sqlite, SqliteConnecti
 use tokio::sync::{broadcast, oneshot};
 
 use crate::chain::{AccountReport, CheckpointBody, CheckpointKey};
+use crate::export::SqliteReaders;
 use crate::keys::{self, ApiKey, KeyCache, KeyCheck, StoredKey};
 use crate::record;
 use crate::rows::{self, ActivityRow, COLS, SITE_COLS, SiteRow};
@@ -39,6 +40,8 @@ pub struct SqliteStore {
     read: SqlitePool,
     /// Pages of the log, read with rusqlite (see [`crate::sqlite_pages`]).
     pages: PageReaders,
+    /// Exports, read on threads of their own (see [`crate::export`]).
+    exports: SqliteReaders,
     writer: WriterHandle,
     keys: KeyCache,
     commits: broadcast::Sender<i64>,
@@ -165,6 +168,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             read,
             pages: PageReaders::new(path),
+            exports: SqliteReaders::new(path.to_owned()),
             writer,
             keys: KeyCache::default(),
             commits,
@@ -483,9 +487,6 @@ impl Store for SqliteStore {
         filter: &ActivityFilter,
         columns: crate::ExportColumns,
     ) -> StoreResult<crate::ExportStream> {
-        let path = self.read.connect_options().get_filename().to_owned();
-        Ok(crate::export::sqlite(
-            path, scope, audience, filter, columns,
-        ))
+        self.exports.export(scope, audience, filter, columns).await
     }
 }

@@ -1037,6 +1037,7 @@ mod export {
         an_export_returns_exactly_what_the_pages_return,
         a_csv_export_reads_everything_but_the_error_and_the_details,
         an_export_dropped_half_way_stops_and_the_store_reads_on,
+        exports_nobody_reads_hold_no_more_than_the_export_readers_and_pages_go_on,
     );
 
     /// 1,300 activities over three sites of two accounts: every kind of actor, ended and
@@ -1246,6 +1247,49 @@ mod export {
             .record(vec![new("acme", "shop", ActorKind::User)])
             .await
             .unwrap();
+    }
+
+    /// Exports that nobody reads take the export readers, never what pages read with: a
+    /// store's pages answer while they wait, and past [`EXPORT_READERS`] another export
+    /// waits for one of them to end.
+    async fn exports_nobody_reads_hold_no_more_than_the_export_readers_and_pages_go_on(f: Fixture) {
+        use sitetrail_store::EXPORT_READERS;
+        use std::time::Duration;
+        // More than a reader sends ahead: an export nobody reads keeps its reader.
+        for _ in 0..6 {
+            let batch = (0..500).map(|_| new("acme", "shop", ActorKind::User));
+            f.store.record(batch.collect()).await.unwrap();
+        }
+        let sc = scope("acme", None);
+        let all = filter(Audience::Client, RawQuery::default());
+        let open = || {
+            f.store
+                .export(&sc, Audience::Client, &all, ExportColumns::All)
+        };
+        let mut unread = Vec::new();
+        for _ in 0..EXPORT_READERS {
+            unread.push(open().await.unwrap());
+        }
+        let page = Page {
+            limit: 50,
+            cursor: None,
+        };
+        let first = tokio::time::timeout(
+            Duration::from_secs(10),
+            f.store.list(&sc, Audience::Client, &all, page),
+        )
+        .await
+        .expect("a page answers while every export reader is held")
+        .unwrap();
+        assert_eq!(first.items.len(), 50);
+        let past = tokio::time::timeout(Duration::from_millis(300), open()).await;
+        assert!(past.is_err(), "an export past the readers started at once");
+        drop(unread.pop());
+        let freed = tokio::time::timeout(Duration::from_secs(10), open())
+            .await
+            .expect("an export starts once a reader is free")
+            .unwrap();
+        assert!(freed.collect().await.unwrap().len() >= 3_000);
     }
 }
 

@@ -182,6 +182,31 @@ struct Limits {
         default_value_t = 6000
     )]
     site_activities_per_minute: u32,
+    /// Exports one viewer (a person in an account) may have open at once (0: no limit).
+    #[arg(long, env = "SITETRAIL_EXPORTS_PER_VIEWER", default_value_t = 2)]
+    exports_per_viewer: u32,
+    /// Exports open at once on this server; one account holds at most half (0: no limit).
+    #[arg(long, env = "SITETRAIL_EXPORTS_TOTAL", default_value_t = 8)]
+    exports_total: u32,
+    /// Live streams one viewer may have open at once (0: no limit).
+    #[arg(long, env = "SITETRAIL_STREAMS_PER_VIEWER", default_value_t = 5)]
+    streams_per_viewer: u32,
+    /// Live streams open at once on this server; one account holds at most half (0: no limit).
+    #[arg(long, env = "SITETRAIL_STREAMS_TOTAL", default_value_t = 500)]
+    streams_total: u32,
+    /// Connections open at once; past it, new ones wait until one closes.
+    #[arg(long, env = "SITETRAIL_MAX_CONNECTIONS", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: u32,
+    /// Seconds a request's head may take to arrive, also between requests on a kept-alive
+    /// connection.
+    #[arg(long, env = "SITETRAIL_HEADER_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    header_timeout: u64,
+    /// Seconds a request's whole body may take to arrive once its head has.
+    #[arg(long, env = "SITETRAIL_BODY_TIMEOUT", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    body_timeout: u64,
+    /// Seconds a write to a client may make no progress before its connection is closed.
+    #[arg(long, env = "SITETRAIL_WRITE_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    write_timeout: u64,
     /// Seconds between signed checkpoints of the chains.
     #[arg(long, env = "SITETRAIL_CHECKPOINT_EVERY", default_value_t = 300)]
     checkpoint_every: u64,
@@ -196,6 +221,16 @@ impl Limits {
             publisher_per_second: self.rate_publisher,
             viewer_per_second: self.rate_viewer,
             site_activities_per_minute: self.site_activities_per_minute,
+            exports_per_viewer: self.exports_per_viewer,
+            exports_total: self.exports_total,
+            streams_per_viewer: self.streams_per_viewer,
+            streams_total: self.streams_total,
+        };
+        config.serving = sitetrail_server::Serving {
+            max_connections: self.max_connections as usize,
+            header_timeout: std::time::Duration::from_secs(self.header_timeout),
+            body_timeout: std::time::Duration::from_secs(self.body_timeout),
+            write_timeout: std::time::Duration::from_secs(self.write_timeout),
         };
         config.checkpoint_every = std::time::Duration::from_secs(self.checkpoint_every.max(1));
         config.retention_every = std::time::Duration::from_secs(self.retention_every.max(1));

@@ -18,6 +18,7 @@ use crate::api::site_scope;
 use crate::auth::ViewerAuth;
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiQuery;
+use crate::limits::Slot;
 
 /// The size of the body's chunks.
 const CHUNK_BYTES: usize = 64 * 1024;
@@ -56,7 +57,8 @@ pub enum Format {
     responses((status = 200, content_type = "text/csv", description = "CSV with the header Created,User,Service,Activity,Status,Description,Completed"),
         (status = 200, content_type = "application/x-ndjson", description = "One activity per line"),
         (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody),
-        (status = 422, body = crate::error::ErrorBody)),
+        (status = 422, body = crate::error::ErrorBody),
+        (status = 429, body = crate::error::ErrorBody, description = "Too many exports open at once")),
     security(("viewer_token" = [])))]
 pub async fn export(
     State(state): State<AppState>,
@@ -71,12 +73,21 @@ pub async fn export(
         _ => return Err(ApiError::Invalid("format: expected csv or ndjson".into())),
     };
     let filter = ActivityFilter::parse(&q.raw, viewer.audience)?;
-    Ok(stream_export(state, scope, viewer.audience, filter, format))
+    let slot = state.limits.export(&viewer)?;
+    Ok(stream_export(
+        state,
+        slot,
+        scope,
+        viewer.audience,
+        filter,
+        format,
+    ))
 }
 
-/// The export as a streamed response; also used by the dashboard's export link.
+/// The export as a streamed response, holding its `slot` until the body ends or is dropped.
 pub fn stream_export(
     state: AppState,
+    slot: Slot,
     scope: Scope,
     audience: Audience,
     filter: ActivityFilter,
@@ -92,6 +103,7 @@ pub fn stream_export(
         Format::Ndjson => ExportColumns::All,
     };
     let stream = async_stream::stream! {
+        let _slot = slot;
         let stopped = || std::io::Error::other("the export stopped early");
         let mut out = Rendered::new(format);
         let mut activities = match state.store.export(&scope, audience, &filter, columns).await {

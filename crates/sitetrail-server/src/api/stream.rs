@@ -12,7 +12,7 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use serde::Deserialize;
 use sitetrail_core::{Audience, SiteId, view};
 use sitetrail_store::{Change, ChangeKind};
@@ -36,7 +36,8 @@ pub fn router() -> Router<AppState> {
         ("after" = Option<i64>, Query, description = "Resume after this change number when no Last-Event-ID is sent")),
     responses((status = 200, content_type = "text/event-stream",
             description = "Events activity.created and activity.ended; data is the activity"),
-        (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)),
+        (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody),
+        (status = 429, body = crate::error::ErrorBody, description = "Too many live streams open at once")),
     security(("viewer_token" = [])))]
 pub async fn stream(
     State(state): State<AppState>,
@@ -64,7 +65,11 @@ pub async fn stream(
     // answered, not when the body is first read: what commits in between is replayed.
     let last = last.or(query.after).unwrap_or_else(|| state.feed.head());
     let site = scope.site.expect("a site scope names its site");
-    let events = site_events(state, site, viewer.audience, last);
+    let slot = state.limits.stream(&viewer)?;
+    // The stream holds its slot until the client goes.
+    let events = site_events(state, site, viewer.audience, last).inspect(move |_| {
+        let _ = &slot;
+    });
     Ok(Sse::new(events)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response())

@@ -112,12 +112,35 @@ pub async fn start_with(
     key: Option<String>,
     limits: RateLimits,
 ) -> TestApp {
+    start_configured(data_dir, database, key, |c| c.limits = limits).await
+}
+
+/// A seeded server whose configuration `configure` changes (rate limits off unless it sets
+/// them).
+pub async fn spawn_app_configured(configure: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let mut app = start_configured(dir.path().to_owned(), fresh_database().await, None, |c| {
+        c.limits = RateLimits::OFF;
+        configure(c)
+    })
+    .await;
+    app._dir = Some(dir);
+    app.seed().await;
+    app
+}
+
+pub async fn start_configured(
+    data_dir: PathBuf,
+    database: Option<Arc<ScratchDatabase>>,
+    key: Option<String>,
+    configure: impl FnOnce(&mut Config),
+) -> TestApp {
     let mut config = Config::new(
         "127.0.0.1:0".parse().unwrap(),
         data_dir.clone(),
         database.as_ref().map(|d| d.url().to_owned()),
     );
-    config.limits = limits;
+    configure(&mut config);
     let app = App::build(config).await.unwrap();
     let base = format!("http://{}", app.address());
     let tokens = app.state.tokens.clone();

@@ -12,10 +12,14 @@ use std::time::Duration;
 use serde_json::json;
 
 /// The rate limits, set so high that a suite's server never answers 429.
-const UNLIMITED: [&str; 3] = [
+const UNLIMITED: [&str; 7] = [
     "SITETRAIL_RATE_PUBLISHER",
     "SITETRAIL_RATE_VIEWER",
     "SITETRAIL_SITE_ACTIVITIES_PER_MINUTE",
+    "SITETRAIL_EXPORTS_PER_VIEWER",
+    "SITETRAIL_EXPORTS_TOTAL",
+    "SITETRAIL_STREAMS_PER_VIEWER",
+    "SITETRAIL_STREAMS_TOTAL",
 ];
 
 pub fn sitetrail() -> Command {
