@@ -1,11 +1,13 @@
 //! sitetrail's staging engine.
 
 pub mod config;
+pub mod confined;
 pub mod copy;
 pub mod db;
 pub mod engine;
 pub mod lock;
 pub mod mysql;
+pub mod private;
 pub mod snapshot;
 pub mod sqlite_db;
 pub mod tree;

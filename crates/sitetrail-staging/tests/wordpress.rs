@@ -15,6 +15,9 @@ use sitetrail_staging::{Engine, Operation, PushScope};
 use sitetrail_store::DynStore;
 use sitetrail_store::sqlite::SqliteStore;
 
+#[path = "hostile/files.rs"]
+mod hostile_files;
+
 struct Fixture {
     dir: tempfile::TempDir,
     store: DynStore,
