@@ -843,7 +843,7 @@ impl Engine {
     async fn pause_point(&self, activity: &ActivityId, point: &str) {
         if std::env::var("SITETRAIL_TEST_PAUSE_AT").is_ok_and(|p| p == point) {
             let marker = self.journal_path(activity).with_extension("paused");
-            let _ = std::fs::write(&marker, point);
+            let _ = crate::private::write(&marker, point.as_bytes());
             tokio::time::sleep(std::time::Duration::from_secs(600)).await;
         }
     }
@@ -857,10 +857,9 @@ impl Engine {
 
     fn write_journal(&self, j: &Journal) -> anyhow::Result<()> {
         let path = self.journal_path(&j.activity);
-        std::fs::create_dir_all(path.parent().expect("has a parent"))?;
+        crate::private::dir_all(path.parent().expect("has a parent"))?;
         let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(j)?)?;
-        std::fs::File::open(&tmp)?.sync_all()?;
+        crate::private::write(&tmp, &serde_json::to_vec_pretty(j)?)?;
         std::fs::rename(&tmp, &path)?;
         Ok(())
     }

@@ -417,3 +417,45 @@ fn packing_a_tree_while_files_are_swapped_for_links_never_packs_what_they_point_
         },
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sitetrails_own_files_are_private_and_a_docroots_config_is_not_world_readable() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = two_sites().await;
+    for op in [
+        Operation::CreateStaging,
+        backup_of_live(),
+        Operation::PushToLive {
+            scope: PushScope::Site,
+            keep_staging: true,
+        },
+    ] {
+        let ended = t.run(op).await;
+        assert_eq!(ended.status, Status::Completed, "{:?}", ended.error);
+    }
+    let data = t.dir.path().join("data");
+    let mut seen = (0, 0);
+    for entry in walkdir::WalkDir::new(&data).follow_links(false) {
+        let entry = entry.unwrap();
+        let mode = entry.metadata().unwrap().permissions().mode() & 0o777;
+        if entry.file_type().is_dir() {
+            assert_eq!(mode, 0o700, "{}", entry.path().display());
+            seen.0 += 1;
+        } else {
+            assert_eq!(mode, 0o600, "{}", entry.path().display());
+            seen.1 += 1;
+        }
+    }
+    assert!(
+        seen.0 >= 5 && seen.1 >= 6,
+        "snapshots, locks and their directories were checked: {seen:?}"
+    );
+    for file in ["wp-config.php", "wp-content/database/.ht.sqlite"] {
+        let mode = std::fs::metadata(t.staging_docroot().join(file))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o640, "staging's {file}");
+    }
+}
