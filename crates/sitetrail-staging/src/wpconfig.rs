@@ -84,8 +84,8 @@ pub fn read(docroot: &Path) -> anyhow::Result<WpConfig> {
     let link = |what: &str, detail: String| {
         refusal(
             format!(
-                "{what} is a link; sitetrail never reads or writes through links: replace it \
-                 with a regular file"
+                "{what} is a link (or is reached through one); sitetrail never reads or writes \
+                 through links: replace it with a regular file of the site's own"
             ),
             detail,
         )
@@ -396,6 +396,80 @@ require_once ABSPATH . 'wp-settings.php';
         assert!(matches!(parse(&bad), Err(ConfigError::BadPrefix(_))));
         let interpolated = SAMPLE.replace("\"shop\"", "\"$user\"");
         assert_eq!(parse(&interpolated).unwrap().user, "");
+    }
+
+    /// A docroot on SQLite whose `wp-config.php` adds `extra`.
+    fn sqlite_docroot(root: &Path, extra: &str) -> PathBuf {
+        let docroot = root.join("site");
+        std::fs::create_dir_all(docroot.join("wp-content/database")).unwrap();
+        std::fs::write(docroot.join("wp-content/db.php"), "<?php").unwrap();
+        std::fs::write(
+            docroot.join("wp-config.php"),
+            SAMPLE.replace("$table_prefix", &format!("{extra}\n$table_prefix")),
+        )
+        .unwrap();
+        docroot
+    }
+
+    fn refused(r: anyhow::Result<WpConfig>) -> String {
+        let e = r.unwrap_err();
+        assert!(
+            e.chain().any(|c| c.is::<crate::confined::Refusal>()),
+            "{e:#}"
+        );
+        e.to_string()
+    }
+
+    #[test]
+    fn the_sqlite_database_must_be_inside_the_docroot() {
+        let dir = tempfile::tempdir().unwrap();
+        let docroot = sqlite_docroot(dir.path(), "");
+        assert_eq!(
+            read(&docroot).unwrap().sqlite_file,
+            Some(docroot.join("wp-content/database/.ht.sqlite"))
+        );
+        let inside = format!(
+            "define('DB_DIR', '{}/wp-content/db2/'); define('DB_FILE', 'shop.sqlite');",
+            docroot.display()
+        );
+        let docroot = sqlite_docroot(dir.path(), &inside);
+        assert_eq!(
+            read(&docroot).unwrap().sqlite_file,
+            Some(docroot.join("wp-content/db2/shop.sqlite"))
+        );
+        let victim = dir.path().join("victim/wp-content/database");
+        for extra in [
+            format!("define('DB_DIR', '{}/');", victim.display()),
+            format!("define('DB_DIR', '{}/../victim/');", docroot.display()),
+            "define('DB_DIR', 'wp-content/database/');".to_owned(),
+            "define('DB_FILE', '../../../victim/wp-content/database/.ht.sqlite');".to_owned(),
+            "define('DB_FILE', 'sub/.ht.sqlite');".to_owned(),
+        ] {
+            let docroot = sqlite_docroot(dir.path(), &extra);
+            let reason = refused(read(&docroot));
+            assert!(!reason.contains('/'), "{reason}");
+        }
+        let docroot = sqlite_docroot(dir.path(), "");
+        std::fs::remove_dir(docroot.join("wp-content/database")).unwrap();
+        std::fs::create_dir_all(&victim).unwrap();
+        std::os::unix::fs::symlink(&victim, docroot.join("wp-content/database")).unwrap();
+        refused(read(&docroot));
+    }
+
+    #[test]
+    fn wp_config_is_read_beneath_the_docroot_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let docroot = dir.path().join("site");
+        std::fs::create_dir(&docroot).unwrap();
+        // WordPress's fallback one level up is outside the environment: not read.
+        std::fs::write(dir.path().join("wp-config.php"), SAMPLE).unwrap();
+        assert!(read(&docroot).unwrap_err().is::<NoConfig>());
+        std::os::unix::fs::symlink(
+            dir.path().join("wp-config.php"),
+            docroot.join("wp-config.php"),
+        )
+        .unwrap();
+        assert!(refused(read(&docroot)).starts_with("wp-config.php is a link"));
     }
 
     proptest::proptest! {
