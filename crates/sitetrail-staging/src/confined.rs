@@ -363,6 +363,111 @@ pub fn os(name: &CStr) -> &OsStr {
     OsStr::from_bytes(name.to_bytes())
 }
 
+/// A site's SQLite database, pinned for SQLite to open. SQLite opens files by path, and a
+/// path inside a docroot can be changed into a link at any moment; so the file (and its
+/// `-journal`, `-wal`, `-shm`, so that a reader sees what WordPress's readers see) is
+/// hard-linked by name from its directory's fd, never following a link, into a private
+/// directory beside the docroot, and checked to be the regular file that was opened. SQLite
+/// then opens the very file that was checked, and shares its locks with WordPress. The
+/// directory (links only) is removed when this is dropped.
+pub struct PinnedFile {
+    dir: PathBuf,
+    path: PathBuf,
+}
+
+impl PinnedFile {
+    const NAME: &'static str = "database.sqlite";
+
+    pub fn new(docroot: &Path, file: &Path) -> anyhow::Result<PinnedFile> {
+        let refuse = |detail: String| {
+            refusal(
+                "the SQLite database's path passes through a link or is not a file; sitetrail \
+                 never follows links: keep the database in a directory of the site's own",
+                detail,
+            )
+        };
+        let rel = file
+            .strip_prefix(docroot)
+            .ok()
+            .and_then(relative)
+            .filter(|r| r.file_name().is_some())
+            .ok_or_else(|| {
+                refuse(format!(
+                    "{} is outside {}",
+                    file.display(),
+                    docroot.display()
+                ))
+            })?;
+        let name = rel.file_name().expect("checked above");
+        let from = Root::open(docroot)
+            .and_then(|r| r.dir(rel.parent().unwrap_or(Path::new(""))))
+            .map_err(|e| refuse(format!("{}: {e}", file.display())))?;
+        let checked = from
+            .open_file(Path::new(name))
+            .map_err(|e| refuse(format!("{}: {e}", file.display())))?
+            .metadata()?;
+        let parent = docroot
+            .parent()
+            .ok_or_else(|| anyhow::anyhow!("a docroot has a parent"))?;
+        let mut r = [0u8; 6];
+        getrandom::fill(&mut r).map_err(|e| anyhow::anyhow!("randomness: {e}"))?;
+        let dir = parent.join(format!(
+            ".{}.aside-read-{}",
+            docroot.file_name().unwrap_or_default().to_string_lossy(),
+            hex::encode(r)
+        ));
+        std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
+            .create(&dir)
+            .map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
+        let pinned = PinnedFile {
+            path: dir.join(Self::NAME),
+            dir,
+        };
+        let to = Root::open(&pinned.dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+        for suffix in ["", "-journal", "-wal", "-shm"] {
+            let mut from_name = name.to_owned();
+            from_name.push(suffix);
+            let to_name = format!("{}{suffix}", Self::NAME);
+            match rustix::fs::linkat(&from, &from_name, &to, &to_name, AtFlags::empty()) {
+                Ok(()) => {}
+                Err(Errno::NOENT) if !suffix.is_empty() => continue,
+                Err(e) => {
+                    return Err(anyhow::anyhow!("pinning {}{suffix}: {e}", file.display()));
+                }
+            }
+            // What was linked is what was checked: a regular file, not a link put there since.
+            let linked = to.open_file(Path::new(&to_name));
+            let same = match (&linked, suffix) {
+                (Ok(f), "") => {
+                    let m = f.metadata()?;
+                    use std::os::unix::fs::MetadataExt;
+                    m.dev() == checked.dev() && m.ino() == checked.ino()
+                }
+                (Ok(_), _) => true,
+                (Err(_), _) => false,
+            };
+            if !same {
+                return Err(refuse(format!(
+                    "{}{suffix} changed while it was read",
+                    file.display()
+                )));
+            }
+        }
+        Ok(pinned)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for PinnedFile {
+    fn drop(&mut self) {
+        // Only links live here: removing them leaves the site's files as they are.
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -445,6 +550,45 @@ mod tests {
             .unwrap();
         assert!(root.join("wp-content/uploads/2026").is_dir());
         assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_pinned_database_is_the_file_checked_and_a_link_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let docroot = dir.path().join("site");
+        std::fs::create_dir_all(docroot.join("wp-content/database")).unwrap();
+        let db = docroot.join("wp-content/database/.ht.sqlite");
+        std::fs::write(&db, "rows").unwrap();
+        std::fs::write(docroot.join("wp-content/database/.ht.sqlite-journal"), "j").unwrap();
+        {
+            let pinned = PinnedFile::new(&docroot, &db).unwrap();
+            assert_eq!(std::fs::read(pinned.path()).unwrap(), b"rows");
+            let journal = pinned.path().with_file_name("database.sqlite-journal");
+            assert_eq!(std::fs::read(journal).unwrap(), b"j");
+            // The site changes its directory into a link now: the pin still holds its own file.
+            std::fs::rename(
+                docroot.join("wp-content/database"),
+                dir.path().join("moved"),
+            )
+            .unwrap();
+            std::fs::create_dir(dir.path().join("victim")).unwrap();
+            std::fs::write(dir.path().join("victim/.ht.sqlite"), "victim").unwrap();
+            std::os::unix::fs::symlink(
+                dir.path().join("victim"),
+                docroot.join("wp-content/database"),
+            )
+            .unwrap();
+            assert_eq!(std::fs::read(pinned.path()).unwrap(), b"rows");
+        }
+        assert!(
+            PinnedFile::new(&docroot, &db).is_err(),
+            "a linked directory is refused"
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            3,
+            "site, moved and victim: no pin left behind"
+        );
     }
 
     #[test]

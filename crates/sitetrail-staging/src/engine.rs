@@ -799,7 +799,11 @@ impl Engine {
         let result = async {
             let (db_sha, db_bytes, db_stats) = {
                 let _t = ctx.phase(&format!("backing up {}'s database", env.which), 0);
-                db.dump(&env.config.prefix, &dir, &|n| ctx.advance(n))
+                let (_pin, pinned) = pinned(&env.docroot, db)?;
+                pinned
+                    .as_ref()
+                    .unwrap_or(db)
+                    .dump(&env.config.prefix, &dir, &|n| ctx.advance(n))
                     .await?
             };
             let (files_sha, files) = {
@@ -1068,7 +1072,9 @@ impl Engine {
                 let db_dir = new_db_dir(new_dir, &new_db)?;
                 let from_url = match source {
                     Source::Env(env, SiteDb::Sqlite(src)) => {
-                        crate::sqlite_db::copy(src, &new_db, confined::DOCROOT_FILE_MODE).await?;
+                        let pin = confined::PinnedFile::new(&env.docroot, src)?;
+                        crate::sqlite_db::copy(pin.path(), &new_db, confined::DOCROOT_FILE_MODE)
+                            .await?;
                         (env.url.to_string(), env.config.prefix.clone())
                     }
                     Source::Env(_, other) => {
@@ -1284,7 +1290,12 @@ impl Engine {
             .staging_area(&format!("template-{name}"))?;
         let result = async {
             progress("database");
-            let (db_sha, db_bytes, db_stats) = db.dump(&config.prefix, &dir, &|_| {}).await?;
+            let (_pin, pinned) = pinned(docroot, &db)?;
+            let (db_sha, db_bytes, db_stats) = pinned
+                .as_ref()
+                .unwrap_or(&db)
+                .dump(&config.prefix, &dir, &|_| {})
+                .await?;
             progress("files");
             let (src, out) = (docroot.to_owned(), dir.join(snapshot::FILES));
             let (files_sha, files) =
@@ -1508,6 +1519,23 @@ impl ReplaceStats {
         if let Some(f) = self.files {
             details.insert("files".into(), json!(f));
         }
+    }
+}
+
+/// A SQLite site's database as SQLite may open it: pinned (see `confined::PinnedFile`), so
+/// that a link put in the docroot since the configuration was read is not followed. Keep the
+/// pin while the copy is used.
+fn pinned(
+    docroot: &Path,
+    db: &SiteDb,
+) -> anyhow::Result<(Option<confined::PinnedFile>, Option<SiteDb>)> {
+    match db {
+        SiteDb::Sqlite(file) => {
+            let pin = confined::PinnedFile::new(docroot, file)?;
+            let copy = SiteDb::Sqlite(pin.path().to_owned());
+            Ok((Some(pin), Some(copy)))
+        }
+        SiteDb::Mysql(_) => Ok((None, None)),
     }
 }
 

@@ -459,3 +459,54 @@ async fn sitetrails_own_files_are_private_and_a_docroots_config_is_not_world_rea
         assert_eq!(mode, 0o640, "staging's {file}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_database_directory_swapped_for_a_link_after_the_config_was_read_is_not_followed() {
+    let t = two_sites().await;
+    let own = t.attacker.docroot.join("wp-content/database");
+    let link = t.attacker.docroot.join("wp-content/.database-link");
+    std::os::unix::fs::symlink(t.victim_db_dir(), &link).unwrap();
+    let before = fingerprint(&t.victim.docroot);
+    let stop = Arc::new(AtomicBool::new(false));
+    let swaps = Arc::new(AtomicU64::new(0));
+    // The directory and the link trade names, again and again, while operations run.
+    let racer = {
+        let (stop, swaps, own, link) = (stop.clone(), swaps.clone(), own.clone(), link.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if sitetrail_staging::tree::exchange(&own, &link).is_ok() {
+                    swaps.fetch_add(1, Ordering::Relaxed);
+                }
+                std::thread::sleep(std::time::Duration::from_micros(200));
+            }
+        })
+    };
+    let mut outcomes = Vec::new();
+    for _ in 0..3 {
+        let _ = std::fs::remove_dir_all(t.staging_docroot());
+        outcomes.push(t.run(Operation::CreateStaging).await.status);
+        outcomes.push(t.run(backup_of_live()).await.status);
+    }
+    stop.store(true, Ordering::Relaxed);
+    racer.join().unwrap();
+    assert!(swaps.load(Ordering::Relaxed) > 0, "the racer ran");
+    assert!(
+        fingerprint(&t.victim.docroot) == before,
+        "the victim's files and database are byte-identical"
+    );
+    for root in [
+        t.attacker.docroot.clone(),
+        t.staging_docroot(),
+        t.dir.path().join("data"),
+    ] {
+        assert_eq!(
+            files_holding(&root, VICTIM_SECRET.as_bytes()),
+            Vec::<PathBuf>::new(),
+            "nothing of the victim's reaches the attacker ({outcomes:?})"
+        );
+    }
+    for a in t.attacker_log().await {
+        let reason = a.error.unwrap_or_default();
+        assert!(!reason.contains('/'), "no server path: {reason}");
+    }
+}
