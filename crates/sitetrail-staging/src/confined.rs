@@ -129,13 +129,9 @@ impl Root {
         open_dir_at(CWD, path.as_os_str())
     }
 
-    pub fn from_fd(fd: OwnedFd) -> Root {
-        Root { fd }
-    }
-
     /// Opens `rel` beneath this directory, refusing links anywhere on the way and any path
     /// that would leave it.
-    pub fn open_beneath(&self, rel: &Path, flags: OFlags, mode: u32) -> Result<OwnedFd, Access> {
+    fn open_beneath(&self, rel: &Path, flags: OFlags, mode: u32) -> Result<OwnedFd, Access> {
         let rel = relative(rel).ok_or(Access::Link)?;
         let rel = if rel.as_os_str().is_empty() {
             PathBuf::from(".")
