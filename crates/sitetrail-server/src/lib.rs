@@ -111,8 +111,7 @@ pub struct App {
 
 /// Opens the store the configuration names, creating the data dir if needed.
 pub async fn open_store(config: &Config) -> anyhow::Result<DynStore> {
-    sitetrail_store::private::create_dir(&config.data_dir)
-        .with_context(|| format!("creating the data dir {}", config.data_dir.display()))?;
+    sitetrail_store::private::create_dir(&config.data_dir)?;
     for loose in sitetrail_store::private::tighten(&config.data_dir) {
         tracing::warn!("sitetrail's own files must be private: {loose}");
     }

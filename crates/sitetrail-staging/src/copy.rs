@@ -188,9 +188,8 @@ pub async fn dump(
     out: &Path,
     progress: &(dyn Fn(u64) + Sync),
 ) -> anyhow::Result<(String, u64, DbStats)> {
-    let file = tokio::fs::File::create(out)
-        .await
-        .with_context(|| format!("creating {}", out.display()))?;
+    // A snapshot's database is private (0600), whatever the umask.
+    let file = tokio::fs::File::from_std(sitetrail_store::private::create_new(out)?);
     let mut w = tokio::io::BufWriter::new(file);
     let mut hash = <sha2::Sha256 as sha2::Digest>::new();
     let mut bytes = 0u64;

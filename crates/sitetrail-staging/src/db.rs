@@ -2,8 +2,6 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
-
 use crate::copy::{self, DbStats};
 use crate::mysql::MysqlDb;
 use crate::policy::DatabasePolicy;
@@ -58,7 +56,7 @@ impl SiteDb {
             }
             SiteDb::Sqlite(path) => {
                 let out = dir.join(DbKind::Sqlite.file());
-                crate::sqlite_db::copy(path, &out).await?;
+                crate::sqlite_db::copy(path, &out, sitetrail_store::private::FILE_MODE).await?;
                 let stats = crate::sqlite_db::stats(&out, prefix).await?;
                 let (sha, bytes) = crate::tree::sha256_file(&out)?;
                 Ok((sha, bytes, stats))
@@ -68,27 +66,24 @@ impl SiteDb {
 }
 
 /// Where a new SQLite database is built for a target whose file is `target_file`: inside the
-/// new tree when the file lives in the docroot (then the one directory swap switches both),
-/// else beside the file.
+/// new tree, so that the one directory swap switches both. A file outside the docroot is
+/// refused (`wpconfig::read` never gives one).
 pub fn sqlite_new_path(
     target_file: &Path,
     docroot: &Path,
     new_dir: &Path,
-    tag: &str,
+    _tag: &str,
 ) -> anyhow::Result<(PathBuf, bool)> {
-    match target_file.strip_prefix(docroot) {
-        Ok(rel) => Ok((new_dir.join(rel), true)),
-        Err(_) => {
-            let name = target_file
-                .file_name()
-                .context("a database file has a name")?;
-            let parent = target_file
-                .parent()
-                .context("a database file has a directory")?;
-            Ok((
-                parent.join(format!(".{}.aside-{tag}", name.to_string_lossy())),
-                false,
-            ))
-        }
-    }
+    let rel = target_file
+        .strip_prefix(docroot)
+        .ok()
+        .and_then(crate::confined::relative)
+        .ok_or_else(|| {
+            crate::confined::refusal(
+                "the SQLite database is outside the site's directory; sitetrail only uses a \
+                 database inside the site's own docroot",
+                format!("{} is outside {}", target_file.display(), docroot.display()),
+            )
+        })?;
+    Ok((new_dir.join(rel), true))
 }

@@ -21,6 +21,7 @@ use sitetrail_core::{
 use sitetrail_store::DynStore;
 use tokio::sync::watch;
 
+use crate::confined;
 use crate::copy::{self, DbStats, Rewrite};
 use crate::db::{self, SiteDb};
 use crate::lock;
@@ -680,6 +681,9 @@ impl Engine {
         let (url, docroot) = Self::env(site, Environment::Staging)?;
         let config = match wpconfig::read(&docroot) {
             Ok(c) => c,
+            Err(e) if e.chain().any(|c| c.is::<confined::Refusal>()) => {
+                return Err(e.context("reading staging's configuration"));
+            }
             Err(_) => self.provision_staging(live, &docroot).await?,
         };
         Ok(Env {
@@ -693,8 +697,15 @@ impl Engine {
     /// Writes staging's `wp-config.php`: live's settings, a new database on live's server,
     /// a prefix of its own and fresh salts.
     async fn provision_staging(&self, live: &Env, docroot: &Path) -> anyhow::Result<WpConfig> {
-        let live_text = std::fs::read_to_string(live.docroot.join("wp-config.php"))
-            .context("reading live's wp-config.php")?;
+        let live_text = confined::Root::open(&live.docroot)
+            .and_then(|r| r.read(Path::new("wp-config.php")))
+            .map_err(|e| {
+                confined::refusal(
+                    "live's wp-config.php could not be read as a regular file in its docroot",
+                    format!("{}/wp-config.php: {e}", live.docroot.display()),
+                )
+            })?;
+        let live_text = String::from_utf8(live_text).context("live's wp-config.php is not text")?;
         let name = crate::policy::staging_name(&live.config.name)
             .map_err(|refusal| anyhow::anyhow!("live's {refusal}"))?;
         let prefix = if live.config.prefix == "stg_" {
@@ -713,8 +724,7 @@ impl Engine {
         }
         std::fs::create_dir_all(docroot)
             .with_context(|| format!("creating {}", docroot.display()))?;
-        let path = docroot.join("wp-config.php");
-        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        write_config(docroot, text.as_bytes(), "staging")?;
         Ok(config)
     }
 
@@ -794,7 +804,11 @@ impl Engine {
         let result = async {
             let (db_sha, db_bytes, db_stats) = {
                 let _t = ctx.phase(&format!("backing up {}'s database", env.which), 0);
-                db.dump(&env.config.prefix, &dir, &|n| ctx.advance(n))
+                let (_pin, pinned) = pinned(&env.docroot, db)?;
+                pinned
+                    .as_ref()
+                    .unwrap_or(db)
+                    .dump(&env.config.prefix, &dir, &|n| ctx.advance(n))
                     .await?
             };
             let (files_sha, files) = {
@@ -838,7 +852,7 @@ impl Engine {
     async fn pause_point(&self, activity: &ActivityId, point: &str) {
         if std::env::var("SITETRAIL_TEST_PAUSE_AT").is_ok_and(|p| p == point) {
             let marker = self.journal_path(activity).with_extension("paused");
-            let _ = std::fs::write(&marker, point);
+            let _ = sitetrail_store::private::write(&marker, point.as_bytes());
             tokio::time::sleep(std::time::Duration::from_secs(600)).await;
         }
     }
@@ -852,10 +866,9 @@ impl Engine {
 
     fn write_journal(&self, j: &Journal) -> anyhow::Result<()> {
         let path = self.journal_path(&j.activity);
-        std::fs::create_dir_all(path.parent().expect("has a parent"))?;
+        sitetrail_store::private::create_dir(path.parent().expect("has a parent"))?;
         let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(j)?)?;
-        std::fs::File::open(&tmp)?.sync_all()?;
+        sitetrail_store::private::write(&tmp, &serde_json::to_vec_pretty(j)?)?;
         std::fs::rename(&tmp, &path)?;
         Ok(())
     }
@@ -1061,10 +1074,12 @@ impl Engine {
                     journal.sqlite_target = Some(target_file.clone());
                     self.write_journal(journal)?;
                 }
+                let db_dir = new_db_dir(new_dir, &new_db)?;
                 let from_url = match source {
                     Source::Env(env, SiteDb::Sqlite(src)) => {
-                        crate::sqlite_db::copy(src, &new_db).await?;
-                        keep_database_dir_guards(src, &new_db);
+                        let pin = confined::PinnedFile::new(&env.docroot, src)?;
+                        crate::sqlite_db::copy(pin.path(), &new_db, confined::DOCROOT_FILE_MODE)
+                            .await?;
                         (env.url.to_string(), env.config.prefix.clone())
                     }
                     Source::Env(_, other) => {
@@ -1073,15 +1088,22 @@ impl Engine {
                     Source::Snapshot(dir, m)
                         if m.database_kind == crate::snapshot::DbKind::Sqlite =>
                     {
-                        std::fs::create_dir_all(new_db.parent().expect("a file has a directory"))?;
-                        std::fs::copy(dir.join(m.database_kind.file()), &new_db)?;
+                        let mut from = std::fs::File::open(dir.join(m.database_kind.file()))?;
+                        let name = new_db.file_name().expect("a file has a name");
+                        db_dir
+                            .create_file(
+                                &std::ffi::CString::new(name.as_encoded_bytes())?,
+                                confined::DOCROOT_FILE_MODE,
+                            )
+                            .map_err(|e| anyhow::anyhow!("creating {}: {e}", new_db.display()))
+                            .and_then(|mut to| Ok(std::io::copy(&mut from, &mut to)?))?;
                         (m.source_url.clone(), m.table_prefix.clone())
                     }
                     Source::Snapshot(_, m) => {
                         return Err(cross(m.database_kind, crate::snapshot::DbKind::Sqlite));
                     }
                 };
-                keep_database_dir_guards(target_file, &new_db);
+                database_dir_guards(&db_dir);
                 let rewrite = Rewrite {
                     url: Some(UrlRewrite::new(&from_url.0, target.url.as_str())?),
                     from_prefix: from_url.1,
@@ -1106,22 +1128,31 @@ impl Engine {
                 // to the same file, so that writes made meanwhile are kept).
                 if let Some(file) = &target.config.sqlite_file
                     && let Ok(rel) = file.strip_prefix(&target.docroot)
-                    && file.is_file()
+                    && confined::Root::open(&target.docroot)
+                        .and_then(|r| r.is_file(rel))
+                        .unwrap_or(false)
                 {
                     let to = new_dir.join(rel);
-                    std::fs::create_dir_all(to.parent().expect("a file has a directory"))?;
-                    std::fs::hard_link(file, &to).context("keeping live's SQLite database")?;
-                    keep_database_dir_guards(file, &to);
+                    let db_dir = new_db_dir(new_dir, &to)?;
+                    let from_dir = confined::Root::open(&target.docroot)
+                        .and_then(|r| r.dir(rel.parent().unwrap_or(Path::new(""))))
+                        .map_err(|e| anyhow::anyhow!("opening live's database directory: {e}"))?;
+                    let name = rel.file_name().expect("a file has a name");
+                    rustix::fs::linkat(
+                        &from_dir,
+                        name,
+                        &db_dir,
+                        name,
+                        rustix::fs::AtFlags::empty(),
+                    )
+                    .context("keeping live's SQLite database")?;
+                    database_dir_guards(&db_dir);
                 }
             }
             Some(SiteDb::Mysql(_)) => {}
         }
         // The target keeps its own configuration.
-        let config = target.docroot.join("wp-config.php");
-        if config.is_file() {
-            std::fs::copy(&config, new_dir.join("wp-config.php"))
-                .context("keeping the target's wp-config.php")?;
-        }
+        keep_config(&target.docroot, new_dir, &target.which.to_string())?;
         journal.new_dir_ino = Some(std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(
             new_dir,
         )?));
@@ -1232,19 +1263,16 @@ impl Engine {
                 let tables = db.tables(&staging.config.prefix).await?;
                 db.drop_tables(&tables).await?;
             }
-            SiteDb::Sqlite(file) if !file.starts_with(&staging.docroot) => {
-                std::fs::remove_file(file).context("removing staging's database")?;
-            }
+            // Inside the docroot (`wpconfig::read` gives no other): it goes with the files.
             SiteDb::Sqlite(_) => {}
         }
         let aside = tree::sibling(&staging.docroot, "removed")?;
         let _ = std::fs::remove_dir_all(&aside);
         std::fs::rename(&staging.docroot, &aside)?;
         std::fs::create_dir(&staging.docroot)?;
-        std::fs::copy(
-            aside.join("wp-config.php"),
-            staging.docroot.join("wp-config.php"),
-        )?;
+        // `remove_dir_all` does not follow links (it unlinks them); the configuration is
+        // copied as `build` keeps a target's.
+        keep_config(&aside, &staging.docroot, "staging")?;
         tree::remove_in_background(aside);
         Ok(())
     }
@@ -1267,7 +1295,12 @@ impl Engine {
             .staging_area(&format!("template-{name}"))?;
         let result = async {
             progress("database");
-            let (db_sha, db_bytes, db_stats) = db.dump(&config.prefix, &dir, &|_| {}).await?;
+            let (_pin, pinned) = pinned(docroot, &db)?;
+            let (db_sha, db_bytes, db_stats) = pinned
+                .as_ref()
+                .unwrap_or(&db)
+                .dump(&config.prefix, &dir, &|_| {})
+                .await?;
             progress("files");
             let (src, out) = (docroot.to_owned(), dir.join(snapshot::FILES));
             let (files_sha, files) =
@@ -1496,24 +1529,118 @@ impl ReplaceStats {
     }
 }
 
+/// A SQLite site's database as SQLite may open it: pinned (see `confined::PinnedFile`), so
+/// that a link put in the docroot since the configuration was read is not followed. Keep the
+/// pin while the copy is used.
+fn pinned(
+    docroot: &Path,
+    db: &SiteDb,
+) -> anyhow::Result<(Option<confined::PinnedFile>, Option<SiteDb>)> {
+    match db {
+        SiteDb::Sqlite(file) => {
+            let pin = confined::PinnedFile::new(docroot, file)?;
+            let copy = SiteDb::Sqlite(pin.path().to_owned());
+            Ok((Some(pin), Some(copy)))
+        }
+        SiteDb::Mysql(_) => Ok((None, None)),
+    }
+}
+
+/// The directory a new SQLite database goes in, made inside the new tree without following a
+/// link on the way.
+fn new_db_dir(new_dir: &Path, new_db: &Path) -> anyhow::Result<confined::Root> {
+    let rel = new_db
+        .strip_prefix(new_dir)
+        .ok()
+        .and_then(|r| r.parent())
+        .context("the new database is inside the new tree")?;
+    confined::Root::open(new_dir)
+        .and_then(|r| r.create_dirs(rel, 0o755))
+        .map_err(|e| match e {
+            confined::Access::Link | confined::Access::WrongKind => confined::refusal(
+                "the site's database directory is a link; sitetrail never writes through links",
+                format!("{}: {e}", new_db.display()),
+            ),
+            e => anyhow::anyhow!("creating the directory of {}: {e}", new_db.display()),
+        })
+}
+
 /// WordPress's SQLite integration guards its database directory with an `.htaccess` and an
-/// `index.php`; a new database directory gets the same.
-fn keep_database_dir_guards(from_file: &Path, to_file: &Path) {
-    let (Some(from), Some(to)) = (from_file.parent(), to_file.parent()) else {
-        return;
-    };
-    for guard in [".htaccess", "index.php"] {
-        if from.join(guard).is_file() && !to.join(guard).exists() {
-            let _ = std::fs::copy(from.join(guard), to.join(guard));
+/// `index.php`; a new database directory gets the same (written as the integration writes
+/// them, never copied from a site's files).
+fn database_dir_guards(dir: &confined::Root) {
+    for (guard, text) in [
+        (c".htaccess", "DENY FROM ALL"),
+        (c"index.php", "<?php // Silence is gold. ?>"),
+    ] {
+        if let Ok(mut f) = dir.create_file(guard, 0o644) {
+            let _ = std::io::Write::write_all(&mut f, text.as_bytes());
         }
     }
+}
+
+/// Writes an environment's `wp-config.php` into its docroot: beside it first, renamed over it,
+/// never through a link (a link there is refused), readable by the owner and group only.
+fn write_config(docroot: &Path, text: &[u8], which: &str) -> anyhow::Result<()> {
+    let root = confined::Root::open(docroot).map_err(|e| {
+        confined::refusal(
+            format!("{which}'s directory is a link; sitetrail never writes through links"),
+            format!("{}: {e}", docroot.display()),
+        )
+    })?;
+    match root.write(
+        Path::new("wp-config.php"),
+        &mut &text[..],
+        confined::DOCROOT_FILE_MODE,
+    ) {
+        Ok(_) => Ok(()),
+        Err(confined::Access::Link) => Err(confined::refusal(
+            format!(
+                "{which}'s wp-config.php is a link; sitetrail never writes through links: \
+                 replace it with a regular file"
+            ),
+            format!("{}/wp-config.php is a link", docroot.display()),
+        )),
+        Err(e) => Err(anyhow::anyhow!(
+            "writing {}/wp-config.php: {e}",
+            docroot.display()
+        )),
+    }
+}
+
+/// Copies an environment's own `wp-config.php` from `from` into the tree that replaces it,
+/// read and written without following a link.
+fn keep_config(from: &Path, to: &Path, which: &str) -> anyhow::Result<()> {
+    let text = match confined::Root::open(from).and_then(|r| r.read(Path::new("wp-config.php"))) {
+        Ok(text) => text,
+        Err(confined::Access::Missing) => return Ok(()),
+        Err(e) => {
+            return Err(confined::refusal(
+                format!(
+                    "{which}'s wp-config.php is a link or not a regular file; sitetrail never \
+                     reads through links: replace it with a regular file"
+                ),
+                format!("{}/wp-config.php: {e}", from.display()),
+            ));
+        }
+    };
+    write_config(to, &text, which).context("keeping the environment's wp-config.php")
 }
 
 /// An error as the activity log keeps it: the whole chain of reasons, with the server's
 /// paths shortened to their last part (readers of the log never see the server's layout;
 /// the full error goes to the server's log).
 pub fn public_reason(e: &anyhow::Error) -> String {
-    let text = format!("{e:#}");
+    // A refusal's own words end the reason: what lies under it names the server's paths.
+    let text = match e.chain().position(|c| c.is::<confined::Refusal>()) {
+        Some(i) => e
+            .chain()
+            .take(i + 1)
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>()
+            .join(": "),
+        None => format!("{e:#}"),
+    };
     let mut out = String::with_capacity(text.len());
     for (i, word) in text.split(' ').enumerate() {
         if i > 0 {
@@ -1555,5 +1682,18 @@ mod tests {
             "creating .live.aside-new-abc: Operation not permitted (os error 1)"
         );
         assert_eq!(public_reason(&anyhow::anyhow!("a / b")), "a / b");
+        let e = confined::refusal(
+            "wp-config.php is a link; replace it with a regular file",
+            "/srv/www/acme/staging/wp-config.php -> /srv/www/victim/index.php",
+        )
+        .context("reading staging's configuration");
+        assert_eq!(
+            public_reason(&e),
+            "reading staging's configuration: wp-config.php is a link; replace it with a regular file"
+        );
+        assert!(
+            format!("{e:?}").contains("/srv/www/victim/index.php"),
+            "the log has it"
+        );
     }
 }

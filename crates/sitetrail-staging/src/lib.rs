@@ -1,6 +1,7 @@
 //! sitetrail's staging engine.
 
 pub mod config;
+pub mod confined;
 pub mod copy;
 pub mod db;
 pub mod engine;

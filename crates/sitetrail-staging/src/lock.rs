@@ -8,7 +8,6 @@ use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use rustix::fs::FlockOperation;
 use sitetrail_core::{ActivityId, SiteId};
 
@@ -23,15 +22,16 @@ pub fn lock_dir(data_dir: &Path) -> PathBuf {
 
 fn open(data_dir: &Path, site: &SiteId) -> anyhow::Result<(File, PathBuf)> {
     let dir = lock_dir(data_dir);
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    sitetrail_store::private::create_dir(&dir)?;
     let path = dir.join(format!("{site}.lock"));
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .with_context(|| format!("opening {}", path.display()))?;
+    let file = sitetrail_store::private::open(
+        &path,
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false),
+    )?;
     Ok((file, path))
 }
 

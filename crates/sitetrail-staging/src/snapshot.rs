@@ -1,6 +1,7 @@
 //! Snapshots (backups and templates): self-describing directories with a manifest, the files
 //! as a tar and the database as JSON lines. A snapshot whose checksums fail is refused before
-//! anything is touched.
+//! anything is touched. Snapshots hold customers' data: their directories are 0700 and their
+//! files 0600, whatever the umask.
 
 use std::path::{Path, PathBuf};
 
@@ -105,16 +106,23 @@ impl Snapshots {
         self.root.join("templates").join(name.as_str())
     }
 
-    /// A directory to write a snapshot into before it is moved into place.
+    /// A new, empty directory to write a snapshot into before it is moved into place (what
+    /// an interrupted write of the same tag left goes first).
     pub fn staging_area(&self, tag: &str) -> anyhow::Result<PathBuf> {
         let dir = self.root.join(".incoming").join(tag);
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("removing {}", dir.display()));
+            }
+            _ => {}
+        }
+        sitetrail_store::private::create_dir(&dir)?;
         Ok(dir)
     }
 
     /// Moves a finished snapshot into place; it becomes visible all at once.
     pub fn publish(&self, written: &Path, to: &Path) -> anyhow::Result<()> {
-        std::fs::create_dir_all(to.parent().expect("snapshot dirs have parents"))?;
+        sitetrail_store::private::create_dir(to.parent().expect("snapshot dirs have parents"))?;
         anyhow::ensure!(!to.exists(), "{} exists already", to.display());
         std::fs::rename(written, to).with_context(|| format!("publishing {}", to.display()))
     }
@@ -165,10 +173,7 @@ pub fn read_manifest(dir: &Path) -> anyhow::Result<Manifest> {
 }
 
 pub fn write_manifest(dir: &Path, m: &Manifest) -> anyhow::Result<()> {
-    let path = dir.join(MANIFEST);
-    std::fs::write(&path, serde_json::to_vec_pretty(m)?)?;
-    std::fs::File::open(&path)?.sync_all()?;
-    Ok(())
+    sitetrail_store::private::write(&dir.join(MANIFEST), &serde_json::to_vec_pretty(m)?)
 }
 
 /// Checks a snapshot's files against its manifest. Nothing is restored from a snapshot that

@@ -29,12 +29,19 @@ fn quote(name: &str) -> anyhow::Result<String> {
     Ok(format!("\"{name}\""))
 }
 
-/// A consistent copy of a live database, even while WordPress writes to it.
-pub async fn copy(src: &Path, dst: &Path) -> anyhow::Result<()> {
-    anyhow::ensure!(!dst.exists(), "{} exists already", dst.display());
-    if let Some(parent) = dst.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
+/// A consistent copy of a live database, even while WordPress writes to it. The copy is a new
+/// file made with exactly `mode` (SQLite would make it world-readable under a usual umask);
+/// its directory must exist.
+pub async fn copy(src: &Path, dst: &Path, mode: u32) -> anyhow::Result<()> {
+    let dir = dst.parent().context("a database file has a directory")?;
+    let name = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(
+        dst.file_name().context("a database file has a name")?,
+    ))?;
+    // Made empty first, exclusively and without following a link: VACUUM INTO fills an
+    // empty file.
+    crate::confined::Root::open(dir)
+        .and_then(|d| d.create_file(&name, mode))
+        .map_err(|e| anyhow::anyhow!("creating {}: {e}", dst.display()))?;
     let mut conn = open(src, false).await?;
     sqlx::query("VACUUM INTO ?")
         .bind(dst.to_string_lossy().into_owned())

@@ -104,31 +104,131 @@ pub fn parse_db_host(s: &str) -> DbHost {
     }
 }
 
-/// Reads a docroot's `wp-config.php` (or the one in its parent, as WordPress allows).
+/// Where WordPress's SQLite integration keeps its database when `wp-config.php` does not say.
+pub const SQLITE_DIR: &str = "wp-content/database";
+pub const SQLITE_FILE: &str = ".ht.sqlite";
+
+/// Reads a docroot's `wp-config.php`, opened beneath the docroot without following a link.
+///
+/// WordPress also looks for `wp-config.php` in the docroot's parent; sitetrail does not: that
+/// directory is outside the environment (it may be shared with other sites), so a docroot
+/// without its own `wp-config.php` has none. Under the SQLite integration, `DB_DIR` and
+/// `DB_FILE` must name a file inside the docroot, reached without a link; anything else is
+/// refused, never followed.
 pub fn read(docroot: &Path) -> anyhow::Result<WpConfig> {
-    let path = [
-        docroot.join("wp-config.php"),
-        docroot.join("../wp-config.php"),
-    ]
-    .into_iter()
-    .find(|p| p.is_file())
-    .ok_or_else(|| anyhow::anyhow!("no wp-config.php in {}", docroot.display()))?;
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+    use crate::confined::{Access, Root, refusal};
+    let link = |what: &str, detail: String| {
+        refusal(
+            format!(
+                "{what} is a link (or is reached through one); sitetrail never reads or writes \
+                 through links: replace it with a regular file of the site's own"
+            ),
+            detail,
+        )
+    };
+    let root = match Root::open(docroot) {
+        Ok(r) => r,
+        Err(Access::Link) => {
+            return Err(link(
+                "the environment's directory",
+                format!("{} is a link", docroot.display()),
+            ));
+        }
+        Err(Access::Missing) => return Err(anyhow::Error::new(NoConfig)),
+        Err(e) => return Err(anyhow::anyhow!("opening {}: {e}", docroot.display())),
+    };
+    let text = match root.read(Path::new("wp-config.php")) {
+        Ok(bytes) => String::from_utf8(bytes)
+            .map_err(|_| anyhow::anyhow!("wp-config.php is not UTF-8 text"))?,
+        Err(Access::Missing) => return Err(anyhow::Error::new(NoConfig)),
+        Err(Access::Link) => {
+            return Err(link(
+                "wp-config.php",
+                format!("{}/wp-config.php is a link", docroot.display()),
+            ));
+        }
+        Err(Access::WrongKind) => {
+            return Err(refusal(
+                "wp-config.php is not a regular file: replace it with one",
+                format!("{}/wp-config.php is not a regular file", docroot.display()),
+            ));
+        }
+        Err(Access::Io(e)) => {
+            return Err(anyhow::anyhow!(
+                "reading {}/wp-config.php: {e}",
+                docroot.display()
+            ));
+        }
+    };
     let mut config = parse(&text)?;
-    if docroot.join("wp-content/db.php").is_file() {
-        let consts = constants(&text);
-        let dir = consts
-            .get("DB_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| docroot.join("wp-content/database"));
-        let file = consts
-            .get("DB_FILE")
-            .cloned()
-            .unwrap_or_else(|| ".ht.sqlite".to_owned());
-        config.sqlite_file = Some(dir.join(file));
+    let dropin = root.is_file(Path::new("wp-content/db.php")).map_err(|e| {
+        link(
+            "wp-content/db.php",
+            format!("{}/wp-content/db.php: {e}", docroot.display()),
+        )
+    })?;
+    if dropin {
+        let rel = sqlite_location(docroot, &constants(&text))?;
+        match root.open_file(&rel) {
+            Ok(_) | Err(Access::Missing) => {}
+            Err(e) => {
+                return Err(refusal(
+                    "the SQLite database's path passes through a link or is not a file; \
+                     sitetrail never follows links: keep the database in a directory of the \
+                     site's own",
+                    format!("{}: {e}", docroot.join(&rel).display()),
+                ));
+            }
+        }
+        config.sqlite_file = Some(docroot.join(rel));
     }
     Ok(config)
+}
+
+/// A docroot has no `wp-config.php` of its own (staging not made yet).
+#[derive(Debug, thiserror::Error)]
+#[error("the environment has no wp-config.php")]
+pub struct NoConfig;
+
+/// The SQLite database's path inside the docroot, from `DB_DIR` and `DB_FILE` as written. A
+/// `DB_DIR` must be the docroot or a directory under it, named through the docroot's path as
+/// registered; `DB_FILE` one name. Anything else (another site's directory, `..`, a relative
+/// `DB_DIR` WordPress would resolve from wherever PHP runs) is refused.
+fn sqlite_location(docroot: &Path, consts: &HashMap<String, String>) -> anyhow::Result<PathBuf> {
+    let refuse = |what: &str, value: &str| {
+        crate::confined::refusal(
+            format!(
+                "wp-config.php's {what} names a place outside the site's directory; \
+                 sitetrail only uses a SQLite database inside the site's own docroot"
+            ),
+            format!("{}: {what} = {value:?}", docroot.display()),
+        )
+    };
+    let dir = match consts.get("DB_DIR") {
+        None => PathBuf::from(SQLITE_DIR),
+        Some(value) => {
+            let inside = Path::new(value)
+                .strip_prefix(docroot)
+                .ok()
+                .filter(|_| Path::new(value).is_absolute())
+                .and_then(crate::confined::relative);
+            inside.ok_or_else(|| refuse("DB_DIR", value))?
+        }
+    };
+    let file = match consts.get("DB_FILE") {
+        None => SQLITE_FILE.to_owned(),
+        Some(value) => {
+            let one_name = matches!(
+                Path::new(value).components().collect::<Vec<_>>().as_slice(),
+                [std::path::Component::Normal(_)]
+            ) && !value.contains('/');
+            if !one_name {
+                return Err(refuse("DB_FILE", value));
+            }
+            value.clone()
+        }
+    };
+    Ok(dir.join(file))
 }
 
 pub fn parse(text: &str) -> Result<WpConfig, ConfigError> {
@@ -350,6 +450,80 @@ require_once ABSPATH . 'wp-settings.php';
         assert!(matches!(parse(&bad), Err(ConfigError::BadPrefix(_))));
         let interpolated = SAMPLE.replace("\"shop\"", "\"$user\"");
         assert_eq!(parse(&interpolated).unwrap().user, "");
+    }
+
+    /// A docroot on SQLite whose `wp-config.php` adds `extra`.
+    fn sqlite_docroot(root: &Path, extra: &str) -> PathBuf {
+        let docroot = root.join("site");
+        std::fs::create_dir_all(docroot.join("wp-content/database")).unwrap();
+        std::fs::write(docroot.join("wp-content/db.php"), "<?php").unwrap();
+        std::fs::write(
+            docroot.join("wp-config.php"),
+            SAMPLE.replace("$table_prefix", &format!("{extra}\n$table_prefix")),
+        )
+        .unwrap();
+        docroot
+    }
+
+    fn refused(r: anyhow::Result<WpConfig>) -> String {
+        let e = r.unwrap_err();
+        assert!(
+            e.chain().any(|c| c.is::<crate::confined::Refusal>()),
+            "{e:#}"
+        );
+        e.to_string()
+    }
+
+    #[test]
+    fn the_sqlite_database_must_be_inside_the_docroot() {
+        let dir = tempfile::tempdir().unwrap();
+        let docroot = sqlite_docroot(dir.path(), "");
+        assert_eq!(
+            read(&docroot).unwrap().sqlite_file,
+            Some(docroot.join("wp-content/database/.ht.sqlite"))
+        );
+        let inside = format!(
+            "define('DB_DIR', '{}/wp-content/db2/'); define('DB_FILE', 'shop.sqlite');",
+            docroot.display()
+        );
+        let docroot = sqlite_docroot(dir.path(), &inside);
+        assert_eq!(
+            read(&docroot).unwrap().sqlite_file,
+            Some(docroot.join("wp-content/db2/shop.sqlite"))
+        );
+        let victim = dir.path().join("victim/wp-content/database");
+        for extra in [
+            format!("define('DB_DIR', '{}/');", victim.display()),
+            format!("define('DB_DIR', '{}/../victim/');", docroot.display()),
+            "define('DB_DIR', 'wp-content/database/');".to_owned(),
+            "define('DB_FILE', '../../../victim/wp-content/database/.ht.sqlite');".to_owned(),
+            "define('DB_FILE', 'sub/.ht.sqlite');".to_owned(),
+        ] {
+            let docroot = sqlite_docroot(dir.path(), &extra);
+            let reason = refused(read(&docroot));
+            assert!(!reason.contains('/'), "{reason}");
+        }
+        let docroot = sqlite_docroot(dir.path(), "");
+        std::fs::remove_dir(docroot.join("wp-content/database")).unwrap();
+        std::fs::create_dir_all(&victim).unwrap();
+        std::os::unix::fs::symlink(&victim, docroot.join("wp-content/database")).unwrap();
+        refused(read(&docroot));
+    }
+
+    #[test]
+    fn wp_config_is_read_beneath_the_docroot_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let docroot = dir.path().join("site");
+        std::fs::create_dir(&docroot).unwrap();
+        // WordPress's fallback one level up is outside the environment: not read.
+        std::fs::write(dir.path().join("wp-config.php"), SAMPLE).unwrap();
+        assert!(read(&docroot).unwrap_err().is::<NoConfig>());
+        std::os::unix::fs::symlink(
+            dir.path().join("wp-config.php"),
+            docroot.join("wp-config.php"),
+        )
+        .unwrap();
+        assert!(refused(read(&docroot)).starts_with("wp-config.php is a link"));
     }
 
     proptest::proptest! {

@@ -17,6 +17,8 @@ use sitetrail_store::sqlite::SqliteStore;
 
 #[path = "hostile/databases.rs"]
 mod hostile_databases;
+#[path = "hostile/files.rs"]
+mod hostile_files;
 
 struct Fixture {
     dir: tempfile::TempDir,

@@ -294,10 +294,8 @@ impl CheckpointKey {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let mut seed = [0u8; 32];
                 getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("{e}"))?;
-                crate::private::create_dir(dir)
-                    .with_context(|| format!("creating {}", dir.display()))?;
-                crate::private::write_new(&path, &seed)
-                    .with_context(|| format!("creating {}", path.display()))?;
+                crate::private::create_dir(dir)?;
+                crate::private::write_new(&path, &seed)?;
                 Ok(CheckpointKey(SigningKey::from_bytes(&seed)))
             }
             Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),

@@ -5,10 +5,12 @@
 //! Files are made private when they are created ([`create_dir`], [`write_new`]); at start
 //! [`tighten`] checks what is already there, fixes what it can and reports it.
 
-use std::fs::{DirBuilder, OpenOptions};
+use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+
+use anyhow::Context;
 
 /// What sitetrail keeps in its data dir. Anything else there (the demo's WordPress
 /// docroots, an operator's own files) is not sitetrail's to change.
@@ -27,37 +29,65 @@ pub const OWN_ENTRIES: &[&str] = &[
 pub const DIR_MODE: u32 = 0o700;
 pub const FILE_MODE: u32 = 0o600;
 
-/// Creates `path` and its missing parents with mode 0700 (the umask can only remove bits).
-pub fn create_dir(path: &Path) -> std::io::Result<()> {
+/// Creates `path` and its missing parents, each 0700 (the umask can only remove bits).
+pub fn create_dir(path: &Path) -> anyhow::Result<()> {
     DirBuilder::new()
         .recursive(true)
         .mode(DIR_MODE)
         .create(path)
+        .with_context(|| format!("creating {}", path.display()))
 }
 
-/// Writes a new file of mode 0600; an existing file or a link in its place is an error.
-pub fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
+/// Opens a file for writing with `options`, never through a link; made 0600, and set to
+/// 0600 if it was there already.
+pub fn open(path: &Path, options: &mut OpenOptions) -> anyhow::Result<File> {
+    let file = options
         .mode(FILE_MODE)
-        .open(path)?;
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    file.set_permissions(std::fs::Permissions::from_mode(FILE_MODE))
+        .with_context(|| format!("making {} private", path.display()))?;
+    Ok(file)
+}
+
+/// A new file, 0600; an existing file (or a link) at `path` is an error.
+pub fn create_new(path: &Path) -> anyhow::Result<File> {
+    open(path, OpenOptions::new().write(true).create_new(true))
+}
+
+/// Writes a new file of mode 0600 and syncs it; an existing file or a link in its place is
+/// an error.
+pub fn write_new(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut f = create_new(path)?;
     f.write_all(bytes)?;
-    f.sync_all()
+    f.sync_all()?;
+    Ok(())
+}
+
+/// Writes a whole file, 0600, replacing what was there (never through a link), and syncs it.
+pub fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut f = open(
+        path,
+        OpenOptions::new().write(true).create(true).truncate(true),
+    )?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    Ok(())
 }
 
 /// Creates an empty file of mode 0600 when nothing is at `path` yet (so that a database
 /// made there later starts private; SQLite gives its WAL and shared-memory files the mode
 /// of the database file).
-pub fn touch(path: &Path) -> std::io::Result<()> {
-    match OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(FILE_MODE)
-        .open(path)
-    {
+pub fn touch(path: &Path) -> anyhow::Result<()> {
+    match create_new(path) {
         Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::AlreadyExists) =>
+        {
+            Ok(())
+        }
         Err(e) => Err(e),
     }
 }
@@ -155,6 +185,32 @@ mod tests {
         touch(&db).unwrap();
         touch(&db).unwrap();
         assert_eq!(mode(&db), 0o600);
+    }
+
+    #[test]
+    fn private_even_under_the_loosest_umask() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = rustix::process::umask(rustix::fs::Mode::empty());
+        let nested = dir.path().join("a/b");
+        create_dir(&nested).unwrap();
+        write(&nested.join("f"), b"x").unwrap();
+        write(&nested.join("f"), b"again").unwrap();
+        create_new(&nested.join("g")).unwrap();
+        rustix::process::umask(old);
+        for (p, want) in [
+            ("a", 0o700),
+            ("a/b", 0o700),
+            ("a/b/f", 0o600),
+            ("a/b/g", 0o600),
+        ] {
+            assert_eq!(mode(&dir.path().join(p)), want, "{p}");
+        }
+        assert!(create_new(&nested.join("f")).is_err(), "never over a file");
+        std::os::unix::fs::symlink(nested.join("g"), nested.join("link")).unwrap();
+        assert!(
+            write(&nested.join("link"), b"x").is_err(),
+            "never through a link"
+        );
     }
 
     #[test]

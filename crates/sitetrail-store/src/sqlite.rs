@@ -123,8 +123,7 @@ impl SqliteStore {
     pub async fn open_with_wal_policy(path: &Path, policy: WalPolicy) -> anyhow::Result<Self> {
         // Private from its first byte: SQLite gives the WAL and shared-memory files the
         // database file's mode.
-        crate::private::touch(path)
-            .with_context(|| format!("creating the SQLite database {}", path.display()))?;
+        crate::private::touch(path)?;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)

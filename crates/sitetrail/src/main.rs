@@ -361,8 +361,7 @@ async fn main() -> anyhow::Result<()> {
             ttl,
             data_dir,
         } => {
-            sitetrail_store::private::create_dir(&data_dir)
-                .with_context(|| format!("creating {}", data_dir.display()))?;
+            sitetrail_store::private::create_dir(&data_dir)?;
             let keys = TokenKeys::load_or_create(&data_dir)?;
             let kind = ActorKind::parse(&actor_kind).context("--actor-kind is user or support")?;
             let actor = Actor::person(kind, Email::parse(&actor_email)?, actor_name);
