@@ -284,8 +284,12 @@ async fn staging_operations_run_from_the_command_line_on_real_wordpress() {
             .await
             .unwrap();
     }
+    // Under the loosest umask, so that only sitetrail's own care keeps its files private.
     let cli = |args: &[&str]| {
-        let out = sitetrail()
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("umask 000; exec \"$0\" \"$@\"")
+            .arg(env!("CARGO_BIN_EXE_sitetrail"))
             .args(args)
             .arg("--data-dir")
             .arg(&data)
@@ -360,6 +364,8 @@ async fn staging_operations_run_from_the_command_line_on_real_wordpress() {
     ]);
     assert!(ok, "{out}{err}");
     assert!(out.contains("Successfully pushed staging to live"));
+    // What the push made (its backup of live, its journal) is private as it is made.
+    assert_data_dir_is_private(&data);
     // A bad reference fails clearly, with nothing started.
     let (ok, _, err) = cli(&[
         "staging",
@@ -372,4 +378,26 @@ async fn staging_operations_run_from_the_command_line_on_real_wordpress() {
     assert!(!ok && err.contains("no backup no-such-backup"), "{err}");
     let config = sitetrail_staging::wpconfig::read(&dir.path().join("staging")).unwrap();
     mysql(&format!("DROP DATABASE IF EXISTS `{}`", config.name)).unwrap();
+}
+
+/// After a run of every staging operation: the data dir and everything sitetrail keeps in
+/// it (database, keys, locks, journals, snapshots) are private.
+fn assert_data_dir_is_private(data: &std::path::Path) {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen = 0;
+    for entry in walkdir::WalkDir::new(data).follow_links(false) {
+        let entry = entry.unwrap();
+        let meta = entry.path().symlink_metadata().unwrap();
+        let mode = meta.mode() & 0o7777;
+        if meta.is_dir() {
+            assert_eq!(mode, 0o700, "{} is {mode:o}", entry.path().display());
+        } else if meta.is_file() {
+            assert_eq!(mode, 0o600, "{} is {mode:o}", entry.path().display());
+        }
+        seen += 1;
+    }
+    for own in ["sitetrail.db", "snapshots", "locks"] {
+        assert!(data.join(own).exists(), "{own} was checked");
+    }
+    assert!(seen > 10, "the run left files to check ({seen})");
 }
