@@ -13,6 +13,7 @@ use sitetrail_store::KeyCheck;
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::opaque::Opaque;
 
 /// The dashboard's session cookie holds the same signed token.
 pub const SESSION_COOKIE: &str = "sitetrail_session";
@@ -25,6 +26,7 @@ pub const MAX_TTL_SECONDS: u64 = 30 * 24 * 3600;
 pub struct TokenKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
+    opaque: Opaque,
 }
 
 impl std::fmt::Debug for TokenKeys {
@@ -75,7 +77,13 @@ impl TokenKeys {
         TokenKeys {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
+            opaque: Opaque::from_secret(secret),
         }
+    }
+
+    /// The cipher of the numbers viewers are handed but must not read.
+    pub fn opaque(&self) -> &Opaque {
+        &self.opaque
     }
 
     pub fn sign(&self, claims: &Claims) -> anyhow::Result<String> {

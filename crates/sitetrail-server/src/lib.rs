@@ -7,8 +7,10 @@ pub mod auth;
 pub mod error;
 mod feed;
 mod json;
+mod lens;
 pub mod limits;
 mod observe;
+mod opaque;
 pub mod pages;
 pub mod schedule;
 

@@ -3,6 +3,7 @@
 
 mod activities;
 mod helpers;
+mod hostile_identity;
 mod integrity;
 mod leak;
 mod pages;
