@@ -175,8 +175,23 @@ fn bearer_in(headers: &HeaderMap) -> Option<&str> {
 
 /// The viewer a request's headers prove, if any (bearer token first, then the cookie).
 pub fn viewer_of(headers: &HeaderMap, tokens: &TokenKeys) -> Option<Viewer> {
-    let token = bearer_in(headers).or_else(|| session_cookie_in(headers))?;
-    tokens.verify(token).ok()
+    tokens.verify(presented_token(headers)?).ok()
+}
+
+/// The token a request signs in with: bearer first, then the cookie (as [`ViewerAuth`]).
+pub fn presented_token(headers: &HeaderMap) -> Option<&str> {
+    bearer_in(headers).or_else(|| session_cookie_in(headers))
+}
+
+/// The `exp` claim (seconds since the epoch) of a token that was already verified.
+pub fn expiry(token: &str) -> Option<u64> {
+    use base64::Engine;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    claims.get("exp")?.as_u64()
 }
 
 pub fn session_cookie(parts: &Parts) -> Option<&str> {

@@ -48,6 +48,9 @@ pub struct Config {
     pub checkpoint_every: std::time::Duration,
     /// How often the retention policy runs.
     pub retention_every: std::time::Duration,
+    /// The session cookie goes without `Secure`, for a dashboard served over plain HTTP on a
+    /// loopback address (the demo); refused on any other address.
+    pub insecure_cookies_on_loopback: bool,
 }
 
 /// The database URL's password never reaches a log.
@@ -61,6 +64,10 @@ impl std::fmt::Debug for Config {
             .field("limits", &self.limits)
             .field("checkpoint_every", &self.checkpoint_every)
             .field("retention_every", &self.retention_every)
+            .field(
+                "insecure_cookies_on_loopback",
+                &self.insecure_cookies_on_loopback,
+            )
             .finish()
     }
 }
@@ -75,6 +82,7 @@ impl Config {
             limits: RateLimits::default(),
             checkpoint_every: std::time::Duration::from_secs(300),
             retention_every: std::time::Duration::from_secs(3600),
+            insecure_cookies_on_loopback: false,
         }
     }
 
@@ -93,6 +101,8 @@ pub struct AppState {
     pub engine: Engine,
     pub limits: Arc<limits::Limiter>,
     pub access: audit::AccessLog,
+    /// Whether the session cookie is `Secure` (see [`Config::insecure_cookies_on_loopback`]).
+    pub secure_cookies: bool,
 }
 
 pub struct App {
@@ -137,6 +147,12 @@ impl App {
         store: DynStore,
         tokens: TokenKeys,
     ) -> anyhow::Result<App> {
+        anyhow::ensure!(
+            !config.insecure_cookies_on_loopback || config.listen.ip().is_loopback(),
+            "--insecure-cookies-on-loopback sends the session cookie in clear: it is allowed \
+             only when listening on a loopback address, not {}",
+            config.listen
+        );
         observe::prometheus();
         let admin = config
             .mysql_admin
@@ -166,6 +182,7 @@ impl App {
             feed,
             engine,
             limits,
+            secure_cookies: !config.insecure_cookies_on_loopback,
         };
         let router = router(state.clone());
         let listener = TcpListener::bind(config.listen)

@@ -2,7 +2,8 @@
 //! `activity.ended`, each carrying the activity as this viewer may see it. The event id is
 //! the change number sealed ([`crate::opaque`]): it tells no client how much other tenants
 //! wrote. `Last-Event-ID` resumes after it, and so does `?after=` (what a page rendered at
-//! that point opens the stream with); `0` replays from the start.
+//! that point opens the stream with); `0` replays from the start. The stream ends when the
+//! token that opened it expires.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -15,13 +16,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures::Stream;
 use serde::Deserialize;
-use sitetrail_core::SiteId;
+use sitetrail_core::{SiteId, Timestamp};
 use sitetrail_store::{Change, ChangeKind};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::AppState;
 use crate::api::site_scope;
-use crate::auth::ViewerAuth;
+use crate::auth::{self, ViewerAuth};
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiQuery;
 use crate::lens::Lens;
@@ -68,13 +69,17 @@ pub async fn stream(
                 .ok_or_else(|| ApiError::Malformed("after: not an event id".into()))?,
         ),
     };
+    // The token was verified by `ViewerAuth`; its expiry ends the stream.
+    let expires = auth::presented_token(&headers)
+        .and_then(auth::expiry)
+        .ok_or(ApiError::Unauthorized("sign in with a viewer token"))?;
     // A browser reconnecting sends Last-Event-ID, which is newer than the page's `after`.
     // Without a resume point, the stream starts from the feed's head as this request is
     // answered, not when the body is first read: what commits in between is replayed.
     let last = last.or(after).unwrap_or_else(|| state.feed.head());
     let site = scope.site.expect("a site scope names its site");
     let lens = Lens::of(&state, viewer.audience, &viewer.account).await?;
-    let events = site_events(state, site, lens, last);
+    let events = site_events(state, site, lens, last, until(expires));
     Ok(Sse::new(events)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response())
@@ -86,6 +91,17 @@ fn resume_point(opaque: &Opaque, s: &str) -> Option<i64> {
         "0" => Some(0),
         s => opaque.open_event_id(s),
     }
+}
+
+/// The moment on the runtime's clock when a token expiring at `exp` (seconds since the epoch)
+/// stops being valid.
+fn until(exp: u64) -> tokio::time::Instant {
+    let now_ms = Timestamp::now().millis();
+    let left_ms = (exp as i64)
+        .saturating_mul(1000)
+        .saturating_sub(now_ms)
+        .max(0);
+    tokio::time::Instant::now() + Duration::from_millis(left_ms as u64)
 }
 
 #[derive(Deserialize)]
@@ -107,12 +123,13 @@ fn event(change: &Change, lens: &Lens, opaque: &Opaque) -> Event {
 }
 
 /// Subscribes first, then replays from the store what came after the resume point, then
-/// follows the feed, skipping what was already sent.
+/// follows the feed, skipping what was already sent; ends at `until` (the token's expiry).
 pub fn site_events(
     state: AppState,
     site: SiteId,
     mut lens: Lens,
     resume_after: i64,
+    until: tokio::time::Instant,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     async_stream::stream! {
         metrics::gauge!("sitetrail_live_streams_open").increment(1.0);
@@ -130,6 +147,9 @@ pub fn site_events(
         loop {
             if catch_up {
                 loop {
+                    if tokio::time::Instant::now() >= until {
+                        return;
+                    }
                     let missed = match state.store.changes_after(last, Some(&site), BACKLOG_PAGE).await {
                         Ok(m) => m,
                         Err(e) => {
@@ -151,6 +171,7 @@ pub fn site_events(
             }
             let received = tokio::select! {
                 r = rx.recv() => r,
+                _ = tokio::time::sleep_until(until) => return,
                 _ = refresh.tick() => {
                     if let Err(e) = lens.refresh(&state).await {
                         tracing::warn!(error = ?e, "reading a roster again failed");

@@ -1,10 +1,17 @@
 //! Issue 18's attacks on identity and session, one test each: a support identity carried by
-//! an activity id or named in someone else's activity, and numbers that count other
-//! tenants' activity.
+//! an activity id or named in someone else's activity, a live stream that outlives its
+//! token, a sign-in link that signs a victim in from another site, a cookie sent in clear,
+//! and numbers that count other tenants' activity.
 
-use reqwest::Response;
+use std::time::Duration;
+
+use futures::StreamExt;
+use reqwest::header::{LOCATION, SET_COOKIE};
+use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
-use sitetrail_core::{ActorKind, Audience};
+use sitetrail_core::{AccountId, ActorKind, Audience, SiteId};
+use sitetrail_server::auth::{ActorClaim, Claims};
+use sitetrail_server::{App, Config};
 
 use crate::*;
 
@@ -212,6 +219,208 @@ async fn a_support_viewer_who_starts_an_operation_joins_the_roster() {
         "{after}"
     );
     assert!(text.contains("support user"), "{after}");
+}
+
+/// A token with `seconds` left to live.
+fn short_token(app: &TestApp, seconds: u64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    app.tokens
+        .sign(&Claims {
+            account: AccountId::parse("acme").unwrap(),
+            site: Some(SiteId::parse("shop").unwrap()),
+            audience: Audience::Client,
+            actor: ActorClaim {
+                kind: ActorKind::User,
+                email: OWNER_EMAIL.into(),
+                name: None,
+            },
+            iat: now,
+            exp: now + seconds,
+        })
+        .unwrap()
+}
+
+/// Reads a stream until it ends (`true`) or 12 s pass (`false`), with what it carried.
+async fn read_to_end(r: Response) -> (bool, String) {
+    let mut body = r.bytes_stream();
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(12);
+    loop {
+        match tokio::time::timeout_at(deadline, body.next()).await {
+            Err(_) => return (false, text),
+            Ok(None) | Ok(Some(Err(_))) => return (true, text),
+            Ok(Some(Ok(chunk))) => text.push_str(&String::from_utf8_lossy(&chunk)),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_live_stream_ends_when_its_token_expires() {
+    let app = spawn_app().await;
+    let token = short_token(&app, 2);
+    let path = app.url("/api/v1/sites/shop/activities/stream");
+    let by_bearer = app
+        .http
+        .get(&path)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let by_cookie = app
+        .http
+        .get(&path)
+        .header("cookie", format!("sitetrail_session={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_bearer.status(), 200);
+    assert_eq!(by_cookie.status(), 200);
+    let watchers = [by_bearer, by_cookie].map(|r| tokio::spawn(read_to_end(r)));
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let late = app.record(&activity("acme", "shop")).await;
+    for w in watchers {
+        let (ended, text) = w.await.unwrap();
+        assert!(ended, "the stream outlived its token: {text}");
+        assert!(
+            !text.contains(late["id"].as_str().unwrap()),
+            "delivered after the token expired: {text}"
+        );
+    }
+}
+
+/// The confirmation page's form, as a browser on this server would post it.
+async fn post_login(app: &TestApp, token: &str, headers: &[(&str, &str)]) -> Response {
+    let mut req = app
+        .http
+        .post(app.url("/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={token}"));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_sign_in_link_asks_first_and_a_cross_site_post_signs_no_one_in() {
+    let app = spawn_app().await;
+    let token = app.token("acme", None, Audience::Client);
+    let r = app
+        .http
+        .get(app.url(&format!("/login?token={token}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "a link only shows the question");
+    assert!(
+        r.headers().get(SET_COOKIE).is_none(),
+        "a GET signs no one in"
+    );
+    assert_eq!(r.headers()["referrer-policy"], "no-referrer");
+    let page = text(r).await;
+    assert!(
+        page.contains(&format!("Sign in to Agency as {OWNER_EMAIL}?")),
+        "{page}"
+    );
+    assert!(page.contains("method=\"post\""), "{page}");
+
+    let host = app.base.trim_start_matches("http://").to_owned();
+    for headers in [
+        &[("origin", "https://attacker.example")][..],
+        &[("sec-fetch-site", "cross-site")],
+        &[("sec-fetch-site", "same-site")],
+        &[("origin", "null")],
+        &[
+            ("origin", &format!("http://{host}.attacker.example")),
+            ("sec-fetch-site", "cross-site"),
+        ],
+    ] {
+        let r = post_login(&app, &token, headers).await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{headers:?}");
+        assert!(r.headers().get(SET_COOKIE).is_none(), "{headers:?}");
+    }
+
+    let origin = app.base.clone();
+    let r = post_login(
+        &app,
+        &token,
+        &[("origin", &origin), ("sec-fetch-site", "same-origin")],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        r.headers()[LOCATION],
+        "/sites/blog/advanced-tools/activity-logs"
+    );
+    let set = r.headers()[SET_COOKIE].to_str().unwrap();
+    assert!(
+        set.starts_with(&format!("sitetrail_session={token};")),
+        "{set}"
+    );
+}
+
+#[tokio::test]
+async fn the_session_cookie_is_secure_without_a_proxy_saying_https() {
+    let app = spawn_app().await;
+    let token = app.token("acme", None, Audience::Client);
+    let r = post_login(&app, &token, &[]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let set = r.headers()[SET_COOKIE].to_str().unwrap();
+    assert!(set.contains("; Secure"), "{set}");
+}
+
+/// Plain http only on loopback, and only when the operator says so.
+#[tokio::test]
+async fn a_cookie_without_secure_needs_the_loopback_flag_and_a_loopback_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::new("0.0.0.0:0".parse().unwrap(), dir.path().to_owned(), None);
+    config.insecure_cookies_on_loopback = true;
+    let Err(e) = App::build(config.clone()).await else {
+        panic!("a clear cookie on a public address was allowed")
+    };
+    assert!(format!("{e:#}").contains("loopback"), "{e:#}");
+
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    let app = App::build(config).await.unwrap();
+    let base = format!("http://{}", app.address());
+    let token = app
+        .state
+        .tokens
+        .mint(
+            &sitetrail_core::Viewer {
+                account: AccountId::parse("acme").unwrap(),
+                site: None,
+                audience: Audience::Client,
+                actor: sitetrail_core::Actor::person(
+                    ActorKind::User,
+                    sitetrail_core::Email::parse(OWNER_EMAIL).unwrap(),
+                    None,
+                ),
+            },
+            60,
+        )
+        .unwrap();
+    let server = tokio::spawn(app.run_until_stopped());
+    let r = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{base}/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={token}"))
+        .send()
+        .await
+        .unwrap();
+    server.abort();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let set = r.headers()[SET_COOKIE].to_str().unwrap();
+    assert!(
+        set.starts_with("sitetrail_session=") && !set.contains("Secure"),
+        "{set}"
+    );
 }
 
 /// The last id of a stream's events.
