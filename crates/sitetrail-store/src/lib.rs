@@ -218,7 +218,7 @@ pub trait Store: Send + Sync + 'static {
     /// already there).
     async fn add_to_roster(&self, people: Vec<RosterEntry>) -> StoreResult<()>;
     /// The roster of the partner of `account`: every support identity recorded for any of
-    /// the partner's accounts (and for `account` itself, registered or not), the newest
+    /// the partner's accounts (and for `account` itself, registered or not), at most
     /// [`MAX_ROSTER`] of them.
     async fn roster(&self, account: &AccountId) -> StoreResult<Roster>;
 

@@ -1484,10 +1484,10 @@ impl Store for PgStore {
                SELECT $1::text UNION \
                SELECT id FROM accounts WHERE partner = \
                  (SELECT partner FROM accounts WHERE id = $1)) \
-             ORDER BY added_at DESC LIMIT $2",
+             LIMIT $2",
         )
         .bind(account.as_str())
-        .bind(roster::MAX_ROSTER)
+        .bind(roster::MAX_ROSTER + 1)
         .fetch_all(&self.read)
         .await?;
         Ok(roster::from_rows(rows))

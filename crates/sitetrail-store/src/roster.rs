@@ -7,8 +7,10 @@ use std::sync::Mutex;
 
 use sitetrail_core::{AccountId, ActorKind, Email, NewActivity, Roster, Timestamp};
 
-/// The most identities a roster is read with, newest first: a partner's support team is
-/// small, and every client read checks its text against each of them.
+/// The most identities a roster is read with: a partner's support team is small, and every
+/// client read checks its text against each of them. Read without an order (a sort on the
+/// read connections, where sorting is disabled, would cost PostgreSQL a JIT compilation per
+/// read); past it the roster is cut, with a warning.
 pub const MAX_ROSTER: i64 = 500;
 
 /// One support person, as recorded for one account.
@@ -91,7 +93,14 @@ impl Written {
 }
 
 /// A roster from its rows: `(email, name)`.
-pub(crate) fn from_rows(rows: Vec<(String, String)>) -> Roster {
+pub(crate) fn from_rows(mut rows: Vec<(String, String)>) -> Roster {
+    if rows.len() as i64 > MAX_ROSTER {
+        tracing::warn!(
+            limit = MAX_ROSTER,
+            "a partner's roster of support identities is larger than the limit; it is cut"
+        );
+        rows.truncate(MAX_ROSTER as usize);
+    }
     let mut roster = Roster::empty();
     for (email, name) in rows {
         match Email::parse(&email) {
