@@ -105,8 +105,12 @@ async fn confirm(
     .into_response())
 }
 
-/// Whether a browser said this request came from a page of another site. Clients that send
-/// neither header (not a browser) are not asked.
+/// Whether a browser said this request came from a page of another site. `Sec-Fetch-Site`
+/// decides where it is sent (every current browser does). Its `Origin` must then name this
+/// host, or be `null`: the dashboard's pages send no referrer, and a browser sends the origin
+/// of such a page's form as `null`. Where a browser sends no `Sec-Fetch-Site`, only an
+/// `Origin` of this host passes. Clients that send neither header (not a browser) are not
+/// asked.
 fn cross_site(headers: &HeaderMap) -> bool {
     let fetch_site = headers
         .get("sec-fetch-site")
@@ -117,12 +121,12 @@ fn cross_site(headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return false;
     };
+    let origin = origin.to_str().unwrap_or("null");
+    if origin == "null" {
+        return fetch_site.is_none();
+    }
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-    let origin_host = origin
-        .to_str()
-        .ok()
-        .and_then(|o| o.split_once("://"))
-        .map(|(_, authority)| authority);
+    let origin_host = origin.split_once("://").map(|(_, authority)| authority);
     !matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h))
 }
 

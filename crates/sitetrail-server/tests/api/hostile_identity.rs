@@ -343,6 +343,15 @@ async fn a_sign_in_link_asks_first_and_a_cross_site_post_signs_no_one_in() {
         assert!(r.headers().get(SET_COOKIE).is_none(), "{headers:?}");
     }
 
+    // What Chromium sends from the confirmation page, whose referrer policy is no-referrer:
+    // its origin as `null`, with Sec-Fetch-Site saying where the form was.
+    let r = post_login(
+        &app,
+        &token,
+        &[("origin", "null"), ("sec-fetch-site", "same-origin")],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let origin = app.base.clone();
     let r = post_login(
         &app,
