@@ -66,7 +66,7 @@ async fn a_support_identity_in_a_publisher_chosen_id_never_reaches_a_client() {
     assert_eq!(r.status(), 404);
     assert_no_sam("get by the real id", &text(r).await);
     // Search looks at what the client sees.
-    for q in ["rivera", "sam", "sam.rivera", "7731", "push-7731", "ivera"] {
+    for q in ["rivera", "sam.", "sam.rivera", "7731", "push-7731", "ivera"] {
         let found = app
             .get_json(&client, &format!("/api/v1/activities?q={q}"))
             .await;
@@ -142,7 +142,7 @@ async fn a_support_identity_in_another_actors_activity_is_scrubbed_for_clients()
         .get_json(&client, &format!("/api/v1/activities/{shown}"))
         .await;
     assert_no_sam("get", &one.to_string());
-    for q in ["rivera", "sam", SUPPORT_EMAIL, "sam rivera", "riv"] {
+    for q in ["rivera", "sam.", SUPPORT_EMAIL, "sam rivera", "river"] {
         let found = app
             .get_json(&client, &format!("/api/v1/activities?q={q}"))
             .await;
@@ -515,10 +515,11 @@ async fn numbers_a_client_sees_count_nothing_of_other_tenants() {
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(cursor)
         .unwrap_or_default();
-    let readable = String::from_utf8_lossy(&raw);
+    // The old form was `o1.<created ms>.<seq>` in base64: text of digits and dots.
     assert!(
-        !(readable.starts_with("o1.") || readable.contains('.')),
-        "{readable}"
+        !raw.is_empty() && !raw.iter().all(|b| b.is_ascii_digit() || b".on".contains(b)),
+        "{}",
+        String::from_utf8_lossy(&raw)
     );
     let next = app
         .get_json(
