@@ -47,7 +47,10 @@ trap cleanup EXIT
 key="$("$bin" keys create --name e2e --data-dir "$data" 2>/dev/null | tail -n 1)"
 
 log "starting sitetrail serve"
-"$bin" serve --listen 127.0.0.1:0 --data-dir "$data" >"$out/server.log" 2>&1 &
+# Plain http on loopback: the session cookie may go without Secure (a browser keeps no
+# Secure cookie from an http page).
+"$bin" serve --listen 127.0.0.1:0 --data-dir "$data" --insecure-cookies-on-loopback \
+  >"$out/server.log" 2>&1 &
 server=$!
 base=""
 for _ in $(seq 1 300); do

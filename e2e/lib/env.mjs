@@ -85,9 +85,16 @@ export async function openPage(browser, options = {}) {
   return page;
 }
 
-// Signs in through the link the hosting platform hands out.
+// Signs in through the link the hosting platform hands out: the link asks "Sign in to
+// <partner> as <who>?", and its button signs in.
 export async function signIn(page, token) {
   await page.goto(`${BASE}/login?token=${encodeURIComponent(token)}`);
+  assert.match(await page.textContent('h1'), /^Sign in to .+ as .+\?$/);
+  assert.deepEqual(await page.context().cookies(), [], 'the link alone signs no one in');
+  await Promise.all([
+    page.waitForURL((url) => url.pathname !== '/login'),
+    page.getByRole('button', { name: 'Sign in' }).click(),
+  ]);
   assert.ok(!page.url().includes('token'), `the token stays out of the address bar: ${page.url()}`);
 }
 

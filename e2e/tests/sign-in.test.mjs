@@ -5,10 +5,13 @@ import {
   BASE, PARTNER, SHOP, assertNoProblems, clientToken, launch, logPath, openPage, signIn,
 } from '../lib/env.mjs';
 
-test('a sign-in link sets an HttpOnly session and signing out ends it', async () => {
+test('a sign-in link asks first, then sets an HttpOnly session; signing out ends it', async () => {
   const browser = await launch();
   try {
     const page = await openPage(browser);
+    await page.goto(`${BASE}/login?token=${encodeURIComponent(clientToken())}`);
+    assert.equal(await page.textContent('h1'), `Sign in to ${PARTNER} as olivia@acmebakery.example?`);
+    assert.deepEqual(await page.context().cookies(), [], 'the link alone signs no one in');
     await signIn(page, clientToken());
     assert.match(new URL(page.url()).pathname, /^\/sites\/[^/]+\/advanced-tools\/activity-logs$/);
     const [session] = await page.context().cookies();

@@ -4,7 +4,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 
-use crate::redact::{SUPPORT_USER, SYSTEM_USER};
+use crate::redact::{ActivityView, SUPPORT_USER, SYSTEM_USER, UserView};
 use crate::{ActivityKind, ActorKind, Audience, Service, Status, StoredActivity, Timestamp};
 
 pub const DEFAULT_LIMIT: u32 = 50;
@@ -88,6 +88,20 @@ impl UserPredicate {
         }
     }
 
+    /// Whether the User column as a viewer is shown it passes: what a client's rows are
+    /// checked against again, since its view hides more than the store's search text does.
+    pub fn admits(&self, u: &UserView) -> bool {
+        match self {
+            UserPredicate::Kind(k) => u.kind == *k,
+            UserPredicate::Email { email_lower, kinds } => {
+                kinds.contains(&u.kind)
+                    && u.email
+                        .as_deref()
+                        .is_some_and(|e| e.eq_ignore_ascii_case(email_lower))
+            }
+        }
+    }
+
     pub fn matches(&self, a: &StoredActivity) -> bool {
         match self {
             UserPredicate::Kind(k) => a.actor.kind == *k,
@@ -167,6 +181,23 @@ impl ActivityFilter {
             return Err(invalid("to", "is before from"));
         }
         Ok(f)
+    }
+
+    /// Whether the filter looks at what the viewer is shown (`q`, `user`): then a client's
+    /// rows are checked again against its view with [`ActivityFilter::admits`].
+    pub fn reads_the_view(&self) -> bool {
+        self.q.is_some() || self.user.is_some()
+    }
+
+    /// Whether an activity, as this viewer is shown it, passes `q` and `user`. The store
+    /// matches its own search text, rendered without the partner's roster or masked ids;
+    /// this is the last word on what a client's search finds, so a client can never find an
+    /// activity by a name or an id it is not shown.
+    pub fn admits(&self, v: &ActivityView) -> bool {
+        self.q
+            .as_deref()
+            .is_none_or(|q| v.search_text().contains(q))
+            && self.user.as_ref().is_none_or(|u| u.admits(&v.user))
     }
 
     /// Whether a stored activity passes every filter but `q` (which needs the view).
@@ -399,7 +430,7 @@ mod tests {
         ) {
             let audience = if client { Audience::Client } else { Audience::Internal };
             let a = stored(kind, email);
-            let shown = view(&a, audience).user.label;
+            let shown = view(&a, &crate::Sight::plain(audience)).user.label;
             prop_assert_eq!(
                 UserPredicate::for_label(audience, label).matches(&a),
                 shown.eq_ignore_ascii_case(label)

@@ -17,7 +17,9 @@ pub use activity::{
 pub use actor::{Actor, ActorKind, Email};
 pub use filter::{ActivityFilter, Cursor, Direction, FilterError, Page, RawQuery, UserPredicate};
 pub use ids::{AccountId, ActivityId, BackupId, IdError, SiteId, TemplateId};
-pub use redact::{ActivityView, UserView, hides_from_clients, search_text, view};
+pub use redact::{
+    ActivityView, IdMask, PlainIds, Roster, Sight, UserView, hides_from_clients, search_text, view,
+};
 pub use site::{Account, Colour, EnvironmentSpec, Site, SiteUrl};
 pub use time::Timestamp;
 pub use viewer::{Audience, Viewer};

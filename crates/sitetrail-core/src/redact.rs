@@ -7,8 +7,8 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::{
-    AccountId, ActivityId, ActivityKind, ActorKind, Audience, Environment, Service, SiteId, Status,
-    StoredActivity, Timestamp,
+    AccountId, ActivityId, ActivityKind, ActorKind, Audience, Email, Environment, Service, SiteId,
+    Status, StoredActivity, Timestamp,
 };
 
 /// What a client is shown in place of a support person.
@@ -55,46 +55,244 @@ pub struct ActivityView {
     pub duration_ms: Option<i64>,
 }
 
-/// The identity a client must not learn: a support person's email and name.
-struct Hidden<'a> {
-    email: &'a str,
-    name: Option<&'a str>,
+/// How one viewer sees activities: their audience and, for clients, the partner's roster of
+/// support identities and how an id that carries a hidden identity is shown instead.
+#[derive(Clone, Copy)]
+pub struct Sight<'a> {
+    audience: Audience,
+    roster: &'a Roster,
+    ids: &'a dyn IdMask,
 }
 
-/// Turns a stored activity into what a viewer of `audience` may see.
-/// Who `audience` must not see in `a`, if anyone.
-fn hidden_from(a: &StoredActivity, audience: Audience) -> Option<Hidden<'_>> {
-    match (audience, a.actor.kind, &a.actor.email) {
-        (Audience::Client, ActorKind::Support, Some(email)) => Some(Hidden {
-            email: email.expose(),
-            name: a.actor.name.as_deref(),
-        }),
-        _ => None,
+/// Shows a client an opaque id in place of an activity id that carries a support identity.
+///
+/// sitetrail does not refuse publisher ids that name a person: a roster learns identities
+/// after the ids that name them were recorded, so refusing at ingest could never be total.
+/// Instead a client is shown, for such an activity only, an id made by this mask (the server
+/// encrypts the activity's position with its own key), and `GET /api/v1/activities/{id}`
+/// takes that id back; the publisher's id answers a client 404 there. Internal viewers and
+/// publishers always see the publisher's id.
+pub trait IdMask: Sync {
+    fn mask(&self, a: &StoredActivity) -> ActivityId;
+}
+
+/// Ids as they are: for internal viewers and the store's search text.
+pub struct PlainIds;
+
+impl IdMask for PlainIds {
+    fn mask(&self, a: &StoredActivity) -> ActivityId {
+        a.id.clone()
     }
 }
 
-/// Whether clients see `a` otherwise than internal viewers do. Where it is false, the
-/// client's view equals the internal one, so a caller that needs both may render one.
-pub fn hides_from_clients(a: &StoredActivity) -> bool {
-    hidden_from(a, Audience::Client).is_some()
+static NO_ROSTER: Roster = Roster::empty();
+
+impl Sight<'static> {
+    /// What internal viewers (and publishers) see: everything.
+    pub fn internal() -> Self {
+        Sight::plain(Audience::Internal)
+    }
+
+    /// An audience without a roster or masked ids: the view the store's search text renders.
+    pub fn plain(audience: Audience) -> Self {
+        Sight {
+            audience,
+            roster: &NO_ROSTER,
+            ids: &PlainIds,
+        }
+    }
 }
 
-pub fn view(a: &StoredActivity, audience: Audience) -> ActivityView {
-    let hidden = hidden_from(a, audience);
-    let user = user_view(a, hidden.is_some());
+impl<'a> Sight<'a> {
+    pub fn new(audience: Audience, roster: &'a Roster, ids: &'a dyn IdMask) -> Self {
+        Sight {
+            audience,
+            roster,
+            ids,
+        }
+    }
+
+    pub fn audience(&self) -> Audience {
+        self.audience
+    }
+}
+
+/// A partner's roster: every support identity recorded for one of its accounts. Clients of
+/// any of the partner's accounts never see one of them in an activity's text or id, whoever
+/// its actor. Each person is hidden by their email (also URL-encoded), their full name, and
+/// as whole words the email's local part and each part of the name or of the local part
+/// (split at anything not a letter or digit) of at least [`ROSTER_MIN_PART`] characters.
+#[derive(Clone, Default)]
+pub struct Roster {
+    emails: Vec<String>,
+    /// Longest first, so that an email is replaced whole before a part of it.
+    needles: Vec<(String, bool)>,
+}
+
+/// The shortest part of a roster identity hidden on its own: two-letter parts ("Al", "Jo")
+/// would hide ordinary words from every client of a partner.
+pub const ROSTER_MIN_PART: usize = 3;
+
+impl std::fmt::Debug for Roster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Roster(<{} people>)", self.emails.len())
+    }
+}
+
+impl Roster {
+    pub const fn empty() -> Self {
+        Roster {
+            emails: Vec::new(),
+            needles: Vec::new(),
+        }
+    }
+
+    pub fn new<'p>(people: impl IntoIterator<Item = (&'p Email, Option<&'p str>)>) -> Self {
+        let mut r = Roster::empty();
+        for (email, name) in people {
+            r.add(email, name);
+        }
+        r
+    }
+
+    /// Adds a person (a no-op for one already on it).
+    pub fn add(&mut self, email: &Email, name: Option<&str>) {
+        let lower = email.expose().to_lowercase();
+        if !self.emails.contains(&lower) {
+            self.emails.push(lower);
+        }
+        let mut added = false;
+        for needle in identity_needles(email.expose(), name, ROSTER_MIN_PART) {
+            let lower = needle.0.to_lowercase();
+            if !self.needles.iter().any(|(n, _)| n.to_lowercase() == lower) {
+                self.needles.push(needle);
+                added = true;
+            }
+        }
+        if added {
+            self.needles
+                .sort_by_key(|(n, _)| std::cmp::Reverse(n.chars().count()));
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.emails.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.emails.len()
+    }
+
+    /// Whether `email` is on the roster, ignoring case.
+    pub fn has_email(&self, email: &str) -> bool {
+        let lower = email.to_lowercase();
+        self.emails.contains(&lower)
+    }
+}
+
+/// What hides one identity, each with whether only a whole word matches: the email and its
+/// URL-encoded form anywhere; as words the full name, the email's local part, and the parts
+/// of the name and of the local part of at least `min_part` characters.
+fn identity_needles(email: &str, name: Option<&str>, min_part: usize) -> Vec<(String, bool)> {
+    let mut out = vec![
+        (email.to_owned(), false),
+        (email.replace('@', "%40"), false),
+    ];
+    let long = |p: &&str| p.chars().count() >= min_part && !is_support_user_word(p);
+    if let Some(name) = name.map(str::trim).filter(|n| !n.is_empty()) {
+        out.push((name.to_owned(), true));
+        for part in name.split_whitespace().filter(long) {
+            out.push((part.to_owned(), true));
+        }
+    }
+    if let Some((local, _)) = email.split_once('@') {
+        if local.chars().count() >= min_part {
+            out.push((local.to_owned(), true));
+        }
+        for part in local.split(|c: char| !c.is_alphanumeric()).filter(long) {
+            out.push((part.to_owned(), true));
+        }
+    }
+    let mut seen = Vec::new();
+    out.retain(|(n, _)| {
+        let lower = n.to_lowercase();
+        let fresh = !seen.contains(&lower);
+        seen.push(lower);
+        fresh
+    });
+    out
+}
+
+/// Replacing "Support" or "User" with [`SUPPORT_USER`] would only stutter.
+fn is_support_user_word(part: &str) -> bool {
+    SUPPORT_USER
+        .split(' ')
+        .any(|w| w.eq_ignore_ascii_case(part))
+}
+
+/// What `sight` must hide in `a`, longest first: the activity's own support actor and the
+/// partner's roster, for clients; nothing for internal viewers.
+fn hidden_in<'s>(a: &StoredActivity, sight: &Sight<'s>) -> Vec<(Cow<'s, str>, bool)> {
+    if sight.audience != Audience::Client {
+        return Vec::new();
+    }
+    let own = match (a.actor.kind, &a.actor.email) {
+        (ActorKind::Support, Some(email)) => {
+            identity_needles(email.expose(), a.actor.name.as_deref(), 2)
+        }
+        _ => Vec::new(),
+    };
+    let mut out: Vec<(Cow<'s, str>, bool)> = sight
+        .roster
+        .needles
+        .iter()
+        .map(|(n, w)| (Cow::Borrowed(n.as_str()), *w))
+        .collect();
+    if !own.is_empty() {
+        out.extend(own.into_iter().map(|(n, w)| (Cow::Owned(n), w)));
+        out.sort_by_key(|(n, _)| std::cmp::Reverse(n.chars().count()));
+    }
+    out
+}
+
+/// Whether the actor of `a` is hidden from `sight`: a support person, or anyone whose email
+/// is on the roster, for clients.
+fn actor_hidden(a: &StoredActivity, sight: &Sight) -> bool {
+    sight.audience == Audience::Client
+        && match (a.actor.kind, &a.actor.email) {
+            (ActorKind::Support, Some(_)) => true,
+            (ActorKind::User, Some(email)) => sight.roster.has_email(email.expose()),
+            _ => false,
+        }
+}
+
+/// Whether clients see `a` otherwise than internal viewers do (without a roster). Where it
+/// is false, the client's view equals the internal one, so a caller that needs both may
+/// render one.
+pub fn hides_from_clients(a: &StoredActivity) -> bool {
+    actor_hidden(a, &Sight::plain(Audience::Client))
+}
+
+/// Turns a stored activity into what a viewer may see: the one redaction function.
+pub fn view(a: &StoredActivity, sight: &Sight) -> ActivityView {
+    let hidden = hidden_in(a, sight);
+    let user = user_view(a, actor_hidden(a, sight));
     let text = |s: &str| -> String {
         let rendered = s.replace(ACTOR_PLACEHOLDER, &user.label);
-        match &hidden {
-            Some(h) => scrub(&rendered, h).into_owned(),
-            None => rendered,
-        }
+        scrub(&rendered, &hidden).into_owned()
     };
-    let details = match &hidden {
-        Some(h) => scrub_map(&a.details, h),
-        None => a.details.clone(),
+    let details = if hidden.is_empty() {
+        a.details.clone()
+    } else {
+        scrub_map(&a.details, &hidden)
+    };
+    let id = if matches!(scrub(a.id.as_str(), &hidden), Cow::Owned(_)) {
+        sight.ids.mask(a)
+    } else {
+        a.id.clone()
     };
     ActivityView {
-        id: a.id.clone(),
+        id,
         account_id: a.account_id.clone(),
         site_id: a.site_id.clone(),
         environment: a.environment,
@@ -144,7 +342,7 @@ fn user_view(a: &StoredActivity, hidden: bool) -> UserView {
             email: None,
             name: None,
         },
-        (ActorKind::Support, true) => UserView {
+        (_, true) => UserView {
             kind: ActorKind::Support,
             label: SUPPORT_USER.to_owned(),
             email: None,
@@ -162,33 +360,36 @@ fn user_view(a: &StoredActivity, hidden: bool) -> UserView {
     }
 }
 
-/// `view(a, audience).search_text()`, without rendering the rest of the view: every write
-/// renders it for both audiences, and the view's copy of the details was most of its cost.
+/// `view(a, &Sight::plain(audience)).search_text()`, without rendering the rest of the view:
+/// every write renders it for both audiences, and the view's copy of the details was most of
+/// its cost. What the store keeps to search in; a client's matches are checked again against
+/// its own view ([`crate::ActivityFilter::admits`]).
 pub fn search_text(a: &StoredActivity, audience: Audience) -> String {
-    let hidden = hidden_from(a, audience);
-    let (label, name) = match (a.actor.kind, &hidden) {
+    let sight = Sight::plain(audience);
+    let hidden = hidden_in(a, &sight);
+    let (label, name) = match (a.actor.kind, actor_hidden(a, &sight)) {
         (ActorKind::System, _) => (SYSTEM_USER, ""),
-        (_, Some(_)) => (SUPPORT_USER, ""),
+        (_, true) => (SUPPORT_USER, ""),
         _ => (
             a.actor.email.as_ref().map_or("", |e| e.expose()),
             a.actor.name.as_deref().unwrap_or(""),
         ),
     };
     let text = unscrubbed_search_text(a, label, name);
-    let Some(h) = hidden else {
+    if hidden.is_empty() {
         return text;
-    };
+    }
     // Scrubbing changes nothing where no trace of the identity appears: a match ignoring
     // case is a substring of the lower-cased text (exactly so for ASCII text, where
     // lower-casing a whole string and char by char agree).
-    let traces = needles(&h)
-        .into_iter()
+    let traces = hidden
+        .iter()
         .any(|(needle, _)| text.contains(&needle.to_lowercase()));
     if text.is_ascii() && !traces {
         return text;
     }
     // Else redaction rewrites every string it appears in; the view is where that happens.
-    view(a, audience).search_text()
+    view(a, &sight).search_text()
 }
 
 /// The search text of `a` shown with the User column `label` (and `name`), scrubbed of
@@ -246,13 +447,15 @@ fn collect_strings(map: &Map<String, Value>, out: &mut String) {
     }
 }
 
-fn scrub_map(map: &Map<String, Value>, h: &Hidden) -> Map<String, Value> {
+type Needles<'s> = [(Cow<'s, str>, bool)];
+
+fn scrub_map(map: &Map<String, Value>, h: &Needles) -> Map<String, Value> {
     map.iter()
         .map(|(k, v)| (scrub(k, h).into_owned(), scrub_value(v, h)))
         .collect()
 }
 
-fn scrub_value(v: &Value, h: &Hidden) -> Value {
+fn scrub_value(v: &Value, h: &Needles) -> Value {
     match v {
         Value::String(s) => Value::String(scrub(s, h).into_owned()),
         Value::Array(items) => Value::Array(items.iter().map(|i| scrub_value(i, h)).collect()),
@@ -261,33 +464,12 @@ fn scrub_value(v: &Value, h: &Hidden) -> Value {
     }
 }
 
-/// Replaces every trace of a support person in free text: the email (also URL-encoded, and
-/// its local part as a word), the full name and each part of the name as a word. Matching
-/// ignores case.
-fn scrub<'t>(text: &'t str, h: &Hidden) -> Cow<'t, str> {
+/// Replaces every trace of hidden people in free text with [`SUPPORT_USER`], each needle in
+/// its order (longest first). Matching ignores case.
+fn scrub<'t>(text: &'t str, h: &Needles) -> Cow<'t, str> {
     let mut out = Cow::Borrowed(text);
-    for (needle, whole_word) in needles(h) {
-        out = replace_ci(out, &needle, whole_word);
-    }
-    out
-}
-
-/// What [`scrub`] replaces, in its order, each with whether only a whole word matches.
-fn needles<'h>(h: &Hidden<'h>) -> Vec<(Cow<'h, str>, bool)> {
-    let mut out = vec![
-        (Cow::Borrowed(h.email), false),
-        (Cow::Owned(h.email.replace('@', "%40")), false),
-    ];
-    if let Some(name) = h.name {
-        out.push((Cow::Borrowed(name.trim()), true));
-        for part in name.split_whitespace().filter(|p| p.chars().count() >= 2) {
-            out.push((Cow::Borrowed(part), true));
-        }
-    }
-    if let Some((local, _)) = h.email.split_once('@')
-        && local.chars().count() >= 2
-    {
-        out.push((Cow::Borrowed(local), true));
+    for (needle, whole_word) in h {
+        out = replace_ci(out, needle, *whole_word);
     }
     out
 }
@@ -363,7 +545,7 @@ fn match_ci_at(text: &str, start: usize, needle: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Actor, Email};
+    use crate::Actor;
     use proptest::prelude::*;
 
     const EMAIL: &str = "sam.rivera@partner.example";
@@ -399,6 +581,13 @@ mod tests {
         }
     }
 
+    fn needles(email: &str, name: Option<&str>, min: usize) -> Vec<(Cow<'static, str>, bool)> {
+        identity_needles(email, name, min)
+            .into_iter()
+            .map(|(n, w)| (Cow::Owned(n), w))
+            .collect()
+    }
+
     fn leaks(view: &ActivityView) -> bool {
         let all = serde_json::to_string(view).unwrap().to_lowercase();
         all.contains("sam") || all.contains("rivera") || all.contains("partner.example")
@@ -410,7 +599,7 @@ mod tests {
             ActorKind::Support,
             "Sam Rivera (sam.rivera@partner.example) pushed",
         );
-        let v = view(&a, Audience::Client);
+        let v = view(&a, &Sight::plain(Audience::Client));
         assert_eq!(v.user.label, "Support user");
         assert_eq!(v.user.email, None);
         assert_eq!(v.description, "Support user (Support user) pushed");
@@ -420,7 +609,7 @@ mod tests {
     #[test]
     fn internal_viewer_sees_the_support_persons_email() {
         let a = activity(ActorKind::Support, "pushed by {actor}");
-        let v = view(&a, Audience::Internal);
+        let v = view(&a, &Sight::plain(Audience::Internal));
         assert_eq!(v.user.label, EMAIL);
         assert_eq!(v.user.email.as_deref(), Some(EMAIL));
         assert_eq!(v.description, format!("pushed by {EMAIL}"));
@@ -430,7 +619,7 @@ mod tests {
     fn the_actor_placeholder_renders_as_the_viewers_user_column() {
         let a = activity(ActorKind::Support, "pushed by {actor}");
         assert_eq!(
-            view(&a, Audience::Client).description,
+            view(&a, &Sight::plain(Audience::Client)).description,
             "pushed by Support user"
         );
     }
@@ -438,7 +627,7 @@ mod tests {
     #[test]
     fn a_users_own_email_is_shown_to_clients() {
         let a = activity(ActorKind::User, "done");
-        let v = view(&a, Audience::Client);
+        let v = view(&a, &Sight::plain(Audience::Client));
         assert_eq!(v.user.label, EMAIL);
         assert_eq!(
             v.error.as_deref(),
@@ -448,14 +637,20 @@ mod tests {
 
     #[test]
     fn the_system_is_labelled_system() {
-        let v = view(&activity(ActorKind::System, "nightly"), Audience::Client);
+        let v = view(
+            &activity(ActorKind::System, "nightly"),
+            &Sight::plain(Audience::Client),
+        );
         assert_eq!(v.user.label, "System");
         assert_eq!(v.user.email, None);
     }
 
     #[test]
     fn labels_and_duration_are_filled_in() {
-        let v = view(&activity(ActorKind::User, "x"), Audience::Internal);
+        let v = view(
+            &activity(ActorKind::User, "x"),
+            &Sight::plain(Audience::Internal),
+        );
         assert_eq!(v.activity_label, "Push Staging to Live");
         assert_eq!(v.service_label, "Staging");
         assert_eq!(v.status_label, "Failed");
@@ -464,10 +659,7 @@ mod tests {
 
     #[test]
     fn scrubbing_respects_words_and_case() {
-        let h = Hidden {
-            email: "al@x.io",
-            name: Some("Al Bo"),
-        };
+        let h = needles("al@x.io", Some("Al Bo"), 2);
         assert_eq!(
             scrub("Albert and AL and al@X.IO", &h),
             "Albert and Support user and Support user"
@@ -478,11 +670,113 @@ mod tests {
 
     #[test]
     fn case_insensitive_matching_handles_multibyte_text() {
-        let h = Hidden {
-            email: "zoe@x.io",
-            name: Some("Zoë Ünal"),
-        };
+        let h = needles("zoe@x.io", Some("Zoë Ünal"), 2);
         assert_eq!(scrub("ZOË ÜNAL étudiée", &h), "Support user étudiée");
+    }
+
+    /// Masks an id as a server would, without a key.
+    struct Masked;
+
+    impl IdMask for Masked {
+        fn mask(&self, a: &StoredActivity) -> ActivityId {
+            ActivityId::parse(&format!("masked-{}", a.seq)).unwrap()
+        }
+    }
+
+    fn sam() -> Roster {
+        let email = Email::parse(EMAIL).unwrap();
+        Roster::new([(&email, Some(NAME))])
+    }
+
+    #[test]
+    fn a_roster_identity_is_hidden_from_clients_whoever_the_actor() {
+        let mut a = activity(
+            ActorKind::User,
+            "Asked Sam Rivera (SAM.RIVERA@partner.example) and rivera; samuel stays",
+        );
+        a.actor = Actor::person(
+            ActorKind::User,
+            Email::parse("jo@acme.example").unwrap(),
+            None,
+        );
+        let roster = sam();
+        let client = view(&a, &Sight::new(Audience::Client, &roster, &Masked));
+        assert_eq!(
+            client.description,
+            "Asked Support user (Support user) and Support user; samuel stays"
+        );
+        assert_eq!(
+            client.user.label, "jo@acme.example",
+            "the actor is not hidden"
+        );
+        assert_eq!(client.error.as_deref(), Some("ask Support user about it"));
+        let text = serde_json::to_string(&client).unwrap().to_lowercase();
+        assert!(
+            !text.contains("rivera") && !text.contains("partner.example"),
+            "{text}"
+        );
+        // Internal viewers see it all; so does a client of a partner Sam does not support.
+        let internal = view(&a, &Sight::new(Audience::Internal, &roster, &Masked));
+        assert!(internal.description.contains("Sam Rivera"));
+        let elsewhere = view(&a, &Sight::new(Audience::Client, &Roster::empty(), &Masked));
+        assert!(elsewhere.description.contains("Sam Rivera"));
+    }
+
+    #[test]
+    fn roster_parts_are_whole_words_of_three_letters_or_more() {
+        let email = Email::parse("al.bo-stone@help.example").unwrap();
+        let roster = Roster::new([(&email, Some("Al Bo Stone"))]);
+        let mut a = activity(
+            ActorKind::System,
+            "Al and Bo met Stone, al.bo-stone and Stoneware",
+        );
+        a.error = None;
+        a.details = Map::new();
+        let v = view(&a, &Sight::new(Audience::Client, &roster, &Masked));
+        assert_eq!(
+            v.description,
+            "Al and Bo met Support user, Support user and Stoneware"
+        );
+    }
+
+    #[test]
+    fn a_roster_email_is_hidden_in_the_user_column_too() {
+        let a = activity(ActorKind::User, "x");
+        let v = view(&a, &Sight::new(Audience::Client, &sam(), &Masked));
+        assert_eq!(v.user.label, "Support user");
+        assert_eq!(v.user.kind, ActorKind::Support);
+        assert_eq!(v.user.email, None);
+    }
+
+    #[test]
+    fn an_id_that_names_a_hidden_person_is_masked_for_clients_only() {
+        let mut a = activity(ActorKind::User, "x");
+        a.actor = Actor::system();
+        a.id = ActivityId::parse("sam.rivera-push-7731").unwrap();
+        let roster = sam();
+        let client = view(&a, &Sight::new(Audience::Client, &roster, &Masked));
+        assert_eq!(client.id.as_str(), "masked-1");
+        assert!(!client.search_text().contains("rivera"));
+        let internal = view(&a, &Sight::new(Audience::Internal, &roster, &Masked));
+        assert_eq!(internal.id.as_str(), "sam.rivera-push-7731");
+        // The activity's own support actor hides it without a roster.
+        let mut own = activity(ActorKind::Support, "x");
+        own.id = a.id.clone();
+        let v = view(
+            &own,
+            &Sight::new(Audience::Client, &Roster::empty(), &Masked),
+        );
+        assert_eq!(v.id.as_str(), "masked-1");
+        // Other ids are shown as they are.
+        own.id = ActivityId::parse("push-7731").unwrap();
+        let v = view(&own, &Sight::new(Audience::Client, &roster, &Masked));
+        assert_eq!(v.id.as_str(), "push-7731");
+    }
+
+    #[test]
+    fn a_roster_never_shows_in_debug() {
+        let shown = format!("{:?}", sam());
+        assert!(!shown.to_lowercase().contains("sam"), "{shown}");
     }
 
     fn text_strategy() -> impl Strategy<Value = String> {
@@ -506,7 +800,7 @@ mod tests {
             let mut a = activity(ActorKind::Support, &d);
             a.error = Some(e);
             a.details = serde_json::json!({ k: v }).as_object().unwrap().clone();
-            let shown = view(&a, Audience::Client);
+            let shown = view(&a, &Sight::plain(Audience::Client));
             let text = serde_json::to_string(&shown).unwrap().to_lowercase();
             prop_assert!(!text.contains(&EMAIL.to_lowercase()), "{}", text);
             prop_assert!(!text.contains("rivera"), "{}", text);
@@ -525,8 +819,8 @@ mod tests {
             }
             a.error = Some(e);
             a.details = serde_json::json!({ k: v }).as_object().unwrap().clone();
-            let client = view(&a, Audience::Client);
-            let internal = view(&a, Audience::Internal);
+            let client = view(&a, &Sight::plain(Audience::Client));
+            let internal = view(&a, &Sight::plain(Audience::Internal));
             if hides_from_clients(&a) {
                 prop_assert_ne!(client, internal);
             } else {
@@ -556,14 +850,14 @@ mod tests {
                 .unwrap()
                 .clone();
             let audience = if client { Audience::Client } else { Audience::Internal };
-            prop_assert_eq!(search_text(&a, audience), view(&a, audience).search_text());
+            prop_assert_eq!(search_text(&a, audience), view(&a, &Sight::plain(audience)).search_text());
         }
 
         #[test]
         fn text_without_the_identity_is_untouched(d in "[a-z0-9 .,é]{0,40}") {
             prop_assume!(!d.contains("sam") && !d.contains("rivera"));
             let a = activity(ActorKind::Support, &d);
-            prop_assert_eq!(view(&a, Audience::Client).description, d);
+            prop_assert_eq!(view(&a, &Sight::plain(Audience::Client)).description, d);
         }
     }
 }

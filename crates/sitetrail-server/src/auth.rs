@@ -13,6 +13,7 @@ use sitetrail_store::KeyCheck;
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::opaque::Opaque;
 
 /// The dashboard's session cookie holds the same signed token.
 pub const SESSION_COOKIE: &str = "sitetrail_session";
@@ -25,6 +26,7 @@ pub const MAX_TTL_SECONDS: u64 = 30 * 24 * 3600;
 pub struct TokenKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
+    opaque: Opaque,
 }
 
 impl std::fmt::Debug for TokenKeys {
@@ -75,7 +77,13 @@ impl TokenKeys {
         TokenKeys {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
+            opaque: Opaque::from_secret(secret),
         }
+    }
+
+    /// The cipher of the numbers viewers are handed but must not read.
+    pub fn opaque(&self) -> &Opaque {
+        &self.opaque
     }
 
     pub fn sign(&self, claims: &Claims) -> anyhow::Result<String> {
@@ -167,8 +175,23 @@ fn bearer_in(headers: &HeaderMap) -> Option<&str> {
 
 /// The viewer a request's headers prove, if any (bearer token first, then the cookie).
 pub fn viewer_of(headers: &HeaderMap, tokens: &TokenKeys) -> Option<Viewer> {
-    let token = bearer_in(headers).or_else(|| session_cookie_in(headers))?;
-    tokens.verify(token).ok()
+    tokens.verify(presented_token(headers)?).ok()
+}
+
+/// The token a request signs in with: bearer first, then the cookie (as [`ViewerAuth`]).
+pub fn presented_token(headers: &HeaderMap) -> Option<&str> {
+    bearer_in(headers).or_else(|| session_cookie_in(headers))
+}
+
+/// The `exp` claim (seconds since the epoch) of a token that was already verified.
+pub fn expiry(token: &str) -> Option<u64> {
+    use base64::Engine;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    claims.get("exp")?.as_u64()
 }
 
 pub fn session_cookie(parts: &Parts) -> Option<&str> {

@@ -7,8 +7,10 @@ pub mod auth;
 pub mod error;
 mod feed;
 mod json;
+mod lens;
 pub mod limits;
 mod observe;
+mod opaque;
 pub mod pages;
 pub mod schedule;
 mod serve;
@@ -51,6 +53,9 @@ pub struct Config {
     pub checkpoint_every: std::time::Duration,
     /// How often the retention policy runs.
     pub retention_every: std::time::Duration,
+    /// The session cookie goes without `Secure`, for a dashboard served over plain HTTP on a
+    /// loopback address (the demo); refused on any other address.
+    pub insecure_cookies_on_loopback: bool,
 }
 
 /// The database URL's password never reaches a log.
@@ -66,6 +71,10 @@ impl std::fmt::Debug for Config {
             .field("serving", &self.serving)
             .field("checkpoint_every", &self.checkpoint_every)
             .field("retention_every", &self.retention_every)
+            .field(
+                "insecure_cookies_on_loopback",
+                &self.insecure_cookies_on_loopback,
+            )
             .finish()
     }
 }
@@ -82,6 +91,7 @@ impl Config {
             serving: Serving::default(),
             checkpoint_every: std::time::Duration::from_secs(300),
             retention_every: std::time::Duration::from_secs(3600),
+            insecure_cookies_on_loopback: false,
         }
     }
 
@@ -100,6 +110,8 @@ pub struct AppState {
     pub engine: Engine,
     pub limits: Arc<limits::Limiter>,
     pub access: audit::AccessLog,
+    /// Whether the session cookie is `Secure` (see [`Config::insecure_cookies_on_loopback`]).
+    pub secure_cookies: bool,
 }
 
 pub struct App {
@@ -147,6 +159,12 @@ impl App {
         store: DynStore,
         tokens: TokenKeys,
     ) -> anyhow::Result<App> {
+        anyhow::ensure!(
+            !config.insecure_cookies_on_loopback || config.listen.ip().is_loopback(),
+            "--insecure-cookies-on-loopback sends the session cookie in clear: it is allowed \
+             only when listening on a loopback address, not {}",
+            config.listen
+        );
         observe::prometheus();
         let databases = sitetrail_staging::DatabasePolicy::new(
             config.database_hosts.clone(),
@@ -175,6 +193,7 @@ impl App {
             feed,
             engine,
             limits,
+            secure_cookies: !config.insecure_cookies_on_loopback,
         };
         let router = router(state.clone());
         let listener = TcpListener::bind(config.listen)

@@ -11,6 +11,7 @@ mod plan;
 pub mod postgres;
 pub mod private;
 mod record;
+mod roster;
 mod rows;
 pub mod sqlite;
 mod sqlite_pages;
@@ -24,13 +25,14 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use sitetrail_core::{
     Account, AccountId, ActivityFilter, ActivityId, Actor, Audience, Cursor, Ending, InvalidField,
-    NewActivity, Page, Site, SiteId, StoredActivity, Timestamp,
+    NewActivity, Page, Roster, Site, SiteId, StoredActivity, Timestamp,
 };
 use tokio::sync::broadcast;
 
 pub use chain::{AccountReport, CheckpointBody, CheckpointKey, Problem, ProblemKind};
 pub use export::{EXPORT_READERS, ExportColumns, ExportStream};
 pub use keys::{ApiKey, KeyCheck};
+pub use roster::{MAX_ROSTER, RosterEntry};
 
 /// How long an account's activities are kept when it has no retention period of its own.
 pub const DEFAULT_RETENTION_DAYS: u32 = 400;
@@ -185,7 +187,8 @@ pub trait Store: Send + Sync + 'static {
     /// Every site whose live environment has a docroot here: the staging engine's sites.
     async fn hosted_sites(&self) -> StoreResult<Vec<Site>>;
 
-    /// Records activities all or nothing; each is committed before this returns.
+    /// Records activities all or nothing; each is committed before this returns. A support
+    /// actor is put on the roster of its account's partner before its activity is written.
     async fn record(&self, batch: Vec<NewActivity>) -> StoreResult<Vec<Recorded>>;
     /// The one transition `in_progress → completed | failed`; a second one is a conflict.
     async fn end(&self, id: &ActivityId, ending: Ending) -> StoreResult<StoredActivity>;
@@ -211,6 +214,14 @@ pub trait Store: Send + Sync + 'static {
     /// [`Store::changes_after`] now and then: a wake can be missed (SQLite written by another
     /// process, a lost listener connection), a change cannot.
     fn subscribe_commits(&self) -> broadcast::Receiver<i64>;
+
+    /// Puts support identities on the rosters of their accounts' partners (a no-op for one
+    /// already there).
+    async fn add_to_roster(&self, people: Vec<RosterEntry>) -> StoreResult<()>;
+    /// The roster of the partner of `account`: every support identity recorded for any of
+    /// the partner's accounts (and for `account` itself, registered or not), at most
+    /// [`MAX_ROSTER`] of them.
+    async fn roster(&self, account: &AccountId) -> StoreResult<Roster>;
 
     async fn create_api_key(&self, name: &str) -> StoreResult<ApiKey>;
     async fn check_api_key(&self, presented: &str) -> StoreResult<KeyCheck>;

@@ -23,7 +23,7 @@ use anyhow::Context;
 use async_trait::async_trait;
 use sitetrail_core::{
     Account, AccountId, ActivityFilter, ActivityId, Audience, Colour, Email, Ending, NewActivity,
-    Page, Site, SiteId, StoredActivity, Timestamp,
+    Page, Roster, Site, SiteId, StoredActivity, Timestamp,
 };
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool, Postgres, QueryBuilder, Row};
@@ -34,6 +34,7 @@ use crate::copy::CopyRows;
 use crate::keys::{self, ApiKey, KeyCache, KeyCheck, StoredKey};
 use crate::plan::Plan;
 use crate::record::{self, SearchText};
+use crate::roster::{self, RosterEntry};
 use crate::rows::{self, ActivityRow, COLS, SITE_COLS, SiteRow};
 use crate::writer::{Done, GroupOutcome, GroupWriter, Groups, Work, WriterHandle};
 use crate::{
@@ -58,6 +59,7 @@ pub struct PgStore {
     writer: WriterHandle,
     ahead: Arc<AheadCounts>,
     keys: KeyCache,
+    roster_written: roster::Written,
     commits: broadcast::Sender<i64>,
     /// Dropping the store stops its listener.
     _stop_listening: oneshot::Sender<()>,
@@ -121,6 +123,7 @@ impl PgStore {
             writer,
             ahead,
             keys: KeyCache::default(),
+            roster_written: roster::Written::default(),
             commits,
             _stop_listening: stop,
         })
@@ -313,6 +316,7 @@ impl PgWriter {
                 Work::CreateKey(k) => create_key(conn, &k, now).await,
                 Work::SetRetention(account, days) => set_retention(conn, &account, days).await,
                 Work::RecordAccess(batch) => record_access(conn, &batch).await,
+                Work::AddToRoster(entries) => add_to_roster(conn, &entries).await,
                 Work::Prune(request) => prune(conn, &mut plan, &request, now).await,
                 // Applied once the group's own links are written, so it seals them too.
                 Work::Checkpoint(key) => {
@@ -1074,6 +1078,23 @@ async fn record_access(conn: &mut PgConnection, batch: &[Access]) -> StoreResult
     Ok(Done::Unit)
 }
 
+async fn add_to_roster(conn: &mut PgConnection, entries: &[RosterEntry]) -> StoreResult<Done> {
+    for chunk in entries.chunks(500) {
+        let mut q = QueryBuilder::<Postgres>::new(
+            "INSERT INTO support_roster (account_id, email, name, added_at) ",
+        );
+        q.push_values(chunk, |mut b, e| {
+            b.push_bind(e.account.as_str())
+                .push_bind(&e.email)
+                .push_bind(&e.name)
+                .push_bind(e.added_at.millis());
+        });
+        q.push(" ON CONFLICT DO NOTHING");
+        q.build().execute(&mut *conn).await?;
+    }
+    Ok(Done::Unit)
+}
+
 /// One bounded pass of the retention policy over one account. The prune activities go
 /// through the group's plan (and so into the chain); the removal is written at once.
 async fn prune(
@@ -1296,6 +1317,12 @@ impl Store for PgStore {
     }
 
     async fn record(&self, batch: Vec<NewActivity>) -> StoreResult<Vec<Recorded>> {
+        let support = self
+            .roster_written
+            .unwritten(roster::support_actors(&batch));
+        if !support.is_empty() {
+            self.add_to_roster(support).await?;
+        }
         match self
             .writer
             .write(Work::Record(record::prepare_all(batch)?))
@@ -1448,6 +1475,30 @@ impl Store for PgStore {
         }
         tx.rollback().await?;
         Ok(reports)
+    }
+
+    async fn add_to_roster(&self, people: Vec<RosterEntry>) -> StoreResult<()> {
+        if people.is_empty() {
+            return Ok(());
+        }
+        self.writer.write(Work::AddToRoster(people.clone())).await?;
+        self.roster_written.remember(&people);
+        Ok(())
+    }
+
+    async fn roster(&self, account: &AccountId) -> StoreResult<Roster> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT email, name FROM support_roster WHERE account_id IN ( \
+               SELECT $1::text UNION \
+               SELECT id FROM accounts WHERE partner = \
+                 (SELECT partner FROM accounts WHERE id = $1)) \
+             LIMIT $2",
+        )
+        .bind(account.as_str())
+        .bind(roster::MAX_ROSTER + 1)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(roster::from_rows(rows))
     }
 
     async fn record_access(&self, batch: Vec<Access>) -> StoreResult<()> {

@@ -15,7 +15,7 @@ use anyhow::Context;
 use async_trait::async_trait;
 use sitetrail_core::{
     Account, AccountId, ActivityFilter, ActivityId, Audience, Colour, Ending, NewActivity, Page,
-    Site, SiteId, StoredActivity,
+    Roster, Site, SiteId, StoredActivity,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
@@ -25,6 +25,7 @@ use crate::chain::{AccountReport, CheckpointBody, CheckpointKey};
 use crate::export::SqliteReaders;
 use crate::keys::{self, ApiKey, KeyCache, KeyCheck, StoredKey};
 use crate::record;
+use crate::roster::{self, RosterEntry};
 use crate::rows::{self, ActivityRow, COLS, SITE_COLS, SiteRow};
 use crate::sqlite_pages::PageReaders;
 use crate::sqlite_writer::SqliteWriter;
@@ -44,6 +45,7 @@ pub struct SqliteStore {
     exports: SqliteReaders,
     writer: WriterHandle,
     keys: KeyCache,
+    roster_written: roster::Written,
     commits: broadcast::Sender<i64>,
     /// Dropping the store stops its checkpoints.
     _stop_checkpoints: oneshot::Sender<()>,
@@ -170,6 +172,7 @@ impl SqliteStore {
             exports: SqliteReaders::new(path.to_owned()),
             writer,
             keys: KeyCache::default(),
+            roster_written: roster::Written::default(),
             commits,
             _stop_checkpoints: stop,
         })
@@ -271,6 +274,12 @@ impl Store for SqliteStore {
     }
 
     async fn record(&self, batch: Vec<NewActivity>) -> StoreResult<Vec<Recorded>> {
+        let support = self
+            .roster_written
+            .unwritten(roster::support_actors(&batch));
+        if !support.is_empty() {
+            self.add_to_roster(support).await?;
+        }
         match self
             .writer
             .write(Work::Record(record::prepare_all(batch)?))
@@ -410,6 +419,30 @@ impl Store for SqliteStore {
         }
         tx.rollback().await?;
         Ok(reports)
+    }
+
+    async fn add_to_roster(&self, people: Vec<RosterEntry>) -> StoreResult<()> {
+        if people.is_empty() {
+            return Ok(());
+        }
+        self.writer.write(Work::AddToRoster(people.clone())).await?;
+        self.roster_written.remember(&people);
+        Ok(())
+    }
+
+    async fn roster(&self, account: &AccountId) -> StoreResult<Roster> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT email, name FROM support_roster WHERE account_id IN ( \
+               SELECT ?1 UNION \
+               SELECT id FROM accounts WHERE partner = \
+                 (SELECT partner FROM accounts WHERE id = ?1)) \
+             LIMIT ?2",
+        )
+        .bind(account.as_str())
+        .bind(roster::MAX_ROSTER + 1)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(roster::from_rows(rows))
     }
 
     async fn record_access(&self, batch: Vec<Access>) -> StoreResult<()> {

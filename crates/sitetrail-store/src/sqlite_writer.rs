@@ -468,6 +468,24 @@ fn apply(
             }
             Ok(Done::Unit)
         }
+        Work::AddToRoster(entries) => {
+            let mut q = conn
+                .prepare_cached(
+                    "INSERT INTO support_roster (account_id, email, name, added_at) \
+                     VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                )
+                .map_err(internal)?;
+            for e in entries {
+                q.execute(params![
+                    e.account.as_str(),
+                    e.email,
+                    e.name,
+                    e.added_at.millis()
+                ])
+                .map_err(internal)?;
+            }
+            Ok(Done::Unit)
+        }
         Work::Record(_) | Work::End(..) | Work::Prune(_) | Work::Checkpoint(_) => {
             unreachable!("the group's plan applies these")
         }

@@ -30,6 +30,7 @@ pub(crate) enum Work {
     /// Applied after the rest of its group, so that it seals the group's own links too.
     Checkpoint(CheckpointKey),
     RecordAccess(Vec<Access>),
+    AddToRoster(Vec<crate::RosterEntry>),
 }
 
 pub(crate) enum Done {

@@ -13,7 +13,7 @@ use sitetrail_core::{
 };
 use sitetrail_store::postgres::{PgStore, ScratchDatabase};
 use sitetrail_store::sqlite::{SqliteStore, WalPolicy};
-use sitetrail_store::{DynStore, Scope, StoreError};
+use sitetrail_store::{DynStore, RosterEntry, Scope, StoreError};
 
 const SUPPORT: &str = "sam.rivera@partner.example";
 const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -48,6 +48,7 @@ contract!(
     requests_sharing_a_commit_succeed_or_fail_on_their_own,
     keyset_pages_return_each_activity_once_in_both_directions,
     a_client_cannot_find_a_support_person_by_search_or_user_filter,
+    a_support_actor_joins_the_roster_of_its_accounts_partner,
     filters_narrow_and_scopes_isolate_accounts,
     the_first_page_comes_from_an_index_without_sorting,
     changes_come_in_order_and_everything_survives_a_reopen,
@@ -581,6 +582,80 @@ async fn keyset_pages_return_each_activity_once_in_both_directions(f: Fixture) {
     assert_eq!(
         back.items.iter().map(|a| a.seq).collect::<Vec<_>>(),
         pages[1].0
+    );
+}
+
+async fn a_support_actor_joins_the_roster_of_its_accounts_partner(f: Fixture) {
+    let store = &f.store;
+    store
+        .upsert_account(&Account {
+            id: acc("initech"),
+            name: "Initech".into(),
+            partner: "Other agency".into(),
+            partner_colour: None,
+        })
+        .await
+        .unwrap();
+    assert!(store.roster(&acc("acme")).await.unwrap().is_empty());
+    // A user is no support person.
+    store
+        .record(vec![new("acme", "shop", ActorKind::User)])
+        .await
+        .unwrap();
+    assert!(store.roster(&acc("acme")).await.unwrap().is_empty());
+
+    store
+        .record(vec![
+            new("acme", "shop", ActorKind::Support),
+            new("acme", "blog", ActorKind::Support),
+        ])
+        .await
+        .unwrap();
+    // Every account of the partner shares the roster; another partner's does not.
+    for account in ["acme", "globex"] {
+        let roster = store.roster(&acc(account)).await.unwrap();
+        assert_eq!(roster.len(), 1, "{account}");
+        assert!(roster.has_email(&SUPPORT.to_uppercase()), "{account}");
+    }
+    assert!(store.roster(&acc("initech")).await.unwrap().is_empty());
+    assert!(store.roster(&acc("unregistered")).await.unwrap().is_empty());
+
+    // Added directly (a support viewer starting an operation), again without harm, and for an
+    // account that is registered nowhere.
+    let jo = Email::parse("jo@help.example").unwrap();
+    let entry = |a: &str| RosterEntry::new(&acc(a), &jo, Some("Jo Bloggs"));
+    for _ in 0..2 {
+        store
+            .add_to_roster(vec![entry("initech"), entry("unregistered")])
+            .await
+            .unwrap();
+    }
+    let initech = store.roster(&acc("initech")).await.unwrap();
+    assert_eq!(initech.len(), 1);
+    assert!(initech.has_email("jo@help.example") && !initech.has_email(SUPPORT));
+    assert!(
+        store
+            .roster(&acc("unregistered"))
+            .await
+            .unwrap()
+            .has_email("jo@help.example")
+    );
+    assert!(
+        !store
+            .roster(&acc("acme"))
+            .await
+            .unwrap()
+            .has_email("jo@help.example")
+    );
+
+    // Durable: another process sees it.
+    let again = f.place.open().await;
+    assert!(
+        again
+            .roster(&acc("globex"))
+            .await
+            .unwrap()
+            .has_email(SUPPORT)
     );
 }
 

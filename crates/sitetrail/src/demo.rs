@@ -76,7 +76,11 @@ impl Dice {
 pub async fn run(listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
     // WordPress's own paths (its docroots, the SQLite file) must not depend on where PHP runs.
     let data_dir = std::path::absolute(&data_dir).context("finding the data dir")?;
-    let app = App::build(Config::new(listen, data_dir.clone(), None)).await?;
+    let mut config = Config::new(listen, data_dir.clone(), None);
+    // The demo serves plain http: on loopback its cookie goes without `Secure`, or no
+    // browser would send it back; elsewhere it stays `Secure` (serve it behind HTTPS).
+    config.insecure_cookies_on_loopback = listen.ip().is_loopback();
+    let app = App::build(config).await?;
     let store = app.state.store.clone();
     let seeded = seed(&store).await?;
     // Real WordPress (on SQLite) behind acme-shop, when this machine has it: the staging
@@ -108,7 +112,7 @@ pub async fn run(listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
         println!("Seeded the demo partner {PARTNER:?}: 2 accounts, 3 sites, months of activity.");
     }
     println!();
-    println!("Sign in as (links are valid for 12 hours):");
+    println!("Sign in as (links are valid for 12 hours; each asks before it signs you in):");
     println!("  client owner (Acme Bakery, sees \"Support user\"):");
     println!("    {}", link("acme-bakery", Audience::Client, &OWNER)?);
     println!("  partner admin (internal, sees support emails):");

@@ -65,6 +65,10 @@ enum Command {
         /// credentials cannot.
         #[arg(long, env = "SITETRAIL_MYSQL_ADMIN_URL", hide_env_values = true)]
         mysql_admin_url: Option<String>,
+        /// Sends the session cookie without `Secure`, for a dashboard served over plain
+        /// HTTP on a loopback address; refused when `--listen` is not loopback.
+        #[arg(long, env = "SITETRAIL_INSECURE_COOKIES_ON_LOOPBACK")]
+        insecure_cookies_on_loopback: bool,
         #[command(flatten)]
         databases: DatabaseServers,
         #[command(flatten)]
@@ -275,11 +279,13 @@ async fn main() -> anyhow::Result<()> {
             storage,
             mysql_admin_url,
             databases,
+            insecure_cookies_on_loopback,
             limits,
         } => {
             let mut config = Config::new(listen, storage.data_dir, storage.database);
             config.mysql_admin = mysql_admin_url;
             config.database_hosts = databases.database_hosts;
+            config.insecure_cookies_on_loopback = insecure_cookies_on_loopback;
             limits.apply(&mut config);
             let app = App::build(config).await?;
             eprintln!("sitetrail listening on http://{}", app.address());

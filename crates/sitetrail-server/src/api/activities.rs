@@ -12,10 +12,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sitetrail_core::{
     AccountId, ActivityFilter, ActivityId, ActivityKind, ActivityView, Actor, ActorKind, Audience,
-    Email, Ending, Environment, NewActivity, Page, RawQuery, Service, SiteId, Status, Timestamp,
-    view,
+    Cursor, Direction, Email, Ending, Environment, FilterError, NewActivity, Page, RawQuery,
+    Service, Sight, SiteId, Status, StoredActivity, Timestamp, view,
 };
-use sitetrail_store::Recorded;
+use sitetrail_store::{Recorded, Scope};
 use utoipa::ToSchema;
 
 use crate::AppState;
@@ -23,6 +23,7 @@ use crate::api::{site_scope, viewer_scope};
 use crate::auth::{Publisher, ViewerAuth};
 use crate::error::{ApiError, ApiResult};
 use crate::json::{ApiBytes, ApiJson, ApiQuery, optional_json};
+use crate::lens::Lens;
 
 pub const MAX_BATCH: usize = 1_000;
 const SINGLE_BODY_LIMIT: usize = 64 * 1024;
@@ -237,7 +238,7 @@ pub async fn record(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(view(&activity, Audience::Internal))))
+    Ok((status, Json(view(&activity, &Sight::internal()))))
 }
 
 #[utoipa::path(post, path = "/api/v1/activities/batch", tag = "publishers",
@@ -303,7 +304,7 @@ pub async fn record_batch(
     }
     let items = recorded
         .iter()
-        .map(|r| view(&r.activity, Audience::Internal))
+        .map(|r| view(&r.activity, &Sight::internal()))
         .collect();
     Ok(Json(BatchOut::Full { items }).into_response())
 }
@@ -324,7 +325,7 @@ async fn end(
         completed_at: body.completed_at,
     };
     let ended = state.store.end(&id, ending).await?;
-    Ok(Json(view(&ended, Audience::Internal)))
+    Ok(Json(view(&ended, &Sight::internal())))
 }
 
 #[utoipa::path(post, path = "/api/v1/activities/{id}/complete", tag = "publishers",
@@ -357,21 +358,121 @@ pub async fn fail(
     end(state, id, Status::Failed, body).await
 }
 
-/// Reads one page of a scope for a viewer: the one path every listing takes.
+/// Reads one page of a scope for a viewer: the one path every listing takes. Cursors are
+/// sealed ([`crate::opaque`]): a client cannot read the insertion order from them.
 pub async fn page_for(
     state: &AppState,
     audience: Audience,
-    scope: &sitetrail_store::Scope,
+    scope: &Scope,
     raw: &RawQuery,
 ) -> ApiResult<ListResponse> {
     let filter = ActivityFilter::parse(raw, audience)?;
-    let page = Page::parse(raw)?;
-    let listing = state.store.list(scope, audience, &filter, page).await?;
+    let mut page = Page::parse(&RawQuery {
+        cursor: None,
+        ..raw.clone()
+    })?;
+    page.cursor = match raw
+        .cursor
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+    {
+        None => None,
+        Some(c) => Some(
+            state
+                .tokens
+                .opaque()
+                .open_cursor(c)
+                .ok_or(FilterError::BadCursor)?,
+        ),
+    };
+    let lens = Lens::of(state, audience, &scope.account).await?;
+    let (items, next, prev) = if audience == Audience::Client && filter.reads_the_view() {
+        client_search(state, &lens, scope, &filter, page).await?
+    } else {
+        let listing = state.store.list(scope, audience, &filter, page).await?;
+        let items = listing.items.iter().map(|a| lens.view(a)).collect();
+        (items, listing.next, listing.prev)
+    };
+    let opaque = state.tokens.opaque();
     Ok(ListResponse {
-        items: listing.items.iter().map(|a| view(a, audience)).collect(),
-        next_cursor: listing.next.map(|c| c.encode()),
-        prev_cursor: listing.prev.map(|c| c.encode()),
+        items,
+        next_cursor: next.map(|c| opaque.cursor(&c)),
+        prev_cursor: prev.map(|c| opaque.cursor(&c)),
     })
+}
+
+/// How many of the store's pages a client's search reads through for one page of matches.
+const MAX_SEARCH_ROUNDS: usize = 10;
+
+/// A page of a client's search (`q`, `user`). The store matches its own search text, which
+/// knows neither the partner's roster nor masked ids; each row is checked again against what
+/// the client is shown, and the store read on until the page is full. A cursor is given only
+/// when a further shown row exists, so the cursors tell nothing of rows the client may not
+/// find. A search whose rows the store keeps matching and the client may not see ends after
+/// [`MAX_SEARCH_ROUNDS`] of the store's pages, as if nothing followed.
+async fn client_search(
+    state: &AppState,
+    lens: &Lens,
+    scope: &Scope,
+    filter: &ActivityFilter,
+    page: Page,
+) -> ApiResult<(Vec<ActivityView>, Option<Cursor>, Option<Cursor>)> {
+    let direction = page.cursor.map_or(Direction::Older, |c| c.direction);
+    let wanted = page.limit as usize + 1;
+    // Shown rows, nearest to the cursor first.
+    let mut found: Vec<(StoredActivity, ActivityView)> = Vec::new();
+    let mut at = page.cursor;
+    for _ in 0..MAX_SEARCH_ROUNDS {
+        let read = Page {
+            limit: page.limit.max(50),
+            cursor: at,
+        };
+        let listing = state
+            .store
+            .list(scope, lens.audience(), filter, read)
+            .await?;
+        let mut items = listing.items;
+        if direction == Direction::Newer {
+            items.reverse();
+        }
+        for a in items {
+            let v = lens.view(&a);
+            if filter.admits(&v) {
+                found.push((a, v));
+            }
+        }
+        at = match direction {
+            Direction::Older => listing.next,
+            Direction::Newer => listing.prev,
+        };
+        if found.len() >= wanted || at.is_none() {
+            break;
+        }
+    }
+    let more = found.len() > page.limit as usize;
+    found.truncate(page.limit as usize);
+    if direction == Direction::Newer {
+        found.reverse();
+    }
+    let first = found.first().map(|(a, _)| a);
+    let last = found.last().map(|(a, _)| a);
+    let (next, prev) = match direction {
+        Direction::Older => (
+            last.filter(|_| more)
+                .map(|a| Cursor::after(a, Direction::Older)),
+            first
+                .filter(|_| page.cursor.is_some())
+                .map(|a| Cursor::after(a, Direction::Newer)),
+        ),
+        Direction::Newer => (
+            last.map(|a| Cursor::after(a, Direction::Older)),
+            first
+                .filter(|_| more)
+                .map(|a| Cursor::after(a, Direction::Newer)),
+        ),
+    };
+    Ok((found.into_iter().map(|(_, v)| v).collect(), next, prev))
 }
 
 #[utoipa::path(get, path = "/api/v1/sites/{site}/activities", tag = "viewers",
@@ -415,12 +516,60 @@ pub async fn get_one(
     Path(id): Path<String>,
 ) -> ApiResult<Json<ActivityView>> {
     let not_found = || ApiError::NotFound("no such activity");
+    let lens = Lens::of(&state, viewer.audience, &viewer.account).await?;
+    if viewer.audience == Audience::Client
+        && let Some((created_at, seq)) = state.tokens.opaque().open_activity_id(&id)
+        && let Some(a) = masked(&state, &viewer, created_at, seq).await?
+    {
+        return Ok(Json(lens.view(&a)));
+    }
     let id = ActivityId::parse(&id).map_err(|_| not_found())?;
     let a = state.store.activity(&id).await?.ok_or_else(not_found)?;
     if !viewer.may_see(&a.account_id, &a.site_id) {
         return Err(not_found());
     }
-    Ok(Json(view(&a, viewer.audience)))
+    let shown = lens.view(&a);
+    // An id the viewer is shown masked is not one they can ask for.
+    if shown.id != a.id {
+        return Err(not_found());
+    }
+    Ok(Json(shown))
+}
+
+/// The activity a masked id points at, among those the viewer may see: read from the
+/// viewer's scope at the activity's creation time, the millisecond it names.
+async fn masked(
+    state: &AppState,
+    viewer: &sitetrail_core::Viewer,
+    created_at: Timestamp,
+    seq: i64,
+) -> ApiResult<Option<StoredActivity>> {
+    let Some(to) = Timestamp::from_millis(created_at.millis() + 1) else {
+        return Ok(None);
+    };
+    let filter = ActivityFilter {
+        from: Some(created_at),
+        to: Some(to),
+        ..ActivityFilter::default()
+    };
+    let scope = viewer_scope(viewer);
+    let mut page = Page {
+        limit: sitetrail_core::filter::MAX_LIMIT,
+        cursor: None,
+    };
+    loop {
+        let listing = state
+            .store
+            .list(&scope, Audience::Internal, &filter, page)
+            .await?;
+        if let Some(a) = listing.items.into_iter().find(|a| a.seq == seq) {
+            return Ok(Some(a));
+        }
+        match listing.next {
+            Some(c) => page.cursor = Some(c),
+            None => return Ok(None),
+        }
+    }
 }
 
 #[cfg(test)]

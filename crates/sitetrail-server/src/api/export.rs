@@ -10,7 +10,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
-use sitetrail_core::{ActivityFilter, ActivityView, Audience, RawQuery, Timestamp, view};
+use sitetrail_core::{ActivityFilter, ActivityView, Audience, RawQuery, Timestamp};
 use sitetrail_store::{ExportColumns, Scope};
 
 use crate::AppState;
@@ -18,6 +18,7 @@ use crate::api::site_scope;
 use crate::auth::ViewerAuth;
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiQuery;
+use crate::lens::Lens;
 use crate::limits::Slot;
 
 /// The size of the body's chunks.
@@ -106,6 +107,16 @@ pub fn stream_export(
         let _slot = slot;
         let stopped = || std::io::Error::other("the export stopped early");
         let mut out = Rendered::new(format);
+        let lens = match Lens::of(&state, audience, &scope.account).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = ?e, "an export could not start");
+                yield Err(stopped());
+                return;
+            }
+        };
+        // A client's search is checked again against what it is shown (see `page_for`).
+        let recheck = audience == Audience::Client && filter.reads_the_view();
         let mut activities = match state.store.export(&scope, audience, &filter, columns).await {
             Ok(a) => a,
             Err(e) => {
@@ -124,7 +135,11 @@ pub fn stream_export(
                 }
             };
             for a in &chunk {
-                out.push(&view(a, audience));
+                let v = lens.view(a);
+                if recheck && !filter.admits(&v) {
+                    continue;
+                }
+                out.push(&v);
                 if let Some(bytes) = out.take(CHUNK_BYTES) {
                     yield Ok::<Bytes, std::io::Error>(bytes);
                 }

@@ -7,10 +7,11 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use sitetrail_core::{
-    ActivityView, BackupId, Environment, SiteId, StoredActivity, TemplateId, Timestamp, Viewer,
-    view,
+    ActivityView, ActorKind, BackupId, Environment, SiteId, StoredActivity, TemplateId, Timestamp,
+    Viewer,
 };
 use sitetrail_staging::{BackupReason, EngineError, Manifest, Operation, PushScope};
+use sitetrail_store::RosterEntry;
 use utoipa::ToSchema;
 
 use crate::AppState;
@@ -18,6 +19,7 @@ use crate::api::site_scope;
 use crate::auth::{BearerViewer, ViewerAuth};
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiJson;
+use crate::lens::Lens;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -51,6 +53,12 @@ pub async fn start_operation(
 ) -> ApiResult<StoredActivity> {
     let scope = site_scope(state, viewer, site).await?;
     let site: SiteId = scope.site.expect("a site scope names its site");
+    // A support person who starts (or tries to start) an operation joins the partner's
+    // roster, whether or not the operation gets as far as the log.
+    if let (ActorKind::Support, Some(email)) = (viewer.actor.kind, &viewer.actor.email) {
+        let me = RosterEntry::new(&scope.account, email, viewer.actor.name.as_deref());
+        state.store.add_to_roster(vec![me]).await?;
+    }
     let started = state
         .engine
         .start(&site, op, viewer.actor.clone())
@@ -61,7 +69,9 @@ pub async fn start_operation(
             EngineError::Internal(e) => ApiError::Internal(e),
         })?;
     if started.activity.status.is_ended() {
-        let reason = view(&started.activity, viewer.audience)
+        let reason = Lens::of(state, viewer.audience, &viewer.account)
+            .await?
+            .view(&started.activity)
             .error
             .unwrap_or_else(|| "the operation could not start".into());
         return Err(ApiError::Conflict(reason));
@@ -76,7 +86,8 @@ async fn accepted(
     op: Operation,
 ) -> ApiResult<(StatusCode, Json<ActivityView>)> {
     let a = start_operation(state, viewer, site, op).await?;
-    Ok((StatusCode::ACCEPTED, Json(view(&a, viewer.audience))))
+    let lens = Lens::of(state, viewer.audience, &viewer.account).await?;
+    Ok((StatusCode::ACCEPTED, Json(lens.view(&a))))
 }
 
 #[utoipa::path(post, path = "/api/v1/sites/{site}/staging", tag = "staging",

@@ -1,7 +1,9 @@
 //! `GET /api/v1/sites/{site}/activities/stream`: server-sent events `activity.created` and
 //! `activity.ended`, each carrying the activity as this viewer may see it. The event id is
-//! the change number; `Last-Event-ID` resumes after it, and so does `?after=` (what a page
-//! rendered at that change number opens the stream with).
+//! the change number sealed ([`crate::opaque`]): it tells no client how much other tenants
+//! wrote. `Last-Event-ID` resumes after it, and so does `?after=` (what a page rendered at
+//! that point opens the stream with); `0` replays from the start. The stream ends when the
+//! token that opened it expires.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -14,17 +16,21 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures::{Stream, StreamExt};
 use serde::Deserialize;
-use sitetrail_core::{Audience, SiteId, view};
+use sitetrail_core::{SiteId, Timestamp};
 use sitetrail_store::{Change, ChangeKind};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::AppState;
 use crate::api::site_scope;
-use crate::auth::ViewerAuth;
+use crate::auth::{self, ViewerAuth};
 use crate::error::{ApiError, ApiResult};
 use crate::json::ApiQuery;
+use crate::lens::Lens;
+use crate::opaque::Opaque;
 
 const BACKLOG_PAGE: u32 = 500;
+/// How often a live stream reads its roster again.
+const ROSTER_REFRESH: Duration = Duration::from_secs(30);
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/sites/{site}/activities/stream", get(stream))
@@ -33,7 +39,7 @@ pub fn router() -> Router<AppState> {
 #[utoipa::path(get, path = "/api/v1/sites/{site}/activities/stream", tag = "viewers",
     params(("site" = String, Path),
         ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id"),
-        ("after" = Option<i64>, Query, description = "Resume after this change number when no Last-Event-ID is sent")),
+        ("after" = Option<String>, Query, description = "Resume after this event id (or `0`: from the start) when no Last-Event-ID is sent")),
     responses((status = 200, content_type = "text/event-stream",
             description = "Events activity.created and activity.ended; data is the activity"),
         (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody),
@@ -47,27 +53,36 @@ pub async fn stream(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let scope = site_scope(&state, &viewer, &site).await?;
+    let opaque = state.tokens.opaque();
     let last = match headers.get("last-event-id") {
         None => None,
         Some(v) => Some(
             v.to_str()
                 .ok()
-                .and_then(|s| s.trim().parse::<i64>().ok())
-                .filter(|n| *n >= 0)
+                .and_then(|s| resume_point(opaque, s))
                 .ok_or_else(|| ApiError::Malformed("Last-Event-ID: not an event id".into()))?,
         ),
     };
-    if query.after.is_some_and(|n| n < 0) {
-        return Err(ApiError::Malformed("after: not a change number".into()));
-    }
+    let after = match query.after.as_deref() {
+        None => None,
+        Some(s) => Some(
+            resume_point(opaque, s)
+                .ok_or_else(|| ApiError::Malformed("after: not an event id".into()))?,
+        ),
+    };
+    // The token was verified by `ViewerAuth`; its expiry ends the stream.
+    let expires = auth::presented_token(&headers)
+        .and_then(auth::expiry)
+        .ok_or(ApiError::Unauthorized("sign in with a viewer token"))?;
     // A browser reconnecting sends Last-Event-ID, which is newer than the page's `after`.
     // Without a resume point, the stream starts from the feed's head as this request is
     // answered, not when the body is first read: what commits in between is replayed.
-    let last = last.or(query.after).unwrap_or_else(|| state.feed.head());
+    let last = last.or(after).unwrap_or_else(|| state.feed.head());
     let site = scope.site.expect("a site scope names its site");
     let slot = state.limits.stream(&viewer)?;
+    let lens = Lens::of(&state, viewer.audience, &viewer.account).await?;
     // The stream holds its slot until the client goes.
-    let events = site_events(state, site, viewer.audience, last).inspect(move |_| {
+    let events = site_events(state, site, lens, last, until(expires)).inspect(move |_| {
         let _ = &slot;
     });
     Ok(Sse::new(events)
@@ -75,44 +90,71 @@ pub async fn stream(
         .into_response())
 }
 
+/// An event id, or `0` for the start of the log.
+fn resume_point(opaque: &Opaque, s: &str) -> Option<i64> {
+    match s.trim() {
+        "0" => Some(0),
+        s => opaque.open_event_id(s),
+    }
+}
+
+/// The moment on the runtime's clock when a token expiring at `exp` (seconds since the epoch)
+/// stops being valid.
+fn until(exp: u64) -> tokio::time::Instant {
+    let now_ms = Timestamp::now().millis();
+    let left_ms = (exp as i64)
+        .saturating_mul(1000)
+        .saturating_sub(now_ms)
+        .max(0);
+    tokio::time::Instant::now() + Duration::from_millis(left_ms as u64)
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StreamQuery {
-    after: Option<i64>,
+    after: Option<String>,
 }
 
-fn event(change: &Change, audience: Audience) -> Event {
+fn event(change: &Change, lens: &Lens, opaque: &Opaque) -> Event {
     let name = match change.kind {
         ChangeKind::Created => "activity.created",
         ChangeKind::Ended => "activity.ended",
     };
-    let data =
-        serde_json::to_string(&view(&change.activity, audience)).unwrap_or_else(|_| "{}".into());
+    let data = serde_json::to_string(&lens.view(&change.activity)).unwrap_or_else(|_| "{}".into());
     Event::default()
-        .id(change.change_no.to_string())
+        .id(opaque.event_id(change.change_no))
         .event(name)
         .data(data)
 }
 
 /// Subscribes first, then replays from the store what came after the resume point, then
-/// follows the feed, skipping what was already sent.
+/// follows the feed, skipping what was already sent; ends at `until` (the token's expiry).
 pub fn site_events(
     state: AppState,
     site: SiteId,
-    audience: Audience,
+    mut lens: Lens,
     resume_after: i64,
+    until: tokio::time::Instant,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     async_stream::stream! {
         metrics::gauge!("sitetrail_live_streams_open").increment(1.0);
         let _open = OpenStream;
+        let opaque = state.tokens.opaque().clone();
         let mut rx = state.feed.subscribe();
         let mut last = resume_after;
+        let mut refresh = tokio::time::interval_at(
+            tokio::time::Instant::now() + ROSTER_REFRESH,
+            ROSTER_REFRESH,
+        );
         // Always from the store first: the feed passes over changes while nobody follows it,
         // and one may commit between that and this subscription.
         let mut catch_up = true;
         loop {
             if catch_up {
                 loop {
+                    if tokio::time::Instant::now() >= until {
+                        return;
+                    }
                     let missed = match state.store.changes_after(last, Some(&site), BACKLOG_PAGE).await {
                         Ok(m) => m,
                         Err(e) => {
@@ -123,7 +165,8 @@ pub fn site_events(
                     let n = missed.len();
                     for c in &missed {
                         last = c.change_no;
-                        yield Ok(event(c, audience));
+                        lens.learn(&c.activity);
+                        yield Ok(event(c, &lens, &opaque));
                     }
                     if n < BACKLOG_PAGE as usize {
                         break;
@@ -131,11 +174,22 @@ pub fn site_events(
                 }
                 catch_up = false;
             }
-            match rx.recv().await {
+            let received = tokio::select! {
+                r = rx.recv() => r,
+                _ = tokio::time::sleep_until(until) => return,
+                _ = refresh.tick() => {
+                    if let Err(e) = lens.refresh(&state).await {
+                        tracing::warn!(error = ?e, "reading a roster again failed");
+                    }
+                    continue;
+                }
+            };
+            match received {
                 Ok(c) => {
                     if c.change_no > last && c.activity.site_id == site {
                         last = c.change_no;
-                        yield Ok(event(&c, audience));
+                        lens.learn(&c.activity);
+                        yield Ok(event(&c, &lens, &opaque));
                     }
                 }
                 Err(RecvError::Lagged(_)) => catch_up = true,

@@ -265,7 +265,7 @@ async fn activity_logs(
         cursor: q.cursor.clone(),
     };
     // Read before the rows: what commits after it reaches the page by its stream.
-    let head = state.feed.head();
+    let head = state.tokens.opaque().event_id(state.feed.head());
     let listing = if problem.is_some() {
         None
     } else {

@@ -1,8 +1,12 @@
-//! Signing in and out. `GET /login?token=[&site=]` turns a viewer token into the session
-//! cookie and redirects at once to the Activity Logs (of `site`, the token's site or the
-//! account's first), so the token does not stay in the address bar; sign-out is a form with
-//! a CSRF token.
+//! Signing in and out. A sign-in link, `GET /login?token=[&site=]`, only asks: "Sign in to
+//! <partner> as <who>?", with a form. Its `POST /login` sets the session cookie and redirects
+//! to the Activity Logs (of `site`, the token's site or the account's first), so the token
+//! does not stay in the address bar. The POST is refused when the browser says it came from
+//! another site (`Origin`, `Sec-Fetch-Site`): a link or a form elsewhere cannot sign a
+//! person in to someone else's session (login CSRF). Sign-out is a form with a CSRF token.
 
+use askama::Template;
+use askama_web::WebTemplate;
 use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -16,20 +20,20 @@ use crate::AppState;
 use crate::api::site_scope;
 use crate::error::ApiError;
 use crate::pages::error::Notice;
-use crate::pages::session::{self, CLEAR_COOKIE};
+use crate::pages::session::CLEAR_COOKIE;
 use crate::pages::shell::{Section, site_path};
 use crate::pages::{PageError, Session};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(home))
-        .route("/login", get(login))
+        .route("/login", get(confirm).post(login))
         .route("/logout", post(logout))
         .route("/signed-out", get(signed_out))
 }
 
 #[derive(Deserialize)]
-struct LoginQuery {
+struct SignIn {
     token: Option<String>,
     /// The site to land on, when the viewer may see it (a hosting panel's deep link).
     site: Option<String>,
@@ -48,23 +52,111 @@ async fn first_site(state: &AppState, viewer: &Viewer) -> Result<Option<SiteId>,
     Ok(sites.into_iter().next().map(|s| s.id))
 }
 
-async fn login(
+/// What a sign-in link shows: who it signs in, as whom, and a form to do it.
+#[derive(Template, WebTemplate)]
+#[template(path = "sign_in.html")]
+struct Confirm {
+    partner: String,
+    who: String,
+    token: String,
+    site: Option<String>,
+}
+
+/// The token of a sign-in request, checked; or the page that says why not.
+fn signed_in(state: &AppState, token: Option<&str>) -> Result<Session, PageError> {
+    let token = token
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| PageError::bad_sign_in_link(false))?;
+    Session::sign_in(state, token).map_err(|e| match e {
+        ApiError::Unauthorized(m) => PageError::bad_sign_in_link(m.contains("expired")),
+        other => other.into(),
+    })
+}
+
+async fn confirm(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    query: Result<Query<LoginQuery>, QueryRejection>,
+    query: Result<Query<SignIn>, QueryRejection>,
 ) -> Result<Response, PageError> {
     let Ok(Query(query)) = query else {
         return Err(PageError::bad_sign_in_link(false));
     };
-    let token = query
-        .token
-        .filter(|t| !t.trim().is_empty())
-        .ok_or_else(|| PageError::bad_sign_in_link(false))?;
-    let session = Session::sign_in(&state, token.trim()).map_err(|e| match e {
-        ApiError::Unauthorized(m) => PageError::bad_sign_in_link(m.contains("expired")),
-        other => other.into(),
-    })?;
-    let asked = match &query.site {
+    let session = signed_in(&state, query.token.as_deref())?;
+    let partner = state
+        .store
+        .account(&session.viewer.account)
+        .await
+        .map_err(ApiError::from)?
+        .map(|a| a.partner)
+        .unwrap_or_else(|| "your hosting dashboard".to_owned());
+    let who = session
+        .viewer
+        .actor
+        .email
+        .as_ref()
+        .map(|e| e.expose().to_owned())
+        .unwrap_or_default();
+    Ok(Confirm {
+        partner,
+        who,
+        token: session.token().to_owned(),
+        site: query.site.filter(|s| !s.trim().is_empty()),
+    }
+    .into_response())
+}
+
+/// Whether a browser said this request came from a page of another site. `Sec-Fetch-Site`
+/// decides where it is sent (every current browser does). Its `Origin` must then name this
+/// host, or be `null`: the dashboard's pages send no referrer, and a browser sends the origin
+/// of such a page's form as `null`. Where a browser sends no `Sec-Fetch-Site`, only an
+/// `Origin` of this host passes. Clients that send neither header (not a browser) are not
+/// asked.
+fn cross_site(headers: &HeaderMap) -> bool {
+    let fetch_site = headers
+        .get("sec-fetch-site")
+        .map(|v| v.to_str().unwrap_or("cross-site"));
+    if fetch_site.is_some_and(|v| !matches!(v, "same-origin" | "none")) {
+        return true;
+    }
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return false;
+    };
+    let origin = origin.to_str().unwrap_or("null");
+    if origin == "null" {
+        return fetch_site.is_none();
+    }
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let origin_host = origin.split_once("://").map(|(_, authority)| authority);
+    !matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h))
+}
+
+fn refused_from_another_site() -> PageError {
+    PageError::new(
+        StatusCode::FORBIDDEN,
+        Notice::new(
+            "Sign in from your own link",
+            "This sign-in was sent from another website, so nobody was signed in.",
+        )
+        .hint(
+            "Open the sign-in link your hosting provider gave you, check who it signs you in \
+             as, and press Sign in there.",
+        ),
+    )
+}
+
+async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<SignIn>, FormRejection>,
+) -> Result<Response, PageError> {
+    if cross_site(&headers) {
+        return Err(refused_from_another_site());
+    }
+    let Ok(Form(form)) = form else {
+        return Err(PageError::bad_sign_in_link(false));
+    };
+    let session = signed_in(&state, form.token.as_deref())?;
+    let asked = match &form.site {
         Some(site) => site_scope(&state, &session.viewer, site)
             .await
             .ok()
@@ -83,10 +175,8 @@ async fn login(
         None => "/".to_owned(),
     };
     let mut res = Redirect::to(&to).into_response();
-    res.headers_mut().insert(
-        header::SET_COOKIE,
-        session.cookie(session::is_https(&headers)),
-    );
+    res.headers_mut()
+        .insert(header::SET_COOKIE, session.cookie(state.secure_cookies));
     Ok(res)
 }
 

@@ -8,12 +8,13 @@ use axum::Form;
 use axum::extract::rejection::FormRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use sitetrail_core::{ActivityId, Environment, Site, Status, view};
+use sitetrail_core::{ActivityId, Environment, Site, Status};
 use sitetrail_staging::Operation;
 
 use crate::AppState;
 use crate::api::staging::start_operation;
 use crate::error::ApiError;
+use crate::lens::Lens;
 use crate::pages::error::Link;
 use crate::pages::{PageError, Session, activity_logs};
 
@@ -107,7 +108,14 @@ impl Flash {
         {
             return None;
         }
-        let a = view(&stored, session.viewer.audience);
+        let lens = Lens::of(state, session.viewer.audience, &session.viewer.account)
+            .await
+            .ok()?;
+        let a = lens.view(&stored);
+        // An activity shown under a masked id is not one a redirect names.
+        if a.id != stored.id {
+            return None;
+        }
         let label = a.activity_label;
         let (tone, title, message) = match a.status {
             Status::InProgress => (

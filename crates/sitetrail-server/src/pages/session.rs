@@ -1,12 +1,10 @@
 //! The dashboard's session: the signed viewer token, kept in an HttpOnly, SameSite cookie
-//! that `GET /login` sets. Pages read it through the [`Session`] extractor, whose refusal is
+//! that `POST /login` sets. Pages read it through the [`Session`] extractor, whose refusal is
 //! a page that says how to sign in, not JSON.
 
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum::http::HeaderValue;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sitetrail_core::{Timestamp, Viewer};
 
 use crate::AppState;
@@ -33,6 +31,11 @@ impl Session {
         })
     }
 
+    /// The token that signs this session in.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
     /// The CSRF token forms of this session carry.
     pub fn csrf_token(&self) -> String {
         csrf::token_for(&self.token)
@@ -47,10 +50,11 @@ impl Session {
         }
     }
 
-    /// The `Set-Cookie` value that keeps this session until the token expires.
+    /// The `Set-Cookie` value that keeps this session until the token expires: `Secure`
+    /// unless the operator serves plain HTTP on loopback (`--insecure-cookies-on-loopback`).
     pub fn cookie(&self, secure: bool) -> HeaderValue {
         let now = (Timestamp::now().millis() / 1000) as u64;
-        let max_age = expiry(&self.token).map_or(0, |exp| exp.saturating_sub(now));
+        let max_age = auth::expiry(&self.token).map_or(0, |exp| exp.saturating_sub(now));
         let secure = if secure { "; Secure" } else { "" };
         HeaderValue::try_from(format!(
             "{SESSION_COOKIE}={}; HttpOnly; SameSite=Lax; Path=/; Max-Age={max_age}{secure}",
@@ -58,22 +62,6 @@ impl Session {
         ))
         .expect("a verified token is a valid header value")
     }
-}
-
-/// The `exp` claim of a token that was already verified.
-fn expiry(token: &str) -> Option<u64> {
-    let payload = token.split('.').nth(1)?;
-    let bytes = URL_SAFE_NO_PAD.decode(payload).ok()?;
-    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    claims.get("exp")?.as_u64()
-}
-
-/// Whether the request reached us over HTTPS (directly or through a proxy that says so).
-pub fn is_https(headers: &HeaderMap) -> bool {
-    headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("https"))
 }
 
 fn from_cookie(parts: &Parts, state: &AppState) -> Result<Option<Session>, PageError> {

@@ -86,7 +86,7 @@ impl Recent {
             ..RawQuery::default()
         };
         // Read before the rows: what commits after it reaches the page by its stream.
-        let head = state.feed.head();
+        let head = state.tokens.opaque().event_id(state.feed.head());
         let listing = page_for(state, session.viewer.audience, &page.scope, &query).await?;
         let rows: Vec<Row> = listing.items.iter().map(Row::of).collect();
         let log = activity_logs::path(site);

@@ -463,6 +463,16 @@ async fn nothing_a_client_can_receive_holds_a_trace_of_the_support_person() {
     assert!(status == 409 || status == 303, "{status}");
     drop(held);
 
+    // Wren in an id the publisher chose, and in a user's activity: Wren is on the partner's
+    // roster, so whoever the actor, a client sees neither.
+    let mut named = wren_activity("acme", "shop", "push_staging_to_live");
+    named["id"] = json!("wren.oakhart-push-7731");
+    app.record(&named).await;
+    let mut mention = wren_activity("acme", "shop", "create_backup");
+    mention["actor"] = json!({"kind": "user", "email": OWNER_EMAIL});
+    mention["id"] = json!("asked-oakhart-1");
+    app.record(&mention).await;
+
     // The proof that there is something to hide: the internal view shows Wren everywhere.
     let seen = all_items(&app, &internal, "/api/v1/activities").await;
     let wren_rows: Vec<&Value> = seen
@@ -504,6 +514,9 @@ async fn nothing_a_client_can_receive_holds_a_trace_of_the_support_person() {
         "q=help.partner".into(),
         "q=support".into(),
         "q=timeout".into(),
+        "q=7731".into(),
+        "q=-push-".into(),
+        "q=akhar".into(),
         "from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z".into(),
         "limit=1".into(),
     ];
@@ -595,7 +608,13 @@ async fn nothing_a_client_can_receive_holds_a_trace_of_the_support_person() {
         ),
         (
             "resumed stream on the cookie",
-            watch(&app, ("cookie", &client_cookie), "shop", Some("3"), 2_500),
+            watch(
+                &app,
+                ("cookie", &client_cookie),
+                "shop",
+                Some(&app.tokens.opaque().event_id(3)),
+                2_500,
+            ),
         ),
     ];
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -3,6 +3,7 @@
 
 mod activities;
 mod helpers;
+mod hostile_identity;
 mod hostile_sharing;
 mod integrity;
 mod leak;

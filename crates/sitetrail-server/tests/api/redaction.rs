@@ -26,10 +26,14 @@ async fn client_viewer_sees_support_user_on_every_output_path() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    // The stream carries each activity's row as the feed reads it: the push is ended only
+    // once its start reached the client, or a slow read would see only its end.
+    let (started, seen_start) = tokio::sync::oneshot::channel();
     let watching = tokio::spawn(async move {
         use futures::StreamExt;
         let mut text = String::new();
         let mut body = r.bytes_stream();
+        let mut started = Some(started);
         while text.matches("event:").count() < 2 {
             let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), body.next())
                 .await
@@ -37,11 +41,20 @@ async fn client_viewer_sees_support_user_on_every_output_path() {
                 .unwrap()
                 .unwrap();
             text.push_str(&String::from_utf8_lossy(&chunk));
+            if text.contains("activity.created")
+                && let Some(s) = started.take()
+            {
+                let _ = s.send(());
+            }
         }
         text
     });
     let a = app.record(&support_activity("acme", "shop")).await;
     let id = a["id"].as_str().unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(10), seen_start)
+        .await
+        .expect("the start reaches the stream")
+        .unwrap();
     let r = app
         .end(
             id,

@@ -1,0 +1,112 @@
+//! Each partner's roster of support identities (see [`sitetrail_core::Roster`]): what both
+//! backends share. Recording an activity whose actor is support puts that person on the
+//! roster first, so no reader sees the activity before the roster names its actor.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use sitetrail_core::{AccountId, ActorKind, Email, NewActivity, Roster, Timestamp};
+
+/// The most identities a roster is read with: a partner's support team is small, and every
+/// client read checks its text against each of them. Read without an order (a sort on the
+/// read connections, where sorting is disabled, would cost PostgreSQL a JIT compilation per
+/// read); past it the roster is cut, with a warning.
+pub const MAX_ROSTER: i64 = 500;
+
+/// One support person, as recorded for one account.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct RosterEntry {
+    pub account: AccountId,
+    /// Lower case: matching ignores case.
+    pub email: String,
+    /// Empty when the actor had no name.
+    pub name: String,
+    pub added_at: Timestamp,
+}
+
+impl std::fmt::Debug for RosterEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RosterEntry")
+            .field("account", &self.account)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RosterEntry {
+    pub fn new(account: &AccountId, email: &Email, name: Option<&str>) -> Self {
+        RosterEntry {
+            account: account.clone(),
+            email: email.expose().to_lowercase(),
+            name: name.map(str::trim).unwrap_or("").to_owned(),
+            added_at: Timestamp::now(),
+        }
+    }
+
+    fn key(&self) -> (String, String, String) {
+        (
+            self.account.as_str().to_owned(),
+            self.email.clone(),
+            self.name.clone(),
+        )
+    }
+}
+
+/// The support actors of a batch, one entry each.
+pub(crate) fn support_actors(batch: &[NewActivity]) -> Vec<RosterEntry> {
+    let mut out: Vec<RosterEntry> = Vec::new();
+    for a in batch {
+        if let (ActorKind::Support, Some(email)) = (a.actor.kind, &a.actor.email) {
+            let e = RosterEntry::new(&a.account_id, email, a.actor.name.as_deref());
+            if !out.iter().any(|o| o.key() == e.key()) {
+                out.push(e);
+            }
+        }
+    }
+    out
+}
+
+/// The entries this process already wrote, so that a support person's every activity does
+/// not write them again. Bounded: forgotten all at once when full (writing an entry twice is
+/// harmless).
+#[derive(Default)]
+pub(crate) struct Written(Mutex<HashSet<(String, String, String)>>);
+
+const MAX_WRITTEN: usize = 10_000;
+
+impl Written {
+    /// The entries not yet written by this process.
+    pub fn unwritten(&self, entries: Vec<RosterEntry>) -> Vec<RosterEntry> {
+        let seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        entries
+            .into_iter()
+            .filter(|e| !seen.contains(&e.key()))
+            .collect()
+    }
+
+    pub fn remember(&self, entries: &[RosterEntry]) {
+        let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.len() + entries.len() > MAX_WRITTEN {
+            seen.clear();
+        }
+        seen.extend(entries.iter().map(RosterEntry::key));
+    }
+}
+
+/// A roster from its rows: `(email, name)`.
+pub(crate) fn from_rows(mut rows: Vec<(String, String)>) -> Roster {
+    if rows.len() as i64 > MAX_ROSTER {
+        tracing::warn!(
+            limit = MAX_ROSTER,
+            "a partner's roster of support identities is larger than the limit; it is cut"
+        );
+        rows.truncate(MAX_ROSTER as usize);
+    }
+    let mut roster = Roster::empty();
+    for (email, name) in rows {
+        match Email::parse(&email) {
+            Ok(e) => roster.add(&e, Some(name.as_str()).filter(|n| !n.is_empty())),
+            Err(_) => tracing::warn!("a roster row holds no email; skipped"),
+        }
+    }
+    roster
+}
