@@ -76,4 +76,15 @@ log "browser tests"
 status=0
 node --test --test-concurrency=1 --test-reporter=spec "$here"/tests/*.test.mjs || status=$?
 echo "screenshots: $out/screenshots"
+
+# After a whole run (ingest, pages, exports, staging actions, backups): everything sitetrail
+# keeps in its data dir is private.
+loose="$(find "$data" -perm /077)"
+if [ -n "$loose" ]; then
+  echo "sitetrail's own files are not private:" >&2
+  echo "$loose" >&2
+  status=1
+else
+  echo "data dir: every file 0600, every directory 0700"
+fi
 exit "$status"

@@ -266,8 +266,15 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let command = Cli::parse().command;
-    // The demo is a local trial; everything else is how a host runs sitetrail.
-    if rustix::process::geteuid().is_root() && !matches!(command, Command::Demo { .. }) {
+    // What serves or touches docroots should not run as root; the demo is a local trial.
+    let touches_sites = matches!(
+        command,
+        Command::Serve { .. }
+            | Command::Staging { .. }
+            | Command::Backups { .. }
+            | Command::Templates { .. }
+    );
+    if touches_sites && rustix::process::geteuid().is_root() {
         tracing::warn!(
             "sitetrail is running as root; run it as a user of its own that owns the docroots \
              it manages (docs/security.md)"
