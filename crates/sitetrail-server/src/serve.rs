@@ -6,9 +6,7 @@
 
 use std::future::Future;
 use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
@@ -16,10 +14,9 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use tokio::time::{Instant, Sleep};
+use tokio_io_timeout::TimeoutStream;
 use tower::Layer;
 use tower_http::timeout::RequestBodyDeadlineLayer;
 
@@ -86,7 +83,11 @@ pub(crate) async fn serve(
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::trace!(error = %e, "TCP_NODELAY could not be set");
         }
-        let io = TokioIo::new(WriteTimeout::new(tcp, serving.write_timeout));
+        // A write that makes no progress (a client that stopped reading) for the write
+        // timeout fails, and the connection with it.
+        let mut tcp = TimeoutStream::new(tcp);
+        tcp.set_write_timeout(Some(serving.write_timeout));
+        let io = TokioIo::new(Box::pin(tcp));
         let conn = http.serve_connection(io, TowerToHyperService::new(service.clone()));
         let conn = open.watch(conn);
         tokio::spawn(async move {
@@ -120,93 +121,4 @@ async fn accept_failed(e: io::Error) {
     }
     tracing::error!(error = %e, "accepting a connection failed; retrying in a second");
     tokio::time::sleep(Duration::from_secs(1)).await;
-}
-
-/// A socket whose writes fail once one has made no progress for `limit`: a client that
-/// stopped reading loses its connection (and whatever its answer held) instead of keeping it.
-struct WriteTimeout {
-    io: TcpStream,
-    limit: Duration,
-    deadline: Pin<Box<Sleep>>,
-    stalled: bool,
-}
-
-impl WriteTimeout {
-    fn new(io: TcpStream, limit: Duration) -> Self {
-        WriteTimeout {
-            io,
-            limit,
-            deadline: Box::pin(tokio::time::sleep(limit)),
-            stalled: false,
-        }
-    }
-
-    /// A write's outcome, or `TimedOut` once writes have been pending for `limit`.
-    fn progress<T>(
-        &mut self,
-        cx: &mut Context<'_>,
-        write: Poll<io::Result<T>>,
-    ) -> Poll<io::Result<T>> {
-        if write.is_ready() {
-            self.stalled = false;
-            return write;
-        }
-        if !self.stalled {
-            self.stalled = true;
-            self.deadline.as_mut().reset(Instant::now() + self.limit);
-        }
-        match self.deadline.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "the client read nothing for the write timeout",
-            ))),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-}
-
-impl AsyncRead for WriteTimeout {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for WriteTimeout {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let write = Pin::new(&mut this.io).poll_write(cx, buf);
-        this.progress(cx, write)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let write = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
-        this.progress(cx, write)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let shutdown = Pin::new(&mut this.io).poll_shutdown(cx);
-        this.progress(cx, shutdown)
-    }
 }
