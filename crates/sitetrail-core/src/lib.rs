@@ -6,6 +6,7 @@ pub mod actor;
 pub mod filter;
 pub mod ids;
 pub mod redact;
+pub mod roster;
 pub mod site;
 pub mod time;
 pub mod viewer;
@@ -18,8 +19,9 @@ pub use actor::{Actor, ActorKind, Email};
 pub use filter::{ActivityFilter, Cursor, Direction, FilterError, Page, RawQuery, UserPredicate};
 pub use ids::{AccountId, ActivityId, BackupId, IdError, SiteId, TemplateId};
 pub use redact::{
-    ActivityView, IdMask, PlainIds, Roster, Sight, UserView, hides_from_clients, search_text, view,
+    ActivityView, IdMask, PlainIds, Sight, UserView, hides_from_clients, search_text, view,
 };
+pub use roster::Roster;
 pub use site::{Account, Colour, EnvironmentSpec, Site, SiteUrl};
 pub use time::Timestamp;
 pub use viewer::{Audience, Viewer};

@@ -1,0 +1,121 @@
+//! A partner's roster of support identities, and what hides each of them from clients.
+
+use crate::Email;
+use crate::redact::SUPPORT_USER;
+
+/// A partner's roster: every support identity recorded for one of its accounts. Clients of
+/// any of the partner's accounts never see one of them in an activity's text or id, whoever
+/// its actor. Each person is hidden by their email (also URL-encoded), their full name, and
+/// as whole words the email's local part and each part of the name or of the local part
+/// (split at anything not a letter or digit) of at least [`ROSTER_MIN_PART`] characters.
+#[derive(Clone, Default)]
+pub struct Roster {
+    emails: Vec<String>,
+    /// Longest first, so that an email is replaced whole before a part of it.
+    pub(crate) needles: Vec<(String, bool)>,
+}
+
+/// The shortest part of a roster identity hidden on its own: two-letter parts ("Al", "Jo")
+/// would hide ordinary words from every client of a partner.
+pub const ROSTER_MIN_PART: usize = 3;
+
+impl std::fmt::Debug for Roster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Roster(<{} people>)", self.emails.len())
+    }
+}
+
+impl Roster {
+    pub const fn empty() -> Self {
+        Roster {
+            emails: Vec::new(),
+            needles: Vec::new(),
+        }
+    }
+
+    pub fn new<'p>(people: impl IntoIterator<Item = (&'p Email, Option<&'p str>)>) -> Self {
+        let mut r = Roster::empty();
+        for (email, name) in people {
+            r.add(email, name);
+        }
+        r
+    }
+
+    /// Adds a person (a no-op for one already on it).
+    pub fn add(&mut self, email: &Email, name: Option<&str>) {
+        let lower = email.expose().to_lowercase();
+        if !self.emails.contains(&lower) {
+            self.emails.push(lower);
+        }
+        let mut added = false;
+        for needle in identity_needles(email.expose(), name, ROSTER_MIN_PART) {
+            let lower = needle.0.to_lowercase();
+            if !self.needles.iter().any(|(n, _)| n.to_lowercase() == lower) {
+                self.needles.push(needle);
+                added = true;
+            }
+        }
+        if added {
+            self.needles
+                .sort_by_key(|(n, _)| std::cmp::Reverse(n.chars().count()));
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.emails.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.emails.len()
+    }
+
+    /// Whether `email` is on the roster, ignoring case.
+    pub fn has_email(&self, email: &str) -> bool {
+        let lower = email.to_lowercase();
+        self.emails.contains(&lower)
+    }
+}
+
+/// What hides one identity, each with whether only a whole word matches: the email and its
+/// URL-encoded form anywhere; as words the full name, the email's local part, and the parts
+/// of the name and of the local part of at least `min_part` characters.
+pub(crate) fn identity_needles(
+    email: &str,
+    name: Option<&str>,
+    min_part: usize,
+) -> Vec<(String, bool)> {
+    let mut out = vec![
+        (email.to_owned(), false),
+        (email.replace('@', "%40"), false),
+    ];
+    let long = |p: &&str| p.chars().count() >= min_part && !is_support_user_word(p);
+    if let Some(name) = name.map(str::trim).filter(|n| !n.is_empty()) {
+        out.push((name.to_owned(), true));
+        for part in name.split_whitespace().filter(long) {
+            out.push((part.to_owned(), true));
+        }
+    }
+    if let Some((local, _)) = email.split_once('@') {
+        if local.chars().count() >= min_part {
+            out.push((local.to_owned(), true));
+        }
+        for part in local.split(|c: char| !c.is_alphanumeric()).filter(long) {
+            out.push((part.to_owned(), true));
+        }
+    }
+    let mut seen = Vec::new();
+    out.retain(|(n, _)| {
+        let lower = n.to_lowercase();
+        let fresh = !seen.contains(&lower);
+        seen.push(lower);
+        fresh
+    });
+    out
+}
+
+/// Replacing "Support" or "User" with [`SUPPORT_USER`] would only stutter.
+fn is_support_user_word(part: &str) -> bool {
+    SUPPORT_USER
+        .split(' ')
+        .any(|w| w.eq_ignore_ascii_case(part))
+}
