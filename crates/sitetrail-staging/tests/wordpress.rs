@@ -2,6 +2,7 @@
 //! `php -S`. Live and staging URLs differ in length (4- and 5-digit ports), so a blind text
 //! replace would break serialized lengths and be caught.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -79,31 +80,14 @@ async fn fixture_on(sqlite: bool) -> Fixture {
     let staging_url = format!("http://127.0.0.1:{staging_port}");
     let store: DynStore = Arc::new(SqliteStore::open(&dir.path().join("log.db")).await.unwrap());
     let site = SiteId::parse("shop").unwrap();
-    store
-        .upsert_account(&Account {
-            id: AccountId::parse("acme").unwrap(),
-            name: "Acme".into(),
-            partner: "Agency".into(),
-            partner_colour: None,
-        })
-        .await
-        .unwrap();
-    store
-        .upsert_site(&Site {
-            id: site.clone(),
-            account_id: AccountId::parse("acme").unwrap(),
-            name: "Shop".into(),
-            live: EnvironmentSpec {
-                url: SiteUrl::parse(&live.url).unwrap(),
-                docroot: Some(live.docroot.to_string_lossy().into_owned()),
-            },
-            staging: Some(EnvironmentSpec {
-                url: SiteUrl::parse(&staging_url).unwrap(),
-                docroot: Some(dir.path().join("staging").to_string_lossy().into_owned()),
-            }),
-        })
-        .await
-        .unwrap();
+    register(
+        &store,
+        "acme",
+        "shop",
+        (&live.url, &live.docroot),
+        (&staging_url, &dir.path().join("staging")),
+    )
+    .await;
     let engine = Engine::new(
         store.clone(),
         &dir.path().join("data"),
@@ -776,11 +760,16 @@ async fn kill_child_at(f: &Fixture, operation: &str, pause: &str, round: usize) 
 
 /// The site's newest 200 activities, newest first.
 async fn site_log(f: &Fixture) -> Vec<StoredActivity> {
-    f.store
+    log_of(&f.store, "acme", Some(&f.site)).await
+}
+
+/// An account's (or one of its sites') newest 200 activities, newest first, as stored.
+async fn log_of(store: &DynStore, account: &str, site: Option<&SiteId>) -> Vec<StoredActivity> {
+    store
         .list(
             &sitetrail_store::Scope {
-                account: AccountId::parse("acme").unwrap(),
-                site: Some(f.site.clone()),
+                account: AccountId::parse(account).unwrap(),
+                site: site.cloned(),
             },
             sitetrail_core::Audience::Internal,
             &Default::default(),
@@ -792,6 +781,40 @@ async fn site_log(f: &Fixture) -> Vec<StoredActivity> {
         .await
         .unwrap()
         .items
+}
+
+/// Registers `account` (of the partner "Agency") with its site `site`: live and staging,
+/// each an (URL, docroot).
+async fn register(
+    store: &DynStore,
+    account: &str,
+    site: &str,
+    live: (&str, &Path),
+    staging: (&str, &Path),
+) {
+    store
+        .upsert_account(&Account {
+            id: AccountId::parse(account).unwrap(),
+            name: account.into(),
+            partner: "Agency".into(),
+            partner_colour: None,
+        })
+        .await
+        .unwrap();
+    let env = |(url, docroot): (&str, &Path)| EnvironmentSpec {
+        url: SiteUrl::parse(url).unwrap(),
+        docroot: Some(docroot.to_string_lossy().into_owned()),
+    };
+    store
+        .upsert_site(&Site {
+            id: SiteId::parse(site).unwrap(),
+            account_id: AccountId::parse(account).unwrap(),
+            name: site.into(),
+            live: env(live),
+            staging: Some(env(staging)),
+        })
+        .await
+        .unwrap();
 }
 
 /// After a restart's recovery: the interrupted operation (the newest of its kind) was ended

@@ -7,9 +7,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sitetrail_core::{
-    Account, AccountId, EnvironmentSpec, Site, SiteId, SiteUrl, Status, StoredActivity,
-};
+use sitetrail_core::{SiteId, Status, StoredActivity};
 use sitetrail_staging::wordpress::{self, WpSite, mysql};
 use sitetrail_staging::{DatabasePolicy, Engine, Operation};
 use sitetrail_store::DynStore;
@@ -39,31 +37,14 @@ fn policy(admin: Option<&str>) -> DatabasePolicy {
 async fn tenant(dir: tempfile::TempDir, live: &Path, policy: DatabasePolicy) -> Tenant {
     let store: DynStore = Arc::new(SqliteStore::open(&dir.path().join("log.db")).await.unwrap());
     let site = SiteId::parse("shop").unwrap();
-    store
-        .upsert_account(&Account {
-            id: AccountId::parse("acme").unwrap(),
-            name: "Acme".into(),
-            partner: "Agency".into(),
-            partner_colour: None,
-        })
-        .await
-        .unwrap();
-    store
-        .upsert_site(&Site {
-            id: site.clone(),
-            account_id: AccountId::parse("acme").unwrap(),
-            name: "Shop".into(),
-            live: EnvironmentSpec {
-                url: SiteUrl::parse("http://127.0.0.1:8081").unwrap(),
-                docroot: Some(live.to_string_lossy().into_owned()),
-            },
-            staging: Some(EnvironmentSpec {
-                url: SiteUrl::parse("http://127.0.0.1:18082").unwrap(),
-                docroot: Some(dir.path().join("staging").to_string_lossy().into_owned()),
-            }),
-        })
-        .await
-        .unwrap();
+    crate::register(
+        &store,
+        "acme",
+        "shop",
+        ("http://127.0.0.1:8081", live),
+        ("http://127.0.0.1:18082", &dir.path().join("staging")),
+    )
+    .await;
     let engine = Engine::new(store, &dir.path().join("data"), policy);
     Tenant {
         dir,
@@ -269,15 +250,17 @@ async fn a_db_host_on_a_port_the_policy_does_not_allow_is_refused_without_connec
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_db_host_naming_a_server_the_policy_does_not_allow_is_refused_without_connecting() {
     let dir = tempfile::tempdir().unwrap();
-    // Another address on the loopback, on MariaDB's own port: only the host differs.
-    let (port, hits) = tcp_trap("127.0.0.2:3306");
+    // Another address on the loopback, on a port the policy allows on 127.0.0.1: only the
+    // host differs.
+    let (port, hits) = tcp_trap("127.0.0.2:0");
     let live = config_only_live(dir.path(), &format!("127.0.0.2:{port}"));
-    let t = tenant(dir, &live, policy(None)).await;
+    let allowed: sitetrail_staging::DatabaseHosts = format!("127.0.0.1:{port}").parse().unwrap();
+    let t = tenant(dir, &live, DatabasePolicy::new(allowed, None).unwrap()).await;
     let a = t.run(Operation::CreateStaging).await;
     assert_failed_for_people(
         &a,
         "live's wp-config.php names a database server this host does not allow",
-        &["127.0.0.2", "3306"],
+        &["127.0.0.2", &port.to_string()],
     );
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(

@@ -10,9 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use sitetrail_core::{
-    Account, AccountId, EnvironmentSpec, Site, SiteId, SiteUrl, Status, StoredActivity,
-};
+use sitetrail_core::{SiteId, Status, StoredActivity};
 use sitetrail_staging::wordpress::{self, WpSite};
 use sitetrail_staging::{Engine, Operation, PushScope};
 use sitetrail_store::DynStore;
@@ -53,36 +51,19 @@ async fn two_sites() -> TwoSites {
         ))
         .unwrap();
     let store: DynStore = Arc::new(SqliteStore::open(&dir.path().join("log.db")).await.unwrap());
-    let register = |account: &str, site: &str, live: &WpSite, staging: &str| {
-        let staging_url = format!("http://127.0.0.1:{}", wordpress::free_port(5));
-        (
-            Account {
-                id: AccountId::parse(account).unwrap(),
-                name: account.into(),
-                partner: "Agency".into(),
-                partner_colour: None,
-            },
-            Site {
-                id: SiteId::parse(site).unwrap(),
-                account_id: AccountId::parse(account).unwrap(),
-                name: site.into(),
-                live: EnvironmentSpec {
-                    url: SiteUrl::parse(&live.url).unwrap(),
-                    docroot: Some(live.docroot.to_string_lossy().into_owned()),
-                },
-                staging: Some(EnvironmentSpec {
-                    url: SiteUrl::parse(&staging_url).unwrap(),
-                    docroot: Some(dir.path().join(staging).to_string_lossy().into_owned()),
-                }),
-            },
-        )
-    };
-    for (account, site) in [
-        register("mallory", "evil", &attacker, "evil-staging"),
-        register("acme", "shop", &victim, "acme-staging"),
+    for (account, site, live, staging) in [
+        ("mallory", "evil", &attacker, "evil-staging"),
+        ("acme", "shop", &victim, "acme-staging"),
     ] {
-        store.upsert_account(&account).await.unwrap();
-        store.upsert_site(&site).await.unwrap();
+        let staging_url = format!("http://127.0.0.1:{}", wordpress::free_port(5));
+        crate::register(
+            &store,
+            account,
+            site,
+            (&live.url, &live.docroot),
+            (&staging_url, &dir.path().join(staging)),
+        )
+        .await;
     }
     let engine = Engine::new(store.clone(), &dir.path().join("data"), Default::default());
     TwoSites {
@@ -208,22 +189,7 @@ impl TwoSites {
     }
 
     async fn attacker_log(&self) -> Vec<StoredActivity> {
-        self.store
-            .list(
-                &sitetrail_store::Scope {
-                    account: AccountId::parse("mallory").unwrap(),
-                    site: None,
-                },
-                sitetrail_core::Audience::Internal,
-                &Default::default(),
-                sitetrail_core::Page {
-                    limit: 200,
-                    cursor: None,
-                },
-            )
-            .await
-            .unwrap()
-            .items
+        crate::log_of(&self.store, "mallory", None).await
     }
 }
 
