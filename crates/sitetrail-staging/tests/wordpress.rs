@@ -665,8 +665,8 @@ async fn an_operation_asked_for_as_the_log_shows_the_last_one_ended_is_not_refus
 }
 
 /// Run by the crash tests in a child process, which they kill: starts the operation
-/// `SITETRAIL_CRASH_OPERATION` names (`push`, the default, or `reset_from_template:NAME`)
-/// and stays alive, as a server would.
+/// `SITETRAIL_CRASH_OPERATION` names (`push`, the default, or `reset_from_template:NAME`) on
+/// an engine that pauses at `SITETRAIL_CRASH_PAUSE`, and stays alive, as a server would.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "run as a child process by the crash tests"]
 async fn crash_child() {
@@ -683,7 +683,15 @@ async fn crash_child() {
         },
     };
     let store: DynStore = Arc::new(SqliteStore::open(&dir.join("log.db")).await.unwrap());
-    let engine = Engine::new(store, &dir.join("data"), Default::default());
+    let mut engine = Engine::new(store, &dir.join("data"), Default::default());
+    // The pause point the test waits for, if the engine has it (the automatic backup is
+    // watched in the log instead, and "" kills as soon as the journal appears).
+    if let Ok(point) = std::env::var("SITETRAIL_CRASH_PAUSE")
+        .unwrap_or_default()
+        .parse()
+    {
+        engine = engine.pause_at(point);
+    }
     let started = engine
         .start(&SiteId::parse("shop").unwrap(), operation, owner())
         .await
@@ -711,7 +719,7 @@ async fn kill_child_at(f: &Fixture, operation: &str, pause: &str, round: usize) 
         ])
         .env("SITETRAIL_CRASH_DIR", f.dir.path())
         .env("SITETRAIL_CRASH_OPERATION", operation)
-        .env("SITETRAIL_TEST_PAUSE_AT", pause)
+        .env("SITETRAIL_CRASH_PAUSE", pause)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
