@@ -606,18 +606,9 @@ impl Engine {
                     .context("the backup of live failed, so live was not touched")?;
                 details.insert("backup".into(), json!(backup.id));
                 live_db.disconnect().await;
-                let live_env = Env { ..live };
-                let r = self
-                    .replace(
-                        ctx,
-                        site,
-                        &live_env,
-                        Source::Env(&staging, &staging_db),
-                        *scope,
-                    )
-                    .await;
-                let r = r?;
-                r.into_details(&mut details);
+                self.replace(ctx, site, &live, Source::Env(&staging, &staging_db), *scope)
+                    .await?
+                    .into_details(&mut details);
                 if !keep_staging {
                     let _t = ctx.phase("removing staging", 0);
                     self.remove_staging(&staging, &staging_db).await?;
@@ -629,14 +620,7 @@ impl Engine {
                 }
             }
         };
-        let phases: Map<String, Value> = ctx
-            .phases
-            .lock()
-            .map(|p| p.iter().map(|(k, ms)| (k.clone(), json!(ms))).collect())
-            .unwrap_or_default();
-        outcome
-            .details
-            .insert("phases_ms".into(), Value::Object(phases));
+        outcome.details.extend(ctx.phase_details());
         Ok(outcome)
     }
 
