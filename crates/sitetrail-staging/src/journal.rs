@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use sitetrail_core::{ActivityId, SiteId};
 
@@ -148,13 +149,9 @@ impl Engine {
             Err(e) => Err(e.into()),
         })
         .await?;
-        match bytes {
-            Some(bytes) => Ok(Some(anyhow::Context::context(
-                serde_json::from_slice(&bytes),
-                "a damaged operation journal",
-            )?)),
-            None => Ok(None),
-        }
+        bytes
+            .map(|bytes| serde_json::from_slice(&bytes).context("a damaged operation journal"))
+            .transpose()
     }
 
     /// Removes an operation's journal once nothing is left to undo.
@@ -181,5 +178,37 @@ mod tests {
         assert!(new.holds(&new.apply("wp_options")));
         assert!(!old.holds(&new.apply("wp_options")));
         assert!(!old.holds("wp_options"));
+    }
+
+    #[test]
+    fn a_journal_says_its_database_kind_and_how_to_switch_back() {
+        let pair = |a: &str, b: &str| (a.to_owned(), b.to_owned());
+        let j = Journal {
+            activity: ActivityId::generate(),
+            site: SiteId::parse("shop").unwrap(),
+            phase: Phase::Switching,
+            docroot: "/srv/live".into(),
+            new_dir: "/srv/.live.aside-new-abc".into(),
+            new_dir_ino: Some(7),
+            database: JournalDb::Mysql {
+                built: vec![pair("stnabc_wp_options", "wp_options")],
+                switch: vec![
+                    pair("wp_options", "stoabc_wp_options"),
+                    pair("stnabc_wp_options", "wp_options"),
+                ],
+            },
+        };
+        let text = serde_json::to_string(&j).unwrap();
+        assert!(text.contains(r#""kind":"mysql""#), "{text}");
+        let back: Journal = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            back.database.switch_back(),
+            vec![
+                pair("wp_options", "stnabc_wp_options"),
+                pair("stoabc_wp_options", "wp_options"),
+            ]
+        );
+        let files_only = serde_json::to_string(&JournalDb::Untouched).unwrap();
+        assert_eq!(files_only, r#"{"kind":"untouched"}"#);
     }
 }

@@ -8,7 +8,19 @@ use crate::support::{has_demo, sitetrail};
 struct Running(Child);
 
 impl Drop for Running {
+    /// Stops the demo as Ctrl-C does, so that it stops its WordPress servers too; kills it
+    /// if it has not ended within ten seconds.
     fn drop(&mut self) {
+        if let Some(pid) = rustix::process::Pid::from_raw(self.0.id() as i32) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::INT);
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
