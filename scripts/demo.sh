@@ -2,7 +2,7 @@
 # The demo dashboard on the embedded default (SQLite in ./sitetrail-demo), with one site
 # (acme-shop) running real WordPress on SQLite so that the staging actions work. Installs
 # what WordPress needs when missing (Debian packages; root), then runs
-# `cargo run -p sitetrail -- demo`. Extra arguments go to the demo (--listen, --data-dir).
+# `cargo run -p sitetrail --features demo -- demo`. Extra arguments go to the demo (--listen, --data-dir).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,4 +23,4 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 bash scripts/wordpress-sqlite-plugin.sh >/dev/null 2>&1 ||
   echo "WordPress's SQLite integration could not be fetched; the demo runs without WordPress" >&2
-exec cargo run -q -p sitetrail -- demo "$@"
+exec cargo run -q -p sitetrail --features demo -- demo "$@"

@@ -58,32 +58,9 @@ impl SiteDb {
                 let out = dir.join(DbKind::Sqlite.file());
                 crate::sqlite_db::copy(path, &out, sitetrail_store::private::FILE_MODE).await?;
                 let stats = crate::sqlite_db::stats(&out, prefix).await?;
-                let (sha, bytes) = crate::tree::sha256_file(&out)?;
+                let (sha, bytes) = crate::blocking(move || crate::tree::sha256_file(&out)).await?;
                 Ok((sha, bytes, stats))
             }
         }
     }
-}
-
-/// Where a new SQLite database is built for a target whose file is `target_file`: inside the
-/// new tree, so that the one directory swap switches both. A file outside the docroot is
-/// refused (`wpconfig::read` never gives one).
-pub fn sqlite_new_path(
-    target_file: &Path,
-    docroot: &Path,
-    new_dir: &Path,
-    _tag: &str,
-) -> anyhow::Result<(PathBuf, bool)> {
-    let rel = target_file
-        .strip_prefix(docroot)
-        .ok()
-        .and_then(crate::confined::relative)
-        .ok_or_else(|| {
-            crate::confined::refusal(
-                "the SQLite database is outside the site's directory; sitetrail only uses a \
-                 database inside the site's own docroot",
-                format!("{} is outside {}", target_file.display(), docroot.display()),
-            )
-        })?;
-    Ok((new_dir.join(rel), true))
 }

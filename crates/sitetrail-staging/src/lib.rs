@@ -1,19 +1,35 @@
 //! sitetrail's staging engine.
 
+mod backups;
 pub mod config;
 pub mod confined;
 pub mod copy;
 pub mod db;
-pub mod engine;
+mod journal;
 pub mod lock;
 pub mod mysql;
+mod operations;
+mod pause;
 pub mod policy;
+mod recover;
 pub mod snapshot;
 pub mod sqlite_db;
+mod switch;
 pub mod tree;
+/// Real WordPress sites for tests, benchmarks and the demo (the `testkit` feature).
+#[cfg(feature = "testkit")]
 pub mod wordpress;
 pub mod wpconfig;
 
-pub use engine::{Engine, EngineError, Operation, Progress, PushScope, Started};
+pub use operations::{Engine, EngineError, Operation, Progress, PushScope, Started, public_reason};
+#[cfg(feature = "testkit")]
+pub use pause::PausePoint;
 pub use policy::{DatabaseHosts, DatabasePolicy};
 pub use snapshot::{BackupReason, Manifest};
+
+/// Runs blocking file work on tokio's blocking pool, never on the runtime's threads.
+pub(crate) async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    tokio::task::spawn_blocking(work).await?
+}

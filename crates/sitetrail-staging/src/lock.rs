@@ -65,7 +65,8 @@ pub async fn try_lock_within(
 ) -> anyhow::Result<Result<SiteLock, Option<ActivityId>>> {
     let deadline = Instant::now() + wait;
     loop {
-        match try_lock(data_dir, site, holder)? {
+        let (d, s, h) = (data_dir.to_owned(), site.clone(), holder.clone());
+        match crate::blocking(move || try_lock(&d, &s, &h)).await? {
             Err(_) if Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }

@@ -350,3 +350,66 @@ echo 'installed';"#,
 pub fn empty_docroot(root: &Path, name: &str) -> PathBuf {
     root.join(name)
 }
+
+/// A service a test on real WordPress needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    /// MariaDB at 127.0.0.1:3306 (root, no password) and its `mariadb` client.
+    MariaDb,
+    /// Debian's `wordpress` package and PHP with mysqli.
+    WordPress,
+    /// WordPress's SQLite integration and PHP's pdo_sqlite.
+    WordPressSqlite,
+}
+
+impl Service {
+    /// The sentence a test without this service says, or `None` when it is here.
+    fn missing(self) -> Option<&'static str> {
+        let here = match self {
+            Service::MariaDb => {
+                std::net::TcpStream::connect_timeout(
+                    &std::net::SocketAddr::from(([127, 0, 0, 1], 3306)),
+                    Duration::from_secs(2),
+                )
+                .is_ok()
+                    && Command::new("mariadb")
+                        .arg("--version")
+                        .stdout(Stdio::null())
+                        .status()
+                        .is_ok_and(|s| s.success())
+            }
+            Service::WordPress => available().is_ok(),
+            Service::WordPressSqlite => sqlite_plugin().is_ok(),
+        };
+        (!here).then_some(match self {
+            Service::MariaDb => {
+                "skipped: needs MariaDB at 127.0.0.1:3306 (bash scripts/test.sh starts it)"
+            }
+            Service::WordPress => {
+                "skipped: needs WordPress and PHP (Debian's wordpress, php-cli, php-mysql; \
+                 bash scripts/test.sh installs them)"
+            }
+            Service::WordPressSqlite => {
+                "skipped: needs WordPress's SQLite integration and php-sqlite3 \
+                 (bash scripts/wordpress-sqlite-plugin.sh fetches it)"
+            }
+        })
+    }
+}
+
+/// Whether the services a test needs are here. When one is not, the test says so on one
+/// line of stderr (`skipped: needs ...`) and returns; with `SITETRAIL_TEST_SERVICES=required`
+/// (as `scripts/test.sh` runs the tests) the same sentence fails it.
+pub fn services(needed: &[Service]) -> bool {
+    for service in needed {
+        if let Some(why) = service.missing() {
+            assert!(
+                std::env::var("SITETRAIL_TEST_SERVICES").as_deref() != Ok("required"),
+                "{why}"
+            );
+            eprintln!("{why}");
+            return false;
+        }
+    }
+    true
+}

@@ -11,7 +11,7 @@ use sitetrail_core::{
     Account, AccountId, Actor, ActorKind, Email, EnvironmentSpec, Site, SiteId, SiteUrl, Status,
     StoredActivity, TemplateId,
 };
-use sitetrail_staging::wordpress::{self, ADMIN_PASSWORD, ADMIN_USER, WpSite, mysql};
+use sitetrail_staging::wordpress::{self, ADMIN_PASSWORD, ADMIN_USER, Service, WpSite, mysql};
 use sitetrail_staging::{Engine, Operation, PushScope};
 use sitetrail_store::DynStore;
 use sitetrail_store::sqlite::SqliteStore;
@@ -227,6 +227,9 @@ fn poll(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn create_staging_change_it_and_push_to_live() {
+    if !wordpress::services(&[Service::MariaDb, Service::WordPress]) {
+        return;
+    }
     let f = fixture().await;
     assert!(
         admin_can_log_in(&f.live.url).await,
@@ -375,6 +378,9 @@ fn checksums(db: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_files_only_push_leaves_lives_database_alone() {
+    if !wordpress::services(&[Service::MariaDb, Service::WordPress]) {
+        return;
+    }
     let f = fixture().await;
     assert_eq!(
         f.run(Operation::CreateStaging).await.status,
@@ -420,6 +426,9 @@ async fn a_files_only_push_leaves_lives_database_alone() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn reset_from_a_template_makes_staging_the_template_at_stagings_url() {
+    if !wordpress::services(&[Service::MariaDb, Service::WordPress]) {
+        return;
+    }
     let f = fixture().await;
     let template_port = wordpress::free_port(4);
     let source = WpSite::install(
@@ -470,6 +479,9 @@ async fn reset_from_a_template_makes_staging_the_template_at_stagings_url() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn reset_from_a_backup_restores_it_at_stagings_url_and_a_damaged_backup_is_refused() {
+    if !wordpress::services(&[Service::MariaDb, Service::WordPress]) {
+        return;
+    }
     let f = fixture().await;
     let backup = f
         .run(Operation::Backup {
@@ -517,6 +529,9 @@ async fn reset_from_a_backup_restores_it_at_stagings_url_and_a_damaged_backup_is
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_push_that_fails_midway_leaves_live_as_it_was_and_a_retry_succeeds() {
+    if !wordpress::services(&[Service::MariaDb, Service::WordPress]) {
+        return;
+    }
     let f = fixture().await;
     assert_eq!(
         f.run(Operation::CreateStaging).await.status,
@@ -586,6 +601,9 @@ async fn a_push_that_fails_midway_leaves_live_as_it_was_and_a_retry_succeeds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_second_operation_on_the_site_is_refused_and_logged() {
+    if !wordpress::services(&[Service::MariaDb, Service::WordPress]) {
+        return;
+    }
     let f = fixture().await;
     assert_eq!(
         f.run(Operation::CreateStaging).await.status,
@@ -634,6 +652,9 @@ async fn a_second_operation_on_the_site_is_refused_and_logged() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_operation_asked_for_as_the_log_shows_the_last_one_ended_is_not_refused() {
+    if !wordpress::services(&[Service::MariaDb, Service::WordPress]) {
+        return;
+    }
     let f = fixture().await;
     let created = f.run(Operation::CreateStaging).await;
     assert_eq!(created.status, Status::Completed);
@@ -665,8 +686,8 @@ async fn an_operation_asked_for_as_the_log_shows_the_last_one_ended_is_not_refus
 }
 
 /// Run by the crash tests in a child process, which they kill: starts the operation
-/// `SITETRAIL_CRASH_OPERATION` names (`push`, the default, or `reset_from_template:NAME`)
-/// and stays alive, as a server would.
+/// `SITETRAIL_CRASH_OPERATION` names (`push`, the default, or `reset_from_template:NAME`) on
+/// an engine that pauses at `SITETRAIL_CRASH_PAUSE`, and stays alive, as a server would.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "run as a child process by the crash tests"]
 async fn crash_child() {
@@ -683,7 +704,15 @@ async fn crash_child() {
         },
     };
     let store: DynStore = Arc::new(SqliteStore::open(&dir.join("log.db")).await.unwrap());
-    let engine = Engine::new(store, &dir.join("data"), Default::default());
+    let mut engine = Engine::new(store, &dir.join("data"), Default::default());
+    // The pause point the test waits for, if the engine has it (the automatic backup is
+    // watched in the log instead, and "" kills as soon as the journal appears).
+    if let Ok(point) = std::env::var("SITETRAIL_CRASH_PAUSE")
+        .unwrap_or_default()
+        .parse()
+    {
+        engine = engine.pause_at(point);
+    }
     let started = engine
         .start(&SiteId::parse("shop").unwrap(), operation, owner())
         .await
@@ -711,7 +740,7 @@ async fn kill_child_at(f: &Fixture, operation: &str, pause: &str, round: usize) 
         ])
         .env("SITETRAIL_CRASH_DIR", f.dir.path())
         .env("SITETRAIL_CRASH_OPERATION", operation)
-        .env("SITETRAIL_TEST_PAUSE_AT", pause)
+        .env("SITETRAIL_CRASH_PAUSE", pause)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -898,6 +927,9 @@ async fn assert_live_whole(f: &Fixture, round: usize) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_during_a_push_leaves_live_whole_and_the_activity_interrupted() {
+    if !wordpress::services(&[Service::MariaDb, Service::WordPress]) {
+        return;
+    }
     let f = fixture().await;
     assert_eq!(
         f.run(Operation::CreateStaging).await.status,
@@ -940,11 +972,17 @@ async fn kill_9_during_a_push_leaves_live_whole_and_the_activity_interrupted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_during_a_reset_from_a_template_leaves_staging_whole_and_the_activity_interrupted() {
+    if !wordpress::services(&[Service::MariaDb, Service::WordPress]) {
+        return;
+    }
     reset_crash_rounds(&CRASH_POINTS).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_during_the_automatic_backup_before_a_reset_ends_both_activities() {
+    if !wordpress::services(&[Service::MariaDb, Service::WordPress]) {
+        return;
+    }
     reset_crash_rounds(&[AUTOMATIC_BACKUP]).await;
 }
 
@@ -1038,6 +1076,9 @@ async fn reset_crash_rounds(points: &[&str]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn on_sqlite_create_staging_change_it_and_push_to_live() {
+    if !wordpress::services(&[Service::WordPress, Service::WordPressSqlite]) {
+        return;
+    }
     let f = fixture_sqlite().await;
     let created = f.run(Operation::CreateStaging).await;
     assert_eq!(created.status, Status::Completed, "{:?}", created.error);
@@ -1099,6 +1140,9 @@ async fn on_sqlite_create_staging_change_it_and_push_to_live() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn on_sqlite_a_files_only_push_keeps_lives_database_and_a_backup_restores_into_staging() {
+    if !wordpress::services(&[Service::WordPress, Service::WordPressSqlite]) {
+        return;
+    }
     let f = fixture_sqlite().await;
     assert_eq!(
         f.run(Operation::CreateStaging).await.status,

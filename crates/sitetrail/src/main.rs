@@ -1,5 +1,6 @@
 //! The command line: parses flags and calls the library.
 
+#[cfg(feature = "demo")]
 mod demo;
 mod integrity;
 mod staging;
@@ -75,7 +76,7 @@ enum Command {
         limits: Limits,
     },
     /// Runs the server with a demo partner, accounts, sites and months of history, and
-    /// prints a login link per persona.
+    /// prints a login link per persona (built with the `demo` feature: scripts/demo.sh).
     Demo {
         #[arg(long, env = "SITETRAIL_LISTEN", default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
@@ -298,7 +299,13 @@ async fn main() -> anyhow::Result<()> {
             eprintln!("sitetrail listening on http://{}", app.address());
             app.run_until_stopped().await
         }
+        #[cfg(feature = "demo")]
         Command::Demo { listen, data_dir } => demo::run(listen, data_dir).await,
+        #[cfg(not(feature = "demo"))]
+        Command::Demo { .. } => anyhow::bail!(
+            "this sitetrail was built without the demo; run bash scripts/demo.sh \
+             (cargo run -p sitetrail --features demo -- demo)"
+        ),
         Command::Verify {
             account,
             public_keys,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sitetrail_core::{SiteId, Status, StoredActivity};
-use sitetrail_staging::wordpress::{self, WpSite, mysql};
+use sitetrail_staging::wordpress::{self, Service, WpSite, mysql};
 use sitetrail_staging::{DatabasePolicy, Engine, Operation};
 use sitetrail_store::DynStore;
 use sitetrail_store::sqlite::SqliteStore;
@@ -293,6 +293,9 @@ async fn a_db_host_naming_a_socket_the_policy_does_not_allow_is_refused_without_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_servers_refusal_reaches_the_activity_as_a_sentence_without_its_words() {
+    if !wordpress::services(&[Service::MariaDb]) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let live = config_only_live(dir.path(), "127.0.0.1:3306");
     let config = live.join("wp-config.php");
@@ -332,6 +335,9 @@ async fn wordpress_tenant(name: &str, admin: Option<&str>) -> (Tenant, WpSite, S
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admin_fallback_creates_staging_for_lives_own_account_and_nothing_more() {
+    if !wordpress::services(&[Service::MariaDb, Service::WordPress]) {
+        return;
+    }
     let (t, live, user, password) =
         wordpress_tenant("live", Some("mysql://root@127.0.0.1:3306")).await;
     let before = accounts_named(&user);
@@ -368,6 +374,9 @@ async fn the_admin_fallback_creates_staging_for_lives_own_account_and_nothing_mo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admin_fallback_never_creates_a_passwordless_account() {
+    if !wordpress::services(&[Service::MariaDb, Service::WordPress]) {
+        return;
+    }
     // Live's account is 'user'@'%' and its DB_HOST is 127.0.0.1: a grant to the account
     // DB_HOST suggests ('user'@'localhost') would create one, without a password.
     let (t, _live, user, password) =
@@ -390,6 +399,9 @@ async fn the_admin_fallback_never_creates_a_passwordless_account() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_db_name_whose_underscores_match_another_tenants_database_gets_no_grant_on_it() {
+    if !wordpress::services(&[Service::MariaDb, Service::WordPress]) {
+        return;
+    }
     // The attacker's DB_NAME is sitetrail_t_v_ctim_H: as a GRANT pattern, its staging
     // database's name matches the victim's (sitetrail_t_victim_H_staging).
     let (mut t, live, user, password) =
@@ -442,6 +454,9 @@ async fn a_db_name_whose_underscores_match_another_tenants_database_gets_no_gran
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_staging_database_name_that_exists_already_is_never_granted() {
+    if !wordpress::services(&[Service::MariaDb, Service::WordPress]) {
+        return;
+    }
     // Another tenant's database happens to bear the name live's staging database would.
     let (mut t, live, user, password) =
         wordpress_tenant("live", Some("mysql://root@127.0.0.1:3306")).await;
@@ -476,6 +491,9 @@ async fn a_staging_database_name_that_exists_already_is_never_granted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_db_name_with_a_percent_wildcard_is_refused_and_gets_no_grant() {
+    if !wordpress::services(&[Service::MariaDb, Service::WordPress]) {
+        return;
+    }
     let (mut t, live, user, _password) =
         wordpress_tenant("live", Some("mysql://root@127.0.0.1:3306")).await;
     let victim = format!("sitetrail_t_vic_{}_staging", random_hex());
@@ -516,6 +534,9 @@ async fn a_db_name_with_a_percent_wildcard_is_refused_and_gets_no_grant() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sites_database_sessions_keep_the_servers_safeguards() {
+    if !wordpress::services(&[Service::MariaDb, Service::WordPress]) {
+        return;
+    }
     let (t, live, user, password) = wordpress_tenant("live", None).await;
     let config = sitetrail_staging::wpconfig::read(&live.docroot).unwrap();
     assert_eq!(

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use sitetrail_core::{SiteId, Status, StoredActivity};
-use sitetrail_staging::wordpress::{self, WpSite};
+use sitetrail_staging::wordpress::{self, Service, WpSite};
 use sitetrail_staging::{Engine, Operation, PushScope};
 use sitetrail_store::DynStore;
 use sitetrail_store::sqlite::SqliteStore;
@@ -202,6 +202,9 @@ fn backup_of_live() -> Operation {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn db_dir_naming_another_sites_database_is_refused_for_create_backup_and_push() {
+    if !wordpress::services(&[Service::WordPress, Service::WordPressSqlite]) {
+        return;
+    }
     let t = two_sites().await;
     // Staging made while the attacker's site is honest, to push from later.
     let created = t.run(Operation::CreateStaging).await;
@@ -227,6 +230,9 @@ async fn db_dir_naming_another_sites_database_is_refused_for_create_backup_and_p
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn db_file_climbing_out_of_the_docroot_is_refused() {
+    if !wordpress::services(&[Service::WordPress, Service::WordPressSqlite]) {
+        return;
+    }
     let t = two_sites().await;
     t.attacker_config_adds(
         "define( 'DB_FILE', '../../../acme-live/wp-content/database/.ht.sqlite' );",
@@ -238,6 +244,9 @@ async fn db_file_climbing_out_of_the_docroot_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_database_directory_linked_to_another_sites_is_refused() {
+    if !wordpress::services(&[Service::WordPress, Service::WordPressSqlite]) {
+        return;
+    }
     let t = two_sites().await;
     let own = t.attacker.docroot.join("wp-content/database");
     std::fs::remove_dir_all(&own).unwrap();
@@ -251,6 +260,9 @@ async fn a_database_directory_linked_to_another_sites_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn stagings_wp_config_linked_to_another_sites_file_is_not_written_through() {
+    if !wordpress::services(&[Service::WordPress, Service::WordPressSqlite]) {
+        return;
+    }
     let t = two_sites().await;
     t.attacker_config_adds("// <?php system($_GET['c']); ?>");
     std::fs::create_dir(t.staging_docroot()).unwrap();
@@ -273,6 +285,9 @@ async fn stagings_wp_config_linked_to_another_sites_file_is_not_written_through(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_live_config_linked_to_another_sites_config_is_not_copied_by_a_push() {
+    if !wordpress::services(&[Service::WordPress, Service::WordPressSqlite]) {
+        return;
+    }
     let t = two_sites().await;
     let created = t.run(Operation::CreateStaging).await;
     assert_eq!(created.status, Status::Completed, "{:?}", created.error);
@@ -386,6 +401,9 @@ fn packing_a_tree_while_files_are_swapped_for_links_never_packs_what_they_point_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sitetrails_own_files_are_private_and_a_docroots_config_is_not_world_readable() {
+    if !wordpress::services(&[Service::WordPress, Service::WordPressSqlite]) {
+        return;
+    }
     use std::os::unix::fs::PermissionsExt;
     let t = two_sites().await;
     for op in [
@@ -428,6 +446,9 @@ async fn sitetrails_own_files_are_private_and_a_docroots_config_is_not_world_rea
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_database_directory_swapped_for_a_link_after_the_config_was_read_is_not_followed() {
+    if !wordpress::services(&[Service::WordPress, Service::WordPressSqlite]) {
+        return;
+    }
     let t = two_sites().await;
     let own = t.attacker.docroot.join("wp-content/database");
     let link = t.attacker.docroot.join("wp-content/.database-link");

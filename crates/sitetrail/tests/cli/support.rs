@@ -26,6 +26,22 @@ pub fn sitetrail() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sitetrail"))
 }
 
+/// Whether this build of the binary has `sitetrail demo` (the `demo` feature:
+/// `cargo test -p sitetrail --features demo`). Without it a demo test says so on one line and
+/// returns; with `SITETRAIL_TEST_SERVICES=required` it fails with the same sentence.
+pub fn has_demo() -> bool {
+    if cfg!(feature = "demo") {
+        return true;
+    }
+    let why = "skipped: needs the demo feature (cargo test -p sitetrail --features demo)";
+    assert!(
+        std::env::var("SITETRAIL_TEST_SERVICES").as_deref() != Ok("required"),
+        "{why}"
+    );
+    eprintln!("{why}");
+    false
+}
+
 /// Where a server keeps its state: the data dir (token signing key, snapshots) and SQLite in
 /// it, or a PostgreSQL database.
 #[derive(Clone)]

@@ -1,0 +1,764 @@
+//! The staging operations and the engine that runs them: each one is logged `in_progress`,
+//! holds its site's lock, runs in the background and is ended `completed` or `failed`
+//! through the store.
+//!
+//! Every operation replaces one environment (the target) with another copy (the source: the
+//! other environment, a backup or a template); `switch.rs` builds and switches, `backups.rs`
+//! takes the snapshots, `recover.rs` undoes what a crash interrupted.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use sitetrail_core::{
+    ActivityId, ActivityKind, Actor, BackupId, Ending, Environment, NewActivity, Site, SiteId,
+    SiteUrl, Status, StoredActivity, TemplateId,
+};
+use sitetrail_store::DynStore;
+use tokio::sync::watch;
+
+use crate::blocking;
+use crate::confined;
+use crate::db::SiteDb;
+use crate::lock;
+use crate::policy::DatabasePolicy;
+use crate::snapshot::{self, BackupReason, Snapshots};
+use crate::switch::Source;
+use crate::wpconfig::{self, WpConfig};
+
+/// How long a new operation waits for the lock of one whose end is already in the log.
+const ENDED_HOLDER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// What to do to a site.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Operation {
+    CreateStaging,
+    ResetFromTemplate(TemplateId),
+    ResetFromBackup(BackupId),
+    PushToLive {
+        scope: PushScope,
+        keep_staging: bool,
+    },
+    Backup {
+        environment: Environment,
+        reason: BackupReason,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PushScope {
+    /// Files and database.
+    Site,
+    /// Files only; live's database is left alone.
+    Files,
+}
+
+impl Operation {
+    pub fn kind(&self) -> ActivityKind {
+        match self {
+            Operation::CreateStaging => ActivityKind::CreateStaging,
+            Operation::ResetFromTemplate(_) => ActivityKind::ResetStagingFromTemplate,
+            Operation::ResetFromBackup(_) => ActivityKind::ResetStagingFromBackup,
+            Operation::PushToLive { .. } => ActivityKind::PushStagingToLive,
+            Operation::Backup { .. } => ActivityKind::CreateBackup,
+        }
+    }
+
+    /// The environment the operation changes (or, for a backup, reads).
+    pub fn target(&self) -> Environment {
+        match self {
+            Operation::PushToLive { .. } => Environment::Live,
+            Operation::Backup { environment, .. } => *environment,
+            _ => Environment::Staging,
+        }
+    }
+
+    fn running(&self) -> String {
+        match self {
+            Operation::CreateStaging => "Creating the staging environment from live".into(),
+            Operation::ResetFromTemplate(t) => format!("Resetting staging from the template {t}"),
+            Operation::ResetFromBackup(b) => format!("Resetting staging from the backup {b}"),
+            Operation::PushToLive {
+                scope: PushScope::Site,
+                ..
+            } => "Pushing staging to live (database and files)".into(),
+            Operation::PushToLive {
+                scope: PushScope::Files,
+                ..
+            } => "Pushing staging to live (files only)".into(),
+            Operation::Backup {
+                environment,
+                reason,
+            } => match reason {
+                BackupReason::Daily => format!("Daily backup of {environment}"),
+                BackupReason::Automatic => format!("Automatic backup of {environment}"),
+                _ => format!("Manual backup of {environment}"),
+            },
+        }
+    }
+
+    fn details(&self) -> Map<String, Value> {
+        let v = match self {
+            Operation::CreateStaging => json!({"source": "live"}),
+            Operation::ResetFromTemplate(t) => json!({"template": t}),
+            Operation::ResetFromBackup(b) => json!({"backup": b}),
+            Operation::PushToLive {
+                scope,
+                keep_staging,
+            } => {
+                json!({"scope": scope, "keep_staging": keep_staging})
+            }
+            Operation::Backup {
+                environment,
+                reason,
+            } => {
+                json!({"environment": environment, "reason": reason})
+            }
+        };
+        v.as_object().cloned().unwrap_or_default()
+    }
+}
+
+/// How far a running operation has come.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub phase: String,
+    pub done: u64,
+    pub total: u64,
+}
+
+/// Refusals before anything starts: the request itself is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<sitetrail_store::StoreError> for EngineError {
+    fn from(e: sitetrail_store::StoreError) -> Self {
+        EngineError::Internal(anyhow::anyhow!(e))
+    }
+}
+
+/// An operation that has been logged: running, or already failed when it was refused.
+pub struct Started {
+    pub activity: StoredActivity,
+    pub progress: watch::Receiver<Progress>,
+    pub finished: tokio::task::JoinHandle<StoredActivity>,
+}
+
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub store: DynStore,
+    pub data_dir: PathBuf,
+    pub snapshots: Snapshots,
+    /// The database servers sites may use, and the admin connection.
+    pub databases: DatabasePolicy,
+    /// Where crash tests stop every operation (see `pause.rs`).
+    #[cfg(feature = "testkit")]
+    pub pause_at: Option<crate::PausePoint>,
+}
+
+/// One environment, resolved: its URL, docroot and database settings.
+pub(crate) struct Env {
+    pub which: Environment,
+    pub url: SiteUrl,
+    pub docroot: PathBuf,
+    pub config: WpConfig,
+}
+
+/// The running operation's context: progress and the time each phase took.
+pub(crate) struct Ctx {
+    pub activity: ActivityId,
+    /// What the operation is (an automatic backup names it).
+    pub kind: ActivityKind,
+    pub progress: watch::Sender<Progress>,
+    phases: Mutex<Vec<(String, u128)>>,
+}
+
+impl Ctx {
+    pub fn phase(&self, name: &str, total: u64) -> PhaseTimer<'_> {
+        self.progress.send_replace(Progress {
+            phase: name.to_owned(),
+            done: 0,
+            total,
+        });
+        PhaseTimer {
+            ctx: self,
+            name: name.to_owned(),
+            start: Instant::now(),
+        }
+    }
+
+    /// The time each phase took so far, for the activity's details.
+    fn phase_details(&self) -> Map<String, Value> {
+        let phases: Map<String, Value> = self
+            .phases
+            .lock()
+            .map(|p| p.iter().map(|(k, ms)| (k.clone(), json!(ms))).collect())
+            .unwrap_or_default();
+        let mut out = Map::new();
+        out.insert("phases_ms".into(), Value::Object(phases));
+        out
+    }
+
+    pub fn advance(&self, n: u64) {
+        self.progress.send_modify(|p| p.done += n);
+    }
+}
+
+pub(crate) struct PhaseTimer<'a> {
+    ctx: &'a Ctx,
+    name: String,
+    start: Instant,
+}
+
+impl Drop for PhaseTimer<'_> {
+    fn drop(&mut self) {
+        let ms = self.start.elapsed().as_millis();
+        if let Ok(mut p) = self.ctx.phases.lock() {
+            p.push((std::mem::take(&mut self.name), ms));
+        }
+    }
+}
+
+/// What a finished operation reports.
+struct Outcome {
+    description: String,
+    details: Map<String, Value>,
+}
+
+impl Engine {
+    pub fn new(store: DynStore, data_dir: &Path, databases: DatabasePolicy) -> Self {
+        Engine {
+            inner: Arc::new(Inner {
+                store,
+                data_dir: data_dir.to_owned(),
+                snapshots: Snapshots::new(data_dir),
+                databases,
+                #[cfg(feature = "testkit")]
+                pause_at: None,
+            }),
+        }
+    }
+
+    pub fn snapshots(&self) -> &Snapshots {
+        &self.inner.snapshots
+    }
+
+    /// Logs the operation as `in_progress` and runs it in the background; or, when another
+    /// operation holds the site, logs it as failed with the reason.
+    pub async fn start(
+        &self,
+        site: &SiteId,
+        op: Operation,
+        actor: Actor,
+    ) -> Result<Started, EngineError> {
+        let inner = &self.inner;
+        let site = inner
+            .store
+            .site(site)
+            .await?
+            .ok_or_else(|| EngineError::NotFound("no such site".into()))?;
+        self.check(&site, &op).await?;
+        let new = NewActivity {
+            id: None,
+            account_id: site.account_id.clone(),
+            site_id: site.id.clone(),
+            environment: op.target(),
+            activity: op.kind(),
+            actor: actor.clone(),
+            description: op.running(),
+            status: Status::InProgress,
+            created_at: None,
+            completed_at: None,
+            error: None,
+            details: op.details(),
+        };
+        let activity = inner.store.record(vec![new]).await?.remove(0).activity;
+        let (tx, rx) = watch::channel(Progress::default());
+        let lock = match self.lock(&site.id, &activity.id).await {
+            Ok(Ok(lock)) => lock,
+            Ok(Err(holder)) => {
+                let reason = self.refusal(holder).await;
+                let ended = self
+                    .end(
+                        &activity.id,
+                        Status::Failed,
+                        op.running(),
+                        Some(reason),
+                        None,
+                    )
+                    .await;
+                return Ok(Started {
+                    activity: ended.clone(),
+                    progress: rx,
+                    finished: tokio::spawn(async move { ended }),
+                });
+            }
+            Err(e) => {
+                let ended = self
+                    .end(
+                        &activity.id,
+                        Status::Failed,
+                        op.running(),
+                        Some(public_reason(&e)),
+                        None,
+                    )
+                    .await;
+                return Ok(Started {
+                    activity: ended.clone(),
+                    progress: rx,
+                    finished: tokio::spawn(async move { ended }),
+                });
+            }
+        };
+        let engine = self.clone();
+        let id = activity.id.clone();
+        let finished = tokio::spawn(async move {
+            let ctx = Ctx {
+                activity: id.clone(),
+                kind: activity.activity,
+                progress: tx,
+                phases: Mutex::new(Vec::new()),
+            };
+            let result = engine.run(&ctx, &site, &op).await;
+            let ended = match result {
+                Ok(outcome) => {
+                    tracing::info!(activity = %id, details = ?outcome.details, "operation completed");
+                    engine
+                        .end(
+                            &id,
+                            Status::Completed,
+                            outcome.description,
+                            None,
+                            Some(outcome.details),
+                        )
+                        .await
+                }
+                Err(e) => {
+                    tracing::warn!(activity = %id, error = ?e, "operation failed");
+                    engine
+                        .end(
+                            &id,
+                            Status::Failed,
+                            format!("{} failed", op.kind().label()),
+                            Some(public_reason(&e)),
+                            Some(ctx.phase_details()),
+                        )
+                        .await
+                }
+            };
+            drop(lock);
+            ended
+        });
+        Ok(Started {
+            activity,
+            progress: rx,
+            finished,
+        })
+    }
+
+    /// What the request names must exist before anything is logged.
+    async fn check(&self, site: &Site, op: &Operation) -> Result<(), EngineError> {
+        let needs_docroot = |which: Environment| -> Result<(), EngineError> {
+            let spec = match which {
+                Environment::Live => Some(&site.live),
+                Environment::Staging => site.staging.as_ref(),
+            };
+            match spec {
+                None => Err(EngineError::Invalid(format!(
+                    "the site has no {which} environment registered"
+                ))),
+                Some(s) if s.docroot.is_none() => Err(EngineError::Invalid(format!(
+                    "the site's {which} environment has no docroot registered"
+                ))),
+                Some(_) => Ok(()),
+            }
+        };
+        needs_docroot(Environment::Live)?;
+        if op.target() == Environment::Staging || matches!(op, Operation::PushToLive { .. }) {
+            needs_docroot(Environment::Staging)?;
+        }
+        let (dir, missing) = match op {
+            Operation::ResetFromTemplate(t) => (
+                self.inner.snapshots.template_dir(t),
+                format!("no template named {t}"),
+            ),
+            Operation::ResetFromBackup(b) => (
+                self.inner.snapshots.backup_dir(&site.id, b),
+                format!("no backup {b} of this site"),
+            ),
+            _ => return Ok(()),
+        };
+        match blocking(move || Ok(dir.is_dir())).await? {
+            true => Ok(()),
+            false => Err(EngineError::NotFound(missing)),
+        }
+    }
+
+    /// The site's lock for an activity. A holder whose end is already in the log is about
+    /// to let go (it records its end first), so a request made the moment the log says the
+    /// last operation ended is not refused for it.
+    async fn lock(
+        &self,
+        site: &SiteId,
+        activity: &ActivityId,
+    ) -> anyhow::Result<Result<lock::SiteLock, Option<ActivityId>>> {
+        let data_dir = &self.inner.data_dir;
+        let (d, s, a) = (data_dir.clone(), site.clone(), activity.clone());
+        let holder = match blocking(move || lock::try_lock(&d, &s, &a)).await? {
+            Err(Some(holder)) => holder,
+            other => return Ok(other),
+        };
+        let ended = match self.inner.store.activity(&holder).await {
+            Ok(Some(a)) => a.status != Status::InProgress,
+            _ => false,
+        };
+        if !ended {
+            return Ok(Err(Some(holder)));
+        }
+        lock::try_lock_within(data_dir, site, activity, ENDED_HOLDER_WAIT).await
+    }
+
+    async fn refusal(&self, holder: Option<ActivityId>) -> String {
+        let running = match holder {
+            Some(id) => self.inner.store.activity(&id).await.ok().flatten(),
+            None => None,
+        };
+        match running {
+            Some(a) => format!(
+                "Another operation is running on this site ({}, started {}); try again when it has ended",
+                a.activity.label(),
+                a.created_at
+            ),
+            None => "Another operation is running on this site; try again when it has ended".into(),
+        }
+    }
+
+    pub(crate) async fn end(
+        &self,
+        id: &ActivityId,
+        status: Status,
+        description: String,
+        error: Option<String>,
+        details: Option<Map<String, Value>>,
+    ) -> StoredActivity {
+        let ending = Ending {
+            status,
+            description: Some(description),
+            error,
+            completed_at: None,
+            details,
+        };
+        // The store is the log: keep trying until it has the ending, so that nothing is left
+        // `in_progress` while this process lives.
+        let mut wait = std::time::Duration::from_millis(100);
+        loop {
+            match self.inner.store.end(id, ending.clone()).await {
+                Ok(a) => return a,
+                Err(sitetrail_store::StoreError::Conflict(_)) => {
+                    if let Ok(Some(a)) = self.inner.store.activity(id).await {
+                        return a;
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(activity = %id, error = ?e, "ending an activity failed; retrying")
+                }
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(std::time::Duration::from_secs(5));
+        }
+    }
+
+    fn env(site: &Site, which: Environment) -> anyhow::Result<(SiteUrl, PathBuf)> {
+        let spec = match which {
+            Environment::Live => Some(&site.live),
+            Environment::Staging => site.staging.as_ref(),
+        }
+        .with_context(|| format!("the site has no {which} environment"))?;
+        let docroot = spec
+            .docroot
+            .as_ref()
+            .with_context(|| format!("the {which} environment has no docroot"))?;
+        Ok((spec.url.clone(), PathBuf::from(docroot)))
+    }
+
+    async fn open(&self, site: &Site, which: Environment) -> anyhow::Result<(Env, SiteDb)> {
+        let (url, docroot) = Self::env(site, which)?;
+        let config = read_config(&docroot)
+            .await
+            .with_context(|| format!("reading {which}'s configuration"))?;
+        let policy = &self.inner.databases;
+        policy
+            .check(&config)
+            .map_err(|refusal| anyhow::anyhow!("{which}'s {refusal}"))?;
+        let db = SiteDb::connect(&config, policy)
+            .await
+            .with_context(|| format!("connecting to {which}'s database"))?;
+        Ok((
+            Env {
+                which,
+                url,
+                docroot,
+                config,
+            },
+            db,
+        ))
+    }
+
+    async fn run(&self, ctx: &Ctx, site: &Site, op: &Operation) -> anyhow::Result<Outcome> {
+        let mut details = op.details();
+        let mut outcome = match op {
+            Operation::Backup {
+                environment,
+                reason,
+            } => {
+                let (env, db) = self.open(site, *environment).await?;
+                let m = self.backup(ctx, site, &env, &db, *reason).await;
+                db.disconnect().await;
+                let m = m?;
+                details.insert("backup".into(), json!(m.id));
+                details.insert("files".into(), json!(m.files));
+                details.insert("database".into(), json!(m.database));
+                Outcome {
+                    description: match reason {
+                        BackupReason::Daily => format!("Daily backup of {environment}"),
+                        _ => format!("Backed up {environment} as {}", m.id),
+                    },
+                    details,
+                }
+            }
+            Operation::CreateStaging => {
+                let (live, live_db) = self.open(site, Environment::Live).await?;
+                let staging = self.staging_env(site, &live).await?;
+                let r = self
+                    .replace(
+                        ctx,
+                        site,
+                        &staging,
+                        Source::Env(&live, &live_db),
+                        PushScope::Site,
+                    )
+                    .await;
+                live_db.disconnect().await;
+                r?.into_details(&mut details);
+                Outcome {
+                    description: "Created environment for staging from live".into(),
+                    details,
+                }
+            }
+            Operation::ResetFromTemplate(_) | Operation::ResetFromBackup(_) => {
+                let (dir, description) = match op {
+                    Operation::ResetFromTemplate(t) => (
+                        self.inner.snapshots.template_dir(t),
+                        format!("Created environment for staging from the template {t}"),
+                    ),
+                    Operation::ResetFromBackup(b) => (
+                        self.inner.snapshots.backup_dir(&site.id, b),
+                        "Created environment for staging from backup".to_owned(),
+                    ),
+                    _ => unreachable!("matched above"),
+                };
+                // Checked before anything is touched.
+                let m = {
+                    let dir = dir.clone();
+                    blocking(move || snapshot::verify(&dir)).await?
+                };
+                let (live_env, live_db) = self.open(site, Environment::Live).await?;
+                live_db.disconnect().await;
+                let staging = self.staging_env(site, &live_env).await?;
+                self.replace(
+                    ctx,
+                    site,
+                    &staging,
+                    Source::Snapshot(&dir, &m),
+                    PushScope::Site,
+                )
+                .await?
+                .into_details(&mut details);
+                Outcome {
+                    description,
+                    details,
+                }
+            }
+            Operation::PushToLive {
+                scope,
+                keep_staging,
+            } => {
+                let (live, live_db) = self.open(site, Environment::Live).await?;
+                let (staging, staging_db) = self.open(site, Environment::Staging).await?;
+                let backup = self
+                    .automatic_backup(ctx, site, &live, &live_db)
+                    .await
+                    .context("the backup of live failed, so live was not touched")?;
+                details.insert("backup".into(), json!(backup.id));
+                live_db.disconnect().await;
+                self.replace(ctx, site, &live, Source::Env(&staging, &staging_db), *scope)
+                    .await?
+                    .into_details(&mut details);
+                if !keep_staging {
+                    let _t = ctx.phase("removing staging", 0);
+                    self.remove_staging(&staging, &staging_db).await?;
+                }
+                staging_db.disconnect().await;
+                Outcome {
+                    description: "Successfully pushed staging to live".into(),
+                    details,
+                }
+            }
+        };
+        outcome.details.extend(ctx.phase_details());
+        Ok(outcome)
+    }
+
+    /// Staging as registered; its `wp-config.php` is written (with a new database) when the
+    /// docroot has none.
+    async fn staging_env(&self, site: &Site, live: &Env) -> anyhow::Result<Env> {
+        let (url, docroot) = Self::env(site, Environment::Staging)?;
+        let config = match read_config(&docroot).await {
+            Ok(c) => c,
+            Err(e) if e.chain().any(|c| c.is::<confined::Refusal>()) => {
+                return Err(e.context("reading staging's configuration"));
+            }
+            Err(_) => self.provision_staging(live, &docroot).await?,
+        };
+        Ok(Env {
+            which: Environment::Staging,
+            url,
+            docroot,
+            config,
+        })
+    }
+
+    /// Writes staging's `wp-config.php`: live's settings, a new database on live's server,
+    /// a prefix of its own and fresh salts.
+    async fn provision_staging(&self, live: &Env, docroot: &Path) -> anyhow::Result<WpConfig> {
+        let live_docroot = live.docroot.clone();
+        let live_text = blocking(move || {
+            confined::Root::open(&live_docroot)
+                .and_then(|r| r.read(Path::new("wp-config.php")))
+                .map_err(|e| {
+                    confined::refusal(
+                        "live's wp-config.php could not be read as a regular file in its docroot",
+                        format!("{}/wp-config.php: {e}", live_docroot.display()),
+                    )
+                })
+        })
+        .await?;
+        let live_text = String::from_utf8(live_text).context("live's wp-config.php is not text")?;
+        let name = crate::policy::staging_name(&live.config.name)
+            .map_err(|refusal| anyhow::anyhow!("live's {refusal}"))?;
+        let prefix = if live.config.prefix == "stg_" {
+            "stg2_"
+        } else {
+            "stg_"
+        };
+        let sqlite = live.config.sqlite_file.is_some();
+        let text = crate::config::derive(&live_text, &name, prefix, sqlite);
+        let mut config = wpconfig::parse(&text)?;
+        if sqlite {
+            // Its own database file, in its own docroot, where the integration looks.
+            config.sqlite_file = Some(docroot.join("wp-content/database/.ht.sqlite"));
+        } else {
+            crate::mysql::ensure_database(&config, &self.inner.databases).await?;
+        }
+        let docroot = docroot.to_owned();
+        blocking(move || {
+            std::fs::create_dir_all(&docroot)
+                .with_context(|| format!("creating {}", docroot.display()))?;
+            crate::switch::write_config(&docroot, text.as_bytes(), "staging")
+        })
+        .await?;
+        Ok(config)
+    }
+}
+
+/// An environment's database settings, read from its docroot.
+async fn read_config(docroot: &Path) -> anyhow::Result<WpConfig> {
+    let docroot = docroot.to_owned();
+    blocking(move || wpconfig::read(&docroot)).await
+}
+
+/// An error as the activity log keeps it: the whole chain of reasons, with the server's
+/// paths shortened to their last part (readers of the log never see the server's layout;
+/// the full error goes to the server's log).
+pub fn public_reason(e: &anyhow::Error) -> String {
+    // A refusal's own words end the reason: what lies under it names the server's paths.
+    let text = match e.chain().position(|c| c.is::<confined::Refusal>()) {
+        Some(i) => e
+            .chain()
+            .take(i + 1)
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>()
+            .join(": "),
+        None => format!("{e:#}"),
+    };
+    let mut out = String::with_capacity(text.len());
+    for (i, word) in text.split(' ').enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        let trimmed = word.trim_end_matches([',', ';', ':', ')', '.']);
+        if trimmed.starts_with('/') && trimmed.len() > 1 && trimmed[1..].contains('/') {
+            let last = trimmed
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .unwrap_or("");
+            out.push_str(last);
+            out.push_str(&word[trimmed.len()..]);
+        } else {
+            out.push_str(word);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_keep_their_words_but_not_the_servers_paths() {
+        let e = anyhow::anyhow!("no wp-config.php in /srv/www/acme/live")
+            .context("reading live's configuration");
+        assert_eq!(
+            public_reason(&e),
+            "reading live's configuration: no wp-config.php in live"
+        );
+        let e = anyhow::anyhow!(
+            "creating /tmp/x/.live.aside-new-abc: Operation not permitted (os error 1)"
+        );
+        assert_eq!(
+            public_reason(&e),
+            "creating .live.aside-new-abc: Operation not permitted (os error 1)"
+        );
+        assert_eq!(public_reason(&anyhow::anyhow!("a / b")), "a / b");
+        let e = confined::refusal(
+            "wp-config.php is a link; replace it with a regular file",
+            "/srv/www/acme/staging/wp-config.php -> /srv/www/victim/index.php",
+        )
+        .context("reading staging's configuration");
+        assert_eq!(
+            public_reason(&e),
+            "reading staging's configuration: wp-config.php is a link; replace it with a regular file"
+        );
+        assert!(
+            format!("{e:?}").contains("/srv/www/victim/index.php"),
+            "the log has it"
+        );
+    }
+}
