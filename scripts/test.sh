@@ -79,10 +79,10 @@ bash scripts/wordpress-sqlite-plugin.sh
 
 log "formatting and lints"
 cargo fmt --all -- --check
-cargo clippy --workspace --all-targets --quiet -- -D warnings
+cargo clippy --workspace --all-targets --features sitetrail/demo --quiet -- -D warnings
 
-log "Rust tests (unit, property, store contract on SQLite and PostgreSQL, API integration on SQLite)"
-cargo test --workspace
+log "Rust tests (unit, property, store contract on SQLite and PostgreSQL, API integration on SQLite, staging on real WordPress)"
+cargo test --workspace --features sitetrail/demo
 
 log "API integration tests on PostgreSQL"
 SITETRAIL_TEST_BACKEND=postgres cargo test -p sitetrail-server --test api

@@ -925,6 +925,7 @@ async fn assert_live_whole(f: &Fixture, round: usize) -> String {
     marker_db
 }
 
+#[ignore = "a kill -9 round: scripts/reliability.sh runs it"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_during_a_push_leaves_live_whole_and_the_activity_interrupted() {
     if !wordpress::services(&[Service::MariaDb, Service::WordPress]) {
@@ -970,6 +971,7 @@ async fn kill_9_during_a_push_leaves_live_whole_and_the_activity_interrupted() {
     eprintln!("crash rounds: {seen:?}");
 }
 
+#[ignore = "a kill -9 round: scripts/reliability.sh runs it"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_during_a_reset_from_a_template_leaves_staging_whole_and_the_activity_interrupted() {
     if !wordpress::services(&[Service::MariaDb, Service::WordPress]) {
@@ -978,6 +980,7 @@ async fn kill_9_during_a_reset_from_a_template_leaves_staging_whole_and_the_acti
     reset_crash_rounds(&CRASH_POINTS).await;
 }
 
+#[ignore = "a kill -9 round: scripts/reliability.sh runs it"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_during_the_automatic_backup_before_a_reset_ends_both_activities() {
     if !wordpress::services(&[Service::MariaDb, Service::WordPress]) {
