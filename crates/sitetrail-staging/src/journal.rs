@@ -103,6 +103,64 @@ impl TempPrefix {
     }
 }
 
+/// A journal as this release writes it, or as the release before wrote it: an operation
+/// that release left half done at an upgrade is undone like any other.
+fn parse(bytes: &[u8]) -> anyhow::Result<Journal> {
+    match serde_json::from_slice::<Journal>(bytes) {
+        Ok(j) => Ok(j),
+        Err(e) => serde_json::from_slice::<EarlierJournal>(bytes)
+            .ok()
+            .and_then(EarlierJournal::into_journal)
+            .ok_or(e)
+            .context("a damaged operation journal"),
+    }
+}
+
+/// The journal of the release before: the database's kind was told by `db_name` (MySQL when
+/// set); a SQLite database outside the docroot (`sqlite_new`) is no longer supported.
+#[derive(Deserialize)]
+struct EarlierJournal {
+    activity: ActivityId,
+    site: SiteId,
+    phase: Phase,
+    docroot: PathBuf,
+    new_dir: PathBuf,
+    new_dir_ino: Option<u64>,
+    db_name: Option<String>,
+    #[serde(default)]
+    built: Vec<(String, String)>,
+    #[serde(default)]
+    switch: Vec<(String, String)>,
+    #[serde(default)]
+    sqlite_new: Option<PathBuf>,
+}
+
+impl EarlierJournal {
+    fn into_journal(self) -> Option<Journal> {
+        if self.sqlite_new.is_some() {
+            return None;
+        }
+        let database = match self.db_name {
+            Some(_) => JournalDb::Mysql {
+                built: self.built,
+                switch: self.switch,
+            },
+            // A SQLite database inside the docroot switched with the files; a files-only push
+            // touched no database: recovery does the same for both.
+            None => JournalDb::Untouched,
+        };
+        Some(Journal {
+            activity: self.activity,
+            site: self.site,
+            phase: self.phase,
+            docroot: self.docroot,
+            new_dir: self.new_dir,
+            new_dir_ino: self.new_dir_ino,
+            database,
+        })
+    }
+}
+
 /// The name of the tree an operation builds beside the docroot it replaces.
 pub(crate) fn new_dir(docroot: &Path, activity: &ActivityId) -> anyhow::Result<PathBuf> {
     crate::tree::sibling(docroot, &format!("new-{}", tag(activity)))
@@ -149,9 +207,7 @@ impl Engine {
             Err(e) => Err(e.into()),
         })
         .await?;
-        bytes
-            .map(|bytes| serde_json::from_slice(&bytes).context("a damaged operation journal"))
-            .transpose()
+        bytes.map(|bytes| parse(&bytes)).transpose()
     }
 
     /// Removes an operation's journal once nothing is left to undo.
@@ -210,5 +266,35 @@ mod tests {
         );
         let files_only = serde_json::to_string(&JournalDb::Untouched).unwrap();
         assert_eq!(files_only, r#"{"kind":"untouched"}"#);
+    }
+
+    #[test]
+    fn a_journal_the_release_before_wrote_is_read_and_one_it_cannot_undo_is_damaged() {
+        let activity = ActivityId::generate();
+        let earlier = |db_name: &str, sqlite_new: &str| {
+            format!(
+                r#"{{"activity":"{activity}","site":"shop","phase":"switching",
+                "docroot":"/srv/live","new_dir":"/srv/.live.aside-new-abc","new_dir_ino":7,
+                "db_name":{db_name},"config":{{"docroot_config":"/srv/live"}},
+                "built":[["stnabc_wp_options","wp_options"]],
+                "switch":[["wp_options","stoabc_wp_options"],["stnabc_wp_options","wp_options"]],
+                "sqlite_new":{sqlite_new},"sqlite_target":null,"sqlite_new_ino":null}}"#
+            )
+        };
+        let mysql = parse(earlier(r#""wp_live""#, "null").as_bytes()).unwrap();
+        assert_eq!(mysql.phase, Phase::Switching);
+        assert_eq!(mysql.new_dir_ino, Some(7));
+        assert_eq!(
+            mysql.database.switch_back(),
+            vec![
+                ("wp_options".to_owned(), "stnabc_wp_options".to_owned()),
+                ("stoabc_wp_options".to_owned(), "wp_options".to_owned()),
+            ]
+        );
+        let files = parse(earlier("null", "null").as_bytes()).unwrap();
+        assert!(matches!(files.database, JournalDb::Untouched));
+        let outside = parse(earlier("null", r#""/srv/db/.ht.new""#).as_bytes()).unwrap_err();
+        assert!(format!("{outside:#}").contains("damaged"), "{outside:#}");
+        assert!(parse(b"{}").is_err());
     }
 }
