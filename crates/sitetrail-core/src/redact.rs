@@ -2,11 +2,12 @@
 //! stored activity into what a viewer may see here, and only here.
 
 use std::borrow::Cow;
+use std::sync::LazyLock;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::roster::{Roster, identity_needles};
+use crate::roster::{Roster, identity_needles, lower};
 use crate::{
     AccountId, ActivityId, ActivityKind, ActorKind, Audience, Environment, Service, SiteId, Status,
     StoredActivity, Timestamp,
@@ -86,7 +87,7 @@ impl IdMask for PlainIds {
     }
 }
 
-static NO_ROSTER: Roster = Roster::empty();
+static NO_ROSTER: LazyLock<Roster> = LazyLock::new(Roster::empty);
 
 impl Sight<'static> {
     /// What internal viewers (and publishers) see: everything.
@@ -118,11 +119,14 @@ impl<'a> Sight<'a> {
     }
 }
 
-/// What `sight` must hide in `a`, longest first: the activity's own support actor and the
-/// partner's roster, for clients; nothing for internal viewers.
-fn hidden_in<'s>(a: &StoredActivity, sight: &Sight<'s>) -> Vec<(Cow<'s, str>, bool)> {
+/// What `sight` must hide in `a`: the partner's roster and the activity's own support actor,
+/// for clients; nothing for internal viewers.
+fn hidden_in<'s>(a: &StoredActivity, sight: &Sight<'s>) -> Hidden<'s> {
     if sight.audience != Audience::Client {
-        return Vec::new();
+        return Hidden {
+            roster: &NO_ROSTER,
+            own: Vec::new(),
+        };
     }
     let own = match (a.actor.kind, &a.actor.email) {
         (ActorKind::Support, Some(email)) => {
@@ -130,17 +134,42 @@ fn hidden_in<'s>(a: &StoredActivity, sight: &Sight<'s>) -> Vec<(Cow<'s, str>, bo
         }
         _ => Vec::new(),
     };
-    let mut out: Vec<(Cow<'s, str>, bool)> = sight
-        .roster
-        .needles
-        .iter()
-        .map(|(n, w)| (Cow::Borrowed(n.as_str()), *w))
-        .collect();
-    if !own.is_empty() {
-        out.extend(own.into_iter().map(|(n, w)| (Cow::Owned(n), w)));
-        out.sort_by_key(|(n, _)| std::cmp::Reverse(n.chars().count()));
+    Hidden {
+        roster: sight.roster,
+        own,
     }
-    out
+}
+
+/// The people one activity's view hides: a roster (of hundreds, maybe) and the activity's
+/// own actor.
+struct Hidden<'s> {
+    roster: &'s Roster,
+    own: Vec<(String, bool)>,
+}
+
+impl Hidden<'_> {
+    fn is_empty(&self) -> bool {
+        self.roster.needles.is_empty() && self.own.is_empty()
+    }
+
+    /// The needles that occur in `lowered` (lower-cased by [`lower`]), longest first: only
+    /// these can match the text it was made from.
+    fn candidates(&self, lowered: &str) -> Vec<(&str, bool)> {
+        let mut out: Vec<(&str, bool)> = self
+            .roster
+            .candidates(lowered)
+            .into_iter()
+            .map(|(n, w)| (n.as_str(), *w))
+            .collect();
+        let own = self
+            .own
+            .iter()
+            .filter(|(n, _)| lowered.contains(&lower(n)))
+            .map(|(n, w)| (n.as_str(), *w));
+        out.extend(own);
+        out.sort_by_key(|(n, _)| std::cmp::Reverse(n.chars().count()));
+        out
+    }
 }
 
 /// Whether the actor of `a` is hidden from `sight`: a support person, or anyone whose email
@@ -270,9 +299,7 @@ pub fn search_text(a: &StoredActivity, audience: Audience) -> String {
     // Scrubbing changes nothing where no trace of the identity appears: a match ignoring
     // case is a substring of the lower-cased text (exactly so for ASCII text, where
     // lower-casing a whole string and char by char agree).
-    let traces = hidden
-        .iter()
-        .any(|(needle, _)| text.contains(&needle.to_lowercase()));
+    let traces = !hidden.candidates(&text).is_empty();
     if text.is_ascii() && !traces {
         return text;
     }
@@ -335,15 +362,13 @@ fn collect_strings(map: &Map<String, Value>, out: &mut String) {
     }
 }
 
-type Needles<'s> = [(Cow<'s, str>, bool)];
-
-fn scrub_map(map: &Map<String, Value>, h: &Needles) -> Map<String, Value> {
+fn scrub_map(map: &Map<String, Value>, h: &Hidden) -> Map<String, Value> {
     map.iter()
         .map(|(k, v)| (scrub(k, h).into_owned(), scrub_value(v, h)))
         .collect()
 }
 
-fn scrub_value(v: &Value, h: &Needles) -> Value {
+fn scrub_value(v: &Value, h: &Hidden) -> Value {
     match v {
         Value::String(s) => Value::String(scrub(s, h).into_owned()),
         Value::Array(items) => Value::Array(items.iter().map(|i| scrub_value(i, h)).collect()),
@@ -352,11 +377,19 @@ fn scrub_value(v: &Value, h: &Needles) -> Value {
     }
 }
 
-/// Replaces every trace of hidden people in free text with [`SUPPORT_USER`], each needle in
-/// its order (longest first). Matching ignores case.
-fn scrub<'t>(text: &'t str, h: &Needles) -> Cow<'t, str> {
+/// Replaces every trace of hidden people in free text with [`SUPPORT_USER`]. Matching
+/// ignores case; only the needles found in the lower-cased text are tried.
+fn scrub<'t>(text: &'t str, h: &Hidden) -> Cow<'t, str> {
+    if h.is_empty() || text.is_empty() {
+        return Cow::Borrowed(text);
+    }
+    replace_all(text, &h.candidates(&lower(text)))
+}
+
+/// Replaces each needle in its order (longest first).
+fn replace_all<'t>(text: &'t str, needles: &[(&str, bool)]) -> Cow<'t, str> {
     let mut out = Cow::Borrowed(text);
-    for (needle, whole_word) in h {
+    for (needle, whole_word) in needles {
         out = replace_ci(out, needle, *whole_word);
     }
     out
@@ -469,11 +502,11 @@ mod tests {
         }
     }
 
-    fn needles(email: &str, name: Option<&str>, min: usize) -> Vec<(Cow<'static, str>, bool)> {
-        identity_needles(email, name, min)
-            .into_iter()
-            .map(|(n, w)| (Cow::Owned(n), w))
-            .collect()
+    fn needles(email: &str, name: Option<&str>, min: usize) -> Hidden<'static> {
+        Hidden {
+            roster: &NO_ROSTER,
+            own: identity_needles(email, name, min),
+        }
     }
 
     fn leaks(view: &ActivityView) -> bool {
@@ -680,7 +713,84 @@ mod tests {
         prop::collection::vec(piece, 0..8).prop_map(|p| p.join(" "))
     }
 
+    /// A roster of `n` people whose names share parts, as a big partner's do.
+    fn big_roster(n: usize) -> (Roster, Vec<(Email, String)>) {
+        let first = ["Sam", "Zoë", "Ana", "Lee", "Kim", "Joe", "Max", "Ünal"];
+        let people: Vec<(Email, String)> = (0..n)
+            .map(|i| {
+                let f = first[i % first.len()];
+                let last = format!("Rivera{i}");
+                let email = format!(
+                    "{}.{}@partner.example",
+                    f.to_lowercase(),
+                    last.to_lowercase()
+                );
+                (Email::parse(&email).unwrap(), format!("{f} {last}"))
+            })
+            .collect();
+        let roster = Roster::new(people.iter().map(|(e, n)| (e, Some(n.as_str()))));
+        (roster, people)
+    }
+
+    #[test]
+    fn a_big_roster_hides_what_trying_every_needle_in_turn_hides() {
+        let (roster, people) = big_roster(500);
+        let all: Vec<(&str, bool)> = roster
+            .needles
+            .iter()
+            .map(|(n, w)| (n.as_str(), *w))
+            .collect();
+        let hidden = Hidden {
+            roster: &roster,
+            own: Vec::new(),
+        };
+        let texts = [
+            format!("pushed by {} ({})", people[7].1, people[7].0.expose()),
+            format!(
+                "{} and {} met",
+                people[499].1.to_uppercase(),
+                people[3].0.expose()
+            ),
+            "ZOË ÜNAL approved; Samuel wrote to sam and SAM.RIVERA42@PARTNER.EXAMPLE".to_owned(),
+            "kimrivera1 is not a word match, Kim Rivera1 is".to_owned(),
+            "nothing of theirs here".to_owned(),
+            String::new(),
+        ];
+        for text in &texts {
+            assert_eq!(scrub(text, &hidden), replace_all(text, &all), "{text}");
+        }
+        assert_eq!(
+            scrub(&texts[0], &hidden),
+            "pushed by Support user (Support user)"
+        );
+        assert_eq!(scrub(&texts[4], &hidden), Cow::Borrowed(texts[4].as_str()));
+    }
+
     proptest! {
+        #[test]
+        fn a_big_roster_hides_in_any_text_what_every_needle_in_turn_hides(
+            picks in proptest::collection::vec((0usize..60, 0usize..4, any::<bool>()), 0..6),
+            filler in "[a-zA-Z .@%Ü]{0,12}",
+        ) {
+            let (roster, people) = big_roster(60);
+            let mut text = filler.clone();
+            for (who, part, upper) in picks {
+                let (email, name) = &people[who];
+                let piece = match part {
+                    0 => email.expose().to_owned(),
+                    1 => name.clone(),
+                    2 => name.split(' ').next().unwrap().to_owned(),
+                    _ => email.expose().replace('@', "%40"),
+                };
+                text.push_str(if upper { &filler } else { " " });
+                text.push_str(&if upper { piece.to_uppercase() } else { piece });
+            }
+            let all: Vec<(&str, bool)> =
+                roster.needles.iter().map(|(n, w)| (n.as_str(), *w)).collect();
+            let hidden = Hidden { roster: &roster, own: Vec::new() };
+            prop_assert_eq!(scrub(&text, &hidden), replace_all(&text, &all));
+        }
+
         #[test]
         fn a_client_never_receives_a_support_email_or_name(
             d in text_strategy(), e in text_strategy(), k in text_strategy(), v in text_strategy()

@@ -1,5 +1,10 @@
 //! A partner's roster of support identities, and what hides each of them from clients.
 
+use std::collections::HashSet;
+use std::sync::OnceLock;
+
+use aho_corasick::AhoCorasick;
+
 use crate::Email;
 use crate::redact::SUPPORT_USER;
 
@@ -10,9 +15,13 @@ use crate::redact::SUPPORT_USER;
 /// (split at anything not a letter or digit) of at least [`ROSTER_MIN_PART`] characters.
 #[derive(Clone, Default)]
 pub struct Roster {
-    emails: Vec<String>,
+    emails: HashSet<String>,
     /// Longest first, so that an email is replaced whole before a part of it.
     pub(crate) needles: Vec<(String, bool)>,
+    /// The needles in lower case, for [`Roster::candidates`].
+    lowered: HashSet<String>,
+    /// Finds which needles occur in a lower-cased text, in one pass: made on first use.
+    finder: OnceLock<AhoCorasick>,
 }
 
 /// The shortest part of a roster identity hidden on its own: two-letter parts ("Al", "Jo")
@@ -26,39 +35,43 @@ impl std::fmt::Debug for Roster {
 }
 
 impl Roster {
-    pub const fn empty() -> Self {
-        Roster {
-            emails: Vec::new(),
-            needles: Vec::new(),
-        }
+    pub fn empty() -> Self {
+        Roster::default()
     }
 
     pub fn new<'p>(people: impl IntoIterator<Item = (&'p Email, Option<&'p str>)>) -> Self {
         let mut r = Roster::empty();
         for (email, name) in people {
-            r.add(email, name);
+            r.push(email, name);
         }
+        r.sort();
         r
     }
 
     /// Adds a person (a no-op for one already on it).
     pub fn add(&mut self, email: &Email, name: Option<&str>) {
-        let lower = email.expose().to_lowercase();
-        if !self.emails.contains(&lower) {
-            self.emails.push(lower);
+        if self.push(email, name) {
+            self.sort();
         }
+    }
+
+    /// Adds a person's needles, unsorted; whether any was new.
+    fn push(&mut self, email: &Email, name: Option<&str>) -> bool {
+        self.emails.insert(email.expose().to_lowercase());
         let mut added = false;
         for needle in identity_needles(email.expose(), name, ROSTER_MIN_PART) {
-            let lower = needle.0.to_lowercase();
-            if !self.needles.iter().any(|(n, _)| n.to_lowercase() == lower) {
+            if self.lowered.insert(lower(&needle.0)) {
                 self.needles.push(needle);
                 added = true;
             }
         }
-        if added {
-            self.needles
-                .sort_by_key(|(n, _)| std::cmp::Reverse(n.chars().count()));
-        }
+        added
+    }
+
+    fn sort(&mut self) {
+        self.needles
+            .sort_by_key(|(n, _)| std::cmp::Reverse(n.chars().count()));
+        self.finder = OnceLock::new();
     }
 
     pub fn is_empty(&self) -> bool {
@@ -71,9 +84,35 @@ impl Roster {
 
     /// Whether `email` is on the roster, ignoring case.
     pub fn has_email(&self, email: &str) -> bool {
-        let lower = email.to_lowercase();
-        self.emails.contains(&lower)
+        self.emails.contains(&email.to_lowercase())
     }
+
+    /// The needles that occur in `lowered` (a text lower-cased by [`lower`]), longest first:
+    /// the only ones that can match it ignoring case. One pass over the text, whatever the
+    /// roster's size.
+    pub(crate) fn candidates(&self, lowered: &str) -> Vec<&(String, bool)> {
+        if self.needles.is_empty() {
+            return Vec::new();
+        }
+        let finder = self.finder.get_or_init(|| {
+            AhoCorasick::new(self.needles.iter().map(|(n, _)| lower(n)))
+                .expect("a roster's needles make an automaton")
+        });
+        let mut found = vec![false; self.needles.len()];
+        for m in finder.find_overlapping_iter(lowered) {
+            found[m.pattern().as_usize()] = true;
+        }
+        self.needles
+            .iter()
+            .zip(found)
+            .filter_map(|(n, f)| f.then_some(n))
+            .collect()
+    }
+}
+
+/// `text` lower-cased char by char, as matching ignoring case compares it.
+pub(crate) fn lower(text: &str) -> String {
+    text.chars().flat_map(char::to_lowercase).collect()
 }
 
 /// What hides one identity, each with whether only a whole word matches: the email and its

@@ -101,12 +101,19 @@ pub(crate) fn from_rows(mut rows: Vec<(String, String)>) -> Roster {
         );
         rows.truncate(MAX_ROSTER as usize);
     }
-    let mut roster = Roster::empty();
-    for (email, name) in rows {
-        match Email::parse(&email) {
-            Ok(e) => roster.add(&e, Some(name.as_str()).filter(|n| !n.is_empty())),
-            Err(_) => tracing::warn!("a roster row holds no email; skipped"),
-        }
-    }
-    roster
+    let people: Vec<(Email, String)> = rows
+        .into_iter()
+        .filter_map(|(email, name)| match Email::parse(&email) {
+            Ok(e) => Some((e, name)),
+            Err(_) => {
+                tracing::warn!("a roster row holds no email; skipped");
+                None
+            }
+        })
+        .collect();
+    Roster::new(
+        people
+            .iter()
+            .map(|(e, n)| (e, Some(n.as_str()).filter(|n| !n.is_empty()))),
+    )
 }
