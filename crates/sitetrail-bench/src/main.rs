@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Parser;
 use sitetrail_core::{Cursor, Direction, Timestamp};
-use sitetrail_store::postgres::ScratchDatabase;
+use sitetrail_store::testkit::ScratchDatabase;
 
 use crate::log::Shape;
 use crate::raw::Raw;

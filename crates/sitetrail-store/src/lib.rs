@@ -16,6 +16,8 @@ mod rows;
 pub mod sqlite;
 mod sqlite_pages;
 mod sqlite_writer;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 mod verify;
 pub mod wal_vfs;
 mod writer;

@@ -1611,99 +1611,6 @@ pub fn redact_url(url: &str) -> String {
     format!("{scheme}://{authority}{tail}")
 }
 
-/// A database of its own on a PostgreSQL server, made for one test or benchmark run and
-/// dropped (with whatever is still connected to it) when this is dropped.
-pub struct ScratchDatabase {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl ScratchDatabase {
-    /// Creates `<prefix>_<random>` on the server `admin_url` names (any database there the
-    /// user may connect to; the new one takes its place in the URL).
-    pub async fn create(admin_url: &str, prefix: &str) -> anyhow::Result<Self> {
-        let shown = redact_url(admin_url);
-        let mut admin = PgConnection::connect(admin_url).await.with_context(|| {
-            format!("PostgreSQL is not reachable at {shown}: start it, or name another server")
-        })?;
-        let mut suffix = [0u8; 6];
-        getrandom::fill(&mut suffix).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
-        let suffix: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
-        let name = format!("{prefix}_{suffix}");
-        anyhow::ensure!(
-            name.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
-            "a scratch database name is lower-case letters, digits and _"
-        );
-        // The name is checked above: letters, digits and underscores only.
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut admin)
-            .await
-            .with_context(|| format!("creating the database {name} on {shown}"))?;
-        let _ = admin.close().await;
-        let url = with_database(admin_url, &name);
-        Ok(ScratchDatabase {
-            admin_url: admin_url.to_owned(),
-            name,
-            url,
-        })
-    }
-
-    /// The URL of the new database.
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-}
-
-impl Drop for ScratchDatabase {
-    fn drop(&mut self) {
-        let admin_url = self.admin_url.clone();
-        let name = self.name.clone();
-        // Drop may run inside a runtime: do the work on a thread with its own.
-        let dropped = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            rt.block_on(async {
-                let mut admin = PgConnection::connect(&admin_url).await?;
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                )))
-                .execute(&mut admin)
-                .await?;
-                let _ = admin.close().await;
-                anyhow::Ok(())
-            })
-        })
-        .join();
-        if let Ok(Err(e)) = dropped {
-            tracing::warn!(error = ?e, database = %self.name, "dropping a scratch database");
-        }
-    }
-}
-
-/// `url` with its database (the path) replaced by `name`.
-fn with_database(url: &str, name: &str) -> String {
-    let (head, query) = match url.split_once('?') {
-        Some((h, q)) => (h, Some(q)),
-        None => (url, None),
-    };
-    let after_scheme = head.find("://").map_or(0, |i| i + 3);
-    let base = match head[after_scheme..].find('/') {
-        Some(i) => &head[..after_scheme + i],
-        None => head,
-    };
-    match query {
-        Some(q) => format!("{base}/{name}?{q}"),
-        None => format!("{base}/{name}"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1776,17 +1683,5 @@ mod tests {
             assert_eq!(redact_url(url), shown);
             assert!(!redact_url(url).contains("s3cret"));
         }
-    }
-
-    #[test]
-    fn a_scratch_url_names_the_new_database() {
-        assert_eq!(
-            with_database("postgres://postgres@127.0.0.1:5432/postgres", "t_1"),
-            "postgres://postgres@127.0.0.1:5432/t_1"
-        );
-        assert_eq!(
-            with_database("postgres://u@h?sslmode=disable", "t_1"),
-            "postgres://u@h/t_1?sslmode=disable"
-        );
     }
 }
