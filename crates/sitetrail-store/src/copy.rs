@@ -1,6 +1,5 @@
-//! PostgreSQL's `COPY` formats: binary rows for `COPY ... FROM STDIN (FORMAT binary)`, the
-//! fastest way to hand PostgreSQL a group's new rows (BENCHMARKS.md, batch ingest), and the
-//! reading of the text fields `COPY ... TO STDOUT` sends an export.
+//! PostgreSQL's binary `COPY` format: rows for `COPY ... FROM STDIN (FORMAT binary)`, the
+//! fastest way to hand PostgreSQL a group's new rows (BENCHMARKS.md, batch ingest).
 //!
 //! The binary format: a signature, flags and header extension; then each row as its number of
 //! fields (16 bits) and each field as its length in bytes (32 bits, -1 for NULL) and its
@@ -108,32 +107,6 @@ impl CopyRows {
     }
 }
 
-/// A text field as `COPY ... TO STDOUT` writes it, its escapes undone, appended to `out`:
-/// the escapes above and `\b`, `\f`, `\v`, which PostgreSQL also writes; a backslash
-/// before any other character stands for that character.
-pub(crate) fn read_text(field: &[u8], out: &mut Vec<u8>) {
-    let mut rest = field;
-    while let Some(at) = memchr::memchr(b'\\', rest) {
-        out.extend_from_slice(&rest[..at]);
-        let Some(&escaped) = rest.get(at + 1) else {
-            // A lone backslash at the end: PostgreSQL never writes one; keep it.
-            out.push(b'\\');
-            return;
-        };
-        out.push(match escaped {
-            b'n' => b'\n',
-            b'r' => b'\r',
-            b't' => b'\t',
-            b'b' => 0x08,
-            b'f' => 0x0c,
-            b'v' => 0x0b,
-            other => other,
-        });
-        rest = &rest[at + 2..];
-    }
-    out.extend_from_slice(rest);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,19 +137,6 @@ mod tests {
         }
         assert_eq!(at, data.len(), "nothing after the end mark");
         rows
-    }
-
-    #[test]
-    fn the_escapes_postgresql_writes_are_undone() {
-        let mut out = Vec::new();
-        read_text(br"a\\b\nc\rd\te\bf\fg\vh\.i", &mut out);
-        assert_eq!(out, b"a\\b\nc\rd\te\x08f\x0cg\x0bh.i");
-        out.clear();
-        read_text(b"plain", &mut out);
-        assert_eq!(out, b"plain");
-        out.clear();
-        read_text(b"ends in \\", &mut out);
-        assert_eq!(out, b"ends in \\", "a lone backslash is kept");
     }
 
     #[test]

@@ -1139,6 +1139,9 @@ mod export {
                 a.environment = Environment::Live;
             }
             a.description = format!("Pushed by {{actor}} for {SUPPORT} #{i}");
+            if i == 13 || i == 26 {
+                a.description.push_str(&format!(" {HOSTILE}"));
+            }
             a.details = serde_json::json!({"n": i, "by": SUPPORT})
                 .as_object()
                 .unwrap()
@@ -1205,6 +1208,9 @@ mod export {
     }
 
     /// Scopes, audiences and filters, with the least each must find.
+    /// Text a viewer may search for that would end a hand-quoted literal.
+    const HOSTILE: &str = "it's \\ E'\\'); DROP TABLE activities; --";
+
     fn cases() -> Vec<(Scope, Audience, RawQuery, usize)> {
         use Audience::{Client, Internal};
         vec![
@@ -1244,6 +1250,19 @@ mod export {
                 Client,
                 raw(|r| r.q = Some("#12".into())),
                 10,
+            ),
+            // Quotes, backslashes and SQL in the user's text are values, never statements.
+            (
+                scope("acme", None),
+                Internal,
+                raw(|r| r.q = Some(HOSTILE.into())),
+                2,
+            ),
+            (
+                scope("acme", None),
+                Internal,
+                raw(|r| r.user = Some("o'brien\\@example.com".into())),
+                0,
             ),
             (
                 scope("acme", None),
