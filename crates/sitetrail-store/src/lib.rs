@@ -3,10 +3,8 @@
 //! viewer sees (that is [`sitetrail_core::view`]).
 
 pub mod chain;
-mod copy;
 mod export;
 mod keys;
-mod nodelay;
 mod plan;
 pub mod postgres;
 pub mod private;
