@@ -116,6 +116,7 @@ impl PgStore {
 
     /// PostgreSQL's plan for a list query, one line per node: lets tests prove a page comes
     /// from an index range without a sort.
+    #[cfg(feature = "testkit")]
     pub async fn explain_list(
         &self,
         scope: &Scope,
@@ -131,7 +132,8 @@ impl PgStore {
             .collect()
     }
 
-    /// Refreshes the planner's statistics (after a bulk load).
+    /// Refreshes the planner's statistics (after a bulk load in a test).
+    #[cfg(feature = "testkit")]
     pub async fn analyze(&self) -> StoreResult<()> {
         sqlx::query("ANALYZE activities")
             .execute(&self.read)
