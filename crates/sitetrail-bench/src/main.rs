@@ -16,8 +16,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use sitetrail_core::{Cursor, Direction, Timestamp};
-use sitetrail_store::postgres::ScratchDatabase;
+use sitetrail_store::testkit::ScratchDatabase;
 
 use crate::log::Shape;
 use crate::raw::Raw;
@@ -225,12 +224,7 @@ async fn run(
     let big_rows = shape.big_site_activities();
     let depth = 500_000.min(big_rows * 5 / 8);
     let deep = raw.position(&big, depth).await?;
-    let cursor = Cursor {
-        created_at: Timestamp::from_millis(deep.0).context("a stored time")?,
-        seq: deep.1,
-        direction: Direction::Older,
-    }
-    .encode();
+    let cursor = server.cursor_at(&site_token, &big, depth).await?;
 
     eprintln!("  pages through HTTP");
     let n = args.requests;

@@ -274,6 +274,33 @@ impl Server {
         Ok((all.len() as f64 / elapsed, Latencies::new(all)))
     }
 
+    /// The cursor the API hands out `depth` activities down a site's log, paging there:
+    /// cursors are sealed by the server, so only it can make one.
+    pub async fn cursor_at(&self, token: &str, site: &str, depth: u64) -> anyhow::Result<String> {
+        let mut cursor: Option<String> = None;
+        let mut read = 0;
+        while read < depth {
+            let limit = 200.min(depth - read);
+            let mut url = format!("{}/api/v1/sites/{site}/activities?limit={limit}", self.base);
+            if let Some(c) = &cursor {
+                url.push_str(&format!("&cursor={c}"));
+            }
+            let page: serde_json::Value = self
+                .http
+                .get(&url)
+                .bearer_auth(token)
+                .send()
+                .await?
+                .error_for_status()?
+                .json()
+                .await?;
+            read += page["items"].as_array().map_or(0, Vec::len) as u64;
+            let next = page["next_cursor"].as_str();
+            cursor = Some(next.context("the log ends before that depth")?.to_owned());
+        }
+        cursor.context("a depth of at least one activity")
+    }
+
     /// `GET path` `n` times, one at a time (after a few to warm up).
     pub async fn timed_gets(&self, token: &str, path: &str, n: usize) -> anyhow::Result<Latencies> {
         let url = format!("{}{path}", self.base);

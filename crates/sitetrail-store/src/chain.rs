@@ -249,11 +249,6 @@ impl Chains {
         });
     }
 
-    /// Every head the group read or moved, as it stands after the group.
-    pub fn heads(&self) -> impl Iterator<Item = (&String, &(i64, Hash))> {
-        self.heads.iter()
-    }
-
     /// The heads the group moved, to write back.
     pub fn moved_heads(&self) -> Vec<(String, i64, Hash)> {
         let mut last: HashMap<&str, &Link> = HashMap::new();

@@ -20,7 +20,8 @@ use sitetrail_core::{
     AccountId, ActivityFilter, ActivityId, ActivityKind, Actor, ActorKind, Audience, Email,
     Environment, Service, SiteId, Status, StoredActivity, Timestamp,
 };
-use sqlx::{PgPool, Postgres, Row};
+use sqlx::postgres::PgRow;
+use sqlx::{PgPool, Postgres, QueryBuilder, Row, ValueRef};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::rows::{self, SqlSink};
@@ -244,39 +245,20 @@ impl RawRows {
         self.len() >= CHUNK || self.bytes.len() >= CHUNK_BYTES
     }
 
-    /// One row of `COPY ... TO STDOUT` in the text format, without its newline: fields
-    /// separated by tabs, `\N` for NULL, and in text the escapes PostgreSQL writes
-    /// (`\\`, `\n`, `\r`, `\t`, `\b`, `\f`, `\v`; a backslash before any other character
-    /// stands for that character).
-    fn push_copy_line(&mut self, line: &[u8]) -> anyhow::Result<()> {
-        let mut tabs = memchr::memchr_iter(b'\t', line);
-        let mut from = 0;
+    /// One row of a PostgreSQL result (binary format: a text value is its UTF-8 bytes).
+    fn push_pg(&mut self, row: &PgRow) -> anyhow::Result<()> {
         for i in 0..COLUMNS {
-            let to = match tabs.next() {
-                Some(_) if i == COLUMNS - 1 => {
-                    anyhow::bail!("a row of the export's COPY has more than {COLUMNS} fields")
-                }
-                Some(tab) => tab,
-                None if i == COLUMNS - 1 => line.len(),
-                None => {
-                    anyhow::bail!(
-                        "a row of the export's COPY has {} fields, not {COLUMNS}",
-                        i + 1
-                    )
-                }
-            };
-            let field = &line[from..to];
-            from = to + 1;
-            self.cells.push(if field == b"\\N" {
+            let value = row.try_get_raw(i)?;
+            self.cells.push(if value.is_null() {
                 Cell::Null
             } else if INT_COLUMNS.contains(&i) {
-                let digits = std::str::from_utf8(field)?;
-                Cell::Int(digits.parse().with_context(|| {
-                    format!("column {i} of the export's COPY is not a number: {digits:?}")
-                })?)
+                Cell::Int(row.try_get(i)?)
             } else {
+                let text = value
+                    .as_bytes()
+                    .map_err(|e| anyhow::anyhow!("column {i}: {e}"))?;
                 let start = u32::try_from(self.bytes.len())?;
-                crate::copy::read_text(field, &mut self.bytes);
+                self.bytes.extend_from_slice(text);
                 Cell::Text(start, u32::try_from(self.bytes.len())?)
             });
         }
@@ -433,31 +415,9 @@ fn read_sqlite(
     Ok(())
 }
 
-// PostgreSQL: one `COPY (SELECT ...) TO STDOUT` in the text format, whose rows the server
-// streams as it reads them; the socket's backpressure holds it when the reader waits. A
-// single statement sees one snapshot. COPY hands over each row as one line of text, which
-// costs both sides less than a result row: no per-row message to decode, no value checked
-// for its type, no allocation per row here (BENCHMARKS.md, CSV export).
-
-impl Columns for sqlx::postgres::PgRow {
-    fn int(&self, i: usize) -> anyhow::Result<i64> {
-        Ok(self.try_get(i)?)
-    }
-
-    fn opt_int(&self, i: usize) -> anyhow::Result<Option<i64>> {
-        Ok(self.try_get(i)?)
-    }
-
-    // The text columns are TEXT in the schema, and decoding one is checking its bytes as
-    // UTF-8; sqlx's check of the column's type, on every value, cost more than that.
-    fn text(&self, i: usize) -> anyhow::Result<&str> {
-        Ok(self.try_get_unchecked(i)?)
-    }
-
-    fn opt_text(&self, i: usize) -> anyhow::Result<Option<&str>> {
-        Ok(self.try_get_unchecked(i)?)
-    }
-}
+// PostgreSQL: one SELECT with its values bound, on a connection of the export pool, whose
+// rows the server streams as it reads them; the socket's backpressure holds it while the
+// reader waits. A single statement sees one snapshot.
 
 pub(crate) async fn postgres(
     pool: &PgPool,
@@ -466,66 +426,29 @@ pub(crate) async fn postgres(
     filter: &ActivityFilter,
     which: ExportColumns,
 ) -> StoreResult<ExportStream> {
-    // COPY takes no bind parameters: the conditions' values are written as literals.
-    let mut q = PgLiterals(format!(
-        "COPY (SELECT {} FROM activities WHERE ",
-        columns(which)
-    ));
+    let mut q =
+        QueryBuilder::<Postgres>::new(format!("SELECT {} FROM activities WHERE ", columns(which)));
     build(&mut q, scope, audience, filter);
-    q.0.push_str(") TO STDOUT");
     let conn = pool.acquire().await?;
     let (tx, rx) = mpsc::channel(AHEAD);
     let (spent, reuse) = std::sync::mpsc::channel();
     tokio::spawn(async move {
-        if let Err(e) = read_postgres(conn, &q.0, &tx, reuse).await {
+        if let Err(e) = read_postgres(conn, q, &tx, reuse).await {
             let _ = tx.send(Err(e)).await;
         }
     });
     Ok(ExportStream { chunks: rx, spent })
 }
 
-/// A statement with its values written in: integers as numbers, text as escape-string
-/// literals (`E'...'`, every backslash and quote doubled), which read the same whatever
-/// `standard_conforming_strings` says. The connection's encoding is UTF-8 and the API
-/// refuses NUL, so nothing else can end a literal.
-struct PgLiterals(String);
-
-impl SqlSink for PgLiterals {
-    fn sql(&mut self, text: &str) {
-        self.0.push_str(text);
-    }
-
-    fn text(&mut self, value: &str) {
-        push_pg_literal(&mut self.0, value);
-    }
-
-    fn int(&mut self, value: i64) {
-        use std::fmt::Write as _;
-        write!(self.0, "{value}").expect("writing to a String never fails");
-    }
-}
-
-fn push_pg_literal(sql: &mut String, value: &str) {
-    sql.push_str("E'");
-    for c in value.chars() {
-        match c {
-            '\\' => sql.push_str("\\\\"),
-            '\'' => sql.push_str("''"),
-            c => sql.push(c),
-        }
-    }
-    sql.push('\'');
-}
-
 async fn read_postgres(
     mut conn: sqlx::pool::PoolConnection<Postgres>,
-    statement: &str,
+    mut q: QueryBuilder<Postgres>,
     tx: &Sender,
     mut reuse: std::sync::mpsc::Receiver<RawRows>,
 ) -> StoreResult<()> {
     // (`&mut`: a future that holds a std receiver must not share it.)
-    let outcome = stream_postgres(&mut conn, statement, tx, &mut reuse).await;
-    // A COPY left half-way would make the connection's next user wait for the rest of its
+    let outcome = stream_postgres(&mut conn, &mut q, tx, &mut reuse).await;
+    // A read left half-way would make the connection's next user wait for the rest of its
     // rows: the connection is closed rather than given back.
     if !matches!(outcome, Ok(true)) {
         conn.close_on_drop();
@@ -536,40 +459,21 @@ async fn read_postgres(
 /// True when every row was read.
 async fn stream_postgres(
     conn: &mut sqlx::PgConnection,
-    statement: &str,
+    q: &mut QueryBuilder<Postgres>,
     tx: &Sender,
     reuse: &mut std::sync::mpsc::Receiver<RawRows>,
 ) -> StoreResult<bool> {
-    let mut data = conn.copy_out_raw(statement).await?;
+    // Each export's statement is its own: not kept prepared on the connection.
+    let mut found = q.build().persistent(false).fetch(&mut *conn);
     let mut out = RawRows::new();
-    // The start of a row that one message of data left unfinished.
-    let mut partial = Vec::new();
-    while let Some(bytes) = data.try_next().await? {
-        let mut rest: &[u8] = &bytes;
-        while let Some(end) = memchr::memchr(b'\n', rest) {
-            let line = &rest[..end];
-            rest = &rest[end + 1..];
-            if partial.is_empty() {
-                out.push_copy_line(line)
-            } else {
-                partial.extend_from_slice(line);
-                let row = std::mem::take(&mut partial);
-                out.push_copy_line(&row)
-            }
-            .map_err(StoreError::Internal)?;
-            if out.is_full() {
-                let full = std::mem::replace(&mut out, RawRows::reused(reuse));
-                if tx.send(Ok(full)).await.is_err() {
-                    return Ok(false);
-                }
+    while let Some(row) = found.try_next().await? {
+        out.push_pg(&row).map_err(StoreError::Internal)?;
+        if out.is_full() {
+            let full = std::mem::replace(&mut out, RawRows::reused(reuse));
+            if tx.send(Ok(full)).await.is_err() {
+                return Ok(false);
             }
         }
-        partial.extend_from_slice(rest);
-    }
-    if !partial.is_empty() {
-        return Err(StoreError::Internal(anyhow::anyhow!(
-            "the export's COPY ended inside a row"
-        )));
     }
     if out.len() > 0 {
         let _ = tx.send(Ok(out)).await;
@@ -581,81 +485,45 @@ async fn stream_postgres(
 mod tests {
     use super::*;
 
-    fn line(fields: &[&str]) -> Vec<u8> {
-        fields.join("\t").into_bytes()
-    }
-
-    fn row_of(created: &str, description: &str) -> Vec<u8> {
-        line(&[
-            "7",
-            "a-1",
-            "acme",
-            "shop",
-            "live",
-            "staging",
-            "push_staging_to_live",
-            "completed",
-            "support",
-            "sam@partner.example",
-            "\\N",
-            description,
-            "\\N",
-            "\\N",
-            created,
-            "\\N",
-        ])
-    }
-
-    #[test]
-    fn a_copy_line_decodes_to_the_activity_it_holds() {
-        let mut rows = RawRows::new();
-        rows.push_copy_line(&row_of("1764000000000", "Pushed\\tby\\\\ Sam → 日本"))
-            .unwrap();
-        let text = rows.text().unwrap();
-        let a = decode(&RawRow {
-            rows: &rows,
-            text,
-            at: 0,
-        })
-        .unwrap();
-        assert_eq!(a.seq, 7);
-        assert_eq!(a.description, "Pushed\tby\\ Sam → 日本");
-        assert_eq!(a.actor.name, None);
-        assert_eq!(a.completed_at, None);
-        assert_eq!(a.created_at.millis(), 1_764_000_000_000);
-    }
-
-    #[test]
-    fn a_copy_line_with_too_few_or_too_many_fields_or_a_bad_number_is_refused() {
-        let mut rows = RawRows::new();
-        let full = row_of("1764000000000", "x");
-        let short = &full[..full.len() - 3];
-        assert!(rows.push_copy_line(short).is_err(), "15 fields");
-        let mut long = full.clone();
-        long.extend_from_slice(b"\textra");
-        assert!(rows.push_copy_line(&long).is_err(), "17 fields");
-        assert!(
-            rows.push_copy_line(&row_of("soon", "x")).is_err(),
-            "created_at"
-        );
-    }
-
     #[test]
     fn text_that_splits_a_character_is_an_error_not_a_panic() {
         let mut rows = RawRows::new();
-        rows.push_copy_line(&row_of("1764000000000", "日本"))
-            .unwrap();
+        let text = |rows: &mut RawRows, t: &str| {
+            let start = rows.bytes.len() as u32;
+            rows.bytes.extend_from_slice(t.as_bytes());
+            Cell::Text(start, rows.bytes.len() as u32)
+        };
+        let cells = [
+            Cell::Int(7),
+            text(&mut rows, "a-1"),
+            text(&mut rows, "acme"),
+            text(&mut rows, "shop"),
+            text(&mut rows, "live"),
+            text(&mut rows, "staging"),
+            text(&mut rows, "push_staging_to_live"),
+            text(&mut rows, "completed"),
+            text(&mut rows, "system"),
+            Cell::Null,
+            Cell::Null,
+            text(&mut rows, "日本"),
+            Cell::Null,
+            Cell::Null,
+            Cell::Int(1_764_000_000_000),
+            Cell::Null,
+        ];
+        rows.cells.extend(cells);
+        let row = |rows: &RawRows| {
+            decode(&RawRow {
+                rows,
+                text: rows.text().unwrap(),
+                at: 0,
+            })
+        };
+        assert_eq!(row(&rows).unwrap().description, "日本");
         // Move the description's range inside its first character.
-        let at = 11;
-        if let Cell::Text(start, end) = rows.cells[at] {
-            rows.cells[at] = Cell::Text(start + 1, end);
+        if let Cell::Text(start, end) = rows.cells[11] {
+            rows.cells[11] = Cell::Text(start + 1, end);
         }
-        let text = rows.text().unwrap();
-        let r = decode(&RawRow {
-            rows: &rows,
-            text,
-            at: 0,
-        });
-        assert!(r.is_err());
+        assert!(row(&rows).is_err());
     }
 }

@@ -3,10 +3,8 @@
 //! viewer sees (that is [`sitetrail_core::view`]).
 
 pub mod chain;
-mod copy;
 mod export;
 mod keys;
-mod nodelay;
 mod plan;
 pub mod postgres;
 pub mod private;
@@ -16,6 +14,8 @@ mod rows;
 pub mod sqlite;
 mod sqlite_pages;
 mod sqlite_writer;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 mod verify;
 pub mod wal_vfs;
 mod writer;

@@ -235,40 +235,6 @@ impl Plan {
         }
     }
 
-    /// The record requests a group written ahead was planned from, as they came, for the
-    /// group to be planned again after it rolled back; their activities keep their ids and
-    /// times. `None` if an answer is not a fresh record's (such a group is never written
-    /// ahead).
-    pub fn unplan(mut self, results: Vec<StoreResult<Done>>) -> Option<Vec<Work>> {
-        results
-            .into_iter()
-            .map(|r| {
-                let Ok(Done::Planned(planned)) = r else {
-                    return None;
-                };
-                let batch = planned
-                    .into_iter()
-                    .map(|p| {
-                        let Planned::Fresh(id) = p else {
-                            return None;
-                        };
-                        let t = self.touched.remove(&id)?;
-                        let mut activity = t.activity;
-                        activity.seq = 0;
-                        Some(Prepared {
-                            named: false,
-                            request_sha256: t.request_sha256,
-                            content_sha256: chain::content_sha256(&activity),
-                            rendered: t.rendered.unwrap_or_else(|| Rendered::of(&activity)),
-                            activity,
-                        })
-                    })
-                    .collect::<Option<Vec<Prepared>>>()?;
-                Some(Work::Record(batch))
-            })
-            .collect()
-    }
-
     /// What the writer stores for a planned activity besides its plain columns: rendered
     /// before the group where it could be, else now.
     pub fn take_rendered(&mut self, id: &ActivityId) -> Rendered {

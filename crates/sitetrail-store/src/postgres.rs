@@ -1,22 +1,17 @@
 //! PostgreSQL, for when one machine is not enough: several sitetrail servers may share one
 //! database.
 //!
-//! Writes use the same group commit as SQLite ([`crate::writer`]). Each group first locks the
-//! `change` counter row and holds it until COMMIT, so the groups of every server commit one
-//! at a time and change numbers are handed out in commit order: a feed polling by
-//! `change_no` never passes a lower number that is still to commit. A group is planned in
-//! memory from one read of the rows it touches, then written with one `COPY` and one
-//! statement for its links and the counter: a handful of round trips per group, whatever its
-//! size. The writer keeps two connections: while one group's links and commit go out on one,
-//! the next group's rows go out on the other, and that group takes the counter's lock only
-//! after them ([`PgWriter::apply_groups`]). The commit carries a NOTIFY, so every server's
-//! feed wakes at once; polling remains the fallback.
+//! Writes use the same group commit as SQLite ([`crate::writer`]), on one connection. Each
+//! group first locks the `change` counter row and holds it until COMMIT, so the groups of
+//! every server commit one at a time and change numbers are handed out in commit order: a
+//! feed polling by `change_no` never passes a lower number that is still to commit. Under
+//! that lock a group reads what it names, is planned in memory ([`crate::plan`]), and is
+//! written with a few statements whose values go as arrays: a handful of round trips per
+//! group, whatever its size. The commit carries a NOTIFY, so every server's feed wakes at
+//! once; polling remains the fallback.
 
-use std::collections::{HashMap, VecDeque};
-use std::fmt::Write as _;
+use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -26,17 +21,16 @@ use sitetrail_core::{
     Page, Roster, Site, SiteId, StoredActivity, Timestamp,
 };
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
-use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool, Postgres, QueryBuilder, Row};
+use sqlx::{Connection, PgConnection, PgPool, Postgres, QueryBuilder, Row};
 use tokio::sync::{broadcast, oneshot};
 
 use crate::chain::{self, AccountReport, Chains, CheckpointBody, CheckpointKey};
-use crate::copy::CopyRows;
 use crate::keys::{self, ApiKey, KeyCache, KeyCheck, StoredKey};
 use crate::plan::Plan;
 use crate::record::{self, SearchText};
 use crate::roster::{self, RosterEntry};
 use crate::rows::{self, ActivityRow, COLS, SITE_COLS, SiteRow};
-use crate::writer::{Done, GroupOutcome, GroupWriter, Groups, Work, WriterHandle};
+use crate::writer::{Done, GroupOutcome, GroupWriter, Work, WriterHandle};
 use crate::{
     Access, Change, ChangeKind, Listing, PruneRequest, Pruned, Recorded, Scope, Store, StoreError,
     StoreResult,
@@ -57,7 +51,6 @@ pub struct PgStore {
     /// Exports' connections, apart from the pages' (see [`crate::export`]).
     export: PgPool,
     writer: WriterHandle,
-    ahead: Arc<AheadCounts>,
     keys: KeyCache,
     roster_written: roster::Written,
     commits: broadcast::Sender<i64>,
@@ -98,17 +91,10 @@ impl PgStore {
             .acquire_timeout(crate::export::READER_WAIT)
             .connect_lazy_with(options.clone().options([("enable_sort", "off")]));
         let (commits, _) = broadcast::channel(1024);
-        let ahead = Arc::new(AheadCounts::default());
         let writer = WriterHandle::spawn_on_own_runtime(
             PgWriter {
                 options: options.clone(),
-                conns: [None, None],
-                sites: HashMap::new(),
-                heads: HashMap::new(),
-                seen: None,
-                seqs: VecDeque::new(),
-                share: AheadShare::START,
-                ahead: ahead.clone(),
+                conn: None,
             },
             commits.clone(),
         )?;
@@ -121,7 +107,6 @@ impl PgStore {
             read,
             export,
             writer,
-            ahead,
             keys: KeyCache::default(),
             roster_written: roster::Written::default(),
             commits,
@@ -129,14 +114,9 @@ impl PgStore {
         })
     }
 
-    /// How often this server's writer wrote a group ahead of the commit before it, and how
-    /// often such a group was planned again.
-    pub fn ahead_counts(&self) -> &AheadCounts {
-        &self.ahead
-    }
-
     /// PostgreSQL's plan for a list query, one line per node: lets tests prove a page comes
     /// from an index range without a sort.
+    #[cfg(feature = "testkit")]
     pub async fn explain_list(
         &self,
         scope: &Scope,
@@ -152,7 +132,8 @@ impl PgStore {
             .collect()
     }
 
-    /// Refreshes the planner's statistics (after a bulk load).
+    /// Refreshes the planner's statistics (after a bulk load in a test).
+    #[cfg(feature = "testkit")]
     pub async fn analyze(&self) -> StoreResult<()> {
         sqlx::query("ANALYZE activities")
             .execute(&self.read)
@@ -163,20 +144,11 @@ impl PgStore {
 
 /// The writer's session: a writer that stalls inside a transaction must not hold the
 /// counter (and so every other server's writes) for long.
-/// Its socket sends each message at once (see [`crate::nodelay`]).
-async fn prepare_writer(conn: &mut PgConnection, options: &PgConnectOptions) -> anyhow::Result<()> {
+async fn prepare_writer(conn: &mut PgConnection) -> anyhow::Result<()> {
     sqlx::query("SET idle_in_transaction_session_timeout = '30s'")
         .execute(&mut *conn)
         .await
         .context("setting up the writer's session")?;
-    let host = options.get_host();
-    // A Unix socket (a path) has no Nagle's algorithm.
-    if !host.starts_with('/')
-        && let Ok(addrs) = tokio::net::lookup_host((host, options.get_port())).await
-    {
-        let servers: Vec<_> = addrs.collect();
-        crate::nodelay::set_on_connections_to(&servers);
-    }
     Ok(())
 }
 
@@ -242,69 +214,36 @@ async fn connect_listener(pool: &PgPool) -> anyhow::Result<PgListener> {
     Ok(listener)
 }
 
+/// The writer: one connection, one group at a time. Everything a group needs (the activities
+/// it names, the owners of the sites it records on, the chain heads it moves) is read inside
+/// its transaction, after it took the change counter's lock, so that what another server
+/// committed before is always seen.
 struct PgWriter {
     options: PgConnectOptions,
-    /// Two connections, so that one group's rows go out while the group before it commits
-    /// ([`PgWriter::apply_groups`]). `None` before the first group and after a failure broke
-    /// the connection; the next group that needs it connects.
-    conns: [Option<PgConnection>; 2],
-    /// Which account each site belongs to (a site never moves).
-    sites: HashMap<SiteId, AccountId>,
-    /// The chain heads as this writer's last commit left them, and the change counter's value
-    /// then. Every write that moves a chain moves the counter, so while the counter still
-    /// reads that value no other server has written and these heads are the database's.
-    heads: HashMap<String, (i64, chain::Hash)>,
-    seen: Option<i64>,
-    /// `seq` numbers taken under the counter's lock and not used yet: a group written ahead
-    /// takes its numbers from here, without the lock.
-    seqs: VecDeque<i64>,
-    /// The share of its rows a group written ahead writes before it takes the lock.
-    share: AheadShare,
-    ahead: Arc<AheadCounts>,
-}
-
-/// How often groups were written ahead of the commit before them, and how often one of them
-/// had to be planned again (another server wrote in between, or the group before failed).
-#[derive(Debug, Default)]
-pub struct AheadCounts {
-    pub written: AtomicU64,
-    pub replanned: AtomicU64,
-    /// Groups written ahead that left part of their rows to write under the lock.
-    pub split: AtomicU64,
+    /// `None` before the first group and after a failure broke it; the next group connects.
+    conn: Option<PgConnection>,
 }
 
 impl PgWriter {
-    async fn connection(&mut self, slot: usize) -> anyhow::Result<&mut PgConnection> {
-        if self.conns[slot].is_none() {
+    async fn connection(&mut self) -> anyhow::Result<&mut PgConnection> {
+        if self.conn.is_none() {
             let mut conn = PgConnection::connect_with(&self.options)
                 .await
                 .context("connecting the writer to PostgreSQL")?;
-            prepare_writer(&mut conn, &self.options).await?;
-            self.conns[slot] = Some(conn);
+            prepare_writer(&mut conn).await?;
+            self.conn = Some(conn);
         }
-        Ok(self.conns[slot].as_mut().expect("connected above"))
+        Ok(self.conn.as_mut().expect("connected above"))
     }
+}
 
-    /// Opens a group on connection `slot`: takes the counter's lock, reads what the group
-    /// names, plans it, and writes its rows.
-    async fn start(&mut self, slot: usize, group: Vec<Work>) -> anyhow::Result<Copied> {
+impl GroupWriter for PgWriter {
+    async fn apply_group(&mut self, group: Vec<Work>) -> anyhow::Result<GroupOutcome> {
         let now = Timestamp::now();
-        // Taken for the group, given back when it commits (and lost, harmlessly, when not).
-        let cached = std::mem::take(&mut self.sites);
-        let (seen, heads) = (self.seen.take(), std::mem::take(&mut self.heads));
-        let records = records_in(&group);
-        let wanted = (records + SEQS_AHEAD).saturating_sub(self.seqs.len());
-        let conn = self.connection(slot).await?;
-        let (counter, seqs) = begin(conn, wanted).await?;
-        self.seqs.extend(seqs);
-        let conn = self.conns[slot].as_mut().expect("connected above");
-        let known = if seen == Some(counter) {
-            heads
-        } else {
-            HashMap::new()
-        };
-        let mut plan = Plan::new(counter, cached);
-        prefetch(conn, &mut plan, &group, &known).await?;
+        let conn = self.connection().await?;
+        let counter = begin(conn).await?;
+        let mut plan = Plan::new(counter, HashMap::new());
+        prefetch(conn, &mut plan, &group).await?;
         let mut results = Vec::with_capacity(group.len());
         let mut checkpoints = Vec::new();
         for (i, work) in group.into_iter().enumerate() {
@@ -331,438 +270,48 @@ impl PgWriter {
             }
             results.push(r);
         }
-        let mut copied = Copied {
-            plan,
-            results,
-            checkpoints,
-            known,
-            counter,
-            written: 0,
-        };
-        write_rows(conn, &mut copied, &mut self.seqs, None).await?;
-        Ok(copied)
+        if !plan.inserts.is_empty() {
+            let seqs = insert(&mut plan, conn).await?;
+            plan.assign_seqs(seqs, &mut results);
+        }
+        if !plan.ends.is_empty() {
+            update_ends(&plan, conn).await?;
+        }
+        let last = plan.last_change();
+        if last.is_some() || !plan.chains.links.is_empty() {
+            write_links_and_counter(conn, &plan.chains, last).await?;
+        }
+        plan.answer(&mut results);
+        for (i, key) in checkpoints {
+            results[i] = Ok(Done::Checkpointed(sign_checkpoints(conn, &key).await?));
+        }
+        sqlx::query("COMMIT").execute(&mut *conn).await?;
+        Ok((results, last))
     }
 
-    /// Drops what the writer remembers between groups (after a failure).
-    fn forget(&mut self) {
-        self.sites.clear();
-        self.heads.clear();
-        self.seen = None;
-    }
-
-    /// Rolls back whatever connection `slot` has open; a connection that cannot is dropped.
-    async fn roll_back(&mut self, slot: usize) {
-        if let Some(conn) = self.conns[slot].as_mut()
+    /// Rolls back whatever the connection has open; a connection that cannot is dropped.
+    async fn recover(&mut self) {
+        if let Some(conn) = self.conn.as_mut()
             && sqlx::query("ROLLBACK").execute(conn).await.is_err()
         {
-            self.conns[slot] = None;
+            self.conn = None;
         }
     }
 }
 
-/// `seq` numbers kept in hand beyond what the group that takes them needs: enough for the
-/// group written ahead of the next commit.
-const SEQS_AHEAD: usize = 8192;
-
-/// How many activities a group may record.
-fn records_in(group: &[Work]) -> usize {
-    group
-        .iter()
-        .map(|w| match w {
-            Work::Record(batch) => batch.len(),
-            _ => 0,
-        })
-        .sum()
-}
-
-/// A group whose rows are written and whose transaction holds the change counter's lock:
-/// what is left is its links, the counter, the answers and the commit.
-struct Copied {
-    plan: Plan,
-    results: Vec<StoreResult<Done>>,
-    checkpoints: Vec<(usize, CheckpointKey)>,
-    /// The chain heads known before the group (with those in `plan`, all it may move).
-    known: HashMap<String, (i64, chain::Hash)>,
-    /// The counter's value when the group took its lock.
-    counter: i64,
-    /// How many of `plan.inserts`, from the first, have their rows written.
-    written: usize,
-}
-
-/// What a group leaves behind it, for the group after it to be planned on before it commits.
-struct After {
-    counter: i64,
-    owners: HashMap<SiteId, AccountId>,
-    heads: HashMap<String, (i64, chain::Hash)>,
-}
-
-impl Copied {
-    /// Hands on the counter, the site owners and the chain heads as this group leaves them.
-    /// What is left of it is all its commit needs.
-    fn hand_on(&mut self) -> After {
-        let mut heads = std::mem::take(&mut self.known);
-        heads.extend(self.plan.chains.heads().map(|(a, h)| (a.clone(), *h)));
-        After {
-            counter: self.plan.last_change().unwrap_or(self.counter),
-            owners: std::mem::take(&mut self.plan.owners),
-            heads,
-        }
-    }
-}
-
-/// Plans `group` on what the group before it leaves, reading nothing: possible when it only
-/// records activities it names no id for (no replay or conflict to look up), on sites the
-/// writer knows to be their account's, of accounts whose chain head it knows, with `seq`
-/// numbers in hand: such a group's records cannot be refused.
-/// Anything else is given back, to be applied after the group before it commits.
-fn plan_ahead(
-    group: Vec<Work>,
-    after: After,
-    seqs_in_hand: usize,
-) -> Result<Copied, Box<(Vec<Work>, After)>> {
-    let known = |p: &crate::record::Prepared| {
-        !p.named
-            && after.owners.get(&p.activity.site_id) == Some(&p.activity.account_id)
-            && after.heads.contains_key(p.activity.account_id.as_str())
-    };
-    let plannable = group.iter().all(|w| match w {
-        Work::Record(batch) => batch.iter().all(known),
-        _ => false,
-    });
-    if !plannable || records_in(&group) > seqs_in_hand {
-        return Err(Box::new((group, after)));
-    }
-    let After {
-        counter,
-        owners,
-        heads,
-    } = after;
-    let mut plan = Plan::new(counter, owners);
-    for work in &group {
-        if let Work::Record(batch) = work {
-            for p in batch {
-                let account = p.activity.account_id.as_str();
-                plan.chains.load_head(account, heads.get(account).copied());
-            }
-        }
-    }
-    let results = group
-        .into_iter()
-        .map(|w| match w {
-            Work::Record(batch) => plan.record(batch),
-            _ => unreachable!("only records are planned ahead"),
-        })
-        .collect();
-    Ok(Copied {
-        plan,
-        results,
-        checkpoints: Vec::new(),
-        known: heads,
-        counter,
-        written: 0,
-    })
-}
-
-/// The share of a group's rows written ahead of the commit before it, in percent; the rest go
-/// in after the group takes the counter's lock, before its links. Both connections work at
-/// once only while one group's rest, links and commit take as long as the next group's share:
-/// after each such pair the share moves a step towards the side that finished first. Writing
-/// every row ahead left one connection idle for most of each pair, and a quarter to a third
-/// of the machine idle at ten million activities.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct AheadShare(u32);
-
-impl AheadShare {
-    const START: AheadShare = AheadShare(60);
-    const LEAST: u32 = 10;
-    const STEP: u32 = 5;
-
-    fn percent(self) -> u32 {
-        self.0
-    }
-
-    /// How many of `n` rows go ahead: at least one of a group that has any.
-    fn of(self, n: usize) -> usize {
-        (n * self.0 as usize).div_ceil(100)
-    }
-
-    /// The share for the next group, after the group before took `finishing` to finish while
-    /// this one's share took `starting` to write.
-    fn after(self, finishing: Duration, starting: Duration) -> Self {
-        if starting > finishing {
-            AheadShare(self.0.saturating_sub(Self::STEP).max(Self::LEAST))
-        } else {
-            AheadShare((self.0 + Self::STEP).min(100))
-        }
-    }
-}
-
-/// Runs `f`, and says how long it took.
-async fn timed<T>(f: impl std::future::Future<Output = T>) -> (T, Duration) {
-    let t = std::time::Instant::now();
-    let out = f.await;
-    (out, t.elapsed())
-}
-
-/// Opens a transaction for a group planned ahead and writes its rows, without the counter's
-/// lock: its activities are new and their ids its own, so their rows wait on nobody's.
-async fn start_ahead(
-    conn: &mut PgConnection,
-    ahead: &mut Copied,
-    seqs: &mut VecDeque<i64>,
-    share: AheadShare,
-) -> anyhow::Result<()> {
-    sqlx::raw_sql("BEGIN").execute(&mut *conn).await?;
-    write_rows(conn, ahead, seqs, Some(share)).await
-}
-
-/// Takes the counter's lock for a group written ahead, once the group before it has
-/// committed (its lock is released then), and tops up the `seq` numbers in hand. `true`:
-/// the counter reads what the group was planned on, so no other server wrote in between.
-async fn lock_ahead(
-    conn: &mut PgConnection,
-    ahead: &Copied,
-    seqs: &mut VecDeque<i64>,
-) -> anyhow::Result<bool> {
-    let wanted = SEQS_AHEAD.saturating_sub(seqs.len());
-    let (counter, more) = lock_counter(conn, wanted).await?;
-    seqs.extend(more);
-    Ok(counter == ahead.counter)
-}
-
-/// Writes the rest of the group's rows (those a group written ahead left for after the lock),
-/// its links, moves the counter, answers, signs checkpoints and commits.
-async fn finish(conn: &mut PgConnection, group: &mut Copied) -> anyhow::Result<GroupOutcome> {
-    let n = group.plan.inserts.len();
-    if group.written < n {
-        insert(&mut group.plan, conn, group.written..n).await?;
-        group.written = n;
-    }
-    let last = group.plan.last_change();
-    if last.is_some() || !group.plan.chains.links.is_empty() {
-        write_links_and_counter(conn, &group.plan.chains, last).await?;
-    }
-    let mut results = std::mem::take(&mut group.results);
-    group.plan.answer(&mut results);
-    for (i, key) in std::mem::take(&mut group.checkpoints) {
-        results[i] = Ok(Done::Checkpointed(sign_checkpoints(conn, &key).await?));
-    }
-    sqlx::query("COMMIT").execute(&mut *conn).await?;
-    Ok((results, last))
-}
-
-impl GroupWriter for PgWriter {
-    async fn apply_group(&mut self, group: Vec<Work>) -> anyhow::Result<GroupOutcome> {
-        let mut copied = self.start(0, group).await?;
-        let after = copied.hand_on();
-        let outcome = finish(self.connection(0).await?, &mut copied).await?;
-        self.keep(after);
-        Ok(outcome)
-    }
-
-    /// Pipelined: while one group's links and commit go out on one connection, the next
-    /// group waiting, planned on what the first leaves, writes its rows on the other. It
-    /// takes the counter's lock after them, so it commits after the first (readers never pass
-    /// a change number still to commit), and checks that the counter reads what it was
-    /// planned on; if another server wrote in between, or the first group failed, it rolls
-    /// back and is planned again, from the database. Nobody is answered before their group
-    /// has committed.
-    async fn apply_groups(&mut self, first: Vec<Work>, groups: &mut Groups<'_>) {
-        let mut next = Some(first);
-        let mut current: Option<(usize, Copied)> = None;
-        loop {
-            let (slot, mut group) = match current.take() {
-                Some(c) => c,
-                None => {
-                    let Some(works) = next.take().or_else(|| groups.take_waiting()) else {
-                        return;
-                    };
-                    match self.start(0, works).await {
-                        Ok(copied) => (0, copied),
-                        Err(e) => {
-                            groups.answer(Err(e));
-                            self.recover().await;
-                            continue;
-                        }
-                    }
-                }
-            };
-            let after = group.hand_on();
-            let mut ahead = None;
-            let mut after = Some(after);
-            if let Some(works) = groups.take_waiting() {
-                let other = 1 - slot;
-                let planned = match self.connection(other).await {
-                    Ok(_) => plan_ahead(works, after.take().expect("kept"), self.seqs.len()),
-                    Err(e) => {
-                        tracing::warn!(error = ?e, "no second writer connection; groups go one at a time");
-                        Err(Box::new((works, after.take().expect("kept"))))
-                    }
-                };
-                match planned {
-                    Ok(a) => ahead = Some(a),
-                    Err(given) => {
-                        let (works, back) = *given;
-                        next = Some(works);
-                        after = Some(back);
-                    }
-                }
-            }
-            let mut seqs = std::mem::take(&mut self.seqs);
-            let share = self.share;
-            let (conn, other_conn) = self.both_or_first(slot);
-            let (finished, started) = match (&mut ahead, other_conn) {
-                (Some(a), Some(other_conn)) => {
-                    let ((f, finishing), (s, starting)) = tokio::join!(
-                        timed(finish(conn, &mut group)),
-                        timed(start_ahead(other_conn, a, &mut seqs, share))
-                    );
-                    if f.is_ok() && s.is_ok() {
-                        self.share = share.after(finishing, starting);
-                        metrics::gauge!("sitetrail_write_ahead_share_percent")
-                            .set(f64::from(self.share.percent()));
-                    }
-                    (f, Some(s))
-                }
-                _ => (finish(conn, &mut group).await, None),
-            };
-            self.seqs = seqs;
-            let committed = finished.is_ok();
-            if !groups.answer(finished) {
-                self.roll_back(slot).await;
-            }
-            let Some(mut a) = ahead else {
-                match after {
-                    Some(after) if committed => self.keep(after),
-                    _ => self.forget(),
-                }
-                continue;
-            };
-            // The group written ahead goes on only if the one before committed, its rows
-            // were written, and no other server wrote in between.
-            let other = 1 - slot;
-            let mut go_on = committed && matches!(started, Some(Ok(())));
-            if go_on {
-                let mut seqs = std::mem::take(&mut self.seqs);
-                let conn = self.conns[other].as_mut().expect("connected above");
-                go_on = matches!(lock_ahead(conn, &a, &mut seqs).await, Ok(true));
-                self.seqs = seqs;
-            }
-            if go_on {
-                self.ahead.written.fetch_add(1, Ordering::Relaxed);
-                if a.written < a.plan.inserts.len() {
-                    self.ahead.split.fetch_add(1, Ordering::Relaxed);
-                }
-                metrics::counter!("sitetrail_write_groups_ahead_total").increment(1);
-                current = Some((other, a));
-            } else {
-                self.ahead.replanned.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!("sitetrail_write_groups_replanned_total").increment(1);
-                self.roll_back(other).await;
-                self.forget();
-                match a.plan.unplan(std::mem::take(&mut a.results)) {
-                    Some(works) => next = Some(works),
-                    None => {
-                        groups.answer(Err(anyhow::anyhow!(
-                            "a group written ahead could not be planned again"
-                        )));
-                    }
-                }
-            }
-        }
-    }
-
-    async fn recover(&mut self) {
-        self.forget();
-        for slot in 0..2 {
-            self.roll_back(slot).await;
-        }
-    }
-}
-
-impl PgWriter {
-    /// Keeps what a committed group left for the next group to start from.
-    fn keep(&mut self, after: After) {
-        self.sites = after.owners;
-        // A bound on memory for a store of very many accounts: start afresh past it.
-        if after.heads.len() <= HEADS_KEPT {
-            self.heads = after.heads;
-            self.seen = Some(after.counter);
-        }
-    }
-
-    /// The connection at `slot`, and the other if it is open.
-    fn both_or_first(&mut self, slot: usize) -> (&mut PgConnection, Option<&mut PgConnection>) {
-        let [a, b] = &mut self.conns;
-        let (this, other) = if slot == 0 { (a, b) } else { (b, a) };
-        (
-            this.as_mut().expect("the group's connection is open"),
-            other.as_mut(),
-        )
-    }
-}
-
-/// Opens the group's transaction, takes the change counter's lock (which orders every
-/// server's writes) and its value, and takes `seqs` more `seq` numbers: one round trip.
-async fn begin(conn: &mut PgConnection, seqs: usize) -> anyhow::Result<(i64, Vec<i64>)> {
-    counter_and_seqs(conn, "BEGIN; ", seqs).await
-}
-
-/// [`begin`] inside a transaction already open.
-async fn lock_counter(conn: &mut PgConnection, seqs: usize) -> anyhow::Result<(i64, Vec<i64>)> {
-    counter_and_seqs(conn, "", seqs).await
-}
-
-async fn counter_and_seqs(
-    conn: &mut PgConnection,
-    first: &str,
-    seqs: usize,
-) -> anyhow::Result<(i64, Vec<i64>)> {
-    let mut sql = format!("{first}SELECT value FROM counters WHERE name = 'change' FOR UPDATE");
-    if seqs > 0 {
-        // A number of the writer's own making, not input: nothing to quote.
-        write!(sql, "; {}", take_seqs(seqs))?;
-    }
-    let rows = sqlx::raw_sql(AssertSqlSafe(sql))
+/// Opens the group's transaction and takes the change counter's lock (which orders every
+/// server's writes) and its value: one round trip.
+async fn begin(conn: &mut PgConnection) -> anyhow::Result<i64> {
+    let rows = sqlx::raw_sql("BEGIN; SELECT value FROM counters WHERE name = 'change' FOR UPDATE")
         .fetch_all(&mut *conn)
         .await?;
-    let mut values = rows.iter().map(|r| r.try_get::<i64, _>(0));
-    let counter = values.next().context("the change counter is missing")??;
-    let taken = match values.next() {
-        Some(last) => seq_range(last?, seqs),
-        None => Vec::new(),
-    };
-    anyhow::ensure!(values.next().is_none(), "an unexpected row began the group");
-    Ok((counter, taken))
+    let row = rows.first().context("the change counter is missing")?;
+    Ok(row.try_get(0)?)
 }
 
-/// A statement that takes `n` consecutive `seq` numbers from the activities' identity
-/// sequence and returns the last. One `nextval` per number cost PostgreSQL about 5 µs each,
-/// a tenth of a 4,000-activity group's time; this is two calls. The range is whole because
-/// only writers take numbers, and a writer holds the counter's lock while it does.
-fn take_seqs(n: usize) -> String {
-    const SEQ: &str = "pg_get_serial_sequence('activities', 'seq')";
-    format!("SELECT setval({SEQ}, nextval({SEQ}) + {n} - 1)")
-}
-
-/// The `n` numbers that end with `last`, in order.
-fn seq_range(last: i64, n: usize) -> Vec<i64> {
-    let n = n as i64;
-    (last - n + 1..=last).collect()
-}
-
-/// The most chain heads the writer keeps between groups.
-const HEADS_KEPT: usize = 100_000;
-
-/// Reads every activity the group names, the owner of every site it records on that is not
-/// cached yet, and the chain heads of the accounts it may append to that are not `known`:
-/// three queries at most.
-async fn prefetch(
-    conn: &mut PgConnection,
-    plan: &mut Plan,
-    group: &[Work],
-    known: &HashMap<String, (i64, chain::Hash)>,
-) -> anyhow::Result<()> {
+/// Reads every activity the group names, the owner of every site it records on, and the
+/// chain heads of the accounts it may append to: three queries at most.
+async fn prefetch(conn: &mut PgConnection, plan: &mut Plan, group: &[Work]) -> anyhow::Result<()> {
     let (ids, sites) = plan.wanted(group);
     if !ids.is_empty() {
         let mut q = QueryBuilder::<Postgres>::new("SELECT ");
@@ -792,27 +341,21 @@ async fn prefetch(
         .into_iter()
         .map(str::to_owned)
         .collect();
-    let (known_heads, unknown): (Vec<String>, Vec<String>) =
-        accounts.into_iter().partition(|a| known.contains_key(a));
-    for account in known_heads {
-        plan.chains
-            .load_head(&account, known.get(&account).copied());
-    }
-    if !unknown.is_empty() {
+    if !accounts.is_empty() {
         // A head is its chain's newest link: one backward probe of the links' key each.
         let found: Vec<(String, i64, Vec<u8>)> = sqlx::query_as(
             "SELECT a, h.link_no, h.link_sha256 FROM UNNEST($1::text[]) a \
              CROSS JOIN LATERAL (SELECT link_no, link_sha256 FROM chain_links \
              WHERE account_id = a ORDER BY link_no DESC LIMIT 1) h",
         )
-        .bind(&unknown)
+        .bind(&accounts)
         .fetch_all(&mut *conn)
         .await?;
         let mut heads: HashMap<String, (i64, chain::Hash)> = HashMap::new();
         for (account, no, hash) in found {
             heads.insert(account, chain::decode_head((no, hash))?);
         }
-        for account in unknown {
+        for account in accounts {
             let head = heads.get(&account).copied();
             plan.chains.load_head(&account, head);
         }
@@ -820,103 +363,116 @@ async fn prefetch(
     Ok(())
 }
 
-/// Numbers the group's new rows from the `seq` numbers in hand, gives the answers their `seq`,
-/// and writes the rows (one `COPY`) and the group's ends. A group holding the counter's lock
-/// (`ahead` is `None`) may take more numbers, and writes every row. One written ahead was
-/// planned only with enough numbers in hand, and writes the first `ahead` share of its rows;
-/// [`finish`] writes the rest, under the lock, while the next group writes ahead.
-async fn write_rows(
-    conn: &mut PgConnection,
-    group: &mut Copied,
-    seqs: &mut VecDeque<i64>,
-    ahead: Option<AheadShare>,
-) -> anyhow::Result<()> {
-    let plan = &mut group.plan;
-    if !plan.inserts.is_empty() {
-        let n = plan.inserts.len();
-        if seqs.len() < n {
-            anyhow::ensure!(
-                ahead.is_none(),
-                "a group written ahead ran out of seq numbers"
-            );
-            let more = n - seqs.len();
-            let last: i64 = sqlx::query_scalar(AssertSqlSafe(take_seqs(more)))
-                .fetch_one(&mut *conn)
-                .await?;
-            seqs.extend(seq_range(last, more));
-        }
-        // Taken now, in order, even for the rows written later: the next group written ahead
-        // takes its numbers from the same hand before this one commits.
-        let assigned = plan.inserts.iter().cloned().zip(seqs.drain(..n)).collect();
-        plan.assign_seqs(assigned, &mut group.results);
-        let now = ahead.map_or(n, |share| share.of(n));
-        if now > 0 {
-            insert(plan, conn, 0..now).await?;
-        }
-        group.written = now;
-    }
-    if !plan.ends.is_empty() {
-        update_ends(plan, conn).await?;
-    }
-    Ok(())
-}
+/// Rows sent in one statement; a bigger group sends several.
+const ROWS_PER_STATEMENT: usize = 1000;
 
-/// Bytes of `COPY` rows sent at a time: about 250 activities.
-const COPY_PIECE: usize = 256 * 1024;
-
-/// The activities columns a group's `COPY` fills, in its order.
-const COPY_ACTIVITIES: &str = "COPY activities (seq, id, account_id, site_id, environment, \
-     service, activity, status, actor_kind, actor_email, actor_name, description, error, \
-     details, created_at, completed_at, change_no, request_sha256, search_internal, \
-     search_client) FROM STDIN (FORMAT binary)";
-
-/// Inserts the group's new activities in `range` with one `COPY`, each with the `seq` number
-/// it was given.
+/// Inserts the group's new activities, in order, and returns the `seq` each was given. The
+/// values go as one array per column.
 async fn insert(
     plan: &mut Plan,
     conn: &mut PgConnection,
-    range: std::ops::Range<usize>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<(ActivityId, i64)>> {
     let inserts = std::mem::take(&mut plan.inserts);
-    let n = range.len();
-    // The rows go out in pieces as they are written, so PostgreSQL inserts the first while
-    // the writer renders the rest (the whole group's text took a tenth of its time).
-    let mut copy = conn.copy_in_raw(COPY_ACTIVITIES).await?;
-    let mut rows = CopyRows::with_capacity(COPY_PIECE + 16 * 1024);
-    for id in &inserts[range] {
-        let rendered = plan.take_rendered(id);
-        let t = &plan.touched[id];
-        let a = &t.activity;
-        rows.int(a.seq)
-            .text(a.id.as_str())
-            .text(a.account_id.as_str())
-            .text(a.site_id.as_str())
-            .text(a.environment.as_str())
-            .text(a.service.as_str())
-            .text(a.activity.as_str())
-            .text(a.status.as_str())
-            .text(a.actor.kind.as_str())
-            .opt_text(a.actor.email.as_ref().map(Email::expose))
-            .opt_text(a.actor.name.as_deref())
-            .text(&a.description)
-            .opt_text(a.error.as_deref())
-            .text(&rendered.details_json)
-            .int(a.created_at.millis())
-            .opt_int(a.completed_at.map(Timestamp::millis))
-            .int(t.change_no)
-            .bytea(&t.request_sha256)
-            .text(&rendered.search.internal)
-            .opt_text(rendered.search.client.as_deref());
-        rows.end_row();
-        if rows.len() >= COPY_PIECE {
-            copy.send(rows.take()).await?;
+    let mut seqs = Vec::with_capacity(inserts.len());
+    for chunk in inserts.chunks(ROWS_PER_STATEMENT) {
+        let mut c = InsertColumns::default();
+        for id in chunk {
+            let rendered = plan.take_rendered(id);
+            let t = &plan.touched[id];
+            let a = &t.activity;
+            c.id.push(a.id.as_str().to_owned());
+            c.account_id.push(a.account_id.as_str().to_owned());
+            c.site_id.push(a.site_id.as_str().to_owned());
+            c.environment.push(a.environment.as_str());
+            c.service.push(a.service.as_str());
+            c.activity.push(a.activity.as_str());
+            c.status.push(a.status.as_str());
+            c.actor_kind.push(a.actor.kind.as_str());
+            c.actor_email
+                .push(a.actor.email.as_ref().map(|e| e.expose().to_owned()));
+            c.actor_name.push(a.actor.name.clone());
+            c.description.push(a.description.clone());
+            c.error.push(a.error.clone());
+            c.details.push(rendered.details_json);
+            c.created_at.push(a.created_at.millis());
+            c.completed_at.push(a.completed_at.map(Timestamp::millis));
+            c.change_no.push(t.change_no);
+            c.request_sha256.push(t.request_sha256.clone());
+            c.search_internal.push(rendered.search.internal);
+            c.search_client.push(rendered.search.client);
+        }
+        let given: Vec<(String, i64)> = sqlx::query_as(
+            "INSERT INTO activities (id, account_id, site_id, environment, service, activity, \
+             status, actor_kind, actor_email, actor_name, description, error, details, \
+             created_at, completed_at, change_no, request_sha256, search_internal, \
+             search_client) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
+             $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], \
+             $12::text[], $13::text[], $14::int8[], $15::int8[], $16::int8[], $17::bytea[], \
+             $18::text[], $19::text[]) \
+             RETURNING id, seq",
+        )
+        .bind(c.id)
+        .bind(c.account_id)
+        .bind(c.site_id)
+        .bind(c.environment)
+        .bind(c.service)
+        .bind(c.activity)
+        .bind(c.status)
+        .bind(c.actor_kind)
+        .bind(c.actor_email)
+        .bind(c.actor_name)
+        .bind(c.description)
+        .bind(c.error)
+        .bind(c.details)
+        .bind(c.created_at)
+        .bind(c.completed_at)
+        .bind(c.change_no)
+        .bind(c.request_sha256)
+        .bind(c.search_internal)
+        .bind(c.search_client)
+        .fetch_all(&mut *conn)
+        .await?;
+        anyhow::ensure!(
+            given.len() == chunk.len(),
+            "inserted {} of {} activities",
+            given.len(),
+            chunk.len()
+        );
+        let by_id: HashMap<String, i64> = given.into_iter().collect();
+        for id in chunk {
+            let seq = by_id
+                .get(id.as_str())
+                .context("an inserted activity came back without its seq")?;
+            seqs.push((id.clone(), *seq));
         }
     }
     plan.inserts = inserts;
-    copy.send(rows.into_bytes()).await?;
-    let copied = copy.finish().await?;
-    anyhow::ensure!(copied == n as u64, "copied {copied} of {n} activities");
-    Ok(())
+    Ok(seqs)
+}
+
+/// One statement's activities, a column at a time.
+#[derive(Default)]
+struct InsertColumns {
+    id: Vec<String>,
+    account_id: Vec<String>,
+    site_id: Vec<String>,
+    environment: Vec<&'static str>,
+    service: Vec<&'static str>,
+    activity: Vec<&'static str>,
+    status: Vec<&'static str>,
+    actor_kind: Vec<&'static str>,
+    actor_email: Vec<Option<String>>,
+    actor_name: Vec<Option<String>>,
+    description: Vec<String>,
+    error: Vec<Option<String>>,
+    details: Vec<String>,
+    created_at: Vec<i64>,
+    completed_at: Vec<Option<i64>>,
+    change_no: Vec<i64>,
+    request_sha256: Vec<Vec<u8>>,
+    search_internal: Vec<String>,
+    search_client: Vec<Option<String>>,
 }
 
 async fn update_ends(plan: &Plan, conn: &mut PgConnection) -> anyhow::Result<()> {
@@ -1140,54 +696,33 @@ async fn prune(
     Ok(Done::Pruned(pruned))
 }
 
-/// The `chain_links` columns a group's `COPY` fills, in its order.
-const COPY_LINKS: &str = "COPY chain_links (account_id, link_no, activity_id, content_sha256, \
-     link_sha256) FROM STDIN (FORMAT binary)";
-
-/// Links a group writes in its counter's statement; more go first by `COPY`.
-const LINKS_IN_STATEMENT: usize = 64;
-
 /// Writes the links a group appended (a chain's head is its newest link: nothing else moves)
-/// and moves the change counter with a NOTIFY to every server's listener. A few links go in
-/// that one statement (a group of single requests waits on each round trip); many go first
-/// by `COPY`, which writes a page of them with each WAL record where an `INSERT` of many rows
-/// writes one record per row.
+/// and moves the change counter with a NOTIFY to every server's listener. The last (or only)
+/// statement's worth of links goes with the counter's statement.
 async fn write_links_and_counter(
     conn: &mut PgConnection,
     chains: &Chains,
     last_change: Option<i64>,
 ) -> anyhow::Result<()> {
-    let mut inline = &chains.links[..];
-    if inline.len() > LINKS_IN_STATEMENT {
-        let n = inline.len();
-        let mut rows = CopyRows::with_capacity(n * 200);
-        for l in inline {
-            rows.text(&l.account_id)
-                .int(l.link_no)
-                .text(&l.activity_id)
-                .bytea(&l.content_sha256)
-                .bytea(&l.link_sha256);
-            rows.end_row();
-        }
-        let mut copy = conn.copy_in_raw(COPY_LINKS).await?;
-        copy.send(rows.into_bytes()).await?;
-        let copied = copy.finish().await?;
-        anyhow::ensure!(copied == n as u64, "copied {copied} of {n} chain links");
-        inline = &[];
+    let links = &chains.links[..];
+    let last_chunk = links.len().saturating_sub(1) / ROWS_PER_STATEMENT * ROWS_PER_STATEMENT;
+    let (before, with_counter) = links.split_at(last_chunk);
+    for chunk in before.chunks(ROWS_PER_STATEMENT) {
+        let c = LinkColumns::of(chunk);
+        sqlx::query(
+            "INSERT INTO chain_links (account_id, link_no, activity_id, content_sha256, \
+             link_sha256) \
+             SELECT * FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::bytea[], $5::bytea[])",
+        )
+        .bind(c.account)
+        .bind(c.link_no)
+        .bind(c.activity)
+        .bind(c.content)
+        .bind(c.link)
+        .execute(&mut *conn)
+        .await?;
     }
-    let n = inline.len();
-    let mut account = Vec::with_capacity(n);
-    let mut link_no = Vec::with_capacity(n);
-    let mut activity = Vec::with_capacity(n);
-    let mut content = Vec::with_capacity(n);
-    let mut link = Vec::with_capacity(n);
-    for l in inline {
-        account.push(l.account_id.as_str());
-        link_no.push(l.link_no);
-        activity.push(l.activity_id.as_str());
-        content.push(&l.content_sha256[..]);
-        link.push(&l.link_sha256[..]);
-    }
+    let c = LinkColumns::of(with_counter);
     // Each part of a WITH that writes runs once, whether or not the rest refers to it.
     sqlx::query(
         "WITH links AS (INSERT INTO chain_links (account_id, link_no, activity_id, \
@@ -1197,16 +732,37 @@ async fn write_links_and_counter(
          RETURNING value) \
          SELECT pg_notify($7, value::text) FROM moved",
     )
-    .bind(account)
-    .bind(link_no)
-    .bind(activity)
-    .bind(content)
-    .bind(link)
+    .bind(c.account)
+    .bind(c.link_no)
+    .bind(c.activity)
+    .bind(c.content)
+    .bind(c.link)
     .bind(last_change)
     .bind(CHANNEL)
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// Links, a column at a time.
+struct LinkColumns<'l> {
+    account: Vec<&'l str>,
+    link_no: Vec<i64>,
+    activity: Vec<&'l str>,
+    content: Vec<&'l [u8]>,
+    link: Vec<&'l [u8]>,
+}
+
+impl<'l> LinkColumns<'l> {
+    fn of(links: &'l [chain::Link]) -> Self {
+        LinkColumns {
+            account: links.iter().map(|l| l.account_id.as_str()).collect(),
+            link_no: links.iter().map(|l| l.link_no).collect(),
+            activity: links.iter().map(|l| l.activity_id.as_str()).collect(),
+            content: links.iter().map(|l| &l.content_sha256[..]).collect(),
+            link: links.iter().map(|l| &l.link_sha256[..]).collect(),
+        }
+    }
 }
 
 /// Signs a checkpoint for every chain whose head is past its last checkpoint.
@@ -1610,150 +1166,9 @@ pub fn redact_url(url: &str) -> String {
     };
     format!("{scheme}://{authority}{tail}")
 }
-
-/// A database of its own on a PostgreSQL server, made for one test or benchmark run and
-/// dropped (with whatever is still connected to it) when this is dropped.
-pub struct ScratchDatabase {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl ScratchDatabase {
-    /// Creates `<prefix>_<random>` on the server `admin_url` names (any database there the
-    /// user may connect to; the new one takes its place in the URL).
-    pub async fn create(admin_url: &str, prefix: &str) -> anyhow::Result<Self> {
-        let shown = redact_url(admin_url);
-        let mut admin = PgConnection::connect(admin_url).await.with_context(|| {
-            format!("PostgreSQL is not reachable at {shown}: start it, or name another server")
-        })?;
-        let mut suffix = [0u8; 6];
-        getrandom::fill(&mut suffix).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
-        let suffix: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
-        let name = format!("{prefix}_{suffix}");
-        anyhow::ensure!(
-            name.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
-            "a scratch database name is lower-case letters, digits and _"
-        );
-        // The name is checked above: letters, digits and underscores only.
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut admin)
-            .await
-            .with_context(|| format!("creating the database {name} on {shown}"))?;
-        let _ = admin.close().await;
-        let url = with_database(admin_url, &name);
-        Ok(ScratchDatabase {
-            admin_url: admin_url.to_owned(),
-            name,
-            url,
-        })
-    }
-
-    /// The URL of the new database.
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-}
-
-impl Drop for ScratchDatabase {
-    fn drop(&mut self) {
-        let admin_url = self.admin_url.clone();
-        let name = self.name.clone();
-        // Drop may run inside a runtime: do the work on a thread with its own.
-        let dropped = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            rt.block_on(async {
-                let mut admin = PgConnection::connect(&admin_url).await?;
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                )))
-                .execute(&mut admin)
-                .await?;
-                let _ = admin.close().await;
-                anyhow::Ok(())
-            })
-        })
-        .join();
-        if let Ok(Err(e)) = dropped {
-            tracing::warn!(error = ?e, database = %self.name, "dropping a scratch database");
-        }
-    }
-}
-
-/// `url` with its database (the path) replaced by `name`.
-fn with_database(url: &str, name: &str) -> String {
-    let (head, query) = match url.split_once('?') {
-        Some((h, q)) => (h, Some(q)),
-        None => (url, None),
-    };
-    let after_scheme = head.find("://").map_or(0, |i| i + 3);
-    let base = match head[after_scheme..].find('/') {
-        Some(i) => &head[..after_scheme + i],
-        None => head,
-    };
-    match query {
-        Some(q) => format!("{base}/{name}?{q}"),
-        None => format!("{base}/{name}"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_seq_range_ends_with_the_number_taken_last() {
-        assert_eq!(seq_range(10, 3), [8, 9, 10]);
-        assert_eq!(seq_range(1, 1), [1]);
-        assert!(seq_range(7, 0).is_empty());
-        assert_eq!(
-            take_seqs(4000),
-            "SELECT setval(pg_get_serial_sequence('activities', 'seq'), \
-             nextval(pg_get_serial_sequence('activities', 'seq')) + 4000 - 1)"
-        );
-    }
-
-    #[test]
-    fn a_group_written_ahead_writes_its_share_and_at_least_one_row() {
-        let share = AheadShare(60);
-        assert_eq!(share.of(0), 0);
-        assert_eq!(share.of(1), 1);
-        assert_eq!(share.of(1000), 600);
-        assert_eq!(share.of(999), 600);
-        assert_eq!(AheadShare(100).of(1000), 1000);
-        assert_eq!(AheadShare(AheadShare::LEAST).of(3), 1);
-    }
-
-    #[test]
-    fn the_share_moves_towards_the_side_that_finished_first_and_stays_in_bounds() {
-        let (fast, slow) = (Duration::from_millis(5), Duration::from_millis(9));
-        let share = AheadShare::START;
-        // The rows ahead took longer than the commit beside them: write fewer ahead.
-        assert_eq!(
-            share.after(fast, slow).percent(),
-            share.percent() - AheadShare::STEP
-        );
-        // The commit took longer: the next group writes more of its rows ahead.
-        assert_eq!(
-            share.after(slow, fast).percent(),
-            share.percent() + AheadShare::STEP
-        );
-        let mut low = share;
-        let mut high = share;
-        for _ in 0..100 {
-            low = low.after(fast, slow);
-            high = high.after(slow, fast);
-        }
-        assert_eq!(low.percent(), AheadShare::LEAST);
-        assert_eq!(high.percent(), 100);
-    }
 
     #[test]
     fn passwords_never_reach_a_log() {
@@ -1776,17 +1191,5 @@ mod tests {
             assert_eq!(redact_url(url), shown);
             assert!(!redact_url(url).contains("s3cret"));
         }
-    }
-
-    #[test]
-    fn a_scratch_url_names_the_new_database() {
-        assert_eq!(
-            with_database("postgres://postgres@127.0.0.1:5432/postgres", "t_1"),
-            "postgres://postgres@127.0.0.1:5432/t_1"
-        );
-        assert_eq!(
-            with_database("postgres://u@h?sslmode=disable", "t_1"),
-            "postgres://u@h/t_1?sslmode=disable"
-        );
     }
 }

@@ -3,7 +3,6 @@
 //! one transaction and commits once, so that many publishers posting one activity each share
 //! one fsync. Nobody is answered before the commit; a database failure fails the whole group.
 
-use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 
@@ -58,30 +57,8 @@ pub(crate) trait GroupWriter: Send + 'static {
         group: Vec<Work>,
     ) -> impl Future<Output = anyhow::Result<GroupOutcome>> + Send;
 
-    /// Called after a failed group: roll back, drop caches, reconnect if needed.
+    /// Called after a failed group: roll back, reconnect if needed.
     fn recover(&mut self) -> impl Future<Output = ()> + Send;
-
-    /// Applies `first` and answers it through `groups`. A writer that can overlap one group's
-    /// commit with the next group's writes takes the next with [`Groups::take_waiting`] and
-    /// answers every group it took, in the order it took them.
-    fn apply_groups(
-        &mut self,
-        first: Vec<Work>,
-        groups: &mut Groups<'_>,
-    ) -> impl Future<Output = ()> + Send {
-        async move {
-            let applied = self.apply_group(first).await;
-            if !groups.answer(applied) {
-                self.recover().await;
-            }
-        }
-    }
-
-    /// Called after every group has been answered, before the next one is taken: upkeep
-    /// that needs the writing connection outside a transaction.
-    fn between_groups(&mut self) -> impl Future<Output = ()> + Send {
-        async {}
-    }
 }
 
 /// [`GroupWriter`] for a backend whose writes block the calling thread (SQLite's): the
@@ -90,10 +67,12 @@ pub(crate) trait BlockingGroupWriter: Send + 'static {
     /// As [`GroupWriter::apply_group`].
     fn apply_group(&mut self, group: Vec<Work>) -> anyhow::Result<GroupOutcome>;
 
-    /// As [`GroupWriter::recover`]; also called after `between_groups` panicked.
+    /// Called after a failed group: roll back, drop caches, reconnect if needed; also
+    /// called after `between_groups` panicked.
     fn recover(&mut self);
 
-    /// As [`GroupWriter::between_groups`].
+    /// Called after every group has been answered, before the next one is taken: upkeep
+    /// that needs the writing connection outside a transaction.
     fn between_groups(&mut self) {}
 }
 
@@ -158,55 +137,11 @@ async fn run<W: GroupWriter>(
     commits: broadcast::Sender<i64>,
 ) {
     while let Some(first) = rx.recv().await {
-        let mut groups = Groups {
-            rx: &mut rx,
-            commits: &commits,
-            unanswered: VecDeque::new(),
-        };
-        let works = groups.take(first);
-        writer.apply_groups(works, &mut groups).await;
-        if !groups.unanswered.is_empty() {
-            // A writer that took a group must answer it; if one did not, its requests are
-            // told the write failed (nothing of it was acknowledged), never left waiting.
-            tracing::error!("the writer left a group unanswered; it starts afresh");
-            while !groups.unanswered.is_empty() {
-                groups.answer(Err(anyhow::anyhow!("the group was not applied")));
-            }
+        let (works, replies) = take_group(first, &mut rx);
+        let applied = writer.apply_group(works).await;
+        if !replies.answer(applied, &commits) {
             writer.recover().await;
         }
-        writer.between_groups().await;
-    }
-}
-
-/// The groups one [`GroupWriter::apply_groups`] call takes from the queue and answers.
-pub(crate) struct Groups<'q> {
-    rx: &'q mut mpsc::Receiver<Request>,
-    commits: &'q broadcast::Sender<i64>,
-    /// The replies of the groups taken and not answered yet, oldest first.
-    unanswered: VecDeque<Replies>,
-}
-
-impl Groups<'_> {
-    fn take(&mut self, first: Request) -> Vec<Work> {
-        let (works, replies) = take_group(first, self.rx);
-        self.unanswered.push_back(replies);
-        works
-    }
-
-    /// The next group, if requests are waiting in the queue now (none is waited for).
-    pub fn take_waiting(&mut self) -> Option<Vec<Work>> {
-        let first = self.rx.try_recv().ok()?;
-        Some(self.take(first))
-    }
-
-    /// Answers the oldest group taken and not answered yet, and announces its last change.
-    /// `false`: the group failed, nothing in it was written, and every request is told so.
-    pub fn answer(&mut self, applied: anyhow::Result<GroupOutcome>) -> bool {
-        let replies = self
-            .unanswered
-            .pop_front()
-            .expect("every answer is for a group taken before");
-        replies.answer(applied, self.commits)
     }
 }
 

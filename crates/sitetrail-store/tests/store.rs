@@ -1,6 +1,7 @@
 //! The store's contract, run against each backend: every test below runs once on SQLite
 //! (a fresh file) and once on PostgreSQL (a fresh database on the server
-//! `SITETRAIL_TEST_POSTGRES` names, default the local one; unreachable is a failure).
+//! `SITETRAIL_TEST_POSTGRES` names, default the local one; unreachable, the PostgreSQL tests
+//! are skipped, or fail with `SITETRAIL_TEST_SERVICES=required`).
 
 use std::sync::Arc;
 
@@ -11,12 +12,12 @@ use sitetrail_core::{
     Email, Ending, Environment, EnvironmentSpec, NewActivity, Page, RawQuery, Site, SiteId,
     SiteUrl, Status, StoredActivity, Timestamp,
 };
-use sitetrail_store::postgres::{PgStore, ScratchDatabase};
+use sitetrail_store::postgres::PgStore;
 use sitetrail_store::sqlite::{SqliteStore, WalPolicy};
+use sitetrail_store::testkit::ScratchDatabase;
 use sitetrail_store::{DynStore, RosterEntry, Scope, StoreError};
 
 const SUPPORT: &str = "sam.rivera@partner.example";
-const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 /// Every contract test, once per backend.
 macro_rules! contract {
@@ -30,7 +31,9 @@ macro_rules! contract {
         mod postgres {
             $(#[tokio::test]
             async fn $name() {
-                super::$name(super::Fixture::postgres().await).await
+                if let Some(f) = super::Fixture::postgres().await {
+                    super::$name(f).await
+                }
             })*
         }
     };
@@ -102,17 +105,9 @@ impl Fixture {
         f
     }
 
-    async fn postgres() -> Fixture {
-        let server = std::env::var("SITETRAIL_TEST_POSTGRES")
-            .unwrap_or_else(|_| DEFAULT_POSTGRES.to_owned());
-        let scratch = ScratchDatabase::create(&server, "sitetrail_test")
-            .await
-            .unwrap_or_else(|e| {
-                panic!(
-                    "the PostgreSQL contract tests need a server (scripts/test.sh starts the \
-                     local one; SITETRAIL_TEST_POSTGRES names another): {e:#}"
-                )
-            });
+    /// `None` (the test is skipped) when no PostgreSQL server is reachable.
+    async fn postgres() -> Option<Fixture> {
+        let scratch = ScratchDatabase::for_tests("sitetrail_test").await?;
         let db = Arc::new(PgStore::open(scratch.url()).await.unwrap());
         let f = Fixture {
             store: db.clone(),
@@ -120,7 +115,7 @@ impl Fixture {
             place: Place::Database(scratch),
         };
         seed(&f.store).await;
-        f
+        Some(f)
     }
 
     /// The plan of a list query, checked to be an index range read without a sort.
@@ -1030,7 +1025,9 @@ async fn two_writers_on_one_database_never_let_a_reader_skip_a_change(f: Fixture
 
 #[tokio::test]
 async fn postgres_a_commit_on_one_server_wakes_the_others_at_once() {
-    let f = Fixture::postgres().await;
+    let Some(f) = Fixture::postgres().await else {
+        return;
+    };
     let other = f.place.open().await;
     let mut woken = other.subscribe_commits();
     // The listener connects in the background; give it a moment before the commit.
@@ -1048,7 +1045,9 @@ async fn postgres_a_commit_on_one_server_wakes_the_others_at_once() {
 
 #[tokio::test]
 async fn postgres_a_writer_whose_connection_dies_reconnects_and_loses_nothing_it_answered() {
-    let f = Fixture::postgres().await;
+    let Some(f) = Fixture::postgres().await else {
+        return;
+    };
     let Place::Database(db) = &f.place else {
         unreachable!()
     };
@@ -1140,6 +1139,9 @@ mod export {
                 a.environment = Environment::Live;
             }
             a.description = format!("Pushed by {{actor}} for {SUPPORT} #{i}");
+            if i == 13 || i == 26 {
+                a.description.push_str(&format!(" {HOSTILE}"));
+            }
             a.details = serde_json::json!({"n": i, "by": SUPPORT})
                 .as_object()
                 .unwrap()
@@ -1206,6 +1208,9 @@ mod export {
     }
 
     /// Scopes, audiences and filters, with the least each must find.
+    /// Text a viewer may search for that would end a hand-quoted literal.
+    const HOSTILE: &str = "it's \\ E'\\'); DROP TABLE activities; --";
+
     fn cases() -> Vec<(Scope, Audience, RawQuery, usize)> {
         use Audience::{Client, Internal};
         vec![
@@ -1245,6 +1250,19 @@ mod export {
                 Client,
                 raw(|r| r.q = Some("#12".into())),
                 10,
+            ),
+            // Quotes, backslashes and SQL in the user's text are values, never statements.
+            (
+                scope("acme", None),
+                Internal,
+                raw(|r| r.q = Some(HOSTILE.into())),
+                2,
+            ),
+            (
+                scope("acme", None),
+                Internal,
+                raw(|r| r.user = Some("o'brien\\@example.com".into())),
+                0,
             ),
             (
                 scope("acme", None),
@@ -1578,84 +1596,46 @@ async fn assert_answers_are_stored(store: &DynStore, answered: &[StoredActivity]
 }
 
 #[tokio::test]
-async fn postgres_groups_written_ahead_of_a_commit_commit_after_it_and_lose_nothing() {
-    let f = Fixture::postgres().await;
-    let Backend::Postgres(pg) = &f.backend else {
-        unreachable!()
+async fn postgres_publishers_queued_behind_each_commit_lose_nothing_and_readers_skip_nothing() {
+    let Some(f) = Fixture::postgres().await else {
+        return;
     };
-    // Sixteen publishers keep requests queued behind every commit: the writer writes the
-    // next group's rows on its second connection while the one before commits.
+    // Sixteen publishers keep requests queued behind every commit, so groups hold many.
     let answered =
         record_everywhere_while_a_reader_follows(std::slice::from_ref(&f.store), 16, 20, 5).await;
     assert_eq!(answered.len(), 16 * 20 * 5);
     assert_answers_are_stored(&f.store, &answered).await;
     let links = assert_acme_chain_intact(&f.store).await;
     assert!(links >= 16 * (20 * 5 + 5), "{links} links");
-    let written = pg
-        .ahead_counts()
-        .written
-        .load(std::sync::atomic::Ordering::Relaxed);
-    assert!(written > 0, "no group was written ahead");
-    // Some wrote part of their rows ahead and the rest after the lock, numbered in order.
-    let split = pg
-        .ahead_counts()
-        .split
-        .load(std::sync::atomic::Ordering::Relaxed);
-    assert!(
-        split > 0,
-        "no group written ahead left rows for after the lock"
-    );
 }
 
 #[tokio::test]
-async fn postgres_a_group_written_ahead_is_planned_again_when_another_server_wrote_first() {
-    let f = Fixture::postgres().await;
-    let Backend::Postgres(pg) = &f.backend else {
-        unreachable!()
+async fn postgres_two_servers_writing_at_once_see_each_others_writes() {
+    let Some(f) = Fixture::postgres().await else {
+        return;
     };
-    let Place::Database(db) = &f.place else {
-        unreachable!()
-    };
-    let other = Arc::new(PgStore::open(db.url()).await.unwrap());
-    let stores: Vec<DynStore> = vec![f.store.clone(), other.clone()];
-    let replanned = || {
-        pg.ahead_counts()
-            .replanned
-            .load(std::sync::atomic::Ordering::Relaxed)
-            + other
-                .ahead_counts()
-                .replanned
-                .load(std::sync::atomic::Ordering::Relaxed)
-    };
-    // Two servers writing at once take the counter in turns, so a group one planned on its
-    // own last commit often finds the other's commit in between. Until one has been seen:
-    let mut answered = Vec::new();
-    for _ in 0..20 {
-        answered.extend(record_everywhere_while_a_reader_follows(&stores, 8, 8, 3).await);
-        if replanned() > 0 {
-            break;
-        }
-    }
-    assert!(replanned() > 0, "no group written ahead was planned again");
+    let other = f.place.open().await;
+    let stores: Vec<DynStore> = vec![f.store.clone(), other];
+    // Two servers take the counter in turns: each group must build on the chain head and
+    // the change number the other server's last commit left.
+    let answered = record_everywhere_while_a_reader_follows(&stores, 8, 8, 3).await;
+    assert_eq!(answered.len(), 2 * 8 * 8 * 3);
     assert_answers_are_stored(&f.store, &answered).await;
-    // Both servers appended to acme's one chain, each after the other's commits.
     let links = assert_acme_chain_intact(&f.store).await;
     assert!(links as usize >= answered.len(), "{links} links");
 }
 
 #[tokio::test]
 async fn postgres_writer_connections_killed_under_load_lose_nothing_answered() {
-    let f = Fixture::postgres().await;
-    let Backend::Postgres(pg) = &f.backend else {
-        unreachable!()
+    let Some(f) = Fixture::postgres().await else {
+        return;
     };
     let Place::Database(db) = &f.place else {
         unreachable!()
     };
     let start = f.store.last_change_no().await.unwrap();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    // Publishers keep groups queued, so a kill finds a group committing and the next one
-    // written ahead on the other connection.
+    // Publishers keep groups queued, so a kill finds the writer inside a group.
     let publishers: Vec<_> = (0..16)
         .map(|t| {
             let store = f.store.clone();
@@ -1696,11 +1676,6 @@ async fn postgres_writer_connections_killed_under_load_lose_nothing_answered() {
         failed += n;
     }
     assert!(failed > 0, "no group met a killed connection");
-    let written = pg
-        .ahead_counts()
-        .written
-        .load(std::sync::atomic::Ordering::Relaxed);
-    assert!(written > 0, "no group was written ahead");
     assert_answers_are_stored(&f.store, &answered).await;
     // The change numbers committed form one run without gaps or repeats, and the chain holds.
     let changes = f.store.changes_after(start, None, 100_000).await.unwrap();

@@ -2,8 +2,8 @@
 //!
 //! The backend is `SITETRAIL_TEST_BACKEND`: `sqlite` (the default; a fresh file in a fresh
 //! data dir) or `postgres` (a fresh database per app on the server `SITETRAIL_TEST_POSTGRES`
-//! names, default the local one, dropped at the end). `scripts/test.sh` runs this binary
-//! once with each.
+//! names, default the local one, dropped at the end; unreachable, a test fails, since
+//! PostgreSQL was asked for). `scripts/test.sh` runs this binary once with each.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,13 +12,11 @@ use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
 use sitetrail_core::{AccountId, Actor, ActorKind, Audience, Email, SiteId, Viewer};
 use sitetrail_server::{App, Config, RateLimits, TokenKeys};
-use sitetrail_store::postgres::ScratchDatabase;
+use sitetrail_store::testkit::ScratchDatabase;
 
 pub const SUPPORT_EMAIL: &str = "sam.rivera@partner.example";
 pub const SUPPORT_NAME: &str = "Sam Rivera";
 pub const OWNER_EMAIL: &str = "olivia@acme.example";
-
-const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 pub struct TestApp {
     pub base: String,
@@ -43,16 +41,9 @@ async fn fresh_database() -> Option<Arc<ScratchDatabase>> {
     match std::env::var("SITETRAIL_TEST_BACKEND").as_deref() {
         Err(_) | Ok("") | Ok("sqlite") => None,
         Ok("postgres") => {
-            let server = std::env::var("SITETRAIL_TEST_POSTGRES")
-                .unwrap_or_else(|_| DEFAULT_POSTGRES.to_owned());
-            let db = ScratchDatabase::create(&server, "sitetrail_api_test")
+            let db = ScratchDatabase::for_tests("sitetrail_api_test")
                 .await
-                .unwrap_or_else(|e| {
-                    panic!(
-                        "SITETRAIL_TEST_BACKEND=postgres needs a server (scripts/test.sh starts \
-                         the local one; SITETRAIL_TEST_POSTGRES names another): {e:#}"
-                    )
-                });
+                .expect("SITETRAIL_TEST_BACKEND=postgres runs the API tests on PostgreSQL only");
             Some(Arc::new(db))
         }
         Ok(other) => panic!("SITETRAIL_TEST_BACKEND is sqlite or postgres, not {other:?}"),

@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use sitetrail_store::postgres::ScratchDatabase;
+use sitetrail_store::testkit::ScratchDatabase;
 
 use crate::support::{Server, Storage, random_in, register_sites, write_figures};
 
@@ -29,13 +29,9 @@ async fn kill_9_during_ingest_loses_no_acknowledged_activity_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "slow reliability suite: scripts/reliability.sh"]
 async fn kill_9_during_ingest_loses_no_acknowledged_activity_on_postgres() {
-    let Ok(admin) = std::env::var("SITETRAIL_TEST_POSTGRES") else {
-        eprintln!("skipped: SITETRAIL_TEST_POSTGRES names no PostgreSQL server");
+    let Some(database) = ScratchDatabase::for_tests("sitetrail_test").await else {
         return;
     };
-    let database = ScratchDatabase::create(&admin, "sitetrail_test")
-        .await
-        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let storage = Storage {
         data_dir: dir.path().to_owned(),

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use sitetrail_core::Timestamp;
-use sitetrail_store::postgres::ScratchDatabase;
+use sitetrail_store::testkit::ScratchDatabase;
 
 use crate::support::{Server, Storage, random_in, register_sites, write_figures};
 
@@ -26,7 +26,6 @@ const MAX_RSS_GROWTH: f64 = 0.10;
 const SITES: [&str; 4] = ["shop", "blog", "store", "archive"];
 const SUPPORT_EMAIL: &str = "sam.rivera@partner.example";
 const SUPPORT_NAME: &str = "Sam Rivera";
-const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "slow reliability suite: scripts/reliability.sh"]
@@ -51,10 +50,9 @@ async fn under_a_long_mixed_load_every_request_succeeds_streams_keep_up_and_memo
         });
     let _database = match backend.as_str() {
         "postgres" => {
-            let admin = postgres.as_deref().unwrap_or(DEFAULT_POSTGRES);
-            let db = ScratchDatabase::create(admin, "sitetrail_test")
-                .await
-                .unwrap();
+            let Some(db) = ScratchDatabase::for_tests("sitetrail_test").await else {
+                return;
+            };
             storage.database = Some(db.url().to_owned());
             Some(db)
         }
