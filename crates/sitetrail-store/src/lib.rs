@@ -14,10 +14,8 @@ mod record;
 mod roster;
 mod rows;
 pub mod sqlite;
-mod sqlite_pages;
 mod sqlite_writer;
 mod verify;
-pub mod wal_vfs;
 mod writer;
 
 use std::sync::Arc;

@@ -5,7 +5,6 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
 
 use sitetrail_core::{Account, AccountId, ActivityId, Ending, Site, StoredActivity};
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -84,19 +83,6 @@ pub(crate) trait GroupWriter: Send + 'static {
     }
 }
 
-/// [`GroupWriter`] for a backend whose writes block the calling thread (SQLite's): the
-/// group loop gets a thread of its own.
-pub(crate) trait BlockingGroupWriter: Send + 'static {
-    /// As [`GroupWriter::apply_group`].
-    fn apply_group(&mut self, group: Vec<Work>) -> anyhow::Result<GroupOutcome>;
-
-    /// As [`GroupWriter::recover`]; also called after `between_groups` panicked.
-    fn recover(&mut self);
-
-    /// As [`GroupWriter::between_groups`].
-    fn between_groups(&mut self) {}
-}
-
 struct Request {
     work: Work,
     reply: oneshot::Sender<StoreResult<Done>>,
@@ -108,7 +94,7 @@ pub(crate) struct WriterHandle {
 }
 
 impl WriterHandle {
-    /// Starts an async writer (PostgreSQL's) on a thread of its own, with a runtime of its
+    /// Starts the writer on a thread of its own, with a runtime of its
     /// own; it stops when the handle is dropped. On the server's runtime the writer would wait,
     /// after each reply from the database, for a worker busy parsing a request to pick it up
     /// again, and the database would sit idle inside the writer's transaction meanwhile. The
@@ -124,18 +110,6 @@ impl WriterHandle {
         std::thread::Builder::new()
             .name("sitetrail-writer".into())
             .spawn(move || runtime.block_on(run(writer, rx, commits)))?;
-        Ok(WriterHandle { tx })
-    }
-
-    /// Starts the writer on a thread of its own; it stops when the handle is dropped.
-    pub fn spawn_thread<W: BlockingGroupWriter>(
-        writer: W,
-        commits: broadcast::Sender<i64>,
-    ) -> anyhow::Result<Self> {
-        let (tx, rx) = mpsc::channel(4096);
-        std::thread::Builder::new()
-            .name("sitetrail-writer".into())
-            .spawn(move || run_on_thread(writer, rx, commits))?;
         Ok(WriterHandle { tx })
     }
 
@@ -207,30 +181,6 @@ impl Groups<'_> {
             .pop_front()
             .expect("every answer is for a group taken before");
         replies.answer(applied, self.commits)
-    }
-}
-
-/// The same loop for a backend whose writes block, on its own thread: between two groups
-/// nothing waits for a runtime worker (which may be busy parsing requests) to pick the
-/// writer up again, and a group's answers go out the moment it commits.
-fn run_on_thread<W: BlockingGroupWriter>(
-    mut writer: W,
-    mut rx: mpsc::Receiver<Request>,
-    commits: broadcast::Sender<i64>,
-) {
-    while let Some(first) = rx.blocking_recv() {
-        let (works, replies) = take_group(first, &mut rx);
-        let applied = writer.apply_group(works);
-        if !replies.answer(applied, &commits) {
-            writer.recover();
-        }
-        // The group is answered; a panic here must not end the thread, or every later write
-        // would fail until the server restarts (`apply_group` catches its own).
-        let between = std::panic::catch_unwind(AssertUnwindSafe(|| writer.between_groups()));
-        if between.is_err() {
-            tracing::error!("the writer panicked between two groups; it starts afresh");
-            writer.recover();
-        }
     }
 }
 
@@ -307,12 +257,10 @@ mod tests {
         groups: Arc<Mutex<Vec<usize>>>,
         fail: Arc<Mutex<bool>>,
         recovered: Arc<Mutex<u32>>,
-        /// Panic once between two groups.
-        panic_between: Arc<Mutex<bool>>,
     }
 
-    impl BlockingGroupWriter for Recording {
-        fn apply_group(&mut self, group: Vec<Work>) -> anyhow::Result<GroupOutcome> {
+    impl GroupWriter for Recording {
+        async fn apply_group(&mut self, group: Vec<Work>) -> anyhow::Result<GroupOutcome> {
             self.groups.lock().unwrap().push(group.len());
             if *self.fail.lock().unwrap() {
                 anyhow::bail!("the disk is full");
@@ -321,14 +269,8 @@ mod tests {
             Ok((group.into_iter().map(|_| Ok(Done::Unit)).collect(), Some(n)))
         }
 
-        fn recover(&mut self) {
+        async fn recover(&mut self) {
             *self.recovered.lock().unwrap() += 1;
-        }
-
-        fn between_groups(&mut self) {
-            if std::mem::take(&mut *self.panic_between.lock().unwrap()) {
-                panic!("a WAL restart went wrong");
-            }
         }
     }
 
@@ -369,18 +311,16 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_writers_thread_answers_every_request_and_outlives_failures_and_panics() {
+    async fn the_writers_thread_answers_every_request_and_outlives_failures() {
         let groups = Arc::new(Mutex::new(Vec::new()));
         let fail = Arc::new(Mutex::new(false));
         let recovered = Arc::new(Mutex::new(0));
-        let panic_between = Arc::new(Mutex::new(false));
         let (commits, mut committed) = broadcast::channel(16);
-        let handle = WriterHandle::spawn_thread(
+        let handle = WriterHandle::spawn_on_own_runtime(
             Recording {
                 groups: groups.clone(),
                 fail: fail.clone(),
                 recovered: recovered.clone(),
-                panic_between: panic_between.clone(),
             },
             commits,
         )
@@ -402,13 +342,6 @@ mod tests {
         *fail.lock().unwrap() = false;
         assert!(matches!(handle.write(retention()).await, Ok(Done::Unit)));
         assert_eq!(*recovered.lock().unwrap(), 1);
-
-        // A panic between two groups: the group before it was answered, the thread goes on.
-        *panic_between.lock().unwrap() = true;
-        assert!(matches!(handle.write(retention()).await, Ok(Done::Unit)));
-        assert!(matches!(handle.write(retention()).await, Ok(Done::Unit)));
-        assert!(!*panic_between.lock().unwrap(), "it did panic");
-        assert_eq!(*recovered.lock().unwrap(), 2);
         drop(handle);
     }
 }
