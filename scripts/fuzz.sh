@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
-# Fuzzes the parsers that read hostile input, and the writer's WAL write combining, each for
-# a bounded time: fuzz.sh [SECONDS] (default 30 per target). Targets: cursor (list cursors
-# and query strings), token (viewer tokens), wpconfig (wp-config.php) and wal_combiner from
-# fuzz/, and php-serial's parse_rewrite. Prints and writes test-output/fuzz/summary.json
+# Fuzzes the parsers that read hostile input, each for a bounded time: fuzz.sh [SECONDS]
+# (default 30 per target). Targets: cursor (list cursors and query strings), token (viewer
+# tokens) and wpconfig (wp-config.php) from fuzz/, and php-serial's parse_rewrite. Prints and writes test-output/fuzz/summary.json
 # (executions per target); fails on any crash.
 # Installs cargo-fuzz when it is missing; runs on stable (RUSTC_BOOTSTRAP=1 unlocks the
 # sanitizer flags cargo-fuzz passes).
@@ -46,7 +45,6 @@ run() { # name dir target max_len [extra libFuzzer flags...]
 run cursor "$root/fuzz" cursor 512
 run token "$root/fuzz" token 2048
 run wpconfig "$root/fuzz" wpconfig 8192
-run wal-combiner "$root/fuzz" wal_combiner 4096
 rm -rf "${TMPDIR:-/tmp}"/sitetrail-fuzz-wpconfig-* # the target's scratch docroots
 run php-serial "$root/crates/php-serial/fuzz" parse_rewrite 4096 \
   -dict="$root/crates/php-serial/fuzz/parse_rewrite.dict"

@@ -1,16 +1,14 @@
 //! Exports: everything a page of the log could show for one scope, audience and filter, in
 //! the same order (newest first), read as one long statement in index order instead of page
-//! after page. A reader (a thread of its own on SQLite, a task on a connection of the export
-//! pool on PostgreSQL) gathers rows as the database gives them into chunks and hands them over
+//! after page. A reader (a task on a connection of its own on SQLite, on a connection of the
+//! export pool on PostgreSQL) gathers rows as the database gives them into chunks and hands them over
 //! through a bounded channel: when the consumer (an HTTP body) is slower, the reader waits, so
 //! memory stays flat whatever the size. The consumer decodes each chunk on its own side, so
 //! that the two share the work.
 //!
-//! Exports never use what pages read with (tokio's blocking pool on SQLite, the read pool on
-//! PostgreSQL): at most [`EXPORT_READERS`] run at once per store, and the rest wait for one,
+//! Exports never use what pages read with (the read pool): at most [`EXPORT_READERS`] run at once per store, and the rest wait for one,
 //! so that exports nobody reads cannot leave pages waiting.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,14 +19,15 @@ use sitetrail_core::{
     Environment, Service, SiteId, Status, StoredActivity, Timestamp,
 };
 use sqlx::postgres::PgRow;
-use sqlx::{PgPool, Postgres, QueryBuilder, Row, ValueRef};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteRow};
+use sqlx::{ConnectOptions, PgPool, Postgres, QueryBuilder, Row, Sqlite, ValueRef};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::rows::{self, SqlSink};
 use crate::{Scope, StoreError, StoreResult};
 
-/// Exports a store reads at once; more wait for a reader. Each holds a thread (SQLite) or a
-/// connection (PostgreSQL) while its client reads.
+/// Exports a store reads at once; more wait for a reader. Each holds a connection while its
+/// client reads.
 pub const EXPORT_READERS: usize = 8;
 /// How long an export waits for a reader before it fails.
 pub(crate) const READER_WAIT: Duration = Duration::from_secs(30);
@@ -166,32 +165,9 @@ pub(crate) fn decode(r: &impl Columns) -> anyhow::Result<StoredActivity> {
     })
 }
 
-// SQLite: a read-only connection of the export's own, on a blocking thread, stepping one
-// statement (one snapshot: while a slow client holds it, checkpoints cannot reset the WAL).
-// sqlx's SQLite driver copies every value of every row into an allocation of its own and
-// sends each row through a channel; here a chunk's values are copied into one buffer.
-
-pub(crate) struct SqliteQuery {
-    pub sql: String,
-    pub binds: Vec<rusqlite::types::Value>,
-}
-
-impl SqlSink for SqliteQuery {
-    fn sql(&mut self, text: &str) {
-        self.sql.push_str(text);
-    }
-
-    fn text(&mut self, value: &str) {
-        self.sql.push('?');
-        self.binds
-            .push(rusqlite::types::Value::Text(value.to_owned()));
-    }
-
-    fn int(&mut self, value: i64) {
-        self.sql.push('?');
-        self.binds.push(rusqlite::types::Value::Integer(value));
-    }
-}
+// SQLite: a read-only connection of the export's own, stepping one statement (one snapshot:
+// while a slow client holds it, checkpoints cannot reset the WAL). sqlx's worker hands rows
+// over through a bounded channel, so a reader that waits holds the statement back too.
 
 /// Rows of [`columns`] as a database gave them: the text of every value of a chunk in one
 /// buffer, the chunk's cells beside it. The buffers go round between reader and consumer.
@@ -265,18 +241,22 @@ impl RawRows {
         Ok(())
     }
 
-    fn push(&mut self, row: &rusqlite::Row<'_>) -> anyhow::Result<()> {
-        use rusqlite::types::ValueRef;
+    fn push(&mut self, row: &SqliteRow) -> anyhow::Result<()> {
         for i in 0..COLUMNS {
-            self.cells.push(match row.get_ref(i)? {
-                ValueRef::Null => Cell::Null,
-                ValueRef::Integer(v) => Cell::Int(v),
-                ValueRef::Text(t) => {
-                    let start = u32::try_from(self.bytes.len())?;
-                    self.bytes.extend_from_slice(t);
-                    Cell::Text(start, u32::try_from(self.bytes.len())?)
+            self.cells.push(if INT_COLUMNS.contains(&i) {
+                match row.try_get::<Option<i64>, _>(i)? {
+                    None => Cell::Null,
+                    Some(v) => Cell::Int(v),
                 }
-                _ => anyhow::bail!("an unexpected type in column {i} of the activity log"),
+            } else {
+                match row.try_get::<Option<&str>, _>(i)? {
+                    None => Cell::Null,
+                    Some(t) => {
+                        let start = u32::try_from(self.bytes.len())?;
+                        self.bytes.extend_from_slice(t.as_bytes());
+                        Cell::Text(start, u32::try_from(self.bytes.len())?)
+                    }
+                }
             });
         }
         Ok(())
@@ -334,16 +314,18 @@ impl Columns for RawRow<'_> {
     }
 }
 
-/// SQLite's export readers: a thread each, at most [`EXPORT_READERS`] at once.
+/// SQLite's export readers: a connection each, at most [`EXPORT_READERS`] at once.
 pub(crate) struct SqliteReaders {
-    path: PathBuf,
+    options: SqliteConnectOptions,
     free: Arc<Semaphore>,
 }
 
 impl SqliteReaders {
-    pub fn new(path: PathBuf) -> Self {
+    /// `options`: read-only ones; the read is one pass, so a big page cache would only add
+    /// to the server's memory.
+    pub fn new(options: SqliteConnectOptions) -> Self {
         SqliteReaders {
-            path,
+            options: options.pragma("cache_size", format!("-{SQLITE_CACHE_KIB}")),
             free: Arc::new(Semaphore::new(EXPORT_READERS)),
         }
     }
@@ -355,24 +337,25 @@ impl SqliteReaders {
         filter: &ActivityFilter,
         which: ExportColumns,
     ) -> StoreResult<ExportStream> {
-        let mut q = SqliteQuery {
-            sql: format!("SELECT {} FROM activities WHERE ", columns(which)),
-            binds: Vec::new(),
-        };
+        let mut q = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {} FROM activities WHERE ",
+            columns(which)
+        ));
         build(&mut q, scope, audience, filter);
         let reader = wait_for_reader(&self.free).await?;
+        let conn = self
+            .options
+            .connect()
+            .await
+            .context("opening the SQLite database for an export")?;
         let (tx, rx) = mpsc::channel(AHEAD);
-        let (spent, reuse) = std::sync::mpsc::channel();
-        let path = self.path.clone();
-        std::thread::Builder::new()
-            .name("export-reader".into())
-            .spawn(move || {
-                let _reader = reader;
-                if let Err(e) = read_sqlite(&path, &q, &tx, &reuse) {
-                    let _ = tx.blocking_send(Err(StoreError::Internal(e)));
-                }
-            })
-            .context("starting an export's reader")?;
+        let (spent, mut reuse) = std::sync::mpsc::channel();
+        tokio::spawn(async move {
+            let _reader = reader;
+            if let Err(e) = read_sqlite(conn, q, &tx, &mut reuse).await {
+                let _ = tx.send(Err(StoreError::Internal(e))).await;
+            }
+        });
         Ok(ExportStream { chunks: rx, spent })
     }
 }
@@ -389,28 +372,27 @@ async fn wait_for_reader(free: &Arc<Semaphore>) -> StoreResult<OwnedSemaphorePer
     }
 }
 
-fn read_sqlite(
-    path: &std::path::Path,
-    q: &SqliteQuery,
+async fn read_sqlite(
+    mut conn: sqlx::SqliteConnection,
+    mut q: QueryBuilder<Sqlite>,
     tx: &Sender,
-    reuse: &std::sync::mpsc::Receiver<RawRows>,
+    // (`&mut`: a future that holds a std receiver must not share it.)
+    reuse: &mut std::sync::mpsc::Receiver<RawRows>,
 ) -> anyhow::Result<()> {
-    let conn = crate::sqlite_pages::open_read_only(path, SQLITE_CACHE_KIB, "for an export")?;
-    let mut stmt = conn.prepare(&q.sql).context("preparing the export")?;
-    let mut found = stmt.query(rusqlite::params_from_iter(&q.binds))?;
+    let mut found = q.build().fetch(&mut conn);
     let mut out = RawRows::new();
-    while let Some(row) = found.next()? {
-        out.push(row)?;
+    while let Some(row) = found.try_next().await? {
+        out.push(&row)?;
         if out.is_full() {
             let next = RawRows::reused(reuse);
             let full = std::mem::replace(&mut out, next);
-            if tx.blocking_send(Ok(full)).is_err() {
+            if tx.send(Ok(full)).await.is_err() {
                 return Ok(());
             }
         }
     }
     if out.len() > 0 {
-        let _ = tx.blocking_send(Ok(out));
+        let _ = tx.send(Ok(out)).await;
     }
     Ok(())
 }

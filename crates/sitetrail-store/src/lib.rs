@@ -12,12 +12,10 @@ mod record;
 mod roster;
 mod rows;
 pub mod sqlite;
-mod sqlite_pages;
 mod sqlite_writer;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 mod verify;
-pub mod wal_vfs;
 mod writer;
 
 use std::sync::Arc;

@@ -1,10 +1,11 @@
 //! The embedded default: one SQLite file in the data dir.
 //!
-//! Writes go through one writer thread ([`crate::writer`]) and the only writing connection
-//! ([`crate::sqlite_writer`]). It takes every request waiting in its queue, plans them in
-//! memory, writes them in one transaction and commits once (group commit): many publishers
-//! posting one activity each share one fsync. Nobody is answered before the commit. Reads
-//! use a pool of read-only connections (WAL mode).
+//! Writes go through one writer ([`crate::writer`], on a thread of its own) and the only
+//! writing connection ([`crate::sqlite_writer`]). It takes every request waiting in its
+//! queue, plans them in memory, writes them in one transaction and commits once (group
+//! commit): many publishers posting one activity each share one fsync. Nobody is answered
+//! before the commit. Reads use a pool of read-only connections (WAL mode); exports open a
+//! read-only connection each ([`crate::export`]). One driver throughout: sqlx.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -27,7 +28,6 @@ use crate::keys::{self, ApiKey, KeyCache, KeyCheck, StoredKey};
 use crate::record;
 use crate::roster::{self, RosterEntry};
 use crate::rows::{self, ActivityRow, COLS, SITE_COLS, SiteRow};
-use crate::sqlite_pages::PageReaders;
 use crate::sqlite_writer::SqliteWriter;
 use crate::writer::{Done, Work, WriterHandle};
 use crate::{
@@ -39,9 +39,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 
 pub struct SqliteStore {
     read: SqlitePool,
-    /// Pages of the log, read with rusqlite (see [`crate::sqlite_pages`]).
-    pages: PageReaders,
-    /// Exports, read on threads of their own (see [`crate::export`]).
+    /// Exports, each on a read-only connection of its own (see [`crate::export`]).
     exports: SqliteReaders,
     writer: WriterHandle,
     keys: KeyCache,
@@ -103,10 +101,8 @@ impl Default for WalPolicy {
     /// Every 4 s, restarted past 512 MiB of 4 KiB pages. Sustained ingest writes each page it
     /// dirties into the WAL at every commit and into the database at every checkpoint: the
     /// fewer checkpoints, the more of a page's many versions one copy covers, and the fewer
-    /// restarts stall the writer. Loading 10M activities, every 1 s and 64 MiB wrote 16.5 KB
-    /// per activity and held batch ingest to 14,900/s; this writes 12.7 KB and loads 21,200/s
-    /// (BENCHMARKS.md, "Ingest, sixth pass"). The price is a WAL file of up to about 1 GB on
-    /// disk under that load, and as much for SQLite to read back after a crash.
+    /// restarts stall the writer. The price is a WAL file of up to about 1 GB on disk under
+    /// sustained ingest, and as much for SQLite to read back after a crash.
     fn default() -> Self {
         WalPolicy {
             checkpoint_every: Duration::from_secs(4),
@@ -148,11 +144,28 @@ impl SqliteStore {
             .context("migrating the SQLite database")?;
         conn.close().await?;
         let restart_wal = Arc::new(AtomicBool::new(false));
-        let writer = SqliteWriter::open(path, restart_wal.clone(), policy.restart_frames * 4096)?;
+        // When the WAL starts afresh, its file is cut back to as many pages' worth.
+        // A group's INSERT returns a row per activity: handed over without waiting.
+        let writer = SqliteWriter::new(
+            writing
+                .clone()
+                .pragma(
+                    "journal_size_limit",
+                    (policy.restart_frames * 4096).to_string(),
+                )
+                .row_buffer_size(4096),
+            restart_wal.clone(),
+        );
+        // sqlx runs each connection on a thread of its own and hands rows over through a
+        // channel; each time one side waits for the other costs a wakeup, which on a busy
+        // machine costs milliseconds. A page (at most 201 rows) goes over in one go, and a
+        // pooled connection is not pinged before it is lent.
+        let read_only = options.clone().read_only(true).row_buffer_size(1024);
         let read = SqlitePoolOptions::new()
             .max_connections(4)
             .min_connections(1)
-            .connect_with(options.clone().read_only(true))
+            .test_before_acquire(false)
+            .connect_with(read_only.clone())
             .await
             .context("opening read connections")?;
         // A checkpoint under sustained writes takes a second or more, as it should: not a
@@ -164,12 +177,11 @@ impl SqliteStore {
         let (stop, stopped) = oneshot::channel();
         tokio::spawn(checkpoint(checkpoints, stopped, policy, restart_wal));
         let (commits, _) = broadcast::channel(1024);
-        let writer = WriterHandle::spawn_thread(writer, commits.clone())
+        let writer = WriterHandle::spawn_on_own_runtime(writer, commits.clone())
             .context("starting the writer's thread")?;
         Ok(SqliteStore {
             read,
-            pages: PageReaders::new(path),
-            exports: SqliteReaders::new(path.to_owned()),
+            exports: SqliteReaders::new(read_only),
             writer,
             keys: KeyCache::default(),
             roster_written: roster::Written::default(),
@@ -308,7 +320,12 @@ impl Store for SqliteStore {
         filter: &ActivityFilter,
         page: Page,
     ) -> StoreResult<Listing> {
-        let items = self.pages.page(scope, audience, filter, page).await?;
+        let mut q = rows::list_query::<Sqlite>("SELECT ", scope, audience, filter, page);
+        let found: Vec<ActivityRow> = q.build_query_as().fetch_all(&self.read).await?;
+        let items = found
+            .into_iter()
+            .map(ActivityRow::decode)
+            .collect::<StoreResult<Vec<_>>>()?;
         Ok(rows::listing(items, page))
     }
 

@@ -4,7 +4,6 @@
 //! one fsync. Nobody is answered before the commit; a database failure fails the whole group.
 
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
 
 use sitetrail_core::{Account, AccountId, ActivityId, Ending, Site, StoredActivity};
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -59,21 +58,12 @@ pub(crate) trait GroupWriter: Send + 'static {
 
     /// Called after a failed group: roll back, reconnect if needed.
     fn recover(&mut self) -> impl Future<Output = ()> + Send;
-}
-
-/// [`GroupWriter`] for a backend whose writes block the calling thread (SQLite's): the
-/// group loop gets a thread of its own.
-pub(crate) trait BlockingGroupWriter: Send + 'static {
-    /// As [`GroupWriter::apply_group`].
-    fn apply_group(&mut self, group: Vec<Work>) -> anyhow::Result<GroupOutcome>;
-
-    /// Called after a failed group: roll back, drop caches, reconnect if needed; also
-    /// called after `between_groups` panicked.
-    fn recover(&mut self);
 
     /// Called after every group has been answered, before the next one is taken: upkeep
     /// that needs the writing connection outside a transaction.
-    fn between_groups(&mut self) {}
+    fn between_groups(&mut self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 }
 
 struct Request {
@@ -106,18 +96,6 @@ impl WriterHandle {
         Ok(WriterHandle { tx })
     }
 
-    /// Starts the writer on a thread of its own; it stops when the handle is dropped.
-    pub fn spawn_thread<W: BlockingGroupWriter>(
-        writer: W,
-        commits: broadcast::Sender<i64>,
-    ) -> anyhow::Result<Self> {
-        let (tx, rx) = mpsc::channel(4096);
-        std::thread::Builder::new()
-            .name("sitetrail-writer".into())
-            .spawn(move || run_on_thread(writer, rx, commits))?;
-        Ok(WriterHandle { tx })
-    }
-
     /// Queues one request and waits until its group has committed (or failed).
     pub async fn write(&self, work: Work) -> StoreResult<Done> {
         let (reply, answer) = oneshot::channel();
@@ -142,30 +120,7 @@ async fn run<W: GroupWriter>(
         if !replies.answer(applied, &commits) {
             writer.recover().await;
         }
-    }
-}
-
-/// The same loop for a backend whose writes block, on its own thread: between two groups
-/// nothing waits for a runtime worker (which may be busy parsing requests) to pick the
-/// writer up again, and a group's answers go out the moment it commits.
-fn run_on_thread<W: BlockingGroupWriter>(
-    mut writer: W,
-    mut rx: mpsc::Receiver<Request>,
-    commits: broadcast::Sender<i64>,
-) {
-    while let Some(first) = rx.blocking_recv() {
-        let (works, replies) = take_group(first, &mut rx);
-        let applied = writer.apply_group(works);
-        if !replies.answer(applied, &commits) {
-            writer.recover();
-        }
-        // The group is answered; a panic here must not end the thread, or every later write
-        // would fail until the server restarts (`apply_group` catches its own).
-        let between = std::panic::catch_unwind(AssertUnwindSafe(|| writer.between_groups()));
-        if between.is_err() {
-            tracing::error!("the writer panicked between two groups; it starts afresh");
-            writer.recover();
-        }
+        writer.between_groups().await;
     }
 }
 
@@ -242,12 +197,10 @@ mod tests {
         groups: Arc<Mutex<Vec<usize>>>,
         fail: Arc<Mutex<bool>>,
         recovered: Arc<Mutex<u32>>,
-        /// Panic once between two groups.
-        panic_between: Arc<Mutex<bool>>,
     }
 
-    impl BlockingGroupWriter for Recording {
-        fn apply_group(&mut self, group: Vec<Work>) -> anyhow::Result<GroupOutcome> {
+    impl GroupWriter for Recording {
+        async fn apply_group(&mut self, group: Vec<Work>) -> anyhow::Result<GroupOutcome> {
             self.groups.lock().unwrap().push(group.len());
             if *self.fail.lock().unwrap() {
                 anyhow::bail!("the disk is full");
@@ -256,14 +209,8 @@ mod tests {
             Ok((group.into_iter().map(|_| Ok(Done::Unit)).collect(), Some(n)))
         }
 
-        fn recover(&mut self) {
+        async fn recover(&mut self) {
             *self.recovered.lock().unwrap() += 1;
-        }
-
-        fn between_groups(&mut self) {
-            if std::mem::take(&mut *self.panic_between.lock().unwrap()) {
-                panic!("a WAL restart went wrong");
-            }
         }
     }
 
@@ -304,18 +251,16 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_writers_thread_answers_every_request_and_outlives_failures_and_panics() {
+    async fn the_writers_thread_answers_every_request_and_outlives_failures() {
         let groups = Arc::new(Mutex::new(Vec::new()));
         let fail = Arc::new(Mutex::new(false));
         let recovered = Arc::new(Mutex::new(0));
-        let panic_between = Arc::new(Mutex::new(false));
         let (commits, mut committed) = broadcast::channel(16);
-        let handle = WriterHandle::spawn_thread(
+        let handle = WriterHandle::spawn_on_own_runtime(
             Recording {
                 groups: groups.clone(),
                 fail: fail.clone(),
                 recovered: recovered.clone(),
-                panic_between: panic_between.clone(),
             },
             commits,
         )
@@ -337,13 +282,6 @@ mod tests {
         *fail.lock().unwrap() = false;
         assert!(matches!(handle.write(retention()).await, Ok(Done::Unit)));
         assert_eq!(*recovered.lock().unwrap(), 1);
-
-        // A panic between two groups: the group before it was answered, the thread goes on.
-        *panic_between.lock().unwrap() = true;
-        assert!(matches!(handle.write(retention()).await, Ok(Done::Unit)));
-        assert!(matches!(handle.write(retention()).await, Ok(Done::Unit)));
-        assert!(!*panic_between.lock().unwrap(), "it did panic");
-        assert_eq!(*recovered.lock().unwrap(), 2);
         drop(handle);
     }
 }
