@@ -68,9 +68,17 @@ impl Roster {
         added
     }
 
+    /// Whether everything that hides this person is on the roster already.
+    pub fn holds(&self, email: &Email, name: Option<&str>) -> bool {
+        self.emails.contains(&email.expose().to_lowercase())
+            && identity_needles(email.expose(), name, ROSTER_MIN_PART)
+                .iter()
+                .all(|(n, _)| self.lowered.contains(&lower(n)))
+    }
+
     fn sort(&mut self) {
         self.needles
-            .sort_by_key(|(n, _)| std::cmp::Reverse(n.chars().count()));
+            .sort_by_cached_key(|(n, _)| std::cmp::Reverse(n.chars().count()));
         self.finder = OnceLock::new();
     }
 
@@ -95,7 +103,9 @@ impl Roster {
             return Vec::new();
         }
         let finder = self.finder.get_or_init(|| {
-            AhoCorasick::new(self.needles.iter().map(|(n, _)| lower(n)))
+            AhoCorasick::builder()
+                .kind(Some(aho_corasick::AhoCorasickKind::NoncontiguousNFA))
+                .build(self.needles.iter().map(|(n, _)| lower(n)))
                 .expect("a roster's needles make an automaton")
         });
         let mut found = vec![false; self.needles.len()];

@@ -3,6 +3,8 @@
 //! ids that name one. Every output path renders through [`Lens::view`], which is
 //! [`sitetrail_core::view`].
 
+use std::sync::Arc;
+
 use sitetrail_core::{AccountId, ActivityView, Audience, Roster, Sight, StoredActivity, view};
 
 use crate::AppState;
@@ -12,7 +14,7 @@ use crate::opaque::Opaque;
 pub struct Lens {
     audience: Audience,
     account: AccountId,
-    roster: Roster,
+    roster: Arc<Roster>,
     ids: Opaque,
 }
 
@@ -22,7 +24,7 @@ impl Lens {
     pub async fn of(state: &AppState, audience: Audience, account: &AccountId) -> ApiResult<Lens> {
         let roster = match audience {
             Audience::Client => state.store.roster(account).await?,
-            Audience::Internal => Roster::empty(),
+            Audience::Internal => Arc::new(Roster::empty()),
         };
         Ok(Lens {
             audience,
@@ -53,8 +55,9 @@ impl Lens {
     pub fn learn(&mut self, a: &StoredActivity) {
         if let (sitetrail_core::ActorKind::Support, Some(email)) = (a.actor.kind, &a.actor.email)
             && self.audience == Audience::Client
+            && !self.roster.holds(email, a.actor.name.as_deref())
         {
-            self.roster.add(email, a.actor.name.as_deref());
+            Arc::make_mut(&mut self.roster).add(email, a.actor.name.as_deref());
         }
     }
 }

@@ -219,7 +219,7 @@ pub trait Store: Send + Sync + 'static {
     /// The roster of the partner of `account`: every support identity recorded for any of
     /// the partner's accounts (and for `account` itself, registered or not), at most
     /// [`MAX_ROSTER`] of them.
-    async fn roster(&self, account: &AccountId) -> StoreResult<Roster>;
+    async fn roster(&self, account: &AccountId) -> StoreResult<Arc<Roster>>;
 
     async fn create_api_key(&self, name: &str) -> StoreResult<ApiKey>;
     async fn check_api_key(&self, presented: &str) -> StoreResult<KeyCheck>;

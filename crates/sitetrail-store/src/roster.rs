@@ -2,8 +2,9 @@
 //! backends share. Recording an activity whose actor is support puts that person on the
 //! roster first, so no reader sees the activity before the roster names its actor.
 
-use std::collections::HashSet;
-use std::sync::Mutex;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use sitetrail_core::{AccountId, ActorKind, Email, NewActivity, Roster, Timestamp};
 
@@ -116,4 +117,58 @@ pub(crate) fn from_rows(mut rows: Vec<(String, String)>) -> Roster {
             .iter()
             .map(|(e, n)| (e, Some(n.as_str()).filter(|n| !n.is_empty()))),
     )
+}
+
+/// What a roster was read at: its partner, how many rows it had and the newest one's time.
+/// Rows are only ever added, so a roster that gained someone has another version; an
+/// account that moved to another partner has another partner.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub(crate) struct RosterVersion {
+    pub partner: Option<String>,
+    pub rows: i64,
+    pub newest: i64,
+}
+
+/// The rosters read lately, per account, each with its version: a client's every page reads
+/// only the version (one count over an index) and builds the roster, and the automaton that
+/// finds its people in text, only when it changed. An entry is trusted for at most
+/// [`ROSTER_KEPT`] whatever its version says.
+#[derive(Default)]
+pub(crate) struct RosterCache(Mutex<HashMap<AccountId, Cached>>);
+
+struct Cached {
+    version: RosterVersion,
+    read_at: Instant,
+    roster: Arc<Roster>,
+}
+
+/// How long a cached roster is used before it is read again in full.
+const ROSTER_KEPT: Duration = Duration::from_secs(60);
+/// The most accounts whose rosters are kept; past it the cache starts afresh.
+const ROSTERS_KEPT: usize = 4096;
+
+impl RosterCache {
+    pub fn get(&self, account: &AccountId, version: &RosterVersion) -> Option<Arc<Roster>> {
+        let cache = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        cache
+            .get(account)
+            .filter(|c| &c.version == version && c.read_at.elapsed() < ROSTER_KEPT)
+            .map(|c| c.roster.clone())
+    }
+
+    pub fn put(&self, account: &AccountId, version: RosterVersion, roster: Arc<Roster>) {
+        let mut cache = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= ROSTERS_KEPT {
+            cache.clear();
+        }
+        let read_at = Instant::now();
+        cache.insert(
+            account.clone(),
+            Cached {
+                version,
+                read_at,
+                roster,
+            },
+        );
+    }
 }

@@ -44,6 +44,7 @@ pub struct SqliteStore {
     writer: WriterHandle,
     keys: KeyCache,
     roster_written: roster::Written,
+    rosters: roster::RosterCache,
     commits: broadcast::Sender<i64>,
     /// Dropping the store stops its checkpoints.
     _stop_checkpoints: oneshot::Sender<()>,
@@ -185,6 +186,7 @@ impl SqliteStore {
             writer,
             keys: KeyCache::default(),
             roster_written: roster::Written::default(),
+            rosters: roster::RosterCache::default(),
             commits,
             _stop_checkpoints: stop,
         })
@@ -447,7 +449,21 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn roster(&self, account: &AccountId) -> StoreResult<Roster> {
+    async fn roster(&self, account: &AccountId) -> StoreResult<Arc<Roster>> {
+        let version: roster::RosterVersion = sqlx::query_as(
+            "SELECT (SELECT partner FROM accounts WHERE id = ?1) AS partner, \
+                    count(*) AS rows, coalesce(max(added_at), 0) AS newest \
+             FROM support_roster WHERE account_id IN ( \
+               SELECT ?1 UNION \
+               SELECT id FROM accounts WHERE partner = \
+                 (SELECT partner FROM accounts WHERE id = ?1))",
+        )
+        .bind(account.as_str())
+        .fetch_one(&self.read)
+        .await?;
+        if let Some(roster) = self.rosters.get(account, &version) {
+            return Ok(roster);
+        }
         let rows: Vec<(String, String)> = sqlx::query_as(
             "SELECT email, name FROM support_roster WHERE account_id IN ( \
                SELECT ?1 UNION \
@@ -459,7 +475,9 @@ impl Store for SqliteStore {
         .bind(roster::MAX_ROSTER + 1)
         .fetch_all(&self.read)
         .await?;
-        Ok(roster::from_rows(rows))
+        let roster = Arc::new(roster::from_rows(rows));
+        self.rosters.put(account, version, roster.clone());
+        Ok(roster)
     }
 
     async fn record_access(&self, batch: Vec<Access>) -> StoreResult<()> {

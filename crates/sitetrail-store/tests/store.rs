@@ -652,6 +652,39 @@ async fn a_support_actor_joins_the_roster_of_its_accounts_partner(f: Fixture) {
             .unwrap()
             .has_email(SUPPORT)
     );
+
+    // A roster read before is read again once it changed, whichever process changed it.
+    let kim = Email::parse("kim@help.example").unwrap();
+    again
+        .add_to_roster(vec![RosterEntry::new(&acc("globex"), &kim, None)])
+        .await
+        .unwrap();
+    assert!(
+        store
+            .roster(&acc("acme"))
+            .await
+            .unwrap()
+            .has_email("kim@help.example")
+    );
+    // An account that moves to another partner has that partner's roster at once.
+    assert!(
+        !store
+            .roster(&acc("initech"))
+            .await
+            .unwrap()
+            .has_email(SUPPORT)
+    );
+    store
+        .upsert_account(&Account {
+            id: acc("initech"),
+            name: "Initech".into(),
+            partner: "Agency".into(),
+            partner_colour: None,
+        })
+        .await
+        .unwrap();
+    let moved = store.roster(&acc("initech")).await.unwrap();
+    assert!(moved.has_email(SUPPORT) && moved.has_email("kim@help.example"));
 }
 
 async fn a_client_cannot_find_a_support_person_by_search_or_user_filter(f: Fixture) {
