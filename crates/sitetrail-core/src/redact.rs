@@ -152,21 +152,24 @@ impl Hidden<'_> {
         self.roster.needles.is_empty() && self.own.is_empty()
     }
 
-    /// The needles that occur in `lowered` (lower-cased by [`lower`]), longest first: only
-    /// these can match the text it was made from.
-    fn candidates(&self, lowered: &str) -> Vec<(&str, bool)> {
+    /// The needles that occur in `text` ignoring case, longest first: only these can match
+    /// it.
+    fn candidates(&self, text: &str) -> Vec<(&str, bool)> {
         let mut out: Vec<(&str, bool)> = self
             .roster
-            .candidates(lowered)
+            .candidates(text)
             .into_iter()
             .map(|(n, w)| (n.as_str(), *w))
             .collect();
-        let own = self
-            .own
-            .iter()
-            .filter(|(n, _)| lowered.contains(&lower(n)))
-            .map(|(n, w)| (n.as_str(), *w));
-        out.extend(own);
+        if !self.own.is_empty() {
+            let lowered = lower(text);
+            let own = self
+                .own
+                .iter()
+                .filter(|(n, _)| lowered.contains(&lower(n)))
+                .map(|(n, w)| (n.as_str(), *w));
+            out.extend(own);
+        }
         out.sort_by_key(|(n, _)| std::cmp::Reverse(n.chars().count()));
         out
     }
@@ -383,7 +386,7 @@ fn scrub<'t>(text: &'t str, h: &Hidden) -> Cow<'t, str> {
     if h.is_empty() || text.is_empty() {
         return Cow::Borrowed(text);
     }
-    replace_all(text, &h.candidates(&lower(text)))
+    replace_all(text, &h.candidates(text))
 }
 
 /// Replaces each needle in its order (longest first).

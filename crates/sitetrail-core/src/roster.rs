@@ -1,5 +1,6 @@
 //! A partner's roster of support identities, and what hides each of them from clients.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::OnceLock;
 
@@ -95,21 +96,32 @@ impl Roster {
         self.emails.contains(&email.to_lowercase())
     }
 
-    /// The needles that occur in `lowered` (a text lower-cased by [`lower`]), longest first:
-    /// the only ones that can match it ignoring case. One pass over the text, whatever the
-    /// roster's size.
-    pub(crate) fn candidates(&self, lowered: &str) -> Vec<&(String, bool)> {
+    /// The needles that occur in `text`, longest first: the only ones that can match it
+    /// ignoring case. One pass over the text, whatever the roster's size.
+    pub(crate) fn candidates(&self, text: &str) -> Vec<&(String, bool)> {
         if self.needles.is_empty() {
             return Vec::new();
         }
         let finder = self.finder.get_or_init(|| {
             AhoCorasick::builder()
-                .kind(Some(aho_corasick::AhoCorasickKind::NoncontiguousNFA))
+                .kind(Some(aho_corasick::AhoCorasickKind::ContiguousNFA))
                 .build(self.needles.iter().map(|(n, _)| lower(n)))
                 .expect("a roster's needles make an automaton")
         });
+        // Lower-casing char by char changes only the ASCII letters of an ASCII text.
+        let hay = if !text.is_ascii() {
+            Cow::Owned(lower(text))
+        } else if text.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(text.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(text)
+        };
+        let hay = hay.as_ref();
+        if !finder.is_match(hay) {
+            return Vec::new();
+        }
         let mut found = vec![false; self.needles.len()];
-        for m in finder.find_overlapping_iter(lowered) {
+        for m in finder.find_overlapping_iter(hay) {
             found[m.pattern().as_usize()] = true;
         }
         self.needles
