@@ -22,10 +22,12 @@ fi
 
 failed=()
 declare -A execs status
+names=()
 run() { # name dir target max_len [extra libFuzzer flags...]
   local name="$1" dir="$2" target="$3" max_len="$4"
   shift 4
   local corpus="$dir/corpus/$target" log="$out/$name.log"
+  names+=("$name")
   mkdir -p "$corpus"
   cp "$dir/seeds/$target"/* "$corpus/" 2>/dev/null || cp "$dir/seeds"/* "$corpus/"
   echo "==> $name: ${seconds}s"
@@ -52,7 +54,7 @@ run php-serial "$root/crates/php-serial/fuzz" parse_rewrite 4096 \
 {
   printf '{\n  "seconds_per_target": %s,\n  "targets": {\n' "$seconds"
   sep=""
-  for name in cursor token wpconfig wal-combiner php-serial; do
+  for name in "${names[@]}"; do
     printf '%s    "%s": {"executions": %s, "status": "%s"}' "$sep" "$name" "${execs[$name]}" "${status[$name]}"
     sep=$',\n'
   done
