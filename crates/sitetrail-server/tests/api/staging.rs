@@ -112,6 +112,9 @@ async fn wait_for_end(app: &TestApp, token: &str, id: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_support_person_creates_staging_and_backs_up_live_through_the_api() {
+    if !wordpress::services(&[wordpress::Service::MariaDb, wordpress::Service::WordPress]) {
+        return;
+    }
     let app = spawn_app().await;
     let dir = tempfile::tempdir().unwrap();
     let mut live = WpSite::install(
@@ -222,6 +225,9 @@ async fn a_support_person_creates_staging_and_backs_up_live_through_the_api() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn live_is_backed_up_daily_and_old_daily_backups_are_pruned() {
+    if !wordpress::services(&[wordpress::Service::WordPressSqlite]) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let live = WpSite::install_sqlite(dir.path(), "live", wordpress::free_port(4), "wp_", "Daily")
         .unwrap();

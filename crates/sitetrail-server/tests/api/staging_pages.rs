@@ -439,6 +439,9 @@ async fn templates_and_backups_to_reset_from_say_how_to_get_them_when_there_are_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn staging_created_and_live_backed_up_from_the_dashboard_complete_in_the_log() {
+    if !wordpress::services(&[wordpress::Service::MariaDb, wordpress::Service::WordPress]) {
+        return;
+    }
     let app = spawn_app().await;
     let dir = tempfile::tempdir().unwrap();
     let mut live = WpSite::install(

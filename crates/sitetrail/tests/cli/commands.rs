@@ -246,6 +246,9 @@ fn keys_and_tokens_are_printed_on_the_last_line_and_bad_flags_fail() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn staging_operations_run_from_the_command_line_on_real_wordpress() {
+    if !wordpress::services(&[wordpress::Service::MariaDb, wordpress::Service::WordPress]) {
+        return;
+    }
     use sitetrail_staging::wordpress::{self, WpSite, mysql};
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
