@@ -289,32 +289,20 @@ impl Engine {
         };
         let activity = inner.store.record(vec![new]).await?.remove(0).activity;
         let (tx, rx) = watch::channel(Progress::default());
-        let lock = match self.lock(&site.id, &activity.id).await {
-            Ok(Ok(lock)) => lock,
-            Ok(Err(holder)) => {
-                let reason = self.refusal(holder).await;
+        let refused = match self.lock(&site.id, &activity.id).await {
+            Ok(Ok(lock)) => Ok(lock),
+            Ok(Err(holder)) => Err(self.refusal(holder).await),
+            Err(e) => Err(public_reason(&e)),
+        };
+        let lock = match refused {
+            Ok(lock) => lock,
+            Err(reason) => {
                 let ended = self
                     .end(
                         &activity.id,
                         Status::Failed,
                         op.running(),
                         Some(reason),
-                        None,
-                    )
-                    .await;
-                return Ok(Started {
-                    activity: ended.clone(),
-                    progress: rx,
-                    finished: tokio::spawn(async move { ended }),
-                });
-            }
-            Err(e) => {
-                let ended = self
-                    .end(
-                        &activity.id,
-                        Status::Failed,
-                        op.running(),
-                        Some(public_reason(&e)),
                         None,
                     )
                     .await;
