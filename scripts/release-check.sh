@@ -2,7 +2,8 @@
 # Shows that the release binary holds no test hooks: builds `sitetrail` in release mode
 # without features and fails if `strings` finds a marker of the hooks in it (the pause
 # points of the crash tests, the WordPress installers and the demo's admin password, which
-# live behind sitetrail-staging's `testkit` feature). Then builds it (a debug build, which
+# live behind sitetrail-staging's `testkit` feature, and the scratch databases of
+# sitetrail-store-postgres's `testkit` feature). Then builds it (a debug build, which
 # the tests have mostly built already) with `--features demo`, where the installers are meant
 # to be, and fails unless the installer markers ARE found there: a check that cannot fail
 # proves nothing.
@@ -15,6 +16,7 @@ cd "$(dirname "$0")/.."
 pause_markers=(
   "SITETRAIL_TEST_PAUSE_AT"           # the pause points' old environment variable
   "between_switches"                  # a pause point's name (testkit only)
+  "a scratch database name is"        # the store's scratch PostgreSQL databases (testkit only)
 )
 installer_markers=(
   "correct horse battery staple"      # the demo's and the tests' WordPress admin password

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use sitetrail_store::testkit::ScratchDatabase;
+use sitetrail_store_postgres::testkit::ScratchDatabase;
 
 use crate::log::Shape;
 use crate::raw::Raw;

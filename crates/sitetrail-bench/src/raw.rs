@@ -692,7 +692,7 @@ enum Bind {
 mod tests {
     use sitetrail_core::{Account, EnvironmentSpec, NewActivity, Site, SiteUrl};
     use sitetrail_store::Store;
-    use sitetrail_store::sqlite::SqliteStore;
+    use sitetrail_store_sqlite::SqliteStore;
     use sqlx::Row as _;
 
     use super::*;

@@ -22,9 +22,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::Router;
 use sitetrail_staging::Engine;
-use sitetrail_store::postgres::{PgStore, redact_url};
-use sitetrail_store::sqlite::SqliteStore;
 use sitetrail_store::{CheckpointKey, DynStore};
+use sitetrail_store_postgres::{PgStore, redact_url};
+use sitetrail_store_sqlite::SqliteStore;
 use tokio::net::TcpListener;
 
 pub use auth::TokenKeys;

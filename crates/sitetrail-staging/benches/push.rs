@@ -14,7 +14,7 @@ use sitetrail_core::{Account, AccountId, Actor, EnvironmentSpec, Site, SiteId, S
 use sitetrail_staging::wordpress::{self, WpSite, mysql};
 use sitetrail_staging::{Engine, Operation, PushScope};
 use sitetrail_store::DynStore;
-use sitetrail_store::sqlite::SqliteStore;
+use sitetrail_store_sqlite::SqliteStore;
 
 const POSTS: usize = 5_000;
 const UPLOADS: usize = 420;

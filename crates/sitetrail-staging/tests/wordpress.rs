@@ -14,7 +14,7 @@ use sitetrail_core::{
 use sitetrail_staging::wordpress::{self, ADMIN_PASSWORD, ADMIN_USER, Service, WpSite, mysql};
 use sitetrail_staging::{Engine, Operation, PushScope};
 use sitetrail_store::DynStore;
-use sitetrail_store::sqlite::SqliteStore;
+use sitetrail_store_sqlite::SqliteStore;
 
 #[path = "hostile/databases.rs"]
 mod hostile_databases;

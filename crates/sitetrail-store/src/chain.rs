@@ -69,7 +69,7 @@ pub fn content_sha256(a: &StoredActivity) -> Hash {
 
 /// [`content_sha256`] for a writer that has the details' compact JSON (`serde_json`'s) in
 /// hand already: where maps keep their keys sorted, those are the canonical bytes.
-pub(crate) fn content_sha256_rendered(a: &StoredActivity, details_json: &str) -> Hash {
+pub fn content_sha256_rendered(a: &StoredActivity, details_json: &str) -> Hash {
     content_sha256_with(a, Some(details_json))
 }
 
@@ -189,14 +189,14 @@ pub fn link_sha256(
 }
 
 /// A hash as a column holds it.
-pub(crate) fn decode_hash(bytes: &[u8]) -> anyhow::Result<Hash> {
+pub fn decode_hash(bytes: &[u8]) -> anyhow::Result<Hash> {
     bytes
         .try_into()
         .map_err(|_| anyhow::anyhow!("a chain hash of {} bytes, not 32", bytes.len()))
 }
 
 /// A chain head as its row holds it.
-pub(crate) fn decode_head((link_no, hash): (i64, Vec<u8>)) -> anyhow::Result<(i64, Hash)> {
+pub fn decode_head((link_no, hash): (i64, Vec<u8>)) -> anyhow::Result<(i64, Hash)> {
     Ok((link_no, decode_hash(&hash)?))
 }
 
@@ -212,7 +212,7 @@ pub struct Link {
 
 /// The chains a write group moves: the heads it has read, and the links it appends, in order.
 #[derive(Default)]
-pub(crate) struct Chains {
+pub struct Chains {
     heads: HashMap<String, (i64, Hash)>,
     pub links: Vec<Link>,
 }
@@ -317,13 +317,13 @@ pub struct CheckpointBody {
 
 /// The chains whose head is past their last checkpoint, as `(account_id, link_no,
 /// link_sha256)` in account order: the same SQL on both backends.
-pub(crate) const HEADS_PAST_THEIR_CHECKPOINT: &str = "SELECT h.account_id, h.link_no, h.link_sha256 FROM chain_heads h \
+pub const HEADS_PAST_THEIR_CHECKPOINT: &str = "SELECT h.account_id, h.link_no, h.link_sha256 FROM chain_heads h \
      WHERE h.link_no > COALESCE((SELECT MAX(c.link_no) FROM chain_checkpoints c \
      WHERE c.account_id = h.account_id), 0) ORDER BY h.account_id";
 
 impl CheckpointBody {
     /// The checkpoint of a head as [`HEADS_PAST_THEIR_CHECKPOINT`] reads it.
-    pub(crate) fn of_head(
+    pub fn of_head(
         (account_id, link_no, hash): (String, i64, Vec<u8>),
         made_at: Timestamp,
     ) -> anyhow::Result<Self> {
@@ -379,10 +379,10 @@ impl Checkpoint {
 }
 
 /// A checkpoint's row: (link_no, link_sha256, made_at, public_key, signature).
-pub(crate) type CheckpointRow = (i64, Vec<u8>, i64, Vec<u8>, Vec<u8>);
+pub type CheckpointRow = (i64, Vec<u8>, i64, Vec<u8>, Vec<u8>);
 
 /// A checkpoint as its row holds it.
-pub(crate) fn stored_checkpoint(
+pub fn stored_checkpoint(
     account: &str,
     (link_no, hash, made_at, public_key, signature): CheckpointRow,
 ) -> anyhow::Result<Checkpoint> {

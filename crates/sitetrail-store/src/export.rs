@@ -18,9 +18,9 @@ use sitetrail_core::{
     AccountId, ActivityFilter, ActivityId, ActivityKind, Actor, ActorKind, Audience, Email,
     Environment, Service, SiteId, Status, StoredActivity, Timestamp,
 };
-use sqlx::postgres::PgRow;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteRow};
-use sqlx::{ConnectOptions, PgPool, Postgres, QueryBuilder, Row, Sqlite, ValueRef};
+use sqlx::{
+    ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, QueryBuilder, Row, Type,
+};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::rows::{self, SqlSink};
@@ -30,7 +30,7 @@ use crate::{Scope, StoreError, StoreResult};
 /// client reads.
 pub const EXPORT_READERS: usize = 8;
 /// How long an export waits for a reader before it fails.
-pub(crate) const READER_WAIT: Duration = Duration::from_secs(30);
+pub const READER_WAIT: Duration = Duration::from_secs(30);
 /// Activities per chunk, at most.
 const CHUNK: usize = 512;
 /// A chunk is handed over once its text holds this many bytes, however few its activities:
@@ -38,9 +38,6 @@ const CHUNK: usize = 512;
 const CHUNK_BYTES: usize = 256 * 1024;
 /// Chunks read ahead of the consumer.
 const AHEAD: usize = 4;
-/// The SQLite export connection's page cache, KiB: the read is one pass, so a big cache
-/// would only add to the server's memory.
-const SQLITE_CACHE_KIB: i64 = 4096;
 
 /// What an export reads of each activity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,7 +91,7 @@ impl ExportStream {
 type Sender = mpsc::Sender<StoreResult<RawRows>>;
 
 /// The columns in the order [`decode`] reads them.
-pub(crate) fn columns(which: ExportColumns) -> &'static str {
+pub fn columns(which: ExportColumns) -> &'static str {
     match which {
         ExportColumns::All => {
             "seq, id, account_id, site_id, environment, service, activity, status, actor_kind, \
@@ -109,13 +106,13 @@ pub(crate) fn columns(which: ExportColumns) -> &'static str {
 }
 
 /// The export's statement: the conditions of a page, without cursor or limit.
-fn build(q: &mut impl SqlSink, scope: &Scope, audience: Audience, filter: &ActivityFilter) {
+pub fn build(q: &mut impl SqlSink, scope: &Scope, audience: Audience, filter: &ActivityFilter) {
     rows::push_conditions(q, scope, audience, filter);
     q.sql(" ORDER BY created_at DESC, seq DESC");
 }
 
 /// One row's columns, whichever database it comes from.
-pub(crate) trait Columns {
+pub trait Columns {
     fn int(&self, i: usize) -> anyhow::Result<i64>;
     fn opt_int(&self, i: usize) -> anyhow::Result<Option<i64>>;
     fn text(&self, i: usize) -> anyhow::Result<&str>;
@@ -123,7 +120,7 @@ pub(crate) trait Columns {
 }
 
 /// An activity from the columns of [`columns`], with the checks of a page's decoding.
-pub(crate) fn decode(r: &impl Columns) -> anyhow::Result<StoredActivity> {
+pub fn decode(r: &impl Columns) -> anyhow::Result<StoredActivity> {
     fn parse<T, E: std::fmt::Display>(r: Result<T, E>, what: &str) -> anyhow::Result<T> {
         r.map_err(|e| anyhow::anyhow!("corrupt {what} in the activity log: {e}"))
     }
@@ -171,7 +168,7 @@ pub(crate) fn decode(r: &impl Columns) -> anyhow::Result<StoredActivity> {
 
 /// Rows of [`columns`] as a database gave them: the text of every value of a chunk in one
 /// buffer, the chunk's cells beside it. The buffers go round between reader and consumer.
-pub(crate) struct RawRows {
+pub struct RawRows {
     bytes: Vec<u8>,
     /// [`COLUMNS`] per row.
     cells: Vec<Cell>,
@@ -221,27 +218,13 @@ impl RawRows {
         self.len() >= CHUNK || self.bytes.len() >= CHUNK_BYTES
     }
 
-    /// One row of a PostgreSQL result (binary format: a text value is its UTF-8 bytes).
-    fn push_pg(&mut self, row: &PgRow) -> anyhow::Result<()> {
-        for i in 0..COLUMNS {
-            let value = row.try_get_raw(i)?;
-            self.cells.push(if value.is_null() {
-                Cell::Null
-            } else if INT_COLUMNS.contains(&i) {
-                Cell::Int(row.try_get(i)?)
-            } else {
-                let text = value
-                    .as_bytes()
-                    .map_err(|e| anyhow::anyhow!("column {i}: {e}"))?;
-                let start = u32::try_from(self.bytes.len())?;
-                self.bytes.extend_from_slice(text);
-                Cell::Text(start, u32::try_from(self.bytes.len())?)
-            });
-        }
-        Ok(())
-    }
-
-    fn push(&mut self, row: &SqliteRow) -> anyhow::Result<()> {
+    /// One row, its text values copied into the chunk's buffer.
+    fn push<R: Row>(&mut self, row: &R) -> anyhow::Result<()>
+    where
+        for<'r> Option<i64>: Decode<'r, R::Database> + Type<R::Database>,
+        for<'r> Option<&'r str>: Decode<'r, R::Database> + Type<R::Database>,
+        usize: ColumnIndex<R>,
+    {
         for i in 0..COLUMNS {
             self.cells.push(if INT_COLUMNS.contains(&i) {
                 match row.try_get::<Option<i64>, _>(i)? {
@@ -263,7 +246,7 @@ impl RawRows {
     }
 }
 
-pub(crate) struct RawRow<'r> {
+pub struct RawRow<'r> {
     rows: &'r RawRows,
     /// `rows.bytes`, checked as UTF-8 once for the chunk.
     text: &'r str,
@@ -314,53 +297,8 @@ impl Columns for RawRow<'_> {
     }
 }
 
-/// SQLite's export readers: a connection each, at most [`EXPORT_READERS`] at once.
-pub(crate) struct SqliteReaders {
-    options: SqliteConnectOptions,
-    free: Arc<Semaphore>,
-}
-
-impl SqliteReaders {
-    /// `options`: read-only ones; the read is one pass, so a big page cache would only add
-    /// to the server's memory.
-    pub fn new(options: SqliteConnectOptions) -> Self {
-        SqliteReaders {
-            options: options.pragma("cache_size", format!("-{SQLITE_CACHE_KIB}")),
-            free: Arc::new(Semaphore::new(EXPORT_READERS)),
-        }
-    }
-
-    pub async fn export(
-        &self,
-        scope: &Scope,
-        audience: Audience,
-        filter: &ActivityFilter,
-        which: ExportColumns,
-    ) -> StoreResult<ExportStream> {
-        let mut q = QueryBuilder::<Sqlite>::new(format!(
-            "SELECT {} FROM activities WHERE ",
-            columns(which)
-        ));
-        build(&mut q, scope, audience, filter);
-        let reader = wait_for_reader(&self.free).await?;
-        let conn = self
-            .options
-            .connect()
-            .await
-            .context("opening the SQLite database for an export")?;
-        let (tx, rx) = mpsc::channel(AHEAD);
-        let (spent, mut reuse) = std::sync::mpsc::channel();
-        tokio::spawn(async move {
-            let _reader = reader;
-            if let Err(e) = read_sqlite(conn, q, &tx, &mut reuse).await {
-                let _ = tx.send(Err(StoreError::Internal(e))).await;
-            }
-        });
-        Ok(ExportStream { chunks: rx, spent })
-    }
-}
-
-async fn wait_for_reader(free: &Arc<Semaphore>) -> StoreResult<OwnedSemaphorePermit> {
+/// Waits for one of the export readers, at most [`READER_WAIT`].
+pub async fn wait_for_reader(free: &Arc<Semaphore>) -> StoreResult<OwnedSemaphorePermit> {
     match tokio::time::timeout(READER_WAIT, free.clone().acquire_owned()).await {
         Ok(Ok(permit)) => Ok(permit),
         Ok(Err(_)) => Err(StoreError::Internal(anyhow::anyhow!(
@@ -372,95 +310,84 @@ async fn wait_for_reader(free: &Arc<Semaphore>) -> StoreResult<OwnedSemaphorePer
     }
 }
 
-async fn read_sqlite(
-    mut conn: sqlx::SqliteConnection,
-    mut q: QueryBuilder<Sqlite>,
-    tx: &Sender,
-    // (`&mut`: a future that holds a std receiver must not share it.)
-    reuse: &mut std::sync::mpsc::Receiver<RawRows>,
-) -> anyhow::Result<()> {
-    let mut found = q.build().fetch(&mut conn);
-    let mut out = RawRows::new();
-    while let Some(row) = found.try_next().await? {
-        out.push(&row)?;
-        if out.is_full() {
-            let next = RawRows::reused(reuse);
-            let full = std::mem::replace(&mut out, next);
-            if tx.send(Ok(full)).await.is_err() {
-                return Ok(());
-            }
-        }
-    }
-    if out.len() > 0 {
-        let _ = tx.send(Ok(out)).await;
-    }
-    Ok(())
-}
-
-// PostgreSQL: one SELECT with its values bound, on a connection of the export pool, whose
-// rows the server streams as it reads them; the socket's backpressure holds it while the
-// reader waits. A single statement sees one snapshot.
-
-pub(crate) async fn postgres(
-    pool: &PgPool,
+/// The export's statement for a backend: the columns, then the conditions of a page in
+/// the order of a page, without cursor or limit.
+pub fn query<DB>(
     scope: &Scope,
     audience: Audience,
     filter: &ActivityFilter,
     which: ExportColumns,
-) -> StoreResult<ExportStream> {
+) -> QueryBuilder<DB>
+where
+    DB: Database,
+    DB::Arguments: Default,
+    for<'t> &'t str: Encode<'t, DB> + Type<DB>,
+    for<'t> i64: Encode<'t, DB> + Type<DB>,
+{
     let mut q =
-        QueryBuilder::<Postgres>::new(format!("SELECT {} FROM activities WHERE ", columns(which)));
+        QueryBuilder::<DB>::new(format!("SELECT {} FROM activities WHERE ", columns(which)));
     build(&mut q, scope, audience, filter);
-    let conn = pool.acquire().await?;
+    q
+}
+
+/// Where a reader hands its chunks over, and gets the spent ones back.
+pub struct Chunks {
+    tx: Sender,
+    // (A future that holds a std receiver must not share it: only `&mut` reaches it.)
+    reuse: std::sync::mpsc::Receiver<RawRows>,
+}
+
+impl Chunks {
+    /// Reads every row of `q` on `conn` into chunks and hands each over as it fills: true
+    /// when every row was read, false when the consumer went away first.
+    pub async fn read<DB>(
+        &mut self,
+        conn: &mut DB::Connection,
+        q: &mut QueryBuilder<DB>,
+    ) -> StoreResult<bool>
+    where
+        DB: Database + sqlx::database::HasStatementCache,
+        DB::Arguments: IntoArguments<DB>,
+        for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+        for<'r> Option<i64>: Decode<'r, DB> + Type<DB>,
+        for<'r> Option<&'r str>: Decode<'r, DB> + Type<DB>,
+        usize: ColumnIndex<DB::Row>,
+    {
+        // Each export's statement is its own: not kept prepared on the connection.
+        let mut found = q.build().persistent(false).fetch(&mut *conn);
+        let mut out = RawRows::new();
+        while let Some(row) = found.try_next().await? {
+            out.push(&row).map_err(StoreError::Internal)?;
+            if out.is_full() {
+                let full = std::mem::replace(&mut out, RawRows::reused(&self.reuse));
+                if self.tx.send(Ok(full)).await.is_err() {
+                    return Ok(false);
+                }
+            }
+        }
+        if out.len() > 0 {
+            let _ = self.tx.send(Ok(out)).await;
+        }
+        Ok(true)
+    }
+}
+
+/// Runs a backend's reader on a task of its own; what it reads comes out of the stream,
+/// and so does its error.
+pub fn spawn<F, Fut>(read: F) -> ExportStream
+where
+    F: FnOnce(Chunks) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = StoreResult<()>> + Send + 'static,
+{
     let (tx, rx) = mpsc::channel(AHEAD);
     let (spent, reuse) = std::sync::mpsc::channel();
     tokio::spawn(async move {
-        if let Err(e) = read_postgres(conn, q, &tx, reuse).await {
-            let _ = tx.send(Err(e)).await;
+        let errors = tx.clone();
+        if let Err(e) = read(Chunks { tx, reuse }).await {
+            let _ = errors.send(Err(e)).await;
         }
     });
-    Ok(ExportStream { chunks: rx, spent })
-}
-
-async fn read_postgres(
-    mut conn: sqlx::pool::PoolConnection<Postgres>,
-    mut q: QueryBuilder<Postgres>,
-    tx: &Sender,
-    mut reuse: std::sync::mpsc::Receiver<RawRows>,
-) -> StoreResult<()> {
-    // (`&mut`: a future that holds a std receiver must not share it.)
-    let outcome = stream_postgres(&mut conn, &mut q, tx, &mut reuse).await;
-    // A read left half-way would make the connection's next user wait for the rest of its
-    // rows: the connection is closed rather than given back.
-    if !matches!(outcome, Ok(true)) {
-        conn.close_on_drop();
-    }
-    outcome.map(|_| ())
-}
-
-/// True when every row was read.
-async fn stream_postgres(
-    conn: &mut sqlx::PgConnection,
-    q: &mut QueryBuilder<Postgres>,
-    tx: &Sender,
-    reuse: &mut std::sync::mpsc::Receiver<RawRows>,
-) -> StoreResult<bool> {
-    // Each export's statement is its own: not kept prepared on the connection.
-    let mut found = q.build().persistent(false).fetch(&mut *conn);
-    let mut out = RawRows::new();
-    while let Some(row) = found.try_next().await? {
-        out.push_pg(&row).map_err(StoreError::Internal)?;
-        if out.is_full() {
-            let full = std::mem::replace(&mut out, RawRows::reused(reuse));
-            if tx.send(Ok(full)).await.is_err() {
-                return Ok(false);
-            }
-        }
-    }
-    if out.len() > 0 {
-        let _ = tx.send(Ok(out)).await;
-    }
-    Ok(true)
+    ExportStream { chunks: rx, spent }
 }
 
 #[cfg(test)]

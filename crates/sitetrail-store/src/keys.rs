@@ -36,7 +36,7 @@ impl ApiKey {
         format!("stk_{}_{}", self.id, self.secret)
     }
 
-    pub(crate) fn secret_sha256(&self) -> Vec<u8> {
+    pub fn secret_sha256(&self) -> Vec<u8> {
         Sha256::digest(self.secret.as_bytes()).to_vec()
     }
 }
@@ -58,7 +58,7 @@ pub enum KeyCheck {
 }
 
 /// Splits a presented key into its id and secret.
-pub(crate) fn split(presented: &str) -> Option<(&str, &str)> {
+pub fn split(presented: &str) -> Option<(&str, &str)> {
     let rest = presented.strip_prefix("stk_")?;
     let (id, secret) = rest.split_once('_')?;
     let ok = id.len() == 12
@@ -68,13 +68,13 @@ pub(crate) fn split(presented: &str) -> Option<(&str, &str)> {
     ok.then_some((id, secret))
 }
 
-pub(crate) fn secret_matches(secret: &str, stored_sha256: &[u8]) -> bool {
+pub fn secret_matches(secret: &str, stored_sha256: &[u8]) -> bool {
     let presented = Sha256::digest(secret.as_bytes());
     presented[..].ct_eq(stored_sha256).into()
 }
 
 /// The answer for a presented secret, given the key stored under its id (if any).
-pub(crate) fn check(id: &str, secret: &str, stored: Option<&StoredKey>) -> KeyCheck {
+pub fn check(id: &str, secret: &str, stored: Option<&StoredKey>) -> KeyCheck {
     match stored {
         Some(k) if secret_matches(secret, &k.secret_sha256) => KeyCheck::Valid {
             id: id.to_owned(),
@@ -86,7 +86,7 @@ pub(crate) fn check(id: &str, secret: &str, stored: Option<&StoredKey>) -> KeyCh
 
 /// A key as the store keeps it.
 #[derive(Clone)]
-pub(crate) struct StoredKey {
+pub struct StoredKey {
     pub name: String,
     pub secret_sha256: Vec<u8>,
 }
@@ -95,7 +95,7 @@ pub(crate) struct StoredKey {
 /// keys that exist are kept (a flood of made-up ids still reaches the database), each for
 /// [`KeyCache::TTL`], which bounds how long a key removed from the database would still work.
 #[derive(Default)]
-pub(crate) struct KeyCache {
+pub struct KeyCache {
     found: Mutex<HashMap<String, (StoredKey, Instant)>>,
 }
 

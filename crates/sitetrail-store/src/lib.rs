@@ -2,21 +2,20 @@
 //! keeps the real actor and enforces the append-only lifecycle; it never decides what a
 //! viewer sees (that is [`sitetrail_core::view`]).
 
+pub mod backend;
 pub mod chain;
-mod export;
-mod keys;
-mod plan;
-pub mod postgres;
+#[cfg(feature = "contract")]
+pub mod contract;
+pub mod export;
+pub mod keys;
+pub mod plan;
 pub mod private;
-mod record;
-mod roster;
-mod rows;
-pub mod sqlite;
-mod sqlite_writer;
-#[cfg(feature = "testkit")]
-pub mod testkit;
-mod verify;
-mod writer;
+pub mod record;
+pub mod roster;
+pub mod rows;
+pub mod verify;
+pub mod writer;
+pub mod writes;
 
 use std::sync::Arc;
 

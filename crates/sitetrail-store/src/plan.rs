@@ -13,7 +13,7 @@ use crate::writer::{Done, Work};
 use crate::{PruneRequest, Recorded, StoreError, StoreResult};
 
 /// An activity as the group leaves it.
-pub(crate) struct Touched {
+pub struct Touched {
     pub activity: StoredActivity,
     pub request_sha256: Vec<u8>,
     pub change_no: i64,
@@ -27,7 +27,7 @@ pub(crate) struct Touched {
 }
 
 /// One activity of a record request's answer while the group is planned and written.
-pub(crate) enum Planned {
+pub enum Planned {
     /// Answered already: a replay of an activity recorded before.
     Answered(Box<Recorded>),
     /// Recorded by this group. The activity stays in the plan, which stores it, and moves
@@ -36,7 +36,7 @@ pub(crate) enum Planned {
 }
 
 /// One group's writes, worked out in memory before they are sent.
-pub(crate) struct Plan {
+pub struct Plan {
     pub counter: i64,
     start: i64,
     /// Every activity the group names, as the database holds it, and every one it makes.

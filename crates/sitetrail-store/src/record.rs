@@ -11,7 +11,7 @@ use crate::{PruneRequest, StoreResult};
 
 /// The texts `q` searches, one per audience, as the redaction function renders them.
 #[derive(Clone)]
-pub(crate) struct SearchText {
+pub struct SearchText {
     pub internal: String,
     /// `None` where the client sees the same as internal viewers.
     pub client: Option<String>,
@@ -30,7 +30,7 @@ impl SearchText {
 
 /// What a write renders from an activity besides its plain columns.
 #[derive(Clone)]
-pub(crate) struct Rendered {
+pub struct Rendered {
     pub search: SearchText,
     pub details_json: String,
 }
@@ -47,7 +47,7 @@ impl Rendered {
 /// A new activity made ready for the writer by the task that received it: the checks, the
 /// hashes and the rendering that need nothing from the database run on every core, so that
 /// the one writer only plans, binds and commits (BENCHMARKS.md, ingest).
-pub(crate) struct Prepared {
+pub struct Prepared {
     /// As it will be stored, `seq` aside.
     pub activity: StoredActivity,
     /// The publisher named the id, so a second request with it is a replay or a conflict.
@@ -58,7 +58,7 @@ pub(crate) struct Prepared {
 }
 
 /// Checks a new activity and prepares it, with `now` as its arrival time.
-pub(crate) fn prepare(new: NewActivity, now: Timestamp) -> StoreResult<Prepared> {
+pub fn prepare(new: NewActivity, now: Timestamp) -> StoreResult<Prepared> {
     // The details' JSON is written once: it is measured, stored and hashed.
     let details_json = details_json(&new.details);
     new.validate_with_details_len(new.activity.service(), details_json.len())?;
@@ -82,7 +82,7 @@ fn details_json(details: &serde_json::Map<String, serde_json::Value>) -> String 
 }
 
 /// Prepares a whole batch, all or nothing.
-pub(crate) fn prepare_all(batch: Vec<NewActivity>) -> StoreResult<Vec<Prepared>> {
+pub fn prepare_all(batch: Vec<NewActivity>) -> StoreResult<Vec<Prepared>> {
     let now = Timestamp::now();
     // Sized up front: a collected `Result` gives no size hint, and the grown copies of the
     // prepared activities were a fortieth of a batch's handling.
@@ -93,7 +93,7 @@ pub(crate) fn prepare_all(batch: Vec<NewActivity>) -> StoreResult<Vec<Prepared>>
     Ok(prepared)
 }
 
-pub(crate) fn request_sha256(new: &NewActivity) -> Vec<u8> {
+pub fn request_sha256(new: &NewActivity) -> Vec<u8> {
     // Written whole, then hashed in one call: the serializer's many short writes cost the
     // hasher more than the copy does.
     let mut canonical = Vec::with_capacity(512 + new.description.len());
@@ -103,7 +103,7 @@ pub(crate) fn request_sha256(new: &NewActivity) -> Vec<u8> {
 }
 
 /// The activity a new request becomes, before the store gives it its `seq`.
-pub(crate) fn new_stored(new: NewActivity, now: Timestamp) -> StoredActivity {
+pub fn new_stored(new: NewActivity, now: Timestamp) -> StoredActivity {
     let created_at = new.created_at.unwrap_or(now);
     let completed_at = match new.status {
         Status::InProgress => None,
@@ -128,7 +128,7 @@ pub(crate) fn new_stored(new: NewActivity, now: Timestamp) -> StoredActivity {
 }
 
 /// The activity after its one transition.
-pub(crate) fn ended(a: &StoredActivity, ending: &Ending, now: Timestamp) -> StoredActivity {
+pub fn ended(a: &StoredActivity, ending: &Ending, now: Timestamp) -> StoredActivity {
     let mut out = a.clone();
     out.status = ending.status;
     out.completed_at = Some(ending.completed_at.unwrap_or(now.max(a.created_at)));
@@ -145,7 +145,7 @@ pub(crate) fn ended(a: &StoredActivity, ending: &Ending, now: Timestamp) -> Stor
 }
 
 /// The activity that logs one prune pass over one site, sealing what it removed.
-pub(crate) fn prune_entry(
+pub fn prune_entry(
     request: &PruneRequest,
     site: &SiteId,
     removed: &mut [(String, Hash)],
@@ -179,7 +179,7 @@ pub(crate) fn prune_entry(
 }
 
 /// Groups the activities a prune pass selected by site, keeping their order.
-pub(crate) fn by_site(selected: Vec<StoredActivity>) -> Vec<(SiteId, Vec<StoredActivity>)> {
+pub fn by_site(selected: Vec<StoredActivity>) -> Vec<(SiteId, Vec<StoredActivity>)> {
     let mut groups: Vec<(SiteId, Vec<StoredActivity>)> = Vec::new();
     for a in selected {
         match groups.iter_mut().find(|(s, _)| *s == a.site_id) {
@@ -191,7 +191,7 @@ pub(crate) fn by_site(selected: Vec<StoredActivity>) -> Vec<(SiteId, Vec<StoredA
 }
 
 /// An account's retention period as its column holds it (`NULL`: the default).
-pub(crate) fn retention(days: Option<i64>) -> u32 {
+pub fn retention(days: Option<i64>) -> u32 {
     days.and_then(|d| u32::try_from(d).ok())
         .unwrap_or(crate::DEFAULT_RETENTION_DAYS)
 }

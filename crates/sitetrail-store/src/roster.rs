@@ -53,7 +53,7 @@ impl RosterEntry {
 }
 
 /// The support actors of a batch, one entry each.
-pub(crate) fn support_actors(batch: &[NewActivity]) -> Vec<RosterEntry> {
+pub fn support_actors(batch: &[NewActivity]) -> Vec<RosterEntry> {
     let mut out: Vec<RosterEntry> = Vec::new();
     for a in batch {
         if let (ActorKind::Support, Some(email)) = (a.actor.kind, &a.actor.email) {
@@ -70,7 +70,7 @@ pub(crate) fn support_actors(batch: &[NewActivity]) -> Vec<RosterEntry> {
 /// not write them again. Bounded: forgotten all at once when full (writing an entry twice is
 /// harmless).
 #[derive(Default)]
-pub(crate) struct Written(Mutex<HashSet<(String, String, String)>>);
+pub struct Written(Mutex<HashSet<(String, String, String)>>);
 
 const MAX_WRITTEN: usize = 10_000;
 
@@ -94,7 +94,7 @@ impl Written {
 }
 
 /// A roster from its rows: `(email, name)`.
-pub(crate) fn from_rows(mut rows: Vec<(String, String)>) -> Roster {
+pub fn from_rows(mut rows: Vec<(String, String)>) -> Roster {
     if rows.len() as i64 > MAX_ROSTER {
         tracing::warn!(
             limit = MAX_ROSTER,
@@ -123,7 +123,7 @@ pub(crate) fn from_rows(mut rows: Vec<(String, String)>) -> Roster {
 /// Rows are only ever added, so a roster that gained someone has another version; an
 /// account that moved to another partner has another partner.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub(crate) struct RosterVersion {
+pub struct RosterVersion {
     pub partner: Option<String>,
     pub rows: i64,
     pub newest: i64,
@@ -134,7 +134,7 @@ pub(crate) struct RosterVersion {
 /// finds its people in text, only when it changed. An entry is trusted for at most
 /// [`ROSTER_KEPT`] whatever its version says.
 #[derive(Default)]
-pub(crate) struct RosterCache(Mutex<HashMap<AccountId, Cached>>);
+pub struct RosterCache(Mutex<HashMap<AccountId, Cached>>);
 
 struct Cached {
     version: RosterVersion,

@@ -13,19 +13,19 @@ use sqlx::{Database, Encode, QueryBuilder, Type};
 
 use crate::{Listing, Scope, StoreError, StoreResult};
 
-pub(crate) const COLS: &str = "seq, id, account_id, site_id, environment, service, activity, \
+pub const COLS: &str = "seq, id, account_id, site_id, environment, service, activity, \
     status, actor_kind, actor_email, actor_name, description, error, details, created_at, \
     completed_at, change_no";
 
-pub(crate) const SITE_COLS: &str =
+pub const SITE_COLS: &str =
     "id, account_id, name, live_url, live_docroot, staging_url, staging_docroot";
 
-pub(crate) const ACCESS_COLS: &str =
+pub const ACCESS_COLS: &str =
     "seq, account_id, site_id, audience, actor_kind, actor_email, actor_name, action, query, at";
 
 /// A look at the log as its columns hold it.
 #[derive(sqlx::FromRow)]
-pub(crate) struct AccessRow {
+pub struct AccessRow {
     pub seq: i64,
     pub account_id: String,
     pub site_id: Option<String>,
@@ -70,7 +70,7 @@ impl AccessRow {
 
 /// An activity a write group names, with the hash of the request that recorded it.
 #[derive(sqlx::FromRow)]
-pub(crate) struct Prefetched {
+pub struct Prefetched {
     #[sqlx(flatten)]
     pub row: ActivityRow,
     pub request_sha256: Vec<u8>,
@@ -78,7 +78,7 @@ pub(crate) struct Prefetched {
 
 /// An activity as its columns hold it.
 #[derive(sqlx::FromRow)]
-pub(crate) struct ActivityRow {
+pub struct ActivityRow {
     pub seq: i64,
     pub id: String,
     pub account_id: String,
@@ -151,7 +151,7 @@ impl ActivityRow {
 
 /// A site as its columns hold it.
 #[derive(sqlx::FromRow)]
-pub(crate) struct SiteRow {
+pub struct SiteRow {
     pub id: String,
     pub account_id: String,
     pub name: String,
@@ -188,7 +188,7 @@ impl SiteRow {
 
 /// `head` + the columns + the scope, the filters and the cursor, newest first (or oldest
 /// first towards newer pages), one row more than the page to know whether another follows.
-pub(crate) fn list_query<DB>(
+pub fn list_query<DB>(
     head: &'static str,
     scope: &Scope,
     audience: Audience,
@@ -209,7 +209,7 @@ where
 }
 
 /// A page's conditions, cursor, order and limit, after `... FROM activities WHERE `.
-pub(crate) fn push_page(
+pub fn push_page(
     q: &mut impl SqlSink,
     scope: &Scope,
     audience: Audience,
@@ -241,7 +241,7 @@ pub(crate) fn push_page(
 /// those named by activities. The last are found by stepping through the account index
 /// from one account to the next (a probe per account), where `SELECT DISTINCT` would read
 /// every entry of it: 6.6 s at 10M activities on PostgreSQL, each time retention ran.
-pub(crate) const ACCOUNT_IDS: &str = "WITH RECURSIVE logged(id) AS ( \
+pub const ACCOUNT_IDS: &str = "WITH RECURSIVE logged(id) AS ( \
        SELECT (SELECT account_id FROM activities ORDER BY account_id LIMIT 1) \
        UNION ALL \
        SELECT (SELECT account_id FROM activities WHERE account_id > logged.id \
@@ -250,7 +250,7 @@ pub(crate) const ACCOUNT_IDS: &str = "WITH RECURSIVE logged(id) AS ( \
      SELECT id FROM accounts UNION SELECT account_id FROM chain_heads \
      UNION SELECT id FROM logged WHERE id IS NOT NULL ORDER BY 1";
 
-pub(crate) trait SqlSink {
+pub trait SqlSink {
     fn sql(&mut self, text: &str);
     fn text(&mut self, value: &str);
     fn int(&mut self, value: i64);
@@ -278,7 +278,7 @@ where
 
 /// The conditions on `activities` of every read of the log (pages and exports): the scope,
 /// then the filters.
-pub(crate) fn push_conditions(
+pub fn push_conditions(
     q: &mut impl SqlSink,
     scope: &Scope,
     audience: Audience,
@@ -369,7 +369,7 @@ fn escape_like(s: &str) -> String {
 }
 
 /// A page from the rows of [`list_query`]: trims the extra row and sets the cursors.
-pub(crate) fn listing(mut items: Vec<StoredActivity>, page: Page) -> Listing {
+pub fn listing(mut items: Vec<StoredActivity>, page: Page) -> Listing {
     let direction = page.cursor.map_or(Direction::Older, |c| c.direction);
     let more = items.len() > page.limit as usize;
     items.truncate(page.limit as usize);

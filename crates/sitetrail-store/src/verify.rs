@@ -24,18 +24,18 @@ where
 }
 
 /// Where a backend keeps a chain's head, as `(select, tail)` around `WHERE account_id = ?`.
-pub(crate) type HeadQuery = (&'static str, &'static str);
+pub type HeadQuery = (&'static str, &'static str);
 
 /// SQLite keeps each chain's head in a row of its own, moved with every group.
-pub(crate) const HEAD_ROW: HeadQuery = ("SELECT link_no, link_sha256 FROM chain_heads", "");
+pub const HEAD_ROW: HeadQuery = ("SELECT link_no, link_sha256 FROM chain_heads", "");
 
 /// PostgreSQL's head is the chain's newest link (migration `0004_heads_from_links.sql`).
-pub(crate) const HEAD_LINK: HeadQuery = (
+pub const HEAD_LINK: HeadQuery = (
     "SELECT link_no, link_sha256 FROM chain_links",
     " ORDER BY link_no DESC LIMIT 1",
 );
 
-pub(crate) async fn account<DB>(
+pub async fn account<DB>(
     conn: &mut DB::Connection,
     account: &AccountId,
     trusted: &[[u8; 32]],

@@ -14,9 +14,9 @@ use crate::record::Prepared;
 use crate::{Access, PruneRequest, Pruned, Recorded, StoreResult};
 
 /// The most requests one commit takes; the rest wait for the next one.
-pub(crate) const MAX_GROUP: usize = 256;
+pub const MAX_GROUP: usize = 256;
 
-pub(crate) enum Work {
+pub enum Work {
     /// One request's new activities, checked and rendered by the task that received them.
     Record(Vec<Prepared>),
     End(ActivityId, Ending),
@@ -31,7 +31,7 @@ pub(crate) enum Work {
     AddToRoster(Vec<crate::RosterEntry>),
 }
 
-pub(crate) enum Done {
+pub enum Done {
     Recorded(Vec<Recorded>),
     /// A record request's answers while its group is written; [`crate::plan::Plan::answer`]
     /// turns them into `Recorded` before the group answers.
@@ -44,10 +44,10 @@ pub(crate) enum Done {
 
 /// What one group produced: an answer per request, in order, and the last change number
 /// the group committed (if it changed an activity).
-pub(crate) type GroupOutcome = (Vec<StoreResult<Done>>, Option<i64>);
+pub type GroupOutcome = (Vec<StoreResult<Done>>, Option<i64>);
 
 /// A backend's way of applying one group in one transaction.
-pub(crate) trait GroupWriter: Send + 'static {
+pub trait GroupWriter: Send + 'static {
     /// Applies every request and commits once. A request that fails on its own (invalid,
     /// conflict, not found) leaves no trace and gets its error; `Err` means the transaction
     /// did not commit and nothing in the group was written.
@@ -72,7 +72,7 @@ struct Request {
 }
 
 /// The stores' end of the queue.
-pub(crate) struct WriterHandle {
+pub struct WriterHandle {
     tx: mpsc::Sender<Request>,
 }
 

@@ -12,7 +12,7 @@ use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
 use sitetrail_core::{AccountId, Actor, ActorKind, Audience, Email, SiteId, Viewer};
 use sitetrail_server::{App, Config, RateLimits, TokenKeys};
-use sitetrail_store::testkit::ScratchDatabase;
+use sitetrail_store_postgres::testkit::ScratchDatabase;
 
 pub const SUPPORT_EMAIL: &str = "sam.rivera@partner.example";
 pub const SUPPORT_NAME: &str = "Sam Rivera";

@@ -11,7 +11,7 @@ use sitetrail_core::{SiteId, Status, StoredActivity};
 use sitetrail_staging::wordpress::{self, Service, WpSite, mysql};
 use sitetrail_staging::{DatabasePolicy, Engine, Operation};
 use sitetrail_store::DynStore;
-use sitetrail_store::sqlite::SqliteStore;
+use sitetrail_store_sqlite::SqliteStore;
 
 /// A site registered with its live docroot and a staging docroot yet to be made.
 struct Tenant {

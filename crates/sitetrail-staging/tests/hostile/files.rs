@@ -14,7 +14,7 @@ use sitetrail_core::{SiteId, Status, StoredActivity};
 use sitetrail_staging::wordpress::{self, Service, WpSite};
 use sitetrail_staging::{Engine, Operation, PushScope};
 use sitetrail_store::DynStore;
-use sitetrail_store::sqlite::SqliteStore;
+use sitetrail_store_sqlite::SqliteStore;
 
 const VICTIM_SECRET: &str = "Victim's secret recipe 7f3a";
 

@@ -271,7 +271,7 @@ async fn staging_operations_run_from_the_command_line_on_real_wordpress() {
     .unwrap();
     {
         std::fs::create_dir_all(&data).unwrap();
-        let store = sitetrail_store::sqlite::SqliteStore::open(&data.join("sitetrail.db"))
+        let store = sitetrail_store_sqlite::SqliteStore::open(&data.join("sitetrail.db"))
             .await
             .unwrap();
         use sitetrail_store::Store;

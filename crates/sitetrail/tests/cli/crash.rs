@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use sitetrail_store::testkit::ScratchDatabase;
+use sitetrail_store_postgres::testkit::ScratchDatabase;
 
 use crate::support::{Server, Storage, random_in, register_sites, write_figures};
 

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use sitetrail_core::Timestamp;
-use sitetrail_store::testkit::ScratchDatabase;
+use sitetrail_store_postgres::testkit::ScratchDatabase;
 
 use crate::support::{Server, Storage, random_in, register_sites, write_figures};
 

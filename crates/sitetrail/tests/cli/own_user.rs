@@ -84,7 +84,7 @@ async fn staging_runs_as_a_user_of_its_own_and_what_it_makes_is_that_users() {
     std::fs::create_dir_all(&data).unwrap();
     {
         use sitetrail_store::Store;
-        let store = sitetrail_store::sqlite::SqliteStore::open(&data.join("sitetrail.db"))
+        let store = sitetrail_store_sqlite::SqliteStore::open(&data.join("sitetrail.db"))
             .await
             .unwrap();
         let account = sitetrail_core::AccountId::parse("acme").unwrap();

@@ -6,16 +6,17 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use sitetrail_core::{AccountId, ActivityId, Colour, Email, SiteId, Timestamp};
+use sitetrail_core::{AccountId, ActivityId, Email, SiteId, Timestamp};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Connection, QueryBuilder, Sqlite, SqliteConnection};
 
-use crate::chain::{self, CheckpointBody, CheckpointKey};
-use crate::plan::Plan;
-use crate::record::{Rendered, SearchText};
-use crate::rows::{self, ActivityRow, COLS};
-use crate::writer::{Done, GroupOutcome, GroupWriter, Work};
-use crate::{PruneRequest, Pruned, StoreError, StoreResult};
+use sitetrail_store::chain::{self, CheckpointBody, CheckpointKey};
+use sitetrail_store::plan::Plan;
+use sitetrail_store::record::{Rendered, SearchText};
+use sitetrail_store::rows::{self, COLS};
+use sitetrail_store::writer::{Done, GroupOutcome, GroupWriter, Work};
+use sitetrail_store::writes;
+use sitetrail_store::{PruneRequest, Pruned, StoreError, StoreResult};
 
 /// Binds per statement: SQLite takes at most 32,766.
 const MAX_BINDS: usize = 30_000;
@@ -352,20 +353,7 @@ async fn prune(
     request: &PruneRequest,
     now: Timestamp,
 ) -> StoreResult<Done> {
-    let mut q = QueryBuilder::<Sqlite>::new("SELECT ");
-    q.push(COLS)
-        .push(" FROM activities WHERE account_id = ")
-        .push_bind(request.account.as_str())
-        .push(" AND created_at < ")
-        .push_bind(request.before.millis())
-        .push(" AND status <> 'in_progress' AND activity <> 'prune_activity_log' ")
-        .push("ORDER BY created_at, seq LIMIT ")
-        .push_bind(i64::from(request.limit));
-    let found: Vec<ActivityRow> = q.build_query_as().fetch_all(&mut *conn).await?;
-    let selected = found
-        .into_iter()
-        .map(ActivityRow::decode)
-        .collect::<StoreResult<Vec<_>>>()?;
+    let selected = writes::prunable::<Sqlite>(conn, request).await?;
     let mut pruned = Pruned::default();
     for (logged, group) in plan.prune(request, selected, now)? {
         for chunk in group.chunks(MAX_BINDS / 3) {
@@ -401,15 +389,7 @@ async fn apply(
 ) -> StoreResult<Done> {
     match work {
         Work::SetRetention(account, days) => {
-            let updated = sqlx::query("UPDATE accounts SET retention_days = ? WHERE id = ?")
-                .bind(days.map(i64::from))
-                .bind(account.as_str())
-                .execute(&mut *conn)
-                .await?;
-            if updated.rows_affected() == 0 {
-                return Err(StoreError::NotFound);
-            }
-            Ok(Done::Unit)
+            writes::set_retention::<Sqlite>(conn, account, *days).await
         }
         Work::RecordAccess(batch) => {
             for chunk in batch.chunks(MAX_BINDS / 9) {
@@ -451,81 +431,9 @@ async fn apply(
         Work::Record(_) | Work::End(..) | Work::Prune(_) | Work::Checkpoint(_) => {
             unreachable!("the group's plan applies these")
         }
-        Work::UpsertAccount(a) => {
-            let settings = serde_json::json!({
-                "partner_colour": a.partner_colour.as_ref().map(Colour::as_str),
-            });
-            sqlx::query(
-                "INSERT INTO accounts (id, name, partner, settings, created_at, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT (id) DO UPDATE SET \
-                 name = excluded.name, partner = excluded.partner, \
-                 settings = excluded.settings, updated_at = excluded.updated_at",
-            )
-            .bind(a.id.as_str())
-            .bind(a.name.as_str())
-            .bind(a.partner.as_str())
-            .bind(settings.to_string())
-            .bind(now.millis())
-            .execute(&mut *conn)
-            .await?;
-            Ok(Done::Unit)
-        }
-        Work::UpsertSite(s) => {
-            let account: Option<String> =
-                sqlx::query_scalar("SELECT id FROM accounts WHERE id = ?")
-                    .bind(s.account_id.as_str())
-                    .fetch_optional(&mut *conn)
-                    .await?;
-            if account.is_none() {
-                return Err(
-                    sitetrail_core::InvalidField::new("account_id", "unknown account").into(),
-                );
-            }
-            let owner: Option<String> =
-                sqlx::query_scalar("SELECT account_id FROM sites WHERE id = ?")
-                    .bind(s.id.as_str())
-                    .fetch_optional(&mut *conn)
-                    .await?;
-            if owner.is_some_and(|o| o != s.account_id.as_str()) {
-                return Err(StoreError::Conflict(format!(
-                    "site {} belongs to another account",
-                    s.id
-                )));
-            }
-            sqlx::query(
-                "INSERT INTO sites (id, account_id, name, live_url, live_docroot, staging_url, \
-                 staging_docroot, created_at, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8) \
-                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
-                 live_url = excluded.live_url, live_docroot = excluded.live_docroot, \
-                 staging_url = excluded.staging_url, staging_docroot = excluded.staging_docroot, \
-                 updated_at = excluded.updated_at",
-            )
-            .bind(s.id.as_str())
-            .bind(s.account_id.as_str())
-            .bind(s.name.as_str())
-            .bind(s.live.url.as_str())
-            .bind(s.live.docroot.as_deref())
-            .bind(s.staging.as_ref().map(|e| e.url.as_str()))
-            .bind(s.staging.as_ref().and_then(|e| e.docroot.as_deref()))
-            .bind(now.millis())
-            .execute(&mut *conn)
-            .await?;
-            owners.insert(s.id.clone(), s.account_id.clone());
-            Ok(Done::Unit)
-        }
-        Work::CreateKey(key) => {
-            sqlx::query(
-                "INSERT INTO api_keys (id, name, secret_sha256, created_at) VALUES (?, ?, ?, ?)",
-            )
-            .bind(key.id.as_str())
-            .bind(key.name.as_str())
-            .bind(key.secret_sha256())
-            .bind(now.millis())
-            .execute(&mut *conn)
-            .await?;
-            Ok(Done::Unit)
-        }
+        Work::UpsertAccount(a) => writes::upsert_account::<Sqlite>(conn, a, now).await,
+        Work::UpsertSite(s) => writes::upsert_site::<Sqlite>(conn, owners, s, now).await,
+        Work::CreateKey(key) => writes::create_key::<Sqlite>(conn, key, now).await,
     }
 }
 

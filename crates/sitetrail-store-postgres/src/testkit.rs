@@ -12,7 +12,7 @@ use anyhow::Context;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
 
-use crate::postgres::redact_url;
+use crate::redact_url;
 
 /// The server tests use: `SITETRAIL_TEST_POSTGRES`, else the local one.
 pub const DEFAULT_TEST_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/postgres";

@@ -2,49 +2,9 @@
 //! tests write to the database directly, around the store, as an intruder would.
 
 use super::*;
-use sitetrail_store::{
+use crate::{
     Access, AccessAction, CheckpointKey, DEFAULT_RETENTION_DAYS, ProblemKind, PruneRequest,
 };
-
-contract!(
-    an_untouched_log_verifies_and_a_checkpoint_seals_it,
-    an_edited_row_is_named_as_the_first_bad_entry,
-    a_deleted_row_is_named_as_removed,
-    an_inserted_row_is_named_as_inserted,
-    an_altered_link_breaks_the_chain_where_it_was_altered,
-    a_truncated_chain_is_caught_by_its_checkpoint,
-    a_checkpoint_by_another_key_is_refused,
-    retention_removes_only_old_ended_activities_and_the_log_still_verifies,
-    a_prune_whose_removals_are_tampered_with_is_named,
-    retention_periods_default_and_are_kept_per_account,
-    looks_at_the_log_are_recorded_newest_first,
-    failed_requests_sharing_a_commit_leave_the_chains_whole,
-);
-
-/// Runs SQL straight on the database, around the store.
-async fn raw(f: &Fixture, sql: &str) {
-    match &f.place {
-        Place::File(dir) => {
-            let mut c = sqlx::SqliteConnection::connect(&format!(
-                "sqlite://{}",
-                dir.path().join("log.db").display()
-            ))
-            .await
-            .unwrap();
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
-                .execute(&mut c)
-                .await
-                .unwrap();
-        }
-        Place::Database(db) => {
-            let mut c = sqlx::PgConnection::connect(db.url()).await.unwrap();
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
-                .execute(&mut c)
-                .await
-                .unwrap();
-        }
-    }
-}
 
 fn key() -> (tempfile::TempDir, CheckpointKey) {
     let dir = tempfile::tempdir().unwrap();
@@ -72,7 +32,7 @@ async fn history(f: &Fixture) -> Vec<ActivityId> {
     ids
 }
 
-async fn verify_acme(f: &Fixture, key: &CheckpointKey) -> sitetrail_store::AccountReport {
+async fn verify_acme(f: &Fixture, key: &CheckpointKey) -> crate::AccountReport {
     let mut reports = f
         .store
         .verify(Some(&acc("acme")), &[key.public_key()])
@@ -81,7 +41,7 @@ async fn verify_acme(f: &Fixture, key: &CheckpointKey) -> sitetrail_store::Accou
     reports.remove(0)
 }
 
-async fn an_untouched_log_verifies_and_a_checkpoint_seals_it(f: Fixture) {
+pub async fn an_untouched_log_verifies_and_a_checkpoint_seals_it(f: Fixture) {
     let (_dir, key) = key();
     history(&f).await;
     let sealed = f.store.checkpoint(&key).await.unwrap();
@@ -115,26 +75,22 @@ async fn an_untouched_log_verifies_and_a_checkpoint_seals_it(f: Fixture) {
     assert!(verify_acme(&f, &key).await.is_intact());
 }
 
-async fn an_edited_row_is_named_as_the_first_bad_entry(f: Fixture) {
+pub async fn an_edited_row_is_named_as_the_first_bad_entry(f: Fixture) {
     let (_dir, key) = key();
     let ids = history(&f).await;
     f.store.checkpoint(&key).await.unwrap();
-    raw(
-        &f,
-        &format!(
+    f.harness
+        .raw(&format!(
             "UPDATE activities SET description = 'Nothing happened' WHERE id = '{}'",
             ids[3]
-        ),
-    )
-    .await;
-    raw(
-        &f,
-        &format!(
+        ))
+        .await;
+    f.harness
+        .raw(&format!(
             "UPDATE activities SET status = 'failed' WHERE id = '{}'",
             ids[1]
-        ),
-    )
-    .await;
+        ))
+        .await;
     let r = verify_acme(&f, &key).await;
     let first = r.first_problem().expect("the edits are found");
     assert_eq!(first.kind, ProblemKind::Changed);
@@ -145,14 +101,12 @@ async fn an_edited_row_is_named_as_the_first_bad_entry(f: Fixture) {
     assert_eq!(r.problems[1].activity_id.as_deref(), Some(ids[1].as_str()));
 }
 
-async fn a_deleted_row_is_named_as_removed(f: Fixture) {
+pub async fn a_deleted_row_is_named_as_removed(f: Fixture) {
     let (_dir, key) = key();
     let ids = history(&f).await;
-    raw(
-        &f,
-        &format!("DELETE FROM activities WHERE id = '{}'", ids[2]),
-    )
-    .await;
+    f.harness
+        .raw(&format!("DELETE FROM activities WHERE id = '{}'", ids[2]))
+        .await;
     let r = verify_acme(&f, &key).await;
     assert_eq!(r.problems.len(), 1, "{:?}", r.problems);
     let p = &r.problems[0];
@@ -161,7 +115,7 @@ async fn a_deleted_row_is_named_as_removed(f: Fixture) {
     assert!(p.detail.contains("removed"), "{}", p.detail);
 }
 
-async fn an_inserted_row_is_named_as_inserted(f: Fixture) {
+pub async fn an_inserted_row_is_named_as_inserted(f: Fixture) {
     let (_dir, key) = key();
     let ids = history(&f).await;
     let forged = "01J00000000000000000000000";
@@ -175,7 +129,7 @@ async fn an_inserted_row_is_named_as_inserted(f: Fixture) {
          FROM activities WHERE id = '{}'",
         ids[0]
     );
-    raw(&f, &copy).await;
+    f.harness.raw(&copy).await;
     let r = verify_acme(&f, &key).await;
     assert_eq!(r.problems.len(), 1, "{:?}", r.problems);
     assert_eq!(r.problems[0].kind, ProblemKind::Inserted);
@@ -183,53 +137,51 @@ async fn an_inserted_row_is_named_as_inserted(f: Fixture) {
     assert_eq!(r.problems[0].link_no, None);
 }
 
-async fn an_altered_link_breaks_the_chain_where_it_was_altered(f: Fixture) {
+pub async fn an_altered_link_breaks_the_chain_where_it_was_altered(f: Fixture) {
     let (_dir, key) = key();
     history(&f).await;
     // The intruder edits a row and the content hash of its link to match: the link's own
     // hash no longer follows.
-    raw(
-        &f,
-        "UPDATE chain_links SET content_sha256 = link_sha256 \
+    f.harness
+        .raw(
+            "UPDATE chain_links SET content_sha256 = link_sha256 \
          WHERE account_id = 'acme' AND link_no = 3",
-    )
-    .await;
+        )
+        .await;
     let r = verify_acme(&f, &key).await;
     let first = r.first_problem().unwrap();
     assert_eq!(first.kind, ProblemKind::ChainBroken);
     assert_eq!(first.link_no, Some(3));
 }
 
-async fn a_truncated_chain_is_caught_by_its_checkpoint(f: Fixture) {
+pub async fn a_truncated_chain_is_caught_by_its_checkpoint(f: Fixture) {
     let (_dir, key) = key();
     let ids = history(&f).await;
     f.store.checkpoint(&key).await.unwrap();
     // Remove the last write (link 8, the end of ids[2]) with its link, and move the head
     // back: the chain alone is consistent again, but the checkpoint signed link 8. SQLite
     // keeps the head in a row to move; PostgreSQL's head is the newest link, moved already.
-    let move_head = match &f.place {
-        Place::File(_) => {
+    let move_head = match f.harness.name() {
+        "sqlite" => {
             "UPDATE chain_heads SET link_no = 7, link_sha256 = (SELECT link_sha256 FROM \
              chain_links WHERE account_id = 'acme' AND link_no = 7) WHERE account_id = 'acme'"
         }
-        Place::Database(_) => "SELECT 1",
+        _ => "SELECT 1",
     };
-    raw(
-        &f,
-        &format!(
+    f.harness
+        .raw(&format!(
             "UPDATE activities SET status = 'in_progress', completed_at = NULL WHERE id = '{}'; \
              DELETE FROM chain_links WHERE account_id = 'acme' AND link_no = 8; {move_head}",
             ids[2]
-        ),
-    )
-    .await;
+        ))
+        .await;
     let r = verify_acme(&f, &key).await;
     let first = r.first_problem().expect("the checkpoint catches it");
     assert_eq!(first.kind, ProblemKind::ChainBroken, "{:?}", r.problems);
     assert_eq!(first.link_no, Some(8));
 }
 
-async fn a_checkpoint_by_another_key_is_refused(f: Fixture) {
+pub async fn a_checkpoint_by_another_key_is_refused(f: Fixture) {
     let (_dir, key) = key();
     let (_other_dir, other) = key_pair();
     history(&f).await;
@@ -248,7 +200,7 @@ fn days_ago(days: i64) -> Timestamp {
     Timestamp::from_millis(Timestamp::now().millis() - days * 86_400_000).unwrap()
 }
 
-async fn retention_removes_only_old_ended_activities_and_the_log_still_verifies(f: Fixture) {
+pub async fn retention_removes_only_old_ended_activities_and_the_log_still_verifies(f: Fixture) {
     let (_dir, key) = key();
     let mut old = Vec::new();
     for (i, s) in ["shop", "shop", "blog", "shop"].iter().enumerate() {
@@ -314,7 +266,7 @@ async fn retention_removes_only_old_ended_activities_and_the_log_still_verifies(
     assert_eq!(r.pruned, 4);
 }
 
-async fn a_prune_whose_removals_are_tampered_with_is_named(f: Fixture) {
+pub async fn a_prune_whose_removals_are_tampered_with_is_named(f: Fixture) {
     let (_dir, key) = key();
     let mut old = Vec::new();
     for _ in 0..3 {
@@ -344,15 +296,13 @@ async fn a_prune_whose_removals_are_tampered_with_is_named(f: Fixture) {
         .activity
         .id
         .clone();
-    raw(
-        &f,
-        &format!(
+    f.harness
+        .raw(&format!(
             "DELETE FROM activities WHERE id = '{victim}'; \
              INSERT INTO pruned_activities (account_id, activity_id, prune_id) \
              VALUES ('acme', '{victim}', '{prune_id}')"
-        ),
-    )
-    .await;
+        ))
+        .await;
     let r = verify_acme(&f, &key).await;
     assert_eq!(r.problems.len(), 1, "{:?}", r.problems);
     assert_eq!(r.problems[0].kind, ProblemKind::Prune);
@@ -361,14 +311,12 @@ async fn a_prune_whose_removals_are_tampered_with_is_named(f: Fixture) {
         Some(prune_id.as_str())
     );
     // And one that brings a pruned activity's listing back out is named too.
-    raw(
-        &f,
-        &format!(
+    f.harness
+        .raw(&format!(
             "DELETE FROM pruned_activities WHERE activity_id IN ('{victim}', '{}')",
             recorded[0].activity.id
-        ),
-    )
-    .await;
+        ))
+        .await;
     let r = verify_acme(&f, &key).await;
     assert!(
         r.problems.iter().any(|p| p.kind == ProblemKind::Removed
@@ -378,7 +326,7 @@ async fn a_prune_whose_removals_are_tampered_with_is_named(f: Fixture) {
     );
 }
 
-async fn retention_periods_default_and_are_kept_per_account(f: Fixture) {
+pub async fn retention_periods_default_and_are_kept_per_account(f: Fixture) {
     assert_eq!(
         f.store.retention_days(&acc("acme")).await.unwrap(),
         DEFAULT_RETENTION_DAYS
@@ -411,7 +359,7 @@ async fn retention_periods_default_and_are_kept_per_account(f: Fixture) {
     ));
 }
 
-async fn looks_at_the_log_are_recorded_newest_first(f: Fixture) {
+pub async fn looks_at_the_log_are_recorded_newest_first(f: Fixture) {
     let look = |site: Option<&str>, action, query: &str| Access {
         seq: 0,
         account_id: acc("acme"),
@@ -464,7 +412,7 @@ async fn looks_at_the_log_are_recorded_newest_first(f: Fixture) {
     );
 }
 
-async fn failed_requests_sharing_a_commit_leave_the_chains_whole(f: Fixture) {
+pub async fn failed_requests_sharing_a_commit_leave_the_chains_whole(f: Fixture) {
     let (_dir, key) = key();
     // Many requests at once share commits; every third is a batch whose second activity
     // names an unknown site, so it fails after its first one was written in its savepoint.

@@ -10,34 +10,34 @@
 //! group, whatever its size. The commit carries a NOTIFY, so every server's feed wakes at
 //! once; polling remains the fallback.
 
+mod export;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
 use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use async_trait::async_trait;
-use sitetrail_core::{
-    Account, AccountId, ActivityFilter, ActivityId, Audience, Colour, Email, Ending, NewActivity,
-    Page, Roster, Site, SiteId, StoredActivity, Timestamp,
-};
+use sitetrail_core::{AccountId, ActivityFilter, ActivityId, Audience, Email, SiteId, Timestamp};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool, Postgres, QueryBuilder, Row};
 use tokio::sync::{broadcast, oneshot};
 
-use crate::chain::{self, AccountReport, Chains, CheckpointBody, CheckpointKey};
-use crate::keys::{self, ApiKey, KeyCache, KeyCheck, StoredKey};
-use crate::plan::Plan;
-use crate::record::{self, SearchText};
-use crate::roster::{self, RosterEntry};
-use crate::rows::{self, ActivityRow, COLS, SITE_COLS, SiteRow};
-use crate::writer::{Done, GroupOutcome, GroupWriter, Work, WriterHandle};
-use crate::{
-    Access, Change, ChangeKind, Listing, PruneRequest, Pruned, Recorded, Scope, Store, StoreError,
-    StoreResult,
-};
+use sitetrail_store::backend::{Backend, Shared};
+use sitetrail_store::chain::{self, Chains, CheckpointBody, CheckpointKey};
+use sitetrail_store::plan::Plan;
+use sitetrail_store::record::SearchText;
+use sitetrail_store::roster::RosterEntry;
+use sitetrail_store::rows::{self, COLS};
+use sitetrail_store::verify::HeadQuery;
+use sitetrail_store::writer::{Done, GroupOutcome, GroupWriter, Work, WriterHandle};
+use sitetrail_store::writes;
+use sitetrail_store::{Access, PruneRequest, Pruned, Scope, StoreError, StoreResult};
+use sitetrail_store::{ExportColumns, ExportStream};
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// The NOTIFY channel every commit that changes an activity signals, with its last change
 /// number as the payload.
@@ -48,14 +48,10 @@ pub const CHANNEL: &str = "sitetrail_changes";
 const READ_CONNECTIONS: u32 = 8;
 
 pub struct PgStore {
-    read: PgPool,
+    /// The reads, the writer and the caches every backend shares.
+    shared: Shared<Postgres>,
     /// Exports' connections, apart from the pages' (see [`crate::export`]).
     export: PgPool,
-    writer: WriterHandle,
-    keys: KeyCache,
-    roster_written: roster::Written,
-    rosters: roster::RosterCache,
-    commits: broadcast::Sender<i64>,
     /// Dropping the store stops its listener.
     _stop_listening: oneshot::Sender<()>,
 }
@@ -88,9 +84,9 @@ impl PgStore {
             .await
             .with_context(|| format!("opening read connections to {shown}"))?;
         let export = PgPoolOptions::new()
-            .max_connections(crate::EXPORT_READERS as u32)
+            .max_connections(sitetrail_store::EXPORT_READERS as u32)
             .min_connections(0)
-            .acquire_timeout(crate::export::READER_WAIT)
+            .acquire_timeout(sitetrail_store::export::READER_WAIT)
             .connect_lazy_with(options.clone().options([("enable_sort", "off")]));
         let (commits, _) = broadcast::channel(1024);
         let writer = WriterHandle::spawn_on_own_runtime(
@@ -106,13 +102,8 @@ impl PgStore {
         let (stop, stopped) = oneshot::channel();
         tokio::spawn(listen(listen_pool, commits.downgrade(), stopped));
         Ok(PgStore {
-            read,
+            shared: Shared::new(read, writer, commits),
             export,
-            writer,
-            keys: KeyCache::default(),
-            roster_written: roster::Written::default(),
-            rosters: roster::RosterCache::default(),
-            commits,
             _stop_listening: stop,
         })
     }
@@ -125,10 +116,10 @@ impl PgStore {
         scope: &Scope,
         audience: Audience,
         filter: &ActivityFilter,
-        page: Page,
+        page: sitetrail_core::Page,
     ) -> StoreResult<Vec<String>> {
         let mut q = rows::list_query::<Postgres>("EXPLAIN SELECT ", scope, audience, filter, page);
-        let found = q.build().fetch_all(&self.read).await?;
+        let found = q.build().fetch_all(self.shared.read()).await?;
         found
             .iter()
             .map(|r| r.try_get::<String, _>(0).map_err(StoreError::from))
@@ -139,7 +130,7 @@ impl PgStore {
     #[cfg(feature = "testkit")]
     pub async fn analyze(&self) -> StoreResult<()> {
         sqlx::query("ANALYZE activities")
-            .execute(&self.read)
+            .execute(self.shared.read())
             .await?;
         Ok(())
     }
@@ -253,10 +244,14 @@ impl GroupWriter for PgWriter {
             let r = match work {
                 Work::Record(batch) => plan.record(batch),
                 Work::End(id, ending) => plan.end(&id, &ending, now),
-                Work::UpsertAccount(a) => upsert_account(conn, &a, now).await,
-                Work::UpsertSite(s) => upsert_site(conn, &mut plan.owners, &s, now).await,
-                Work::CreateKey(k) => create_key(conn, &k, now).await,
-                Work::SetRetention(account, days) => set_retention(conn, &account, days).await,
+                Work::UpsertAccount(a) => writes::upsert_account::<Postgres>(conn, &a, now).await,
+                Work::UpsertSite(s) => {
+                    writes::upsert_site::<Postgres>(conn, &mut plan.owners, &s, now).await
+                }
+                Work::CreateKey(k) => writes::create_key::<Postgres>(conn, &k, now).await,
+                Work::SetRetention(account, days) => {
+                    writes::set_retention::<Postgres>(conn, &account, days).await
+                }
                 Work::RecordAccess(batch) => record_access(conn, &batch).await,
                 Work::AddToRoster(entries) => add_to_roster(conn, &entries).await,
                 Work::Prune(request) => prune(conn, &mut plan, &request, now).await,
@@ -534,87 +529,6 @@ async fn update_ends(plan: &Plan, conn: &mut PgConnection) -> anyhow::Result<()>
     Ok(())
 }
 
-async fn upsert_account(conn: &mut PgConnection, a: &Account, now: Timestamp) -> StoreResult<Done> {
-    let settings = serde_json::json!({
-        "partner_colour": a.partner_colour.as_ref().map(Colour::as_str),
-    });
-    sqlx::query(
-        "INSERT INTO accounts (id, name, partner, settings, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
-         partner = excluded.partner, settings = excluded.settings, \
-         updated_at = excluded.updated_at",
-    )
-    .bind(a.id.as_str())
-    .bind(&a.name)
-    .bind(&a.partner)
-    .bind(settings.to_string())
-    .bind(now.millis())
-    .execute(&mut *conn)
-    .await?;
-    Ok(Done::Unit)
-}
-
-async fn upsert_site(
-    conn: &mut PgConnection,
-    owners: &mut HashMap<SiteId, AccountId>,
-    s: &Site,
-    now: Timestamp,
-) -> StoreResult<Done> {
-    let account: Option<String> = sqlx::query_scalar("SELECT id FROM accounts WHERE id = $1")
-        .bind(s.account_id.as_str())
-        .fetch_optional(&mut *conn)
-        .await?;
-    if account.is_none() {
-        return Err(sitetrail_core::InvalidField::new("account_id", "unknown account").into());
-    }
-    let owner: Option<String> = sqlx::query_scalar("SELECT account_id FROM sites WHERE id = $1")
-        .bind(s.id.as_str())
-        .fetch_optional(&mut *conn)
-        .await?;
-    if owner.is_some_and(|o| o != s.account_id.as_str()) {
-        return Err(StoreError::Conflict(format!(
-            "site {} belongs to another account",
-            s.id
-        )));
-    }
-    sqlx::query(
-        "INSERT INTO sites (id, account_id, name, live_url, live_docroot, staging_url, \
-         staging_docroot, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
-         ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
-         live_url = excluded.live_url, live_docroot = excluded.live_docroot, \
-         staging_url = excluded.staging_url, staging_docroot = excluded.staging_docroot, \
-         updated_at = excluded.updated_at",
-    )
-    .bind(s.id.as_str())
-    .bind(s.account_id.as_str())
-    .bind(&s.name)
-    .bind(s.live.url.as_str())
-    .bind(&s.live.docroot)
-    .bind(s.staging.as_ref().map(|e| e.url.as_str()))
-    .bind(s.staging.as_ref().and_then(|e| e.docroot.as_deref()))
-    .bind(now.millis())
-    .execute(&mut *conn)
-    .await?;
-    owners.insert(s.id.clone(), s.account_id.clone());
-    Ok(Done::Unit)
-}
-
-async fn set_retention(
-    conn: &mut PgConnection,
-    account: &AccountId,
-    days: Option<u32>,
-) -> StoreResult<Done> {
-    let updated = sqlx::query("UPDATE accounts SET retention_days = $1 WHERE id = $2")
-        .bind(days.map(|d| d as i32))
-        .bind(account.as_str())
-        .execute(&mut *conn)
-        .await?;
-    if updated.rows_affected() == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(Done::Unit)
-}
-
 async fn record_access(conn: &mut PgConnection, batch: &[Access]) -> StoreResult<Done> {
     for chunk in batch.chunks(500) {
         let mut q = QueryBuilder::<Postgres>::new(
@@ -662,20 +576,7 @@ async fn prune(
     request: &PruneRequest,
     now: Timestamp,
 ) -> StoreResult<Done> {
-    let mut q = QueryBuilder::<Postgres>::new("SELECT ");
-    q.push(COLS)
-        .push(" FROM activities WHERE account_id = ")
-        .push_bind(request.account.as_str())
-        .push(" AND created_at < ")
-        .push_bind(request.before.millis())
-        .push(" AND status <> 'in_progress' AND activity <> 'prune_activity_log' ")
-        .push("ORDER BY created_at, seq LIMIT ")
-        .push_bind(i64::from(request.limit));
-    let found: Vec<ActivityRow> = q.build_query_as().fetch_all(&mut *conn).await?;
-    let selected = found
-        .into_iter()
-        .map(ActivityRow::decode)
-        .collect::<StoreResult<Vec<_>>>()?;
+    let selected = writes::prunable::<Postgres>(conn, request).await?;
     let mut pruned = Pruned::default();
     for (logged, group) in plan.prune(request, selected, now)? {
         let ids: Vec<&str> = group.iter().map(|a| a.id.as_str()).collect();
@@ -797,350 +698,23 @@ async fn sign_checkpoints(
     Ok(out)
 }
 
-async fn create_key(conn: &mut PgConnection, key: &ApiKey, now: Timestamp) -> StoreResult<Done> {
-    sqlx::query(
-        "INSERT INTO api_keys (id, name, secret_sha256, created_at) VALUES ($1, $2, $3, $4)",
-    )
-    .bind(&key.id)
-    .bind(&key.name)
-    .bind(key.secret_sha256())
-    .bind(now.millis())
-    .execute(&mut *conn)
-    .await?;
-    Ok(Done::Unit)
-}
-
 #[async_trait]
-impl Store for PgStore {
-    async fn upsert_account(&self, account: &Account) -> StoreResult<()> {
-        self.writer
-            .write(Work::UpsertAccount(account.clone()))
-            .await
-            .map(|_| ())
+impl Backend for PgStore {
+    type Db = Postgres;
+    const HEAD: HeadQuery = sitetrail_store::verify::HEAD_LINK;
+
+    fn shared(&self) -> &Shared<Postgres> {
+        &self.shared
     }
 
-    async fn account(&self, id: &AccountId) -> StoreResult<Option<Account>> {
-        let row = sqlx::query("SELECT name, partner, settings FROM accounts WHERE id = $1")
-            .bind(id.as_str())
-            .fetch_optional(&self.read)
-            .await?;
-        row.map(|r| -> StoreResult<Account> {
-            let settings: String = r.try_get("settings")?;
-            let settings: serde_json::Value =
-                serde_json::from_str(&settings).map_err(anyhow::Error::from)?;
-            Ok(Account {
-                id: id.clone(),
-                name: r.try_get("name")?,
-                partner: r.try_get("partner")?,
-                partner_colour: settings
-                    .get("partner_colour")
-                    .and_then(|c| c.as_str())
-                    .and_then(|c| Colour::parse(c).ok()),
-            })
-        })
-        .transpose()
-    }
-
-    async fn upsert_site(&self, site: &Site) -> StoreResult<()> {
-        self.writer
-            .write(Work::UpsertSite(site.clone()))
-            .await
-            .map(|_| ())
-    }
-
-    async fn site(&self, id: &SiteId) -> StoreResult<Option<Site>> {
-        let mut q = QueryBuilder::<Postgres>::new("SELECT ");
-        q.push(SITE_COLS)
-            .push(" FROM sites WHERE id = ")
-            .push_bind(id.as_str());
-        let row: Option<SiteRow> = q.build_query_as().fetch_optional(&self.read).await?;
-        row.map(SiteRow::decode).transpose()
-    }
-
-    async fn sites_of(&self, account: &AccountId) -> StoreResult<Vec<Site>> {
-        let mut q = QueryBuilder::<Postgres>::new("SELECT ");
-        q.push(SITE_COLS)
-            .push(" FROM sites WHERE account_id = ")
-            .push_bind(account.as_str())
-            .push(" ORDER BY name, id");
-        let found: Vec<SiteRow> = q.build_query_as().fetch_all(&self.read).await?;
-        found.into_iter().map(SiteRow::decode).collect()
-    }
-
-    async fn hosted_sites(&self) -> StoreResult<Vec<Site>> {
-        let mut q = QueryBuilder::<Postgres>::new("SELECT ");
-        q.push(SITE_COLS)
-            .push(" FROM sites WHERE live_docroot IS NOT NULL ORDER BY id");
-        let found: Vec<SiteRow> = q.build_query_as().fetch_all(&self.read).await?;
-        found.into_iter().map(SiteRow::decode).collect()
-    }
-
-    async fn record(&self, batch: Vec<NewActivity>) -> StoreResult<Vec<Recorded>> {
-        let support = self
-            .roster_written
-            .unwritten(roster::support_actors(&batch));
-        if !support.is_empty() {
-            self.add_to_roster(support).await?;
-        }
-        match self
-            .writer
-            .write(Work::Record(record::prepare_all(batch)?))
-            .await?
-        {
-            Done::Recorded(r) => Ok(r),
-            _ => unreachable!("record answers with Recorded"),
-        }
-    }
-
-    async fn end(&self, id: &ActivityId, ending: Ending) -> StoreResult<StoredActivity> {
-        match self.writer.write(Work::End(id.clone(), ending)).await? {
-            Done::Ended(a) => Ok(*a),
-            _ => unreachable!("end answers with Ended"),
-        }
-    }
-
-    async fn activity(&self, id: &ActivityId) -> StoreResult<Option<StoredActivity>> {
-        let mut q = QueryBuilder::<Postgres>::new("SELECT ");
-        q.push(COLS)
-            .push(" FROM activities WHERE id = ")
-            .push_bind(id.as_str());
-        let row: Option<ActivityRow> = q.build_query_as().fetch_optional(&self.read).await?;
-        row.map(ActivityRow::decode).transpose()
-    }
-
-    async fn list(
-        &self,
-        scope: &Scope,
-        audience: Audience,
-        filter: &ActivityFilter,
-        page: Page,
-    ) -> StoreResult<Listing> {
-        let mut q = rows::list_query::<Postgres>("SELECT ", scope, audience, filter, page);
-        let found: Vec<ActivityRow> = q.build_query_as().fetch_all(&self.read).await?;
-        let items = found
-            .into_iter()
-            .map(ActivityRow::decode)
-            .collect::<StoreResult<Vec<_>>>()?;
-        Ok(rows::listing(items, page))
-    }
-
-    async fn changes_after(
-        &self,
-        change_no: i64,
-        site: Option<&SiteId>,
-        limit: u32,
-    ) -> StoreResult<Vec<Change>> {
-        let mut q = QueryBuilder::<Postgres>::new("SELECT ");
-        q.push(COLS)
-            .push(" FROM activities WHERE change_no > ")
-            .push_bind(change_no);
-        if let Some(site) = site {
-            q.push(" AND site_id = ").push_bind(site.as_str());
-        }
-        q.push(" ORDER BY change_no LIMIT ")
-            .push_bind(i64::from(limit));
-        let found: Vec<ActivityRow> = q.build_query_as().fetch_all(&self.read).await?;
-        found
-            .into_iter()
-            .map(|r| {
-                let change_no = r.change_no;
-                let activity = r.decode()?;
-                Ok(Change {
-                    change_no,
-                    kind: ChangeKind::of(&activity),
-                    activity,
-                })
-            })
-            .collect()
-    }
-
-    async fn last_change_no(&self) -> StoreResult<i64> {
-        Ok(
-            sqlx::query_scalar("SELECT value FROM counters WHERE name = 'change'")
-                .fetch_one(&self.read)
-                .await?,
-        )
-    }
-
-    fn subscribe_commits(&self) -> broadcast::Receiver<i64> {
-        self.commits.subscribe()
-    }
-
-    async fn account_ids(&self) -> StoreResult<Vec<AccountId>> {
-        let ids: Vec<String> = sqlx::query_scalar(crate::rows::ACCOUNT_IDS)
-            .fetch_all(&self.read)
-            .await?;
-        ids.iter()
-            .map(|i| AccountId::parse(i).map_err(|e| anyhow::anyhow!("{e}").into()))
-            .collect()
-    }
-
-    async fn set_retention_days(&self, account: &AccountId, days: Option<u32>) -> StoreResult<()> {
-        self.writer
-            .write(Work::SetRetention(account.clone(), days))
-            .await
-            .map(|_| ())
-    }
-
-    async fn retention_days(&self, account: &AccountId) -> StoreResult<u32> {
-        let days: Option<Option<i32>> =
-            sqlx::query_scalar("SELECT retention_days FROM accounts WHERE id = $1")
-                .bind(account.as_str())
-                .fetch_optional(&self.read)
-                .await?;
-        Ok(record::retention(days.flatten().map(i64::from)))
-    }
-
-    async fn prune(&self, request: PruneRequest) -> StoreResult<Pruned> {
-        match self.writer.write(Work::Prune(request)).await? {
-            Done::Pruned(p) => Ok(p),
-            _ => unreachable!("prune answers with Pruned"),
-        }
-    }
-
-    async fn checkpoint(&self, key: &CheckpointKey) -> StoreResult<Vec<CheckpointBody>> {
-        match self.writer.write(Work::Checkpoint(key.clone())).await? {
-            Done::Checkpointed(c) => Ok(c),
-            _ => unreachable!("checkpoint answers with Checkpointed"),
-        }
-    }
-
-    async fn verify(
-        &self,
-        account: Option<&AccountId>,
-        trusted: &[[u8; 32]],
-    ) -> StoreResult<Vec<AccountReport>> {
-        let accounts = match account {
-            Some(a) => vec![a.clone()],
-            None => self.account_ids().await?,
-        };
-        // One snapshot: the chain, the checkpoints and the activities as of one moment,
-        // whatever every server writes meanwhile.
-        let mut tx = self.read.begin().await?;
+    /// One snapshot: the chain, the checkpoints and the activities as of one moment,
+    /// whatever every server writes meanwhile.
+    async fn snapshot(&self) -> StoreResult<sqlx::Transaction<'static, Postgres>> {
+        let mut tx = self.shared.read().begin().await?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .execute(&mut *tx)
             .await?;
-        let mut reports = Vec::with_capacity(accounts.len());
-        for account in accounts {
-            reports.push(
-                crate::verify::account::<Postgres>(
-                    &mut tx,
-                    &account,
-                    trusted,
-                    crate::verify::HEAD_LINK,
-                )
-                .await?,
-            );
-        }
-        tx.rollback().await?;
-        Ok(reports)
-    }
-
-    async fn add_to_roster(&self, people: Vec<RosterEntry>) -> StoreResult<()> {
-        if people.is_empty() {
-            return Ok(());
-        }
-        self.writer.write(Work::AddToRoster(people.clone())).await?;
-        self.roster_written.remember(&people);
-        Ok(())
-    }
-
-    async fn roster(&self, account: &AccountId) -> StoreResult<Arc<Roster>> {
-        let version: roster::RosterVersion = sqlx::query_as(
-            "SELECT (SELECT partner FROM accounts WHERE id = $1) AS partner, \
-                    count(*) AS rows, coalesce(max(added_at), 0) AS newest \
-             FROM support_roster WHERE account_id IN ( \
-               SELECT $1::text UNION \
-               SELECT id FROM accounts WHERE partner = \
-                 (SELECT partner FROM accounts WHERE id = $1))",
-        )
-        .bind(account.as_str())
-        .fetch_one(&self.read)
-        .await?;
-        if let Some(roster) = self.rosters.get(account, &version) {
-            return Ok(roster);
-        }
-        let rows: Vec<(String, String)> = sqlx::query_as(
-            "SELECT email, name FROM support_roster WHERE account_id IN ( \
-               SELECT $1::text UNION \
-               SELECT id FROM accounts WHERE partner = \
-                 (SELECT partner FROM accounts WHERE id = $1)) \
-             LIMIT $2",
-        )
-        .bind(account.as_str())
-        .bind(roster::MAX_ROSTER + 1)
-        .fetch_all(&self.read)
-        .await?;
-        let roster = Arc::new(roster::from_rows(rows));
-        self.rosters.put(account, version, roster.clone());
-        Ok(roster)
-    }
-
-    async fn record_access(&self, batch: Vec<Access>) -> StoreResult<()> {
-        self.writer
-            .write(Work::RecordAccess(batch))
-            .await
-            .map(|_| ())
-    }
-
-    async fn accesses(
-        &self,
-        account: &AccountId,
-        site: Option<&SiteId>,
-        before: Option<i64>,
-        limit: u32,
-    ) -> StoreResult<Vec<Access>> {
-        let mut q = QueryBuilder::<Postgres>::new("SELECT ");
-        q.push(rows::ACCESS_COLS)
-            .push(" FROM access_log WHERE account_id = ")
-            .push_bind(account.as_str());
-        if let Some(site) = site {
-            q.push(" AND site_id = ").push_bind(site.as_str());
-        }
-        if let Some(before) = before {
-            q.push(" AND seq < ").push_bind(before);
-        }
-        q.push(" ORDER BY seq DESC LIMIT ")
-            .push_bind(i64::from(limit));
-        let found: Vec<rows::AccessRow> = q.build_query_as().fetch_all(&self.read).await?;
-        found.into_iter().map(rows::AccessRow::decode).collect()
-    }
-
-    async fn create_api_key(&self, name: &str) -> StoreResult<ApiKey> {
-        sitetrail_core::site::check_name("name", name)?;
-        let key = ApiKey::generate(name)?;
-        let shown = ApiKey {
-            id: key.id.clone(),
-            name: key.name.clone(),
-            secret: key.secret.clone(),
-        };
-        self.writer.write(Work::CreateKey(key)).await?;
-        Ok(shown)
-    }
-
-    async fn check_api_key(&self, presented: &str) -> StoreResult<KeyCheck> {
-        let Some((id, secret)) = keys::split(presented) else {
-            return Ok(KeyCheck::Invalid);
-        };
-        let stored = match self.keys.get(id) {
-            Some(k) => Some(k),
-            None => {
-                let row: Option<(String, Vec<u8>)> =
-                    sqlx::query_as("SELECT name, secret_sha256 FROM api_keys WHERE id = $1")
-                        .bind(id)
-                        .fetch_optional(&self.read)
-                        .await?;
-                let stored = row.map(|(name, secret_sha256)| StoredKey {
-                    name,
-                    secret_sha256,
-                });
-                if let Some(k) = &stored {
-                    self.keys.put(id, k.clone());
-                }
-                stored
-            }
-        };
-        Ok(keys::check(id, secret, stored.as_ref()))
+        Ok(tx)
     }
 
     async fn export(
@@ -1148,9 +722,9 @@ impl Store for PgStore {
         scope: &Scope,
         audience: Audience,
         filter: &ActivityFilter,
-        columns: crate::ExportColumns,
-    ) -> StoreResult<crate::ExportStream> {
-        crate::export::postgres(&self.export, scope, audience, filter, columns).await
+        columns: ExportColumns,
+    ) -> StoreResult<ExportStream> {
+        crate::export::export(&self.export, scope, audience, filter, columns).await
     }
 }
 
