@@ -386,11 +386,14 @@ pub async fn page_for(
                 .ok_or(FilterError::BadCursor)?,
         ),
     };
-    let lens = Lens::of(state, audience, &scope.account).await?;
     let (items, next, prev) = if audience == Audience::Client && filter.reads_the_view() {
+        let lens = Lens::of(state, audience, &scope.account).await?;
         client_search(state, &lens, scope, &filter, page).await?
     } else {
-        let listing = state.store.list(scope, audience, &filter, page).await?;
+        // The roster and the page do not depend on each other: read at once.
+        let list =
+            async { Ok::<_, ApiError>(state.store.list(scope, audience, &filter, page).await?) };
+        let (lens, listing) = tokio::try_join!(Lens::of(state, audience, &scope.account), list)?;
         let items = listing.items.iter().map(|a| lens.view(a)).collect();
         (items, listing.next, listing.prev)
     };
@@ -487,8 +490,22 @@ pub async fn list_site(
     Path(site): Path<String>,
     ApiQuery(raw): ApiQuery<RawQuery>,
 ) -> ApiResult<Json<ListResponse>> {
-    let scope = site_scope(&state, &viewer, &site).await?;
-    Ok(Json(page_for(&state, viewer.audience, &scope, &raw).await?))
+    // The page's own query reads only a site of the viewer's account, so the page is read
+    // at once; only an empty one asks whether the site is there at all, to answer 404 for a
+    // site that is unknown or not the viewer's, as everywhere.
+    let claimed = SiteId::parse(&site)
+        .ok()
+        .filter(|s| viewer.may_see(&viewer.account, s))
+        .ok_or(ApiError::NotFound("no such site"))?;
+    let scope = Scope {
+        account: viewer.account.clone(),
+        site: Some(claimed),
+    };
+    let page = page_for(&state, viewer.audience, &scope, &raw).await?;
+    if page.items.is_empty() {
+        site_scope(&state, &viewer, &site).await?;
+    }
+    Ok(Json(page))
 }
 
 #[utoipa::path(get, path = "/api/v1/activities", tag = "viewers",
