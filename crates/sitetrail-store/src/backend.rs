@@ -14,7 +14,8 @@ use sitetrail_core::{
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, QueryBuilder, Type};
 use tokio::sync::broadcast;
 
-use crate::chain::{AccountReport, CheckpointBody, CheckpointKey};
+use crate::AccountReport;
+use crate::chain::{CheckpointBody, CheckpointKey};
 use crate::keys::{self, ApiKey, KeyCache, KeyCheck, StoredKey};
 use crate::record;
 use crate::roster::{self, RosterEntry, RosterVersion};

@@ -26,10 +26,11 @@ use sitetrail_core::{
 };
 use tokio::sync::broadcast;
 
-pub use chain::{AccountReport, CheckpointBody, CheckpointKey, Problem, ProblemKind};
+pub use chain::{CheckpointBody, CheckpointKey};
 pub use export::{EXPORT_READERS, ExportColumns, ExportStream};
 pub use keys::{ApiKey, KeyCheck};
 pub use roster::{MAX_ROSTER, RosterEntry};
+pub use verify::{AccountReport, Problem, ProblemKind};
 
 /// How long an account's activities are kept when it has no retention period of its own.
 pub const DEFAULT_RETENTION_DAYS: u32 = 400;

@@ -9,6 +9,7 @@
 mod cases;
 mod export;
 mod integrity;
+mod reads;
 
 use async_trait::async_trait;
 use sitetrail_core::{
@@ -20,6 +21,7 @@ use sitetrail_core::{
 pub use cases::*;
 pub use export::*;
 pub use integrity::*;
+pub use reads::*;
 
 use crate::{DynStore, RosterEntry, Scope, StoreError};
 
