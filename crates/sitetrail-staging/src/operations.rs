@@ -313,10 +313,7 @@ impl Engine {
                 tracing::error!(activity = %activity.id, error = format!("{e:#}"), "taking the site's lock failed");
                 Err(Refusal {
                     description: format!("{} did not start", op.kind().label()),
-                    reason: format!(
-                        "{} could not start, and nothing was changed. {TRY_AGAIN}",
-                        op.kind().label()
-                    ),
+                    reason: format!("Nothing was changed. {TRY_AGAIN}"),
                     details: None,
                 })
             }
