@@ -111,8 +111,13 @@ async fn fixture_on(sqlite: bool) -> Fixture {
 }
 
 impl Fixture {
+    /// Starts an operation as the owner, without waiting for its end.
+    async fn start(&self, op: Operation) -> sitetrail_staging::Started {
+        self.engine.start(&self.site, op, owner()).await.unwrap()
+    }
+
     async fn run(&self, op: Operation) -> StoredActivity {
-        let started = self.engine.start(&self.site, op, owner()).await.unwrap();
+        let started = self.start(op).await;
         tokio::time::timeout(Duration::from_secs(240), started.finished)
             .await
             .expect("the operation ends")
@@ -639,30 +644,12 @@ async fn a_second_operation_on_the_site_is_refused_and_logged() {
         f.run(Operation::CreateStaging).await.status,
         Status::Completed
     );
-    let first = f
-        .engine
-        .start(
-            &f.site,
-            Operation::PushToLive {
-                scope: PushScope::Site,
-                keep_staging: true,
-            },
-            owner(),
-        )
-        .await
-        .unwrap();
-    let second = f
-        .engine
-        .start(
-            &f.site,
-            Operation::PushToLive {
-                scope: PushScope::Site,
-                keep_staging: true,
-            },
-            owner(),
-        )
-        .await
-        .unwrap();
+    let push = || Operation::PushToLive {
+        scope: PushScope::Site,
+        keep_staging: true,
+    };
+    let first = f.start(push()).await;
+    let second = f.start(push()).await;
     assert_eq!(second.activity.status, Status::Failed);
     let reason = second.activity.error.clone().unwrap();
     assert_eq!(

@@ -6,7 +6,7 @@ use sitetrail_core::{Actor, Environment, Status};
 use sitetrail_staging::wordpress::{self, Service};
 use sitetrail_staging::{BackupReason, Operation, PushScope};
 
-use super::{fixture_sqlite, owner};
+use super::fixture_sqlite;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_scheduled_backup_refused_during_a_push_says_it_was_skipped_and_runs_later() {
@@ -19,17 +19,11 @@ async fn a_scheduled_backup_refused_during_a_push_says_it_was_skipped_and_runs_l
         Status::Completed
     );
     let push = f
-        .engine
-        .start(
-            &f.site,
-            Operation::PushToLive {
-                scope: PushScope::Site,
-                keep_staging: true,
-            },
-            owner(),
-        )
-        .await
-        .unwrap();
+        .start(Operation::PushToLive {
+            scope: PushScope::Site,
+            keep_staging: true,
+        })
+        .await;
     let daily = f
         .engine
         .start(

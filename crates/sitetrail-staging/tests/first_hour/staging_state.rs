@@ -7,18 +7,14 @@ use sitetrail_core::Status;
 use sitetrail_staging::wordpress::{self, Service};
 use sitetrail_staging::{Operation, PushScope, StagingSource};
 
-use super::{Fixture, fixture, fixture_sqlite, owner};
+use super::{Fixture, fixture, fixture_sqlite};
 
 async fn staging_is_recorded_from_creation_to_push(f: Fixture) {
     let before = f.engine.staging_state(&f.site).await.unwrap();
     assert!(!before.exists, "nothing made yet: {before:?}");
     assert!(before.created.is_none() && before.size_bytes.is_none());
 
-    let started = f
-        .engine
-        .start(&f.site, Operation::CreateStaging, owner())
-        .await
-        .unwrap();
+    let started = f.start(Operation::CreateStaging).await;
     let running = f.engine.running(&f.site).expect("the creation is running");
     assert_eq!(running.activity, started.activity.id);
     let mut progress = running.progress;
