@@ -11,9 +11,12 @@ pub mod mysql;
 mod operations;
 mod pause;
 pub mod policy;
+mod progress;
 mod recover;
+mod refusals;
 pub mod snapshot;
 pub mod sqlite_db;
+mod state;
 mod switch;
 pub mod tree;
 /// Real WordPress sites for tests, benchmarks and the demo (the `testkit` feature).
@@ -21,11 +24,15 @@ pub mod tree;
 pub mod wordpress;
 pub mod wpconfig;
 
-pub use operations::{Engine, EngineError, Operation, Progress, PushScope, Started, public_reason};
+pub use operations::{Engine, EngineError, NO_STAGING, Operation, PushScope, Started};
 #[cfg(feature = "testkit")]
 pub use pause::PausePoint;
 pub use policy::{DatabaseHosts, DatabasePolicy};
+pub use progress::{ForPeople, Progress};
 pub use snapshot::{BackupReason, Manifest};
+#[cfg(feature = "testkit")]
+pub use state::record_made_for_tests;
+pub use state::{Running, StagingOrigin, StagingSource, StagingState};
 
 /// Runs blocking file work on tokio's blocking pool, never on the runtime's threads.
 pub(crate) async fn blocking<T: Send + 'static>(
