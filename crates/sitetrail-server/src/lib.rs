@@ -228,13 +228,24 @@ async fn forget_idle_limits(limits: Arc<limits::Limiter>) {
     }
 }
 
-/// An address nothing serves: the API answers in its error JSON, pages with a plain 404.
+/// An address nothing serves: the API answers in its error JSON, the dashboard with a page in
+/// its own look that leads back.
 async fn not_found(uri: axum::http::Uri) -> axum::response::Response {
     use axum::response::IntoResponse;
     if uri.path().starts_with("/api/") {
         error::ApiError::NotFound("no such endpoint").into_response()
     } else {
-        (axum::http::StatusCode::NOT_FOUND, "Not found").into_response()
+        let mut page = pages::PageError::page_not_found().into_response();
+        let headers = page.headers_mut();
+        headers.insert(
+            axum::http::header::CONTENT_SECURITY_POLICY,
+            axum::http::HeaderValue::from_static(pages::CONTENT_SECURITY_POLICY),
+        );
+        headers.insert(
+            axum::http::header::CACHE_CONTROL,
+            axum::http::HeaderValue::from_static("no-store"),
+        );
+        page
     }
 }
 
