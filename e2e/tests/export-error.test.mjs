@@ -53,7 +53,7 @@ test('"CSV for Excel" downloads failed rows with their error, a BOM first, no su
     assert.ok(rows.every((r) => r[4] === 'Failed'));
     assert.ok(!text.includes(SUPPORT.email) && !text.includes(SUPPORT.name), 'no support person');
 
-    const plain = await page.request.get(await page.getAttribute('#export-csv', 'href'));
+    const plain = await page.request.get(BASE + await page.getAttribute('#export-csv', 'href'));
     assert.notEqual((await plain.body())[0], 0xef, 'the plain CSV has no BOM');
     assertNoProblems(page);
   } finally {
