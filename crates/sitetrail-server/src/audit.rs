@@ -10,8 +10,6 @@
 //! within [`WINDOW`] (reloading a page, paging, the dashboard's live updates after the page
 //! that opened them) is one look, not one per request. Exports are always recorded.
 
-use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,6 +21,7 @@ use sitetrail_store::{Access, AccessAction, DynStore};
 use tokio::sync::mpsc;
 
 use crate::AppState;
+use crate::memo::{self, Memo};
 
 /// Looks waiting to be written; beyond this they are dropped (and counted), never waited for.
 const QUEUE: usize = 10_000;
@@ -38,45 +37,20 @@ const NOT_FILTERS: [&str; 4] = ["after", "cursor", "limit", "tz"];
 #[derive(Clone)]
 pub struct AccessLog {
     tx: mpsc::Sender<Access>,
-    seen: Arc<Mutex<Seen>>,
-}
-
-/// The looks of the last [`WINDOW`], by a hash of who read what.
-#[derive(Default)]
-struct Seen {
-    at: HashMap<u64, Instant>,
-}
-
-impl Seen {
-    /// Whether `key` was seen within the window.
-    fn recent(&mut self, key: u64, now: Instant) -> bool {
-        self.at
-            .get(&key)
-            .is_some_and(|t| now.duration_since(*t) < WINDOW)
-    }
-
-    fn note(&mut self, key: u64, now: Instant) {
-        if self.at.len() >= REMEMBERED {
-            self.at.retain(|_, t| now.duration_since(*t) < WINDOW);
-            if self.at.len() >= REMEMBERED {
-                self.at.clear();
-            }
-        }
-        self.at.insert(key, now);
-    }
+    seen: Arc<Mutex<Memo<()>>>,
 }
 
 /// A look's key: the viewer (account, audience, person), the site and what they read.
 fn key(viewer: &Viewer, site: Option<&SiteId>, what: &str, filters: &str) -> u64 {
-    let mut h = DefaultHasher::new();
-    viewer.account.as_str().hash(&mut h);
-    viewer.audience.hash(&mut h);
-    viewer.actor.kind.hash(&mut h);
-    viewer.actor.email.as_ref().map(|e| e.expose()).hash(&mut h);
-    site.map(SiteId::as_str).hash(&mut h);
-    what.hash(&mut h);
-    filters.hash(&mut h);
-    h.finish()
+    memo::key(&[
+        viewer.account.as_str(),
+        viewer.audience.as_str(),
+        viewer.actor.kind.as_str(),
+        viewer.actor.email.as_ref().map_or("", |e| e.expose()),
+        site.map_or("", SiteId::as_str),
+        what,
+        filters,
+    ])
 }
 
 /// The query without what is no filter ([`NOT_FILTERS`]), as it was written.
@@ -98,7 +72,7 @@ impl AccessLog {
         tokio::spawn(write_looks(store, rx));
         AccessLog {
             tx,
-            seen: Arc::default(),
+            seen: Arc::new(Mutex::new(Memo::new(WINDOW, REMEMBERED))),
         }
     }
 
@@ -123,13 +97,13 @@ impl AccessLog {
             let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
             let repeat = match action {
                 AccessAction::Export => false,
-                AccessAction::Stream => seen.recent(read_site, now),
-                AccessAction::List | AccessAction::Get => seen.recent(this, now),
+                AccessAction::Stream => seen.get(read_site, now).is_some(),
+                AccessAction::List | AccessAction::Get => seen.get(this, now).is_some(),
             };
             if action != AccessAction::Get {
-                seen.note(read_site, now);
+                seen.insert(read_site, (), now);
             }
-            seen.note(this, now);
+            seen.insert(this, (), now);
             if repeat {
                 return;
             }
@@ -235,7 +209,7 @@ mod tests {
         let (tx, rx) = mpsc::channel(100);
         let log = AccessLog {
             tx,
-            seen: Arc::default(),
+            seen: Arc::new(Mutex::new(Memo::new(WINDOW, REMEMBERED))),
         };
         (log, rx)
     }

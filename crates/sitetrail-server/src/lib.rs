@@ -9,6 +9,7 @@ mod feed;
 mod json;
 mod lens;
 pub mod limits;
+mod memo;
 mod observe;
 mod opaque;
 pub mod pages;
@@ -110,6 +111,8 @@ pub struct AppState {
     pub engine: Engine,
     pub limits: Arc<limits::Limiter>,
     pub access: audit::AccessLog,
+    /// The action forms sent lately (one-time tokens: a form sent twice starts once).
+    pub sent_forms: Arc<pages::once::SentForms>,
     /// Whether the session cookie is `Secure` (see [`Config::insecure_cookies_on_loopback`]).
     pub secure_cookies: bool,
 }
@@ -188,6 +191,7 @@ impl App {
         tokio::spawn(forget_idle_limits(limits.clone()));
         let state = AppState {
             access: audit::AccessLog::start(store.clone()),
+            sent_forms: Arc::default(),
             store,
             tokens,
             feed,

@@ -116,12 +116,17 @@ async fn backups(
 #[derive(Debug, Deserialize)]
 struct BackupForm {
     csrf: Option<String>,
+    once: Option<String>,
     environment: Option<String>,
 }
 
 impl HasCsrf for BackupForm {
     fn csrf(&self) -> Option<&str> {
         self.csrf.as_deref()
+    }
+
+    fn once(&self) -> Option<&str> {
+        self.once.as_deref()
     }
 }
 
@@ -147,7 +152,7 @@ async fn create_backup(
         reason: BackupReason::Manual,
     };
     let here = site_path(&site, Section::Backups);
-    match operations::start(&state, &session, &site, op).await? {
+    match operations::start(&state, &session, &site, op, form.once()).await? {
         Ok(activity) => Ok(operations::started(&here, &activity)),
         Err(refusal) => {
             let flash = Flash::refused(label, refusal.message);

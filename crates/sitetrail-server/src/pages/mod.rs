@@ -11,6 +11,7 @@ mod backups;
 pub mod csrf;
 mod error;
 mod login;
+pub mod once;
 mod operations;
 mod session;
 mod shell;

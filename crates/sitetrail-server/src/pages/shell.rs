@@ -82,6 +82,8 @@ pub struct Shell {
     /// The account's sites, when the viewer may open more than one.
     pub sites: Vec<SiteLink>,
     pub csrf: String,
+    /// The one-time token of this page's action forms ([`crate::pages::once`]).
+    pub once: String,
 }
 
 fn without_scheme(url: &str) -> String {
@@ -170,6 +172,7 @@ impl SitePage {
                 .collect(),
             sites,
             csrf: session.csrf_token(),
+            once: crate::pages::once::token(),
         };
         Ok(SitePage { shell, scope, site })
     }

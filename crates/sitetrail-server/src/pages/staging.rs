@@ -137,10 +137,11 @@ async fn start_from_staging(
     session: &Session,
     site: &str,
     op: Operation,
+    once: Option<&str>,
     kept: Said<'_>,
 ) -> Result<Response, PageError> {
     let label = op.kind().label();
-    match operations::start(state, session, site, op).await? {
+    match operations::start(state, session, site, op, once).await? {
         Ok(activity) => Ok(operations::started(&staging_path(site), &activity)),
         Err(refusal) => {
             let said = Said {
@@ -172,11 +173,16 @@ async fn invalid_choice(
 #[derive(Debug, Deserialize)]
 struct CsrfOnly {
     csrf: Option<String>,
+    once: Option<String>,
 }
 
 impl HasCsrf for CsrfOnly {
     fn csrf(&self) -> Option<&str> {
         self.csrf.as_deref()
+    }
+
+    fn once(&self) -> Option<&str> {
+        self.once.as_deref()
     }
 }
 
@@ -186,12 +192,13 @@ async fn create(
     Path(site): Path<String>,
     form: Result<Form<CsrfOnly>, FormRejection>,
 ) -> Result<Response, PageError> {
-    checked(&session, form)?;
+    let form = checked(&session, form)?;
     start_from_staging(
         &state,
         &session,
         &site,
         Operation::CreateStaging,
+        form.once(),
         Said::default(),
     )
     .await
@@ -200,12 +207,17 @@ async fn create(
 #[derive(Debug, Deserialize)]
 struct TemplateForm {
     csrf: Option<String>,
+    once: Option<String>,
     template: Option<String>,
 }
 
 impl HasCsrf for TemplateForm {
     fn csrf(&self) -> Option<&str> {
         self.csrf.as_deref()
+    }
+
+    fn once(&self) -> Option<&str> {
+        self.once.as_deref()
     }
 }
 
@@ -233,18 +245,23 @@ async fn reset_from_template(
         template: chosen,
         ..Said::default()
     };
-    start_from_staging(&state, &session, &site, op, kept).await
+    start_from_staging(&state, &session, &site, op, form.once(), kept).await
 }
 
 #[derive(Debug, Deserialize)]
 struct BackupForm {
     csrf: Option<String>,
+    once: Option<String>,
     backup: Option<String>,
 }
 
 impl HasCsrf for BackupForm {
     fn csrf(&self) -> Option<&str> {
         self.csrf.as_deref()
+    }
+
+    fn once(&self) -> Option<&str> {
+        self.once.as_deref()
     }
 }
 
@@ -272,7 +289,7 @@ async fn reset_from_backup(
         backup: chosen,
         ..Said::default()
     };
-    start_from_staging(&state, &session, &site, op, kept).await
+    start_from_staging(&state, &session, &site, op, form.once(), kept).await
 }
 
 /// What the push form says is missing.
@@ -361,6 +378,7 @@ async fn push_confirmation(
 #[derive(Debug, Deserialize)]
 struct PushForm {
     csrf: Option<String>,
+    once: Option<String>,
     scope: Option<String>,
     keep_staging: Option<String>,
     confirm: Option<String>,
@@ -369,6 +387,10 @@ struct PushForm {
 impl HasCsrf for PushForm {
     fn csrf(&self) -> Option<&str> {
         self.csrf.as_deref()
+    }
+
+    fn once(&self) -> Option<&str> {
+        self.once.as_deref()
     }
 }
 
@@ -421,7 +443,7 @@ async fn push_to_live(
         keep_staging,
     };
     let label = op.kind().label();
-    match operations::start(&state, &session, &site, op).await? {
+    match operations::start(&state, &session, &site, op, form.once()).await? {
         Ok(activity) => Ok(operations::started(&staging_path(&site), &activity)),
         Err(refusal) => {
             let flash = Flash::refused(label, refusal.message);
