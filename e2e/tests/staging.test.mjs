@@ -79,7 +79,7 @@ test('the push cannot be sent without the confirmation, which names live and wha
     assert.equal(await page.locator('#live-url').textContent(), LIVE_URL);
     const wholeSite = page.getByLabel('The whole site (database and file system)');
     const filesOnly = page.getByLabel('The file system only');
-    const keep = page.getByLabel('Preserve the staging files');
+    const keep = page.getByLabel('Keep the staging site after pushing');
     const confirm = page.getByLabel(CONFIRMATION);
     assert.equal(await wholeSite.isChecked(), false, 'the person chooses');
     assert.equal(await filesOnly.isChecked(), false);

@@ -318,7 +318,11 @@ async fn the_push_confirmation_names_live_and_warns_that_orders_and_sign_ups_are
     ));
     assert!(page.contains("Overwrites live's <strong>files</strong> at https://shop.example"));
     assert!(page.contains("a backup of live is taken"));
-    assert!(page.contains("Preserve the staging files"));
+    assert!(page.contains("Keep the staging site after pushing"));
+    assert!(
+        page.contains("staging's files <strong>and its database</strong> are removed"),
+        "the wording says the database goes too"
+    );
     assert!(
         page.contains(
             "name=\"keep_staging\" value=\"yes\" aria-describedby=\"keep-staging-says\">"
