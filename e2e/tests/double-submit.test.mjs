@@ -6,12 +6,14 @@ import {
   ACCOUNT, BASE, OWNER, assertNoProblems, clientToken, launch, openPage, publisher,
   screenshotPath, signIn,
 } from '../lib/env.mjs';
+import { recordStaging } from '../lib/staging-record.mjs';
 
 const SITE = 'acme-clicks';
 
 // A site hosted here whose docroots hold no WordPress: an operation starts and fails at once,
-// touching nothing.
+// touching nothing. Its staging is recorded as made, so every action is offered.
 async function registerSite() {
+  recordStaging(SITE, { exists: true, created: { at: '2026-12-02T10:15:00.000Z', from: { kind: 'live' } } });
   await publisher('PUT', `/api/v1/sites/${SITE}`, {
     account_id: ACCOUNT,
     name: 'Acme Bakery Clicks',

@@ -64,7 +64,8 @@ async fn render(
         hint: "Live is also backed up every night.",
         unavailable: hosting.backup_unavailable(Environment::Live),
     }];
-    if hosting.has_staging() {
+    // Staging that does not exist (yet, or any more) has nothing to back up.
+    if hosting.has_staging() && !page.shell.staging_missing {
         let unavailable = hosting.backup_unavailable(Environment::Staging);
         buttons.push(BackupButton {
             environment: "staging",

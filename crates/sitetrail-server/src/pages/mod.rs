@@ -18,6 +18,7 @@ mod shell;
 mod site;
 mod snapshots;
 mod staging;
+mod staging_state;
 mod time;
 
 use axum::Router;

@@ -21,6 +21,7 @@ use crate::pages::operations::{self, Flash, HasCsrf, Hosting, checked};
 use crate::pages::shell::{Section, Shell, SitePage, site_path};
 use crate::pages::site::{Recent, RecentOf};
 use crate::pages::snapshots::{self, Snapshot};
+use crate::pages::staging_state::StagingFacts;
 use crate::pages::{PageError, Session};
 
 pub fn router() -> Router<AppState> {
@@ -69,6 +70,15 @@ struct StagingPage {
     chosen_template: String,
     chosen_backup: String,
     recent: Recent,
+    /// What the engine recorded about staging; none when it is not hosted here.
+    facts: Option<StagingFacts>,
+}
+
+impl StagingPage {
+    /// Whether staging is known not to exist: then only Create is offered.
+    fn missing(&self) -> bool {
+        self.facts.as_ref().is_some_and(|f| !f.exists)
+    }
 }
 
 /// What the Staging page says and keeps from the last form or redirect.
@@ -93,6 +103,7 @@ async fn render(
     let templates = snapshots::templates(&state.engine).await?;
     let backups = snapshots::backups(&state.engine, &page.site.id).await?;
     let recent = Recent::load(state, session, &page, RecentOf::Staging, 10).await?;
+    let facts = page.staging.as_ref().map(|s| StagingFacts::of(s, &backups));
     let flash = match (said.flash, said.started) {
         (Some(flash), _) => Some(flash),
         (None, Some(started)) => Flash::started(state, session, &page.site, started).await,
@@ -111,6 +122,7 @@ async fn render(
         chosen_template: said.template.to_owned(),
         chosen_backup: said.backup.to_owned(),
         recent,
+        facts,
         shell: page.shell,
     })
 }
@@ -299,6 +311,10 @@ struct PushErrors {
     confirm: Option<&'static str>,
 }
 
+/// What the push page says when there is no staging to push.
+const NO_STAGING: &str =
+    "There is no staging site yet \u{2014} create it first on the Staging page, then push it.";
+
 const CONFIRMATION: &str = "I am ready to push my staging site to production";
 
 #[derive(Template, WebTemplate)]
@@ -338,9 +354,12 @@ async fn render_push(
     .await?;
     let id = page.site.id.as_str();
     let base = staging_path(id);
+    let unavailable = Hosting::of(&page.site)
+        .staging_unavailable()
+        .or(page.shell.staging_missing.then_some(NO_STAGING));
     Ok(PushPage {
         flash,
-        unavailable: Hosting::of(&page.site).staging_unavailable(),
+        unavailable,
         action: format!("{base}/push-to-live"),
         staging_href: base,
         live_url: page.site.live.url.as_str().to_owned(),
