@@ -245,7 +245,8 @@
   // "An operation is running" holds only while a listed activity runs.
   function updateRunningHint() {
     if (!runningHint) return;
-    runningHint.hidden = !tbody.querySelector('tr[data-status="in_progress"]');
+    runningHint.hidden = !tbody.querySelector('tr[data-status="in_progress"]') &&
+      Object.keys(running).length === 0;
     var hint = document.getElementById('running-progress');
     if (hint && runningHint.hidden) hint.textContent = '';
   }
@@ -287,7 +288,10 @@
   function receive(event) {
     var a;
     try { a = JSON.parse(event.data); } catch (e) { return; }
-    if (a.service === 'staging' || a.service === 'backups') track(a);
+    if (a.service === 'staging' || a.service === 'backups') {
+      track(a);
+      updateRunningHint();
+    }
     follow(a);
     var existing = document.getElementById('activity-' + a.id);
     if (existing) {

@@ -144,16 +144,26 @@ struct Following {
     next: tokio::time::Instant,
 }
 
-/// The operation running on `site` in this process, as `lens`'s viewer may see it.
-async fn follow(state: &AppState, site: &SiteId, lens: &Lens) -> Option<Following> {
+/// The operation running on `site` in this process, with its id as `lens`'s viewer sees it.
+pub async fn running_as_seen(
+    state: &AppState,
+    site: &SiteId,
+    lens: &Lens,
+) -> Option<(sitetrail_staging::Running, String)> {
     let running = state.engine.running(site)?;
     let stored = state.store.activity(&running.activity).await.ok()??;
     if &stored.site_id != site {
         return None;
     }
+    let id = lens.view(&stored).id.as_str().to_owned();
+    Some((running, id))
+}
+
+async fn follow(state: &AppState, site: &SiteId, lens: &Lens) -> Option<Following> {
+    let (running, id) = running_as_seen(state, site, lens).await?;
     Some(Following {
         activity: running.activity,
-        id: lens.view(&stored).id.as_str().to_owned(),
+        id,
         progress: running.progress,
         next: tokio::time::Instant::now(),
     })
