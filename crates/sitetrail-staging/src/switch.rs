@@ -19,8 +19,12 @@ use crate::db::SiteDb;
 use crate::journal::{self, Journal, JournalDb, Phase, TempPrefix};
 use crate::operations::{Ctx, Engine, Env, PushScope};
 use crate::pause::PausePoint;
+use crate::progress::Step;
 use crate::snapshot::{self, DbKind, Manifest};
 use crate::tree::{self, TreeStats};
+
+/// WordPress's option that lets search engines index a site ("1") or asks them not to ("0").
+const BLOG_PUBLIC: &str = "blog_public";
 
 /// Where a replacement copies from.
 pub(crate) enum Source<'a> {
@@ -39,7 +43,7 @@ pub(crate) struct ReplaceStats {
 impl ReplaceStats {
     pub fn into_details(self, details: &mut Map<String, Value>) {
         if let Some(b) = self.backup {
-            details.insert("backup".into(), json!(b));
+            details.insert("automatic_backup".into(), json!(b));
         }
         if let Some(d) = self.database {
             details.insert("database".into(), json!(d));
@@ -80,15 +84,10 @@ impl Engine {
                     .with_context(|| format!("connecting to {}'s database", target.which))?,
             ),
         };
-        let docroot = target.docroot.clone();
-        let exists = blocking(move || {
-            Ok(docroot.join("wp-config.php").is_file() && std::fs::read_dir(&docroot)?.count() > 1)
-        })
-        .await?;
         // Reset of an existing staging: back it up first (pushes back up live themselves).
         let mut stats = ReplaceStats::default();
-        if exists
-            && target.which == Environment::Staging
+        if target.which == Environment::Staging
+            && self.staging_state(&site.id).await?.exists
             && let Some(db) = &target_db
         {
             let m = self
@@ -134,7 +133,7 @@ impl Engine {
             return Err(e);
         }
         // The old copy goes; deleting is slow here, so it happens after the switch.
-        let _t = ctx.phase("cleaning up", 0);
+        let _t = ctx.phase(Step::CleaningUp, 0);
         if let (Some(SiteDb::Mysql(db)), JournalDb::Mysql { switch, .. }) =
             (r.target_db, &journal.database)
         {
@@ -166,10 +165,11 @@ impl Engine {
     ) -> anyhow::Result<()> {
         let (ctx, target) = (r.ctx, r.target);
         if let Some(SiteDb::Mysql(db)) = r.target_db {
-            let _t = ctx.phase("copying the database", 0);
+            let _t = ctx.phase(Step::CopyingDatabase, 0);
             let temp = r.new_tables.as_str();
             let (tables, db_stats) = match source {
                 Source::Env(env, SiteDb::Mysql(src_db)) => {
+                    ctx.total(src_db.count_rows(&env.config.prefix).await?);
                     let rewrite = Rewrite {
                         url: Some(UrlRewrite::new(env.url.as_str(), target.url.as_str())?),
                         from_prefix: env.config.prefix.clone(),
@@ -182,6 +182,7 @@ impl Engine {
                     Err(cross(m.database_kind, DbKind::Mysql))
                 }
                 Source::Snapshot(dir, m) => {
+                    ctx.total(m.database.rows);
                     let rewrite = Rewrite {
                         url: Some(UrlRewrite::new(&m.source_url, target.url.as_str())?),
                         from_prefix: m.table_prefix.clone(),
@@ -197,6 +198,12 @@ impl Engine {
                 tables.iter().any(|(_, t)| t.ends_with("options")),
                 "the source has no WordPress tables with its prefix"
             );
+            if let Some(value) = self.blog_public(r).await? {
+                let options = format!("{}options", target.config.prefix);
+                if let Some((temp, _)) = tables.iter().find(|(_, t)| *t == options) {
+                    db.set_option(temp, BLOG_PUBLIC, &value).await?;
+                }
+            }
             journal.database = JournalDb::Mysql {
                 built: tables,
                 switch: Vec::new(),
@@ -204,26 +211,30 @@ impl Engine {
             self.write_journal(journal).await?;
             stats.database = Some(db_stats);
         }
-        let _t = ctx.phase("copying the files", 0);
+        let _t = ctx.phase(Step::CopyingFiles, 0);
         let progress = ctx.progress.clone();
         let files = match source {
             Source::Env(env, _) => {
                 let (src, dst) = (env.docroot.clone(), r.new_dir.clone());
                 blocking(move || {
+                    let total = tree::count_files(&src);
+                    progress.send_modify(|p| p.total = total);
                     tree::copy_tree(&src, &dst, &|_| progress.send_modify(|p| p.done += 1))
                 })
                 .await?
             }
             Source::Snapshot(dir, m) => {
+                ctx.total(m.files.files);
                 let (tar, dst) = (dir.join(snapshot::FILES), r.new_dir.clone());
                 blocking(move || tree::unpack(&tar, &dst)).await?;
+                ctx.advance(m.files.files);
                 m.files
             }
         };
         stats.files = Some(files);
         match r.target_db {
             Some(SiteDb::Sqlite(target_file)) => {
-                let _t = ctx.phase("copying the database", 0);
+                let _t = ctx.phase(Step::CopyingDatabase, 0);
                 stats.database = Some(self.build_sqlite(r, source, target_file).await?);
             }
             None => {
@@ -324,19 +335,54 @@ impl Engine {
             from_prefix,
             to_prefix: target.config.prefix.clone(),
         };
+        r.ctx.total(
+            crate::sqlite_db::stats(&new_db, &rewrite.from_prefix)
+                .await?
+                .rows,
+        );
         let db_stats = crate::sqlite_db::rewrite(&new_db, &rewrite, &|n| r.ctx.advance(n)).await?;
         anyhow::ensure!(
             crate::sqlite_db::has_wordpress(&new_db, &target.config.prefix).await?,
             "the source has no WordPress tables with its prefix"
         );
+        if let Some(value) = self.blog_public(r).await? {
+            let options = format!("{}options", target.config.prefix);
+            crate::sqlite_db::set_option(&new_db, &options, BLOG_PUBLIC, &value).await?;
+        }
         Ok(db_stats)
+    }
+
+    /// Whether search engines may index the new copy (`blog_public`): never staging; live
+    /// keeps its own setting, whatever staging's was. None: leave the copy's as it is.
+    async fn blog_public(&self, r: &Replacement<'_>) -> anyhow::Result<Option<String>> {
+        let target = r.target;
+        if target.which == Environment::Staging {
+            return Ok(Some("0".to_owned()));
+        }
+        let options = format!("{}options", target.config.prefix);
+        match r.target_db {
+            Some(SiteDb::Mysql(db)) => db.option(&options, BLOG_PUBLIC).await,
+            Some(SiteDb::Sqlite(file)) => {
+                // Live's own database, read pinned: a link put in its place is not followed.
+                let (docroot, file) = (target.docroot.clone(), file.clone());
+                let pin = blocking(move || confined::PinnedFile::new(&docroot, &file)).await?;
+                let value = crate::sqlite_db::option(pin.path(), &options, BLOG_PUBLIC).await;
+                blocking(move || {
+                    drop(pin);
+                    Ok(())
+                })
+                .await?;
+                value
+            }
+            None => Ok(None),
+        }
     }
 
     /// Switches the new copy in: the tables in one `RENAME TABLE` (the replaced ones keep
     /// the old prefix until the cleanup), then the files in one exchange. When the file
     /// switch fails, the tables are switched back.
     async fn switch(&self, r: &Replacement<'_>, journal: &mut Journal) -> anyhow::Result<()> {
-        let _t = r.ctx.phase("switching", 0);
+        let _t = r.ctx.phase(Step::Switching(r.target.which), 0);
         journal.phase = Phase::Switching;
         match (r.target_db, &journal.database) {
             (Some(SiteDb::Mysql(db)), JournalDb::Mysql { built, .. }) => {
@@ -374,6 +420,9 @@ impl Engine {
             }
             return Err(e);
         }
+        r.ctx
+            .switched
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         journal.phase = Phase::Switched;
         self.write_journal(journal).await?;
         self.pause_point(&r.ctx.activity, PausePoint::Switched)
@@ -406,28 +455,18 @@ impl Engine {
         }
     }
 
-    /// After a push without `keep_staging`: staging's tables and files go; its
-    /// `wp-config.php` stays, so that staging can be created again in the same place.
+    /// After a push without `keep_staging`: staging goes entirely, its tables (a SQLite
+    /// database is inside its docroot) and all its files, `wp-config.php` included; an empty
+    /// docroot is left where Create Staging makes it again.
     pub(crate) async fn remove_staging(&self, staging: &Env, db: &SiteDb) -> anyhow::Result<()> {
-        match db {
-            SiteDb::Mysql(db) => {
-                let tables = db.tables(&staging.config.prefix).await?;
-                db.drop_tables(&tables).await?;
-            }
-            // Inside the docroot (`wpconfig::read` gives no other): it goes with the files.
-            SiteDb::Sqlite(_) => {}
+        if let SiteDb::Mysql(db) = db {
+            let tables = db.tables(&staging.config.prefix).await?;
+            db.drop_tables(&tables).await?;
         }
         let docroot = staging.docroot.clone();
         blocking(move || {
-            let aside = tree::sibling(&docroot, "removed")?;
-            let _ = std::fs::remove_dir_all(&aside);
-            std::fs::rename(&docroot, &aside)?;
-            std::fs::create_dir(&docroot)?;
-            // `remove_dir_all` does not follow links (it unlinks them); the configuration is
-            // copied as `build` keeps a target's.
-            keep_config(&aside, &docroot, "staging")?;
-            tree::remove_in_background(aside);
-            Ok(())
+            remove_docroot(&docroot)?;
+            std::fs::create_dir_all(&docroot).context("making staging's docroot")
         })
         .await
     }
@@ -543,4 +582,18 @@ fn keep_config(from: &Path, to: &Path, which: &str) -> anyhow::Result<()> {
         }
     };
     write_config(to, &text, which).context("keeping the environment's wp-config.php")
+}
+
+/// Removes a docroot: it is moved aside in one rename (a link in it, or the docroot itself
+/// when it is a link, is moved as a link, never followed) and deleted in the background
+/// (`remove_dir_all` unlinks links).
+pub(crate) fn remove_docroot(docroot: &Path) -> anyhow::Result<()> {
+    if docroot.symlink_metadata().is_ok() {
+        let mut tag = [0u8; 4];
+        getrandom::fill(&mut tag).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+        let aside = tree::sibling(docroot, &format!("removed-{}", hex::encode(tag)))?;
+        std::fs::rename(docroot, &aside).context("moving the old files aside")?;
+        tree::remove_in_background(aside);
+    }
+    Ok(())
 }

@@ -230,27 +230,36 @@ pub async fn templates(config: Config, command: TemplatesCommand) -> anyhow::Res
     let engine = engine(&config).await?;
     match command {
         TemplatesCommand::Import { name, docroot, url } => {
-            let name = TemplateId::parse(&name)?;
             let url = SiteUrl::parse(&url)?;
             let docroot = absolute(&docroot)?;
             let bar = ProgressBar::new_spinner();
             bar.enable_steady_tick(Duration::from_millis(120));
             let m = engine
-                .import_template(&name, &docroot, &url, &|phase| {
+                .import_named_template(&name, None, &docroot, &url, &|phase| {
                     bar.set_message(format!("copying the {phase}"))
                 })
                 .await;
             bar.finish_and_clear();
             let m = m?;
             println!(
-                "imported template {}: {} files, {} tables, {} rows",
-                m.id, m.files.files, m.database.tables, m.database.rows
+                "imported template {} ({}): {} files, {} tables, {} rows",
+                m.display_name(),
+                m.id,
+                m.files.files,
+                m.database.tables,
+                m.database.rows
             );
             Ok(())
         }
         TemplatesCommand::List => {
             for m in engine.snapshots().templates()? {
-                println!("{}\t{}\t{}", m.id, m.source_url, m.created_at);
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    m.id,
+                    m.display_name(),
+                    m.source_url,
+                    m.created_at
+                );
             }
             Ok(())
         }
