@@ -202,17 +202,22 @@
     }
     cell('.c-service').textContent = a.service_label;
     cell('.c-activity').textContent = a.activity_label;
-    cell('.badge').classList.add('badge-' + a.status);
-    cell('.badge-icon').textContent = ICONS[a.status] || '';
-    cell('.badge-label').textContent = a.status_label;
+    // A daily backup the system skipped while another operation ran: calm, it is retried
+    // (the same rule as the server's words::skipped_by_schedule).
+    var skipped = a.status === 'failed' && a.user.kind === 'system' &&
+      a.activity === 'create_backup' && a.details && a.details.blocked_by;
+    cell('.badge').classList.add('badge-' + (skipped ? 'skipped' : a.status));
+    if (skipped) cell('.badge').title = 'Logged as failed: the system takes this backup again by itself';
+    cell('.badge-icon').textContent = skipped ? '\u21bb' : (ICONS[a.status] || '');
+    cell('.badge-label').textContent = skipped ? 'Skipped, will retry' : a.status_label;
     if (a.status === 'in_progress') {
       cell('.running-for').setAttribute('data-since', a.created_at);
       tickRunning(cell('.running-for'));
     }
     cell('.description').textContent = a.description;
     if (a.error) {
-      var details = element('details', 'error');
-      details.appendChild(element('summary', '', 'Show error'));
+      var details = element('details', skipped ? 'error calm' : 'error');
+      details.appendChild(element('summary', '', skipped ? 'Why' : 'Show error'));
       details.appendChild(element('p', '', a.error));
       cell('.c-description').appendChild(details);
     }
