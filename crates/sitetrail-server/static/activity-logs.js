@@ -68,6 +68,11 @@
   }
 
   document.querySelectorAll('time[datetime]').forEach(localise);
+  // Choices that start with a time (backups) read it as the tables do.
+  document.querySelectorAll('option[data-datetime]').forEach(function (o) {
+    var at = new Date(o.getAttribute('data-datetime'));
+    if (!isNaN(at.getTime())) o.textContent = timeFormat.format(at) + (o.getAttribute('data-rest') || '');
+  });
   var zoneNote = document.getElementById('tz-note');
   if (zoneNote) {
     var zone = Intl.DateTimeFormat().resolvedOptions().timeZone || 'your time zone';
