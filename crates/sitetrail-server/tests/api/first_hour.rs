@@ -241,7 +241,7 @@ async fn backups_show_their_ids_and_templates_their_names_never_a_source_url() {
     );
     assert!(!staging.contains("bakery-source.example"), "no source URL");
     // The backup's choice starts with its time, which the script writes in the viewer's zone.
-    assert!(staging.contains(&format!(
+    assert!(staging.contains(
         "data-datetime=\"2026-11-25T09:30:00.000Z\" data-rest=\" · Live · Daily · 45.6 MB\""
-    )));
+    ));
 }
