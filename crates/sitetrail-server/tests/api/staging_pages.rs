@@ -108,13 +108,8 @@ async fn activities(app: &TestApp, site: &str) -> Vec<Value> {
 /// it once made: forms pass the page's and the engine's checks, and an operation that starts
 /// fails at once, touching nothing.
 async fn host_shop_at(app: &TestApp, root: &Path) {
-    let state = app.data_dir.join("staging-state");
-    std::fs::create_dir_all(&state).unwrap();
-    std::fs::write(
-        state.join("shop.json"),
-        r#"{"exists":true,"created":{"at":"2026-12-02T10:15:00.000Z","from":{"kind":"live"}}}"#,
-    )
-    .unwrap();
+    sitetrail_staging::record_made_for_tests(&app.data_dir, &SiteId::parse("shop").unwrap())
+        .unwrap();
     let r = app
         .put_json(
             "/api/v1/sites/shop",
@@ -231,6 +226,9 @@ async fn a_confirmed_push_starts_as_the_signed_in_person_and_comes_back_to_the_s
         ActorKind::Support,
         SUPPORT_EMAIL,
     );
+    // No WordPress here to create staging with: the engine is told it was made.
+    sitetrail_staging::record_made_for_tests(&app.data_dir, &SiteId::parse("shop").unwrap())
+        .unwrap();
     let csrf = csrf_in(&open_text(&app, &support, PUSH).await);
     let r = submit(
         &app,
