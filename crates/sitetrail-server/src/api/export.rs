@@ -285,7 +285,11 @@ fn csv_row(w: &mut csv::Writer<Vec<u8>>, v: &ActivityView) -> csv::Result<()> {
         v.status_label,
         v.description.as_str(),
         completed,
-        v.error.as_deref().unwrap_or(""),
+        // As the pages word it: server detail of old rows never leaves in an export either.
+        &v.error
+            .as_deref()
+            .map(crate::pages::words::error_for_people)
+            .unwrap_or_default(),
     ];
     for cell in cells {
         w.write_field(neutralise(cell).as_bytes())?;

@@ -240,3 +240,34 @@ async fn backups_show_their_ids_and_templates_their_names_never_a_source_url() {
         "data-datetime=\"2026-11-25T09:30:00.000Z\" data-rest=\" · Live · Daily · 45.6 MB\""
     ));
 }
+
+#[tokio::test]
+async fn server_detail_in_an_old_rows_error_leaves_neither_in_the_page_nor_in_the_csv() {
+    let app = spawn_app().await;
+    app.seed().await;
+    let a = app.record(&activity("acme", "shop")).await;
+    let raw = "connecting to staging's database: ERROR 1698 (28000): Access denied for user ''@'localhost'";
+    let r = app
+        .end(a["id"].as_str().unwrap(), "fail", &json!({ "error": raw }))
+        .await;
+    assert_eq!(r.status(), 200);
+    let token = app.token("acme", None, Audience::Internal);
+    let csv = csv_export(&app, &token, "").await.text().await.unwrap();
+    let page = app
+        .http
+        .get(app.url("/sites/shop/advanced-tools/activity-logs"))
+        .header("cookie", format!("sitetrail_session={token}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for shown in [&csv, &page] {
+        assert!(
+            !shown.contains("1698") && !shown.contains("Access denied"),
+            "{shown}"
+        );
+        assert!(shown.contains("problem on the server"), "{shown}");
+    }
+}
