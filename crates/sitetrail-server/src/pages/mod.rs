@@ -11,13 +11,16 @@ mod backups;
 pub mod csrf;
 mod error;
 mod login;
+pub mod once;
 mod operations;
 mod session;
 mod shell;
 mod site;
 mod snapshots;
 mod staging;
+mod staging_state;
 mod time;
+pub(crate) mod words;
 
 use axum::Router;
 use axum::extract::{Request, State};
