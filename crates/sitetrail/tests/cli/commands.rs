@@ -382,9 +382,20 @@ async fn staging_operations_run_from_the_command_line_on_real_wordpress() {
         "--scope",
         "files",
         "--keep-staging",
+        "--yes",
     ]);
     assert!(ok, "{out}{err}");
     assert!(out.contains("Successfully pushed staging to live"));
+    // One line per phase, with its count of the total and the time it took; no log line.
+    assert!(
+        err.lines().any(|l| {
+            let counts = l.split_whitespace().find(|w| w.contains('/'));
+            counts.is_some_and(|c| c.split('/').all(|n| n.parse::<u64>().is_ok()))
+                && l.ends_with(" s)")
+        }),
+        "{err}"
+    );
+    assert!(!err.contains(" INFO "), "{err}");
     // What the push made (its backup of live, its journal) is private as it is made.
     assert_data_dir_is_private(&data);
     // A bad reference fails clearly, with nothing started.
