@@ -43,6 +43,18 @@ impl SiteDb {
         }
     }
 
+    /// What the database takes on disk: its tables of `prefix` on MariaDB/MySQL, the file
+    /// on SQLite (not followed if it is a link).
+    pub async fn size_bytes(&self, prefix: &str) -> anyhow::Result<u64> {
+        match self {
+            SiteDb::Mysql(db) => db.size_bytes(prefix).await,
+            SiteDb::Sqlite(path) => {
+                let path = path.clone();
+                crate::blocking(move || Ok(std::fs::symlink_metadata(path)?.len())).await
+            }
+        }
+    }
+
     /// Writes the database into a snapshot directory: its SHA-256, size and what it holds.
     pub async fn dump(
         &self,

@@ -14,6 +14,7 @@ pub mod policy;
 mod recover;
 pub mod snapshot;
 pub mod sqlite_db;
+mod state;
 mod switch;
 pub mod tree;
 /// Real WordPress sites for tests, benchmarks and the demo (the `testkit` feature).
@@ -26,6 +27,7 @@ pub use operations::{Engine, EngineError, Operation, Progress, PushScope, Starte
 pub use pause::PausePoint;
 pub use policy::{DatabaseHosts, DatabasePolicy};
 pub use snapshot::{BackupReason, Manifest};
+pub use state::{Running, StagingOrigin, StagingSource, StagingState};
 
 /// Runs blocking file work on tokio's blocking pool, never on the runtime's threads.
 pub(crate) async fn blocking<T: Send + 'static>(

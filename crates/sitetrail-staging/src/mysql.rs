@@ -259,6 +259,20 @@ impl MysqlDb {
         Ok(mine)
     }
 
+    /// What the tables whose names start with `prefix` take on disk: data and indexes.
+    pub async fn size_bytes(&self, prefix: &str) -> anyhow::Result<u64> {
+        let mut conn = self.conn().await?;
+        let sizes: Vec<(String, Option<u64>)> = conn
+            .exec("SELECT table_name, data_length + index_length FROM information_schema.tables WHERE table_schema = ? AND table_type = 'BASE TABLE'", (self.name.clone(),))
+            .await
+            .or_say(|| "measuring tables".into())?;
+        Ok(sizes
+            .into_iter()
+            .filter(|(t, _)| t.starts_with(prefix))
+            .filter_map(|(_, n)| n)
+            .sum())
+    }
+
     pub async fn table_def(&self, table: &str) -> anyhow::Result<TableDef> {
         let mut conn = self.conn().await?;
         let row: Option<(String, String)> = conn

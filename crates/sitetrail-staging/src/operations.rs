@@ -26,6 +26,7 @@ use crate::db::SiteDb;
 use crate::lock;
 use crate::policy::DatabasePolicy;
 use crate::snapshot::{self, BackupReason, Snapshots};
+use crate::state::StagingSource;
 use crate::switch::Source;
 use crate::wpconfig::{self, WpConfig};
 
@@ -124,7 +125,7 @@ impl Operation {
 }
 
 /// How far a running operation has come.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Progress {
     pub phase: String,
     pub done: u64,
@@ -166,6 +167,8 @@ pub(crate) struct Inner {
     pub snapshots: Snapshots,
     /// The database servers sites may use, and the admin connection.
     pub databases: DatabasePolicy,
+    /// The operations running in this process, by site.
+    pub running: crate::state::RunningOps,
     /// Where crash tests stop every operation (see `pause.rs`).
     #[cfg(feature = "testkit")]
     pub pause_at: Option<crate::PausePoint>,
@@ -248,6 +251,7 @@ impl Engine {
                 data_dir: data_dir.to_owned(),
                 snapshots: Snapshots::new(data_dir),
                 databases,
+                running: Default::default(),
                 #[cfg(feature = "testkit")]
                 pause_at: None,
             }),
@@ -315,6 +319,13 @@ impl Engine {
         };
         let engine = self.clone();
         let id = activity.id.clone();
+        inner.running.insert(
+            &site.id,
+            crate::state::Running {
+                activity: id.clone(),
+                progress: rx.clone(),
+            },
+        );
         let finished = tokio::spawn(async move {
             let ctx = Ctx {
                 activity: id.clone(),
@@ -349,6 +360,7 @@ impl Engine {
                         .await
                 }
             };
+            engine.inner.running.remove(&site.id, &id);
             drop(lock);
             ended
         });
@@ -542,7 +554,11 @@ impl Engine {
                     )
                     .await;
                 live_db.disconnect().await;
-                r?.into_details(&mut details);
+                let stats = r?;
+                let files = stats.files.map_or(0, |f| f.bytes);
+                stats.into_details(&mut details);
+                self.staging_made(&site.id, &staging, files, StagingSource::Live)
+                    .await;
                 Outcome {
                     description: "Created environment for staging from live".into(),
                     details,
@@ -568,15 +584,25 @@ impl Engine {
                 let (live_env, live_db) = self.open(site, Environment::Live).await?;
                 live_db.disconnect().await;
                 let staging = self.staging_env(site, &live_env).await?;
-                self.replace(
-                    ctx,
-                    site,
-                    &staging,
-                    Source::Snapshot(&dir, &m),
-                    PushScope::Site,
-                )
-                .await?
-                .into_details(&mut details);
+                let stats = self
+                    .replace(
+                        ctx,
+                        site,
+                        &staging,
+                        Source::Snapshot(&dir, &m),
+                        PushScope::Site,
+                    )
+                    .await?;
+                let files = stats.files.map_or(0, |f| f.bytes);
+                stats.into_details(&mut details);
+                let from = match op {
+                    Operation::ResetFromTemplate(t) => StagingSource::Template {
+                        id: t.to_string(),
+                        name: m.id.clone(),
+                    },
+                    _ => StagingSource::Backup { id: m.id.clone() },
+                };
+                self.staging_made(&site.id, &staging, files, from).await;
                 Outcome {
                     description,
                     details,
@@ -602,6 +628,7 @@ impl Engine {
                     self.remove_staging(&staging, &staging_db).await?;
                 }
                 staging_db.disconnect().await;
+                self.staging_pushed(&site.id, *keep_staging).await;
                 Outcome {
                     description: "Successfully pushed staging to live".into(),
                     details,

@@ -20,6 +20,8 @@ use sitetrail_store::sqlite::SqliteStore;
 mod hostile_databases;
 #[path = "hostile/files.rs"]
 mod hostile_files;
+#[path = "first_hour/staging_state.rs"]
+mod staging_state;
 
 struct Fixture {
     dir: tempfile::TempDir,

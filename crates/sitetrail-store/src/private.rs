@@ -24,6 +24,7 @@ pub const OWN_ENTRIES: &[&str] = &[
     "snapshots",
     "locks",
     "operations",
+    "staging-state",
 ];
 
 pub const DIR_MODE: u32 = 0o700;

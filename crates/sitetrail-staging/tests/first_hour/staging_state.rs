@@ -1,0 +1,72 @@
+//! What the engine records about staging (exists, made when and from what, last pushed, size)
+//! and what it says about the operation running on a site, on real WordPress.
+
+use std::os::unix::fs::PermissionsExt;
+
+use sitetrail_core::Status;
+use sitetrail_staging::wordpress::{self, Service};
+use sitetrail_staging::{Operation, PushScope, StagingSource};
+
+use super::{Fixture, fixture, fixture_sqlite, owner};
+
+async fn staging_is_recorded_from_creation_to_push(f: Fixture) {
+    let before = f.engine.staging_state(&f.site).await.unwrap();
+    assert!(!before.exists, "nothing made yet: {before:?}");
+    assert!(before.created.is_none() && before.size_bytes.is_none());
+
+    let started = f
+        .engine
+        .start(&f.site, Operation::CreateStaging, owner())
+        .await
+        .unwrap();
+    let running = f.engine.running(&f.site).expect("the creation is running");
+    assert_eq!(running.activity, started.activity.id);
+    let created = started.finished.await.unwrap();
+    assert_eq!(created.status, Status::Completed, "{:?}", created.error);
+    assert!(f.engine.running(&f.site).is_none(), "it has ended");
+
+    let state = f.engine.staging_state(&f.site).await.unwrap();
+    assert!(state.exists);
+    let origin = state.created.clone().unwrap();
+    assert_eq!(origin.from, StagingSource::Live);
+    assert!(origin.at >= created.created_at);
+    assert!(state.last_pushed.is_none());
+    assert!(
+        state.size_bytes.unwrap() > 1_000_000,
+        "files and database: {:?}",
+        state.size_bytes
+    );
+    let record = f.dir.path().join("data/staging-state/shop.json");
+    assert_eq!(
+        std::fs::metadata(&record).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    let pushed = f
+        .run(Operation::PushToLive {
+            scope: PushScope::Files,
+            keep_staging: true,
+        })
+        .await;
+    assert_eq!(pushed.status, Status::Completed, "{:?}", pushed.error);
+    let kept = f.engine.staging_state(&f.site).await.unwrap();
+    assert!(kept.exists, "keep_staging kept it");
+    assert_eq!(kept.created, state.created);
+    assert!(kept.last_pushed.unwrap() >= pushed.created_at);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn staging_is_recorded_from_creation_to_push_on_mariadb() {
+    if !wordpress::services(&[Service::MariaDb, Service::WordPress]) {
+        return;
+    }
+    staging_is_recorded_from_creation_to_push(fixture().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn staging_is_recorded_from_creation_to_push_on_sqlite() {
+    if !wordpress::services(&[Service::WordPressSqlite]) {
+        return;
+    }
+    staging_is_recorded_from_creation_to_push(fixture_sqlite().await).await;
+}
