@@ -6,6 +6,7 @@
 
 mod commands;
 mod crash;
+mod demo_claims;
 mod exit_codes;
 mod load;
 mod own_user;
