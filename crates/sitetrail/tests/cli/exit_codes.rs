@@ -284,3 +284,47 @@ fn a_data_dir_that_cannot_be_made_exits_5() {
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
     assert!(stderr(&out).starts_with("error: "), "{}", stderr(&out));
 }
+
+/// `staging push` on a terminal (util-linux's `script` gives it one), answered `answer`.
+fn push_on_a_terminal(root: &Path, answer: &str) -> (Option<i32>, String) {
+    let command = format!(
+        "{} staging push --site shop --data-dir data",
+        env!("CARGO_BIN_EXE_sitetrail")
+    );
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(root)
+        .env("RUST_LOG", "error")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("util-linux's script");
+    use std::io::Write;
+    writeln!(child.stdin.take().unwrap(), "{answer}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).into_owned() + &stderr(&out);
+    (out.status.code(), said)
+}
+
+#[tokio::test]
+async fn a_push_on_a_terminal_asks_and_anything_but_yes_exits_4() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = data_dir(dir.path()).await;
+    let (code, said) = push_on_a_terminal(dir.path(), "no");
+    assert_eq!(code, Some(4), "{said}");
+    assert!(
+        said.contains("This replaces live at https://shop.example/ with staging")
+            || said.contains("This replaces live at https://shop.example with staging"),
+        "{said}"
+    );
+    assert!(said.contains("Type yes to push"), "{said}");
+    assert!(
+        said.contains("not pushed: live was left as it is"),
+        "{said}"
+    );
+    assert_eq!(logged(&data).await, 0, "nothing was started");
+    let (code, said) = push_on_a_terminal(dir.path(), "yes");
+    assert_ne!(code, Some(4), "{said}");
+    assert_eq!(logged(&data).await, 1, "the push started: {said}");
+}
