@@ -45,7 +45,7 @@ test('the export link downloads a CSV whose rows match the filtered table', asyn
     const saved = `${DOWNLOADS}/${download.suggestedFilename()}`;
     await download.saveAs(saved);
     const [header, ...rows] = parseCsv(await readFile(saved, 'utf8'));
-    assert.deepEqual(header, ['Created', 'User', 'Service', 'Activity', 'Status', 'Description', 'Completed']);
+    assert.deepEqual(header, ['Created', 'User', 'Service', 'Activity', 'Status', 'Description', 'Completed', 'Error']);
     assert.deepEqual(
       rows.map(([created, user, service, activity, status, description, completed]) =>
         ({ created, user, service, activity, status, description, completed })),

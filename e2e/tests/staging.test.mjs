@@ -9,6 +9,7 @@ import {
   ACCOUNT, BASE, OWNER, SHOP, assertNoProblems, clientToken, launch, openPage, publisher,
   screenshotPath, signIn,
 } from '../lib/env.mjs';
+import { recordStaging } from '../lib/staging-record.mjs';
 
 const STUDIO = 'acme-studio';
 const LIVE_URL = 'https://studio.acmebakery.example';
@@ -18,9 +19,15 @@ const SIZES = [
   { width: 375, height: 812 },
 ];
 
-// Registers the studio site, with docroots (hosted here, though they hold no WordPress) or
-// without (hosted elsewhere).
+// Registers the studio site, with docroots (hosted here, though they hold no WordPress, and
+// staging as the engine records it once made) or without (hosted elsewhere).
 async function registerStudio({ hosted }) {
+  if (hosted) {
+    recordStaging(STUDIO, {
+      exists: true, created: { at: '2026-12-02T10:15:00.000Z', from: { kind: 'live' } },
+      size_bytes: 45_600_000,
+    });
+  }
   const where = (env) => (hosted ? { docroot: `/nonexistent/e2e/${STUDIO}/${env}` } : {});
   await publisher('PUT', `/api/v1/sites/${STUDIO}`, {
     account_id: ACCOUNT,
@@ -79,7 +86,7 @@ test('the push cannot be sent without the confirmation, which names live and wha
     assert.equal(await page.locator('#live-url').textContent(), LIVE_URL);
     const wholeSite = page.getByLabel('The whole site (database and file system)');
     const filesOnly = page.getByLabel('The file system only');
-    const keep = page.getByLabel('Preserve the staging files');
+    const keep = page.getByLabel('Keep the staging site after pushing');
     const confirm = page.getByLabel(CONFIRMATION);
     assert.equal(await wholeSite.isChecked(), false, 'the person chooses');
     assert.equal(await filesOnly.isChecked(), false);

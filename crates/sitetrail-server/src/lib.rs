@@ -9,6 +9,7 @@ mod feed;
 mod json;
 mod lens;
 pub mod limits;
+mod memo;
 mod observe;
 mod opaque;
 pub mod pages;
@@ -110,6 +111,8 @@ pub struct AppState {
     pub engine: Engine,
     pub limits: Arc<limits::Limiter>,
     pub access: audit::AccessLog,
+    /// The action forms sent lately (one-time tokens: a form sent twice starts once).
+    pub sent_forms: Arc<pages::once::SentForms>,
     /// Whether the session cookie is `Secure` (see [`Config::insecure_cookies_on_loopback`]).
     pub secure_cookies: bool,
 }
@@ -188,6 +191,7 @@ impl App {
         tokio::spawn(forget_idle_limits(limits.clone()));
         let state = AppState {
             access: audit::AccessLog::start(store.clone()),
+            sent_forms: Arc::default(),
             store,
             tokens,
             feed,
@@ -228,13 +232,24 @@ async fn forget_idle_limits(limits: Arc<limits::Limiter>) {
     }
 }
 
-/// An address nothing serves: the API answers in its error JSON, pages with a plain 404.
+/// An address nothing serves: the API answers in its error JSON, the dashboard with a page in
+/// its own look that leads back.
 async fn not_found(uri: axum::http::Uri) -> axum::response::Response {
     use axum::response::IntoResponse;
     if uri.path().starts_with("/api/") {
         error::ApiError::NotFound("no such endpoint").into_response()
     } else {
-        (axum::http::StatusCode::NOT_FOUND, "Not found").into_response()
+        let mut page = pages::PageError::page_not_found().into_response();
+        let headers = page.headers_mut();
+        headers.insert(
+            axum::http::header::CONTENT_SECURITY_POLICY,
+            axum::http::HeaderValue::from_static(pages::CONTENT_SECURITY_POLICY),
+        );
+        headers.insert(
+            axum::http::header::CACHE_CONTROL,
+            axum::http::HeaderValue::from_static("no-store"),
+        );
+        page
     }
 }
 

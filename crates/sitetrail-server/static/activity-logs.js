@@ -75,10 +75,60 @@
     });
   }
 
+  // Action forms are sent once: their buttons are disabled as soon as one is sent (the server
+  // also knows a form sent twice by its one-time token, for browsers without this script).
+  var actionForms = document.querySelectorAll('form.action-form');
+  Array.prototype.forEach.call(actionForms, function (f) {
+    f.addEventListener('submit', function (e) {
+      if (f.getAttribute('data-sending')) { e.preventDefault(); return; }
+      f.setAttribute('data-sending', 'true');
+      // Buttons carry no name, so a disabled one takes nothing away from what is sent.
+      f.querySelectorAll('button[type="submit"]').forEach(function (b) { b.disabled = true; });
+    });
+  });
+  // A page the browser brings back from its history is a page to use again.
+  window.addEventListener('pageshow', function (e) {
+    if (!e.persisted) return;
+    Array.prototype.forEach.call(actionForms, function (f) {
+      f.removeAttribute('data-sending');
+      f.querySelectorAll('button[type="submit"]').forEach(function (b) { b.disabled = false; });
+    });
+  });
+
+  // While an operation runs on the site, its actions wait: they are enabled again, live, when
+  // it ends. `running` holds the ids of the site's running operations this page knows of.
+  var whenIdle = document.querySelectorAll('[data-when-idle]');
+  var running = {};
+  function updateActions() {
+    var busy = Object.keys(running).length > 0;
+    Array.prototype.forEach.call(whenIdle, function (el) {
+      if (el.tagName === 'A') {
+        el.classList.toggle('disabled', busy);
+        if (busy) el.setAttribute('aria-disabled', 'true');
+        else el.removeAttribute('aria-disabled');
+      } else if (!(el.form && el.form.getAttribute('data-sending'))) {
+        el.disabled = busy;
+      }
+    });
+  }
+  function track(a) {
+    if (a.status === 'in_progress') running[a.id] = true;
+    else delete running[a.id];
+    updateActions();
+  }
+
   var log = document.getElementById('activity-log');
   var tbody = document.getElementById('activity-rows');
   var rowTemplate = document.getElementById('row-template');
   if (!log || !tbody || !rowTemplate || !window.EventSource || !log.dataset.stream) return;
+
+  Array.prototype.forEach.call(tbody.querySelectorAll('tr[data-status="in_progress"]'), function (tr) {
+    running[tr.getAttribute('data-id')] = true;
+  });
+  (log.getAttribute('data-running') || '').split(' ').forEach(function (id) {
+    if (id) running[id] = true;
+  });
+  updateActions();
 
   var filter = log.dataset;
   var firstPage = filter.firstPage === 'true';
@@ -210,6 +260,7 @@
   function receive(event) {
     var a;
     try { a = JSON.parse(event.data); } catch (e) { return; }
+    if (a.service === 'staging' || a.service === 'backups') track(a);
     follow(a);
     var existing = document.getElementById('activity-' + a.id);
     if (existing) {
@@ -246,6 +297,8 @@
 
   stream.addEventListener('open', function () {
     say('Live updates on');
+    // Live updates run: nobody needs to refresh the page to see an operation end.
+    document.querySelectorAll('.without-live').forEach(function (el) { el.hidden = true; });
     catchUp();
   });
   stream.addEventListener('error', function () {

@@ -23,7 +23,9 @@ use crate::limits::Slot;
 
 /// The size of the body's chunks.
 const CHUNK_BYTES: usize = 64 * 1024;
-pub const CSV_HEADER: [&str; 7] = [
+/// The seven columns of the log, then `Error` (appended later: the first seven keep their
+/// order for whoever reads them by position).
+pub const CSV_HEADER: [&str; 8] = [
     "Created",
     "User",
     "Service",
@@ -31,7 +33,11 @@ pub const CSV_HEADER: [&str; 7] = [
     "Status",
     "Description",
     "Completed",
+    "Error",
 ];
+
+/// The byte order mark some spreadsheets need to read a CSV as UTF-8 (`bom=1`).
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/sites/{site}/activities/export", get(export))
@@ -42,6 +48,9 @@ pub fn router() -> Router<AppState> {
 pub struct ExportQuery {
     /// `csv` (default) or `ndjson`.
     pub format: Option<String>,
+    /// `1`: the CSV starts with a UTF-8 byte order mark, for spreadsheets that need one to
+    /// read accents right. `0` (default): no mark.
+    pub bom: Option<String>,
     #[serde(flatten)]
     #[param(ignore)]
     pub raw: RawQuery,
@@ -55,7 +64,7 @@ pub enum Format {
 
 #[utoipa::path(get, path = "/api/v1/sites/{site}/activities/export", tag = "viewers",
     params(("site" = String, Path), ExportQuery, RawQuery),
-    responses((status = 200, content_type = "text/csv", description = "CSV with the header Created,User,Service,Activity,Status,Description,Completed"),
+    responses((status = 200, content_type = "text/csv", description = "CSV with the header Created,User,Service,Activity,Status,Description,Completed,Error (Error appended after the original seven columns); `bom=1` starts it with a UTF-8 byte order mark"),
         (status = 200, content_type = "application/x-ndjson", description = "One activity per line"),
         (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody),
         (status = 422, body = crate::error::ErrorBody),
@@ -73,6 +82,16 @@ pub async fn export(
         "ndjson" => Format::Ndjson,
         _ => return Err(ApiError::Invalid("format: expected csv or ndjson".into())),
     };
+    let bom = match (q.bom.as_deref(), format) {
+        (None | Some("0"), _) => false,
+        (Some("1"), Format::Csv) => true,
+        (Some("1"), Format::Ndjson) => {
+            return Err(ApiError::Invalid(
+                "bom: only a CSV export can start with a byte order mark".into(),
+            ));
+        }
+        _ => return Err(ApiError::Invalid("bom: expected 0 or 1".into())),
+    };
     let filter = ActivityFilter::parse(&q.raw, viewer.audience)?;
     let slot = state.limits.export(&viewer)?;
     Ok(stream_export(
@@ -82,6 +101,7 @@ pub async fn export(
         viewer.audience,
         filter,
         format,
+        bom,
     ))
 }
 
@@ -93,20 +113,19 @@ pub fn stream_export(
     audience: Audience,
     filter: ActivityFilter,
     format: Format,
+    bom: bool,
 ) -> Response {
     let site = scope
         .site
         .as_ref()
         .map_or("account", |s| s.as_str())
         .to_owned();
-    let columns = match format {
-        Format::Csv => ExportColumns::Table,
-        Format::Ndjson => ExportColumns::All,
-    };
+    // The CSV's Error column needs the error: the store's `Table` columns leave it out.
+    let columns = ExportColumns::All;
     let stream = async_stream::stream! {
         let _slot = slot;
         let stopped = || std::io::Error::other("the export stopped early");
-        let mut out = Rendered::new(format);
+        let mut out = Rendered::new(format, bom);
         let lens = match Lens::of(&state, audience, &scope.account).await {
             Ok(l) => l,
             Err(e) => {
@@ -186,10 +205,14 @@ enum Rendered {
 }
 
 impl Rendered {
-    fn new(format: Format) -> Self {
+    fn new(format: Format, bom: bool) -> Self {
         match format {
             Format::Csv => {
-                let mut w = csv::Writer::from_writer(buffer());
+                let mut start = buffer();
+                if bom {
+                    start.extend_from_slice(UTF8_BOM);
+                }
+                let mut w = csv::Writer::from_writer(start);
                 if let Err(e) = w.write_record(CSV_HEADER) {
                     tracing::error!(error = ?e, "writing the CSV header");
                 }
@@ -199,7 +222,7 @@ impl Rendered {
         }
     }
 
-    /// One activity as the viewer sees it: a CSV row of the seven columns, or a JSON line.
+    /// One activity as the viewer sees it: a CSV row of the eight columns, or a JSON line.
     fn push(&mut self, v: &ActivityView) {
         match self {
             Rendered::Csv(w) => {
@@ -247,7 +270,7 @@ fn buffer() -> Vec<u8> {
     Vec::with_capacity(CHUNK_BYTES + 16 * 1024)
 }
 
-/// The seven columns of a row, as the viewer sees them, each through [`neutralise`].
+/// The eight columns of a row, as the viewer sees them, each through [`neutralise`].
 fn csv_row(w: &mut csv::Writer<Vec<u8>>, v: &ActivityView) -> csv::Result<()> {
     let (mut created_buf, mut completed_buf) = ([0; RFC3339_LEN], [0; RFC3339_LEN]);
     let completed = match v.completed_at {
@@ -262,6 +285,7 @@ fn csv_row(w: &mut csv::Writer<Vec<u8>>, v: &ActivityView) -> csv::Result<()> {
         v.status_label,
         v.description.as_str(),
         completed,
+        v.error.as_deref().unwrap_or(""),
     ];
     for cell in cells {
         w.write_field(neutralise(cell).as_bytes())?;

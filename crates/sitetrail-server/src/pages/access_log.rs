@@ -7,7 +7,7 @@ use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use serde::Deserialize;
-use sitetrail_core::Audience;
+use sitetrail_core::{ActivityKind, Audience, Service, Status};
 
 use crate::AppState;
 use crate::pages::shell::{Section, Shell, SitePage};
@@ -34,7 +34,41 @@ struct LookRow {
     who: String,
     audience: &'static str,
     what: &'static str,
-    filters: String,
+    /// The filters of the look, each as a person reads it ("Status: Failed").
+    filters: Vec<String>,
+}
+
+/// A look's query as readable pills: one per filter, none when there were none.
+fn pills(query: &str) -> Vec<String> {
+    form_urlencoded::parse(query.as_bytes())
+        .filter(|(_, value)| !value.is_empty())
+        .filter_map(|(name, value)| {
+            let word = |label: Option<&'static str>| label.map_or(value.to_string(), str::to_owned);
+            let (label, shown) = match &*name {
+                "activity" => (
+                    "Activity",
+                    word(ActivityKind::parse(&value).ok().map(|a| a.label())),
+                ),
+                "status" => (
+                    "Status",
+                    word(Status::parse(&value).ok().map(|s| s.label())),
+                ),
+                "service" => (
+                    "Service",
+                    word(Service::parse(&value).ok().map(|s| s.label())),
+                ),
+                "format" => ("Format", value.to_uppercase()),
+                "user" => ("User", value.to_string()),
+                "from" => ("From", value.to_string()),
+                "to" => ("To", value.to_string()),
+                "q" => ("Search", format!("\u{201c}{value}\u{201d}")),
+                // Where the reader was, not what they read (older looks may carry them).
+                "after" | "cursor" | "limit" | "tz" | "bom" => return None,
+                _ => return Some(format!("{name}: {value}")),
+            };
+            Some(format!("{label}: {shown}"))
+        })
+        .collect()
 }
 
 #[derive(Template, WebTemplate)]
@@ -94,7 +128,7 @@ async fn access_log(
                 sitetrail_store::AccessAction::Export => "Exported the log",
                 sitetrail_store::AccessAction::Stream => "Watched live updates",
             },
-            filters: l.query,
+            filters: pills(&l.query),
         })
         .collect();
     Ok(AccessLogPage {
@@ -102,4 +136,29 @@ async fn access_log(
         older,
         shell: page.shell,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pills;
+
+    #[test]
+    fn filters_read_as_pills_and_no_filter_is_no_pill() {
+        assert_eq!(
+            pills("status=failed&activity=push_staging_to_live&q=wp+config&cursor=x"),
+            [
+                "Status: Failed",
+                "Activity: Push Staging to Live",
+                "Search: \u{201c}wp config\u{201d}"
+            ]
+        );
+        assert_eq!(
+            pills("format=csv&service=backups"),
+            ["Format: CSV", "Service: Backups"]
+        );
+        assert!(pills("").is_empty());
+        assert!(pills("after=688").is_empty());
+        assert!(pills("status=").is_empty());
+        assert_eq!(pills("status=odd"), ["Status: odd"]);
+    }
 }

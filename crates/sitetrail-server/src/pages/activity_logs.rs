@@ -149,6 +149,8 @@ struct ActivityLogsPage {
     newer_href: Option<String>,
     older_href: Option<String>,
     export_csv: String,
+    /// The CSV with a UTF-8 byte order mark, for spreadsheets that need one.
+    export_csv_bom: String,
     export_ndjson: String,
     stream_url: String,
     first_page: bool,
@@ -391,6 +393,7 @@ async fn activity_logs(
         newer_href,
         older_href,
         export_csv: export("csv"),
+        export_csv_bom: format!("{}&bom=1", export("csv")),
         export_ndjson: export("ndjson"),
         stream_url: format!("/api/v1/sites/{site_id}/activities/stream?after={head}"),
         first_page,

@@ -64,7 +64,8 @@ async fn render(
         hint: "Live is also backed up every night.",
         unavailable: hosting.backup_unavailable(Environment::Live),
     }];
-    if hosting.has_staging() {
+    // Staging that does not exist (yet, or any more) has nothing to back up.
+    if hosting.has_staging() && !page.shell.staging_missing {
         let unavailable = hosting.backup_unavailable(Environment::Staging);
         buttons.push(BackupButton {
             environment: "staging",
@@ -116,12 +117,17 @@ async fn backups(
 #[derive(Debug, Deserialize)]
 struct BackupForm {
     csrf: Option<String>,
+    once: Option<String>,
     environment: Option<String>,
 }
 
 impl HasCsrf for BackupForm {
     fn csrf(&self) -> Option<&str> {
         self.csrf.as_deref()
+    }
+
+    fn once(&self) -> Option<&str> {
+        self.once.as_deref()
     }
 }
 
@@ -147,7 +153,7 @@ async fn create_backup(
         reason: BackupReason::Manual,
     };
     let here = site_path(&site, Section::Backups);
-    match operations::start(&state, &session, &site, op).await? {
+    match operations::start(&state, &session, &site, op, form.once()).await? {
         Ok(activity) => Ok(operations::started(&here, &activity)),
         Err(refusal) => {
             let flash = Flash::refused(label, refusal.message);

@@ -132,6 +132,19 @@ impl PageError {
         )
     }
 
+    /// A dashboard address that leads nowhere (a mistyped or outdated link).
+    pub fn page_not_found() -> Self {
+        PageError::new(
+            StatusCode::NOT_FOUND,
+            Notice::new(
+                "Page not found",
+                "There is no page at this address in the dashboard.",
+            )
+            .hint("The link may be mistyped or out of date. Go back to your sites and open the page from there.")
+            .action("/", "Go to your sites"),
+        )
+    }
+
     pub fn form_expired() -> Self {
         PageError::new(
             StatusCode::FORBIDDEN,

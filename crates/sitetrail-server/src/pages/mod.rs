@@ -11,12 +11,14 @@ mod backups;
 pub mod csrf;
 mod error;
 mod login;
+pub mod once;
 mod operations;
 mod session;
 mod shell;
 mod site;
 mod snapshots;
 mod staging;
+mod staging_state;
 mod time;
 
 use axum::Router;

@@ -15,6 +15,7 @@ use crate::AppState;
 use crate::api::staging::start_operation;
 use crate::error::ApiError;
 use crate::lens::Lens;
+use crate::memo;
 use crate::pages::error::Link;
 use crate::pages::{PageError, Session, activity_logs};
 
@@ -147,15 +148,33 @@ impl Flash {
 }
 
 /// Why an operation was refused: the status of the answer and the words to show.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Refusal {
     pub status: StatusCode,
     pub message: String,
 }
 
-/// Starts an operation as the signed-in viewer. A site that is not theirs is the usual 404
-/// page; the engine's refusals come back as a [`Refusal`] for the page to show.
+/// Starts an operation as the signed-in viewer, once per sent form (`once`, the form's
+/// one-time token: a repeat answers with what the first did). A site that is not theirs is
+/// the usual 404 page; the engine's refusals come back as a [`Refusal`] for the page to show.
 pub async fn start(
+    state: &AppState,
+    session: &Session,
+    site: &str,
+    op: Operation,
+    once: Option<&str>,
+) -> Result<Result<ActivityId, Refusal>, PageError> {
+    let key = once
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|token| memo::key(&[&session.csrf_token(), token, site, &format!("{op:?}")]));
+    state
+        .sent_forms
+        .once(key, start_now(state, session, site, op))
+        .await
+}
+
+async fn start_now(
     state: &AppState,
     session: &Session,
     site: &str,
@@ -203,9 +222,11 @@ pub fn started(page: &str, activity: &ActivityId) -> Response {
     Redirect::to(&format!("{page}?started={activity}")).into_response()
 }
 
-/// The fields of a form that every form has.
+/// The fields of a form that every form has: the session's CSRF token, and the page's
+/// one-time token ([`crate::pages::once`]).
 pub trait HasCsrf {
     fn csrf(&self) -> Option<&str>;
+    fn once(&self) -> Option<&str>;
 }
 
 /// A form of this dashboard, refused with the "form expired" page (403) unless it carries

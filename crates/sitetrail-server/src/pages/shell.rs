@@ -3,6 +3,7 @@
 //! and the navigation.
 
 use sitetrail_core::{Audience, Site};
+use sitetrail_staging::StagingState;
 use sitetrail_store::Scope;
 
 use crate::AppState;
@@ -82,6 +83,13 @@ pub struct Shell {
     /// The account's sites, when the viewer may open more than one.
     pub sites: Vec<SiteLink>,
     pub csrf: String,
+    /// The Staging page.
+    pub staging_href: String,
+    /// Staging is hosted here and the engine says it does not exist (yet, or any more):
+    /// its URL leads nowhere, and Create is what to offer.
+    pub staging_missing: bool,
+    /// The one-time token of this page's action forms ([`crate::pages::once`]).
+    pub once: String,
 }
 
 fn without_scheme(url: &str) -> String {
@@ -97,6 +105,8 @@ pub struct SitePage {
     pub shell: Shell,
     pub scope: Scope,
     pub site: Site,
+    /// What the engine recorded about staging, when staging is hosted here.
+    pub staging: Option<StagingState>,
 }
 
 impl SitePage {
@@ -145,6 +155,8 @@ impl SitePage {
             .as_ref()
             .map(|e| e.expose().to_owned())
             .unwrap_or_default();
+        let staging = staging_state(state, &site).await;
+        let staging_missing = staging.as_ref().is_some_and(|s| !s.exists);
         let shell = Shell {
             title: format!("{heading} · {} · {}", site.name, account.partner),
             partner: account.partner.clone(),
@@ -156,7 +168,14 @@ impl SitePage {
                 .as_ref()
                 .map(|s| without_scheme(s.url.as_str()))
                 .unwrap_or_default(),
-            staging_url: site.staging.as_ref().map(|s| s.url.as_str().to_owned()),
+            // A staging that does not exist has no address to open.
+            staging_url: site
+                .staging
+                .as_ref()
+                .filter(|_| !staging_missing)
+                .map(|s| s.url.as_str().to_owned()),
+            staging_href: site_path(site.id.as_str(), Section::Staging),
+            staging_missing,
             person: viewer.actor.name.clone().unwrap_or_else(|| email.clone()),
             person_email: email,
             internal: viewer.audience == Audience::Internal,
@@ -170,7 +189,31 @@ impl SitePage {
                 .collect(),
             sites,
             csrf: session.csrf_token(),
+            once: crate::pages::once::token(),
         };
-        Ok(SitePage { shell, scope, site })
+        Ok(SitePage {
+            shell,
+            scope,
+            site,
+            staging,
+        })
+    }
+}
+
+/// The engine's record of the site's staging, when the engine runs it (its docroots are
+/// hosted here); a record that cannot be read is logged and treated as unknown.
+async fn staging_state(state: &AppState, site: &Site) -> Option<StagingState> {
+    if crate::pages::operations::Hosting::of(site)
+        .staging_unavailable()
+        .is_some()
+    {
+        return None;
+    }
+    match state.engine.staging_state(&site.id).await {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = ?e, site = %site.id, "could not read staging's record");
+            None
+        }
     }
 }

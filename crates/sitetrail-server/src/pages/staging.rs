@@ -21,6 +21,7 @@ use crate::pages::operations::{self, Flash, HasCsrf, Hosting, checked};
 use crate::pages::shell::{Section, Shell, SitePage, site_path};
 use crate::pages::site::{Recent, RecentOf};
 use crate::pages::snapshots::{self, Snapshot};
+use crate::pages::staging_state::StagingFacts;
 use crate::pages::{PageError, Session};
 
 pub fn router() -> Router<AppState> {
@@ -69,6 +70,15 @@ struct StagingPage {
     chosen_template: String,
     chosen_backup: String,
     recent: Recent,
+    /// What the engine recorded about staging; none when it is not hosted here.
+    facts: Option<StagingFacts>,
+}
+
+impl StagingPage {
+    /// Whether staging is known not to exist: then only Create is offered.
+    fn missing(&self) -> bool {
+        self.facts.as_ref().is_some_and(|f| !f.exists)
+    }
 }
 
 /// What the Staging page says and keeps from the last form or redirect.
@@ -93,6 +103,7 @@ async fn render(
     let templates = snapshots::templates(&state.engine).await?;
     let backups = snapshots::backups(&state.engine, &page.site.id).await?;
     let recent = Recent::load(state, session, &page, RecentOf::Staging, 10).await?;
+    let facts = page.staging.as_ref().map(|s| StagingFacts::of(s, &backups));
     let flash = match (said.flash, said.started) {
         (Some(flash), _) => Some(flash),
         (None, Some(started)) => Flash::started(state, session, &page.site, started).await,
@@ -111,6 +122,7 @@ async fn render(
         chosen_template: said.template.to_owned(),
         chosen_backup: said.backup.to_owned(),
         recent,
+        facts,
         shell: page.shell,
     })
 }
@@ -137,10 +149,11 @@ async fn start_from_staging(
     session: &Session,
     site: &str,
     op: Operation,
+    once: Option<&str>,
     kept: Said<'_>,
 ) -> Result<Response, PageError> {
     let label = op.kind().label();
-    match operations::start(state, session, site, op).await? {
+    match operations::start(state, session, site, op, once).await? {
         Ok(activity) => Ok(operations::started(&staging_path(site), &activity)),
         Err(refusal) => {
             let said = Said {
@@ -172,11 +185,16 @@ async fn invalid_choice(
 #[derive(Debug, Deserialize)]
 struct CsrfOnly {
     csrf: Option<String>,
+    once: Option<String>,
 }
 
 impl HasCsrf for CsrfOnly {
     fn csrf(&self) -> Option<&str> {
         self.csrf.as_deref()
+    }
+
+    fn once(&self) -> Option<&str> {
+        self.once.as_deref()
     }
 }
 
@@ -186,12 +204,13 @@ async fn create(
     Path(site): Path<String>,
     form: Result<Form<CsrfOnly>, FormRejection>,
 ) -> Result<Response, PageError> {
-    checked(&session, form)?;
+    let form = checked(&session, form)?;
     start_from_staging(
         &state,
         &session,
         &site,
         Operation::CreateStaging,
+        form.once(),
         Said::default(),
     )
     .await
@@ -200,12 +219,17 @@ async fn create(
 #[derive(Debug, Deserialize)]
 struct TemplateForm {
     csrf: Option<String>,
+    once: Option<String>,
     template: Option<String>,
 }
 
 impl HasCsrf for TemplateForm {
     fn csrf(&self) -> Option<&str> {
         self.csrf.as_deref()
+    }
+
+    fn once(&self) -> Option<&str> {
+        self.once.as_deref()
     }
 }
 
@@ -233,18 +257,23 @@ async fn reset_from_template(
         template: chosen,
         ..Said::default()
     };
-    start_from_staging(&state, &session, &site, op, kept).await
+    start_from_staging(&state, &session, &site, op, form.once(), kept).await
 }
 
 #[derive(Debug, Deserialize)]
 struct BackupForm {
     csrf: Option<String>,
+    once: Option<String>,
     backup: Option<String>,
 }
 
 impl HasCsrf for BackupForm {
     fn csrf(&self) -> Option<&str> {
         self.csrf.as_deref()
+    }
+
+    fn once(&self) -> Option<&str> {
+        self.once.as_deref()
     }
 }
 
@@ -272,7 +301,7 @@ async fn reset_from_backup(
         backup: chosen,
         ..Said::default()
     };
-    start_from_staging(&state, &session, &site, op, kept).await
+    start_from_staging(&state, &session, &site, op, form.once(), kept).await
 }
 
 /// What the push form says is missing.
@@ -281,6 +310,10 @@ struct PushErrors {
     scope: Option<&'static str>,
     confirm: Option<&'static str>,
 }
+
+/// What the push page says when there is no staging to push.
+const NO_STAGING: &str =
+    "There is no staging site yet \u{2014} create it first on the Staging page, then push it.";
 
 const CONFIRMATION: &str = "I am ready to push my staging site to production";
 
@@ -321,9 +354,12 @@ async fn render_push(
     .await?;
     let id = page.site.id.as_str();
     let base = staging_path(id);
+    let unavailable = Hosting::of(&page.site)
+        .staging_unavailable()
+        .or(page.shell.staging_missing.then_some(NO_STAGING));
     Ok(PushPage {
         flash,
-        unavailable: Hosting::of(&page.site).staging_unavailable(),
+        unavailable,
         action: format!("{base}/push-to-live"),
         staging_href: base,
         live_url: page.site.live.url.as_str().to_owned(),
@@ -361,6 +397,7 @@ async fn push_confirmation(
 #[derive(Debug, Deserialize)]
 struct PushForm {
     csrf: Option<String>,
+    once: Option<String>,
     scope: Option<String>,
     keep_staging: Option<String>,
     confirm: Option<String>,
@@ -369,6 +406,10 @@ struct PushForm {
 impl HasCsrf for PushForm {
     fn csrf(&self) -> Option<&str> {
         self.csrf.as_deref()
+    }
+
+    fn once(&self) -> Option<&str> {
+        self.once.as_deref()
     }
 }
 
@@ -421,7 +462,7 @@ async fn push_to_live(
         keep_staging,
     };
     let label = op.kind().label();
-    match operations::start(&state, &session, &site, op).await? {
+    match operations::start(&state, &session, &site, op, form.once()).await? {
         Ok(activity) => Ok(operations::started(&staging_path(&site), &activity)),
         Err(refusal) => {
             let flash = Flash::refused(label, refusal.message);

@@ -241,7 +241,7 @@ async fn filters_narrow_the_list_and_the_export() {
     let mut lines = csv.lines();
     assert_eq!(
         lines.next(),
-        Some("Created,User,Service,Activity,Status,Description,Completed")
+        Some("Created,User,Service,Activity,Status,Description,Completed,Error")
     );
     let row = lines.next().unwrap();
     assert!(
@@ -550,7 +550,8 @@ async fn a_large_export_arrives_complete_in_the_order_of_the_pages() {
             "Activity",
             "Status",
             "Description",
-            "Completed"
+            "Completed",
+            "Error"
         ]
     );
     let rows: Vec<csv::StringRecord> = csv.records().map(Result::unwrap).collect();
@@ -573,6 +574,7 @@ async fn a_large_export_arrives_complete_in_the_order_of_the_pages() {
                 .unwrap(),
             item["description"].as_str().unwrap(),
             item["completed_at"].as_str().unwrap_or(""),
+            item["error"].as_str().unwrap_or(""),
         ];
         assert_eq!(row.iter().collect::<Vec<_>>(), expected);
     }

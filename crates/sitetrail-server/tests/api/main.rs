@@ -2,6 +2,7 @@
 //! (SQLite, or PostgreSQL with `SITETRAIL_TEST_BACKEND=postgres`; see `helpers.rs`).
 
 mod activities;
+mod first_hour;
 mod helpers;
 mod hostile_identity;
 mod hostile_sharing;

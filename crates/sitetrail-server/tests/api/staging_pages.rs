@@ -318,7 +318,11 @@ async fn the_push_confirmation_names_live_and_warns_that_orders_and_sign_ups_are
     ));
     assert!(page.contains("Overwrites live's <strong>files</strong> at https://shop.example"));
     assert!(page.contains("a backup of live is taken"));
-    assert!(page.contains("Preserve the staging files"));
+    assert!(page.contains("Keep the staging site after pushing"));
+    assert!(
+        page.contains("staging's files <strong>and its database</strong> are removed"),
+        "the wording says the database goes too"
+    );
     assert!(
         page.contains(
             "name=\"keep_staging\" value=\"yes\" aria-describedby=\"keep-staging-says\">"
@@ -417,6 +421,63 @@ async fn an_operation_refused_because_another_one_runs_is_logged_and_the_page_sa
     assert_eq!(log.len(), 1, "the refusal is logged");
     assert_eq!(log[0]["status"], "failed");
     assert_eq!(log[0]["user"]["label"], OWNER_EMAIL);
+}
+
+/// The one-time token the page's action forms carry.
+fn once_in(page: &str) -> String {
+    page.split("name=\"once\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the page's action forms carry a one-time token")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_form_sent_twice_starts_one_operation_and_both_answers_show_it() {
+    let app = spawn_app().await;
+    let root = tempfile::tempdir().unwrap();
+    host_shop_at(&app, root.path()).await;
+    let token = app.token("acme", None, Audience::Client);
+    let page = open_text(&app, &token, BACKUPS).await;
+    let (csrf, once) = (csrf_in(&page), once_in(&page));
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("once", once.as_str()),
+        ("environment", "live"),
+    ];
+    // A double click: both sent before either is answered.
+    let (first, second) = tokio::join!(
+        submit(&app, Some(&token), BACKUPS, &fields),
+        submit(&app, Some(&token), BACKUPS, &fields)
+    );
+    assert_eq!(first.status(), StatusCode::SEE_OTHER);
+    assert_eq!(second.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        location(&first),
+        location(&second),
+        "the repeat shows the first"
+    );
+    // And once more after the first has ended.
+    let log = activities(&app, "shop").await;
+    assert_eq!(log.len(), 1, "one activity: {log:?}");
+    wait_for_end(&app, &token, log[0]["id"].as_str().unwrap()).await;
+    let third = submit(&app, Some(&token), BACKUPS, &fields).await;
+    assert_eq!(location(&third), location(&first));
+    assert_eq!(activities(&app, "shop").await.len(), 1);
+
+    // The next page's form is a new one.
+    let page = open_text(&app, &token, BACKUPS).await;
+    let fresh = once_in(&page);
+    assert_ne!(fresh, once);
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("once", fresh.as_str()),
+        ("environment", "live"),
+    ];
+    let r = submit(&app, Some(&token), BACKUPS, &fields).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_ne!(location(&r), location(&first));
+    assert_eq!(activities(&app, "shop").await.len(), 2);
 }
 
 #[tokio::test]
