@@ -135,6 +135,11 @@ async function openStaging(page) {
   await page.getByRole('status').filter({ hasText: 'Live updates on' }).waitFor();
 }
 
+// What the Staging page says staging is now (the engine's record).
+async function stagingNow(page) {
+  return (await page.locator('#staging-state').textContent()).replace(/\s+/g, ' ').trim();
+}
+
 async function createStaging(page) {
   await openStaging(page);
   return runAction(page, () => page.getByRole('button', { name: 'Create staging from live' }).click(),
@@ -195,13 +200,18 @@ test('the client owner: create staging, change it, push, create again, reset fro
     await idle(page);
     await page.goto(`${demo.base}/sites/${SITE}`);
     assert.equal(await page.textContent('h1'), 'Overview');
-    assert.match(await page.textContent('main'), /Acme Bakery Shop/);
+    assert.match(await page.textContent('body'), /Acme Bakery Shop/);
+    assert.match(await page.textContent('main'), /Staging\s+Not created yet\./);
     await shot(page, '01-site', { phone: true });
 
     await openStaging(page);
+    assert.match(await stagingNow(page), /There is no staging site yet\./);
+    assert.equal(await page.getByRole('link', { name: 'Push staging to live…' }).count(), 0, 'nothing to push yet');
     await shot(page, '02-staging-before', { phone: true });
     const created = await createStaging(page);
     assert.equal(created.user.label, 'olivia@acmebakery.example');
+    await openStaging(page);
+    assert.match(await stagingNow(page), /Created .+ from live/);
     await shot(page, '03-staging-created');
     const liveTitle = await title(demo.live);
     assert.match(await title(demo.staging), /Acme Bakery Shop/, 'staging is a copy of live');
@@ -214,6 +224,9 @@ test('the client owner: create staging, change it, push, create again, reset fro
     assert.equal(pushed.details.keep_staging, false);
     await shot(page, '06-pushed', { phone: true });
     assert.match(await title(demo.live), new RegExp(NEW_TITLE), 'live now has staging\'s change');
+    await openStaging(page);
+    assert.match(await stagingNow(page), /There is no staging site any more\. It was removed after it was pushed to live/);
+    await shot(page, '06-staging-after-push', { phone: true });
 
     // Staging went with the default push; it can be made again (#20 item 1).
     await createStaging(page);
@@ -223,6 +236,8 @@ test('the client owner: create staging, change it, push, create again, reset fro
     // The daily backup the demo took before the change: staging goes back to the old title.
     const { ended, chosen } = await resetFromBackup(page, /daily/i);
     assert.equal(ended.details.backup, chosen.value, 'the log names the backup staging was reset from');
+    await openStaging(page);
+    assert.match(await stagingNow(page), /Created .+ from .*backup/i);
     await shot(page, '08-reset-from-backup', { phone: true });
     assert.doesNotMatch(await title(demo.staging), new RegExp(NEW_TITLE));
 
