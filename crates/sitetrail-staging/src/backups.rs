@@ -12,7 +12,8 @@ use crate::blocking;
 use crate::confined;
 use crate::copy::DbStats;
 use crate::db::SiteDb;
-use crate::operations::{Ctx, Engine, Env, public_reason};
+use crate::operations::{Ctx, Engine, Env};
+use crate::progress::{self, Step};
 use crate::snapshot::{self, BackupReason, Manifest, SnapshotKind};
 use crate::tree::{self, TreeStats};
 use crate::wpconfig;
@@ -70,11 +71,19 @@ impl Engine {
                 .await;
             }
             Err(e) => {
+                let step = ctx.progress.borrow().phase.clone();
+                let reason = progress::failure_reason(
+                    e,
+                    ActivityKind::CreateBackup,
+                    env.which,
+                    &step,
+                    false,
+                );
                 self.end(
                     &activity.id,
                     Status::Failed,
                     description,
-                    Some(public_reason(e)),
+                    Some(reason),
                     None,
                 )
                 .await;
@@ -95,14 +104,19 @@ impl Engine {
         let dir = self.staging_area(id.to_string()).await?;
         let result = async {
             let (db_sha, db_bytes, db_stats) = {
-                let _t = ctx.phase(&format!("backing up {}'s database", env.which), 0);
+                let total = match db {
+                    SiteDb::Mysql(my) => my.count_rows(&env.config.prefix).await?,
+                    // Copied as one file: nothing to count.
+                    SiteDb::Sqlite(_) => 0,
+                };
+                let _t = ctx.phase(Step::BackingUpDatabase(env.which), total);
                 dump(&env.docroot, db, &env.config.prefix, &dir, &|n| {
                     ctx.advance(n)
                 })
                 .await?
             };
             let (files_sha, files, files_tar_bytes) = {
-                let _t = ctx.phase(&format!("backing up {}'s files", env.which), 0);
+                let _t = ctx.phase(Step::BackingUpFiles(env.which), 0);
                 pack(&env.docroot, &dir).await?
             };
             let m = Manifest {

@@ -11,6 +11,7 @@ pub mod mysql;
 mod operations;
 mod pause;
 pub mod policy;
+mod progress;
 mod recover;
 pub mod snapshot;
 pub mod sqlite_db;
@@ -22,10 +23,11 @@ pub mod tree;
 pub mod wordpress;
 pub mod wpconfig;
 
-pub use operations::{Engine, EngineError, Operation, Progress, PushScope, Started, public_reason};
+pub use operations::{Engine, EngineError, NO_STAGING, Operation, PushScope, Started};
 #[cfg(feature = "testkit")]
 pub use pause::PausePoint;
 pub use policy::{DatabaseHosts, DatabasePolicy};
+pub use progress::{ForPeople, Progress};
 pub use snapshot::{BackupReason, Manifest};
 pub use state::{Running, StagingOrigin, StagingSource, StagingState};
 

@@ -259,6 +259,21 @@ impl MysqlDb {
         Ok(mine)
     }
 
+    /// How many rows the tables whose names start with `prefix` hold: the total a copy or a
+    /// dump of them counts towards.
+    pub async fn count_rows(&self, prefix: &str) -> anyhow::Result<u64> {
+        let mut conn = self.conn().await?;
+        let mut total = 0u64;
+        for table in self.tables(prefix).await? {
+            let n: Option<u64> = conn
+                .query_first(format!("SELECT COUNT(*) FROM {}", quote(&table)?))
+                .await
+                .or_say(|| "counting rows".into())?;
+            total += n.unwrap_or(0);
+        }
+        Ok(total)
+    }
+
     /// What the tables whose names start with `prefix` take on disk: data and indexes.
     pub async fn size_bytes(&self, prefix: &str) -> anyhow::Result<u64> {
         let mut conn = self.conn().await?;

@@ -7,6 +7,7 @@
 //! takes the snapshots, `recover.rs` undoes what a crash interrupted.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -14,8 +15,8 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sitetrail_core::{
-    ActivityId, ActivityKind, Actor, BackupId, Ending, Environment, NewActivity, Site, SiteId,
-    SiteUrl, Status, StoredActivity, TemplateId,
+    ActivityId, ActivityKind, Actor, ActorKind, BackupId, Ending, Environment, NewActivity, Site,
+    SiteId, SiteUrl, Status, StoredActivity, TemplateId,
 };
 use sitetrail_store::DynStore;
 use tokio::sync::watch;
@@ -25,10 +26,14 @@ use crate::confined;
 use crate::db::SiteDb;
 use crate::lock;
 use crate::policy::DatabasePolicy;
+use crate::progress::{self, Progress, Step, TRY_AGAIN};
 use crate::snapshot::{self, BackupReason, Snapshots};
 use crate::state::StagingSource;
 use crate::switch::Source;
 use crate::wpconfig::{self, WpConfig};
+
+/// Why an operation that needs staging does not start before staging is made.
+pub const NO_STAGING: &str = "There is no staging site yet. Create it first.";
 
 /// How long a new operation waits for the lock of one whose end is already in the log.
 const ENDED_HOLDER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -124,14 +129,6 @@ impl Operation {
     }
 }
 
-/// How far a running operation has come.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Progress {
-    pub phase: String,
-    pub done: u64,
-    pub total: u64,
-}
-
 /// Refusals before anything starts: the request itself is wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -139,6 +136,9 @@ pub enum EngineError {
     NotFound(String),
     #[error("{0}")]
     Invalid(String),
+    /// The site is not in a state the operation can start from (no staging to push).
+    #[error("{0}")]
+    Conflict(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -189,20 +189,27 @@ pub(crate) struct Ctx {
     pub kind: ActivityKind,
     pub progress: watch::Sender<Progress>,
     phases: Mutex<Vec<(String, u128)>>,
+    /// Set once the target has been switched: from then on it has the new copy.
+    pub switched: AtomicBool,
 }
 
 impl Ctx {
-    pub fn phase(&self, name: &str, total: u64) -> PhaseTimer<'_> {
+    pub fn phase(&self, step: Step, total: u64) -> PhaseTimer<'_> {
         self.progress.send_replace(Progress {
-            phase: name.to_owned(),
+            phase: step.label(),
             done: 0,
             total,
         });
         PhaseTimer {
             ctx: self,
-            name: name.to_owned(),
+            name: step.key(),
             start: Instant::now(),
         }
+    }
+
+    /// The step's total, once it is known.
+    pub fn total(&self, total: u64) {
+        self.progress.send_modify(|p| p.total = total);
     }
 
     /// The time each phase took so far, for the activity's details.
@@ -235,6 +242,13 @@ impl Drop for PhaseTimer<'_> {
             p.push((std::mem::take(&mut self.name), ms));
         }
     }
+}
+
+/// An operation that did not start because another holds the site.
+struct Refusal {
+    description: String,
+    reason: String,
+    details: Option<Map<String, Value>>,
 }
 
 /// What a finished operation reports.
@@ -292,22 +306,35 @@ impl Engine {
             details: op.details(),
         };
         let activity = inner.store.record(vec![new]).await?.remove(0).activity;
-        let (tx, rx) = watch::channel(Progress::default());
+        let (tx, rx) = watch::channel(Progress {
+            phase: Step::GettingReady.label(),
+            ..Progress::default()
+        });
         let refused = match self.lock(&site.id, &activity.id).await {
             Ok(Ok(lock)) => Ok(lock),
-            Ok(Err(holder)) => Err(self.refusal(holder).await),
-            Err(e) => Err(public_reason(&e)),
+            Ok(Err(holder)) => Err(self.refusal(&op, &actor, holder).await),
+            Err(e) => {
+                tracing::error!(activity = %activity.id, error = format!("{e:#}"), "taking the site's lock failed");
+                Err(Refusal {
+                    description: format!("{} did not start", op.kind().label()),
+                    reason: format!(
+                        "{} could not start, and nothing was changed. {TRY_AGAIN}",
+                        op.kind().label()
+                    ),
+                    details: None,
+                })
+            }
         };
         let lock = match refused {
             Ok(lock) => lock,
-            Err(reason) => {
+            Err(refusal) => {
                 let ended = self
                     .end(
                         &activity.id,
                         Status::Failed,
-                        op.running(),
-                        Some(reason),
-                        None,
+                        refusal.description,
+                        Some(refusal.reason),
+                        refusal.details,
                     )
                     .await;
                 return Ok(Started {
@@ -332,11 +359,16 @@ impl Engine {
                 kind: activity.activity,
                 progress: tx,
                 phases: Mutex::new(Vec::new()),
+                switched: AtomicBool::new(false),
             };
             let result = engine.run(&ctx, &site, &op).await;
             let ended = match result {
                 Ok(outcome) => {
-                    tracing::info!(activity = %id, details = ?outcome.details, "operation completed");
+                    tracing::info!(
+                        activity = %id,
+                        details = %serde_json::Value::Object(outcome.details.clone()),
+                        "operation completed"
+                    );
                     engine
                         .end(
                             &id,
@@ -348,13 +380,21 @@ impl Engine {
                         .await
                 }
                 Err(e) => {
-                    tracing::warn!(activity = %id, error = ?e, "operation failed");
+                    let step = ctx.progress.borrow().phase.clone();
+                    tracing::warn!(activity = %id, step, error = format!("{e:#}"), "operation failed");
+                    let reason = progress::failure_reason(
+                        &e,
+                        op.kind(),
+                        op.target(),
+                        &step,
+                        ctx.switched.load(Ordering::SeqCst),
+                    );
                     engine
                         .end(
                             &id,
                             Status::Failed,
                             format!("{} failed", op.kind().label()),
-                            Some(public_reason(&e)),
+                            Some(reason),
                             Some(ctx.phase_details()),
                         )
                         .await
@@ -391,6 +431,18 @@ impl Engine {
         needs_docroot(Environment::Live)?;
         if op.target() == Environment::Staging || matches!(op, Operation::PushToLive { .. }) {
             needs_docroot(Environment::Staging)?;
+        }
+        // Create and the resets make staging; the rest need it made.
+        let needs_staging = matches!(
+            op,
+            Operation::PushToLive { .. }
+                | Operation::Backup {
+                    environment: Environment::Staging,
+                    ..
+                }
+        );
+        if needs_staging && !self.staging_state(&site.id).await?.exists {
+            return Err(EngineError::Conflict(NO_STAGING.into()));
         }
         let (dir, missing) = match op {
             Operation::ResetFromTemplate(t) => (
@@ -433,18 +485,48 @@ impl Engine {
         lock::try_lock_within(data_dir, site, activity, ENDED_HOLDER_WAIT).await
     }
 
-    async fn refusal(&self, holder: Option<ActivityId>) -> String {
-        let running = match holder {
-            Some(id) => self.inner.store.activity(&id).await.ok().flatten(),
+    /// Why an operation did not start while another holds the site: what is running, in
+    /// words (its id in `details.blocked_by`, its time shown by the dashboard in the viewer's
+    /// zone), and what happens next.
+    async fn refusal(&self, op: &Operation, actor: &Actor, holder: Option<ActivityId>) -> Refusal {
+        let running = match &holder {
+            Some(id) => self.inner.store.activity(id).await.ok().flatten(),
             None => None,
         };
-        match running {
-            Some(a) => format!(
-                "Another operation is running on this site ({}, started {}); try again when it has ended",
-                a.activity.label(),
-                a.created_at
-            ),
-            None => "Another operation is running on this site; try again when it has ended".into(),
+        let what = match &running {
+            Some(a) => format!("{} is running on this site", a.activity.label()),
+            None => "Another operation is running on this site".to_owned(),
+        };
+        let details = running.map(|a| {
+            let mut d = Map::new();
+            d.insert("blocked_by".into(), json!(a.id));
+            d
+        });
+        let scheduled = actor.kind == ActorKind::System
+            && matches!(
+                op,
+                Operation::Backup {
+                    reason: BackupReason::Daily,
+                    ..
+                }
+            );
+        if scheduled {
+            // The scheduler looks again every few minutes for sites without a day-old backup.
+            Refusal {
+                description: format!("Daily backup of {} skipped", op.target()),
+                reason: format!(
+                    "The scheduled daily backup was skipped because {}. It is taken \
+                     automatically once that has finished; nothing needs to be done.",
+                    lower_first_word(&what)
+                ),
+                details,
+            }
+        } else {
+            Refusal {
+                description: format!("{} did not start", op.kind().label()),
+                reason: format!("{what}. Try again when it has finished."),
+                details,
+            }
         }
     }
 
@@ -504,7 +586,7 @@ impl Engine {
         let policy = &self.inner.databases;
         policy
             .check(&config)
-            .map_err(|refusal| anyhow::anyhow!("{which}'s {refusal}"))?;
+            .map_err(|refusal| progress::for_people(format!("{}'s {refusal}.", capital(which))))?;
         let db = SiteDb::connect(&config, policy)
             .await
             .with_context(|| format!("connecting to {which}'s database"))?;
@@ -572,12 +654,13 @@ impl Engine {
                     ),
                     Operation::ResetFromBackup(b) => (
                         self.inner.snapshots.backup_dir(&site.id, b),
-                        "Created environment for staging from backup".to_owned(),
+                        format!("Created environment for staging from backup {b}"),
                     ),
                     _ => unreachable!("matched above"),
                 };
                 // Checked before anything is touched.
                 let m = {
+                    let _t = ctx.phase(Step::CheckingSnapshot, 0);
                     let dir = dir.clone();
                     blocking(move || snapshot::verify(&dir)).await?
                 };
@@ -624,7 +707,7 @@ impl Engine {
                     .await?
                     .into_details(&mut details);
                 if !keep_staging {
-                    let _t = ctx.phase("removing staging", 0);
+                    let _t = ctx.phase(Step::RemovingStaging, 0);
                     self.remove_staging(&staging, &staging_db).await?;
                 }
                 staging_db.disconnect().await;
@@ -639,16 +722,25 @@ impl Engine {
         Ok(outcome)
     }
 
-    /// Staging as registered; its `wp-config.php` is written (with a new database) when the
-    /// docroot has none.
+    /// Staging as registered. When the engine's record says staging does not exist, what its
+    /// docroot holds is not staging (a leftover, or the site's own files): it goes aside
+    /// whole, links and all (never followed), and a new `wp-config.php` (with a new database)
+    /// is written in an empty docroot. Existing staging's `wp-config.php` is written afresh
+    /// only when it has none.
     async fn staging_env(&self, site: &Site, live: &Env) -> anyhow::Result<Env> {
         let (url, docroot) = Self::env(site, Environment::Staging)?;
-        let config = match read_config(&docroot).await {
-            Ok(c) => c,
-            Err(e) if e.chain().any(|c| c.is::<confined::Refusal>()) => {
-                return Err(e.context("reading staging's configuration"));
+        let config = if !self.staging_state(&site.id).await?.exists {
+            let d = docroot.clone();
+            blocking(move || crate::switch::clear_docroot(&d)).await?;
+            self.provision_staging(live, &docroot).await?
+        } else {
+            match read_config(&docroot).await {
+                Ok(c) => c,
+                Err(e) if e.chain().any(|c| c.is::<confined::Refusal>()) => {
+                    return Err(e.context("reading staging's configuration"));
+                }
+                Err(_) => self.provision_staging(live, &docroot).await?,
             }
-            Err(_) => self.provision_staging(live, &docroot).await?,
         };
         Ok(Env {
             which: Environment::Staging,
@@ -675,7 +767,7 @@ impl Engine {
         .await?;
         let live_text = String::from_utf8(live_text).context("live's wp-config.php is not text")?;
         let name = crate::policy::staging_name(&live.config.name)
-            .map_err(|refusal| anyhow::anyhow!("live's {refusal}"))?;
+            .map_err(|refusal| progress::for_people(format!("Live's {refusal}.")))?;
         let prefix = if live.config.prefix == "stg_" {
             "stg2_"
         } else {
@@ -707,73 +799,18 @@ async fn read_config(docroot: &Path) -> anyhow::Result<WpConfig> {
     blocking(move || wpconfig::read(&docroot)).await
 }
 
-/// An error as the activity log keeps it: the whole chain of reasons, with the server's
-/// paths shortened to their last part (readers of the log never see the server's layout;
-/// the full error goes to the server's log).
-pub fn public_reason(e: &anyhow::Error) -> String {
-    // A refusal's own words end the reason: what lies under it names the server's paths.
-    let text = match e.chain().position(|c| c.is::<confined::Refusal>()) {
-        Some(i) => e
-            .chain()
-            .take(i + 1)
-            .map(|c| c.to_string())
-            .collect::<Vec<_>>()
-            .join(": "),
-        None => format!("{e:#}"),
-    };
-    let mut out = String::with_capacity(text.len());
-    for (i, word) in text.split(' ').enumerate() {
-        if i > 0 {
-            out.push(' ');
-        }
-        let trimmed = word.trim_end_matches([',', ';', ':', ')', '.']);
-        if trimmed.starts_with('/') && trimmed.len() > 1 && trimmed[1..].contains('/') {
-            let last = trimmed
-                .trim_end_matches('/')
-                .rsplit('/')
-                .next()
-                .unwrap_or("");
-            out.push_str(last);
-            out.push_str(&word[trimmed.len()..]);
-        } else {
-            out.push_str(word);
-        }
+/// `live` → `Live`
+fn capital(which: Environment) -> &'static str {
+    match which {
+        Environment::Live => "Live",
+        Environment::Staging => "Staging",
     }
-    out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reasons_keep_their_words_but_not_the_servers_paths() {
-        let e = anyhow::anyhow!("no wp-config.php in /srv/www/acme/live")
-            .context("reading live's configuration");
-        assert_eq!(
-            public_reason(&e),
-            "reading live's configuration: no wp-config.php in live"
-        );
-        let e = anyhow::anyhow!(
-            "creating /tmp/x/.live.aside-new-abc: Operation not permitted (os error 1)"
-        );
-        assert_eq!(
-            public_reason(&e),
-            "creating .live.aside-new-abc: Operation not permitted (os error 1)"
-        );
-        assert_eq!(public_reason(&anyhow::anyhow!("a / b")), "a / b");
-        let e = confined::refusal(
-            "wp-config.php is a link; replace it with a regular file",
-            "/srv/www/acme/staging/wp-config.php -> /srv/www/victim/index.php",
-        )
-        .context("reading staging's configuration");
-        assert_eq!(
-            public_reason(&e),
-            "reading staging's configuration: wp-config.php is a link; replace it with a regular file"
-        );
-        assert!(
-            format!("{e:?}").contains("/srv/www/victim/index.php"),
-            "the log has it"
-        );
+/// `Another operation ...` → `another operation ...`; an activity's label keeps its capitals.
+fn lower_first_word(s: &str) -> String {
+    match s.strip_prefix("Another") {
+        Some(rest) => format!("another{rest}"),
+        None => s.to_owned(),
     }
 }

@@ -8,7 +8,7 @@ use crate::db::SiteDb;
 use crate::journal::{Journal, JournalDb, Phase, TempPrefix};
 use crate::lock;
 use crate::mysql::MysqlDb;
-use crate::operations::{Engine, public_reason};
+use crate::operations::Engine;
 use crate::tree;
 use crate::wpconfig;
 
@@ -52,10 +52,12 @@ impl Engine {
             {
                 let error = match note {
                     Ok(n) => format!("interrupted: the operation stopped when its server did; {n}"),
-                    Err(e) => format!(
-                        "interrupted: the operation stopped when its server did; recovery failed: {}",
-                        public_reason(&e)
-                    ),
+                    Err(e) => {
+                        tracing::error!(activity = %activity, error = format!("{e:#}"), "recovering an interrupted operation failed");
+                        "interrupted: the operation stopped when its server did, and putting the \
+                         environment back as it was did not finish. Contact support."
+                            .to_owned()
+                    }
                 };
                 ended.push(
                     self.end(

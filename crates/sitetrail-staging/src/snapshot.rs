@@ -181,15 +181,17 @@ pub fn write_manifest(dir: &Path, m: &Manifest) -> anyhow::Result<()> {
 pub fn verify(dir: &Path) -> anyhow::Result<Manifest> {
     let m = read_manifest(dir)?;
     let (files_sha, _) = crate::tree::sha256_file(&dir.join(FILES))?;
-    anyhow::ensure!(
-        files_sha == m.files_sha256,
-        "the snapshot's files do not match its checksum; it is damaged and was not used"
-    );
     let (db_sha, _) = crate::tree::sha256_file(&dir.join(m.database_kind.file()))?;
-    anyhow::ensure!(
-        db_sha == m.database_sha256,
-        "the snapshot's database does not match its checksum; it is damaged and was not used"
-    );
+    if files_sha != m.files_sha256 || db_sha != m.database_sha256 {
+        let what = match m.kind {
+            SnapshotKind::Backup => "backup",
+            SnapshotKind::Template => "template",
+        };
+        return Err(crate::progress::for_people(format!(
+            "The {what} is damaged (its checksum does not match), so it was not used and \
+             nothing was changed. Choose another {what}."
+        )));
+    }
     Ok(m)
 }
 

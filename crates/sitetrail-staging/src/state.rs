@@ -16,7 +16,8 @@ use tokio::sync::watch;
 
 use crate::blocking;
 use crate::db::SiteDb;
-use crate::operations::{Engine, EngineError, Env, Progress};
+use crate::operations::{Engine, EngineError, Env};
+use crate::progress::Progress;
 
 /// The data dir's entry that holds the records (one `{site}.json` each).
 pub const STATE_DIR: &str = "staging-state";

@@ -19,6 +19,7 @@ use crate::db::SiteDb;
 use crate::journal::{self, Journal, JournalDb, Phase, TempPrefix};
 use crate::operations::{Ctx, Engine, Env, PushScope};
 use crate::pause::PausePoint;
+use crate::progress::Step;
 use crate::snapshot::{self, DbKind, Manifest};
 use crate::tree::{self, TreeStats};
 
@@ -39,7 +40,7 @@ pub(crate) struct ReplaceStats {
 impl ReplaceStats {
     pub fn into_details(self, details: &mut Map<String, Value>) {
         if let Some(b) = self.backup {
-            details.insert("backup".into(), json!(b));
+            details.insert("automatic_backup".into(), json!(b));
         }
         if let Some(d) = self.database {
             details.insert("database".into(), json!(d));
@@ -80,15 +81,10 @@ impl Engine {
                     .with_context(|| format!("connecting to {}'s database", target.which))?,
             ),
         };
-        let docroot = target.docroot.clone();
-        let exists = blocking(move || {
-            Ok(docroot.join("wp-config.php").is_file() && std::fs::read_dir(&docroot)?.count() > 1)
-        })
-        .await?;
         // Reset of an existing staging: back it up first (pushes back up live themselves).
         let mut stats = ReplaceStats::default();
-        if exists
-            && target.which == Environment::Staging
+        if target.which == Environment::Staging
+            && self.staging_state(&site.id).await?.exists
             && let Some(db) = &target_db
         {
             let m = self
@@ -134,7 +130,7 @@ impl Engine {
             return Err(e);
         }
         // The old copy goes; deleting is slow here, so it happens after the switch.
-        let _t = ctx.phase("cleaning up", 0);
+        let _t = ctx.phase(Step::CleaningUp, 0);
         if let (Some(SiteDb::Mysql(db)), JournalDb::Mysql { switch, .. }) =
             (r.target_db, &journal.database)
         {
@@ -166,10 +162,11 @@ impl Engine {
     ) -> anyhow::Result<()> {
         let (ctx, target) = (r.ctx, r.target);
         if let Some(SiteDb::Mysql(db)) = r.target_db {
-            let _t = ctx.phase("copying the database", 0);
+            let _t = ctx.phase(Step::CopyingDatabase, 0);
             let temp = r.new_tables.as_str();
             let (tables, db_stats) = match source {
                 Source::Env(env, SiteDb::Mysql(src_db)) => {
+                    ctx.total(src_db.count_rows(&env.config.prefix).await?);
                     let rewrite = Rewrite {
                         url: Some(UrlRewrite::new(env.url.as_str(), target.url.as_str())?),
                         from_prefix: env.config.prefix.clone(),
@@ -182,6 +179,7 @@ impl Engine {
                     Err(cross(m.database_kind, DbKind::Mysql))
                 }
                 Source::Snapshot(dir, m) => {
+                    ctx.total(m.database.rows);
                     let rewrite = Rewrite {
                         url: Some(UrlRewrite::new(&m.source_url, target.url.as_str())?),
                         from_prefix: m.table_prefix.clone(),
@@ -204,26 +202,30 @@ impl Engine {
             self.write_journal(journal).await?;
             stats.database = Some(db_stats);
         }
-        let _t = ctx.phase("copying the files", 0);
+        let _t = ctx.phase(Step::CopyingFiles, 0);
         let progress = ctx.progress.clone();
         let files = match source {
             Source::Env(env, _) => {
                 let (src, dst) = (env.docroot.clone(), r.new_dir.clone());
                 blocking(move || {
+                    let total = tree::count_files(&src);
+                    progress.send_modify(|p| p.total = total);
                     tree::copy_tree(&src, &dst, &|_| progress.send_modify(|p| p.done += 1))
                 })
                 .await?
             }
             Source::Snapshot(dir, m) => {
+                ctx.total(m.files.files);
                 let (tar, dst) = (dir.join(snapshot::FILES), r.new_dir.clone());
                 blocking(move || tree::unpack(&tar, &dst)).await?;
+                ctx.advance(m.files.files);
                 m.files
             }
         };
         stats.files = Some(files);
         match r.target_db {
             Some(SiteDb::Sqlite(target_file)) => {
-                let _t = ctx.phase("copying the database", 0);
+                let _t = ctx.phase(Step::CopyingDatabase, 0);
                 stats.database = Some(self.build_sqlite(r, source, target_file).await?);
             }
             None => {
@@ -324,6 +326,11 @@ impl Engine {
             from_prefix,
             to_prefix: target.config.prefix.clone(),
         };
+        r.ctx.total(
+            crate::sqlite_db::stats(&new_db, &rewrite.from_prefix)
+                .await?
+                .rows,
+        );
         let db_stats = crate::sqlite_db::rewrite(&new_db, &rewrite, &|n| r.ctx.advance(n)).await?;
         anyhow::ensure!(
             crate::sqlite_db::has_wordpress(&new_db, &target.config.prefix).await?,
@@ -336,7 +343,7 @@ impl Engine {
     /// the old prefix until the cleanup), then the files in one exchange. When the file
     /// switch fails, the tables are switched back.
     async fn switch(&self, r: &Replacement<'_>, journal: &mut Journal) -> anyhow::Result<()> {
-        let _t = r.ctx.phase("switching", 0);
+        let _t = r.ctx.phase(Step::Switching(r.target.which), 0);
         journal.phase = Phase::Switching;
         match (r.target_db, &journal.database) {
             (Some(SiteDb::Mysql(db)), JournalDb::Mysql { built, .. }) => {
@@ -374,6 +381,9 @@ impl Engine {
             }
             return Err(e);
         }
+        r.ctx
+            .switched
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         journal.phase = Phase::Switched;
         self.write_journal(journal).await?;
         self.pause_point(&r.ctx.activity, PausePoint::Switched)
@@ -406,30 +416,16 @@ impl Engine {
         }
     }
 
-    /// After a push without `keep_staging`: staging's tables and files go; its
-    /// `wp-config.php` stays, so that staging can be created again in the same place.
+    /// After a push without `keep_staging`: staging goes entirely, its tables (a SQLite
+    /// database is inside its docroot) and all its files, `wp-config.php` included; an empty
+    /// docroot is left where Create Staging makes it again.
     pub(crate) async fn remove_staging(&self, staging: &Env, db: &SiteDb) -> anyhow::Result<()> {
-        match db {
-            SiteDb::Mysql(db) => {
-                let tables = db.tables(&staging.config.prefix).await?;
-                db.drop_tables(&tables).await?;
-            }
-            // Inside the docroot (`wpconfig::read` gives no other): it goes with the files.
-            SiteDb::Sqlite(_) => {}
+        if let SiteDb::Mysql(db) = db {
+            let tables = db.tables(&staging.config.prefix).await?;
+            db.drop_tables(&tables).await?;
         }
         let docroot = staging.docroot.clone();
-        blocking(move || {
-            let aside = tree::sibling(&docroot, "removed")?;
-            let _ = std::fs::remove_dir_all(&aside);
-            std::fs::rename(&docroot, &aside)?;
-            std::fs::create_dir(&docroot)?;
-            // `remove_dir_all` does not follow links (it unlinks them); the configuration is
-            // copied as `build` keeps a target's.
-            keep_config(&aside, &docroot, "staging")?;
-            tree::remove_in_background(aside);
-            Ok(())
-        })
-        .await
+        blocking(move || clear_docroot(&docroot)).await
     }
 }
 
@@ -543,4 +539,18 @@ fn keep_config(from: &Path, to: &Path, which: &str) -> anyhow::Result<()> {
         }
     };
     write_config(to, &text, which).context("keeping the environment's wp-config.php")
+}
+
+/// Empties a docroot: what it holds is moved aside in one rename (a link in it, or the
+/// docroot itself when it is a link, is moved as a link, never followed) and deleted in the
+/// background (`remove_dir_all` unlinks links); an empty directory is left in its place.
+pub(crate) fn clear_docroot(docroot: &Path) -> anyhow::Result<()> {
+    if docroot.symlink_metadata().is_ok() {
+        let mut tag = [0u8; 4];
+        getrandom::fill(&mut tag).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+        let aside = tree::sibling(docroot, &format!("removed-{}", hex::encode(tag)))?;
+        std::fs::rename(docroot, &aside).context("moving the old files aside")?;
+        tree::remove_in_background(aside);
+    }
+    std::fs::create_dir_all(docroot).context("making the docroot")
 }

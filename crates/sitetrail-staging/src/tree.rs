@@ -115,6 +115,31 @@ fn copy_dir(
     Ok(())
 }
 
+/// How many regular files `copy_tree` would copy from `src`: the total its progress counts
+/// towards. Links are not followed; a tree that changes meanwhile only makes it approximate.
+pub fn count_files(src: &Path) -> u64 {
+    fn walk(dir: &Path, rel: &Path, depth: usize) -> u64 {
+        if depth >= MAX_DEPTH {
+            return 0;
+        }
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return 0;
+        };
+        let mut n = 0;
+        for entry in entries.flatten() {
+            let rel = rel.join(entry.file_name());
+            match entry.file_type() {
+                _ if is_environment_specific(&rel) => {}
+                Ok(t) if t.is_dir() => n += walk(&entry.path(), &rel, depth + 1),
+                Ok(t) if t.is_file() => n += 1,
+                _ => {}
+            }
+        }
+        n
+    }
+    walk(src, Path::new(""), 0)
+}
+
 /// Swaps two paths in one step (`renameat2(RENAME_EXCHANGE)`): each name then refers to what
 /// the other held. Both must exist on the same filesystem.
 pub fn exchange(a: &Path, b: &Path) -> anyhow::Result<()> {

@@ -20,6 +20,8 @@ use sitetrail_store::sqlite::SqliteStore;
 mod hostile_databases;
 #[path = "hostile/files.rs"]
 mod hostile_files;
+#[path = "first_hour/staging_cycle.rs"]
+mod staging_cycle;
 #[path = "first_hour/staging_state.rs"]
 mod staging_state;
 
@@ -570,9 +572,11 @@ async fn a_push_that_fails_midway_leaves_live_as_it_was_and_a_retry_succeeds() {
         .unwrap();
     assert_eq!(failed.status, Status::Failed);
     let reason = failed.error.clone().unwrap();
-    assert!(
-        reason.contains("creating") || reason.contains("permitted"),
-        "a readable reason: {reason}"
+    assert_eq!(
+        reason,
+        "Push Staging to Live stopped while copying the files. Live was not changed. \
+         Try again; if it fails again, contact support.",
+        "a reason for people, with no server error in it"
     );
     let (status, home) = get(&f.live.url).await;
     assert_eq!(status, 200);
@@ -637,9 +641,17 @@ async fn a_second_operation_on_the_site_is_refused_and_logged() {
         .unwrap();
     assert_eq!(second.activity.status, Status::Failed);
     let reason = second.activity.error.clone().unwrap();
-    assert!(
-        reason.contains("Another operation is running on this site (Push Staging to Live"),
-        "{reason}"
+    assert_eq!(
+        reason,
+        "Push Staging to Live is running on this site. Try again when it has finished."
+    );
+    assert_eq!(
+        second.activity.details["blocked_by"],
+        first.activity.id.as_str()
+    );
+    assert_eq!(
+        second.activity.description,
+        "Push Staging to Live did not start"
     );
     let first = first.finished.await.unwrap();
     assert_eq!(first.status, Status::Completed, "{:?}", first.error);

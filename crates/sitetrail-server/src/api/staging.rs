@@ -66,6 +66,7 @@ pub async fn start_operation(
         .map_err(|e| match e {
             EngineError::NotFound(m) => ApiError::NotFoundOwned(m),
             EngineError::Invalid(m) => ApiError::Invalid(m),
+            EngineError::Conflict(m) => ApiError::Conflict(m),
             EngineError::Internal(e) => ApiError::Internal(e),
         })?;
     if started.activity.status.is_ended() {

@@ -21,7 +21,35 @@ async fn staging_is_recorded_from_creation_to_push(f: Fixture) {
         .unwrap();
     let running = f.engine.running(&f.site).expect("the creation is running");
     assert_eq!(running.activity, started.activity.id);
+    let mut progress = running.progress;
+    let watched = tokio::spawn(async move {
+        let mut seen = vec![progress.borrow_and_update().clone()];
+        while progress.changed().await.is_ok() {
+            seen.push(progress.borrow_and_update().clone());
+        }
+        seen
+    });
     let created = started.finished.await.unwrap();
+    let seen = watched.await.unwrap();
+    assert_eq!(seen[0].phase, "Getting ready");
+    for phase in [
+        "Copying the database",
+        "Copying the files",
+        "Switching staging",
+    ] {
+        assert!(seen.iter().any(|p| p.phase == phase), "{phase} in {seen:?}");
+    }
+    for counting in ["Copying the database", "Copying the files"] {
+        let steps: Vec<_> = seen.iter().filter(|p| p.phase == counting).collect();
+        // (A step's total is 0 only while it is being counted, before anything is done.)
+        assert!(
+            steps.iter().any(|p| p.total > 0)
+                && steps
+                    .iter()
+                    .all(|p| p.done <= p.total && (p.total > 0 || p.done == 0)),
+            "{counting} counts towards a total: {steps:?}"
+        );
+    }
     assert_eq!(created.status, Status::Completed, "{:?}", created.error);
     assert!(f.engine.running(&f.site).is_none(), "it has ended");
 
