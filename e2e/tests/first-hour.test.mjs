@@ -211,7 +211,7 @@ test('the client owner: create staging, change it, push, create again, reset fro
     const created = await createStaging(page);
     assert.equal(created.user.label, 'olivia@acmebakery.example');
     await openStaging(page);
-    assert.match(await stagingNow(page), /Created .+ from live/);
+    assert.match(await stagingNow(page), /Created\s*.+ from live/);
     await shot(page, '03-staging-created');
     const liveTitle = await title(demo.live);
     assert.match(await title(demo.staging), /Acme Bakery Shop/, 'staging is a copy of live');
@@ -237,7 +237,7 @@ test('the client owner: create staging, change it, push, create again, reset fro
     const { ended, chosen } = await resetFromBackup(page, /daily/i);
     assert.equal(ended.details.backup, chosen.value, 'the log names the backup staging was reset from');
     await openStaging(page);
-    assert.match(await stagingNow(page), /Created .+ from .*backup/i);
+    assert.match(await stagingNow(page), /Created\s*.+ from .*backup/i);
     await shot(page, '08-reset-from-backup', { phone: true });
     assert.doesNotMatch(await title(demo.staging), new RegExp(NEW_TITLE));
 

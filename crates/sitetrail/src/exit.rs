@@ -11,7 +11,8 @@ Exit codes:
   0  done
   1  failed: verify found the log changed, or an operation ran and ended failed
   2  usage: a flag or a value is wrong (an id, a URL, an email)
-  3  not found: no data dir or database there, or no such account, site, backup or template
+  3  not found: no data dir or database there, or no such account, site, backup, template
+     or staging site (create staging before pushing or backing it up)
   4  not confirmed: `staging push` was not confirmed (answer yes on a terminal, or pass --yes)
   5  error: sitetrail could not do it (the database, the disk); the message says why";
 

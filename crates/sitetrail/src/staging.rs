@@ -152,7 +152,7 @@ async fn site(store: &DynStore, id: &str) -> anyhow::Result<Site> {
 
 fn refused(e: EngineError) -> anyhow::Error {
     match e {
-        EngineError::NotFound(why) => exit::not_found(why),
+        EngineError::NotFound(why) | EngineError::Conflict(why) => exit::not_found(why),
         EngineError::Invalid(why) => exit::usage(why),
         EngineError::Internal(e) => e,
     }

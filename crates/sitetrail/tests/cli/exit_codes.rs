@@ -256,7 +256,7 @@ async fn a_push_without_a_terminal_or_yes_exits_4_and_starts_nothing() {
         stderr(&out)
     );
     assert_eq!(logged(&data).await, 0, "nothing was started");
-    // With --yes it starts (and, with no WordPress there, fails in the log).
+    // With --yes it goes on, to the engine: there is no staging to push yet.
     let out = run_in(
         dir.path(),
         &[
@@ -269,8 +269,13 @@ async fn a_push_without_a_terminal_or_yes_exits_4_and_starts_nothing() {
             "data",
         ],
     );
-    assert_ne!(out.status.code(), Some(4), "{}", stderr(&out));
-    assert_eq!(logged(&data).await, 1);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("There is no staging site yet. Create it first."),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(logged(&data).await, 0);
 }
 
 #[test]
@@ -324,7 +329,8 @@ async fn a_push_on_a_terminal_asks_and_anything_but_yes_exits_4() {
         "{said}"
     );
     assert_eq!(logged(&data).await, 0, "nothing was started");
+    // Confirmed, it goes on to the engine, which finds no staging to push yet.
     let (code, said) = push_on_a_terminal(dir.path(), "yes");
-    assert_ne!(code, Some(4), "{said}");
-    assert_eq!(logged(&data).await, 1, "the push started: {said}");
+    assert_eq!(code, Some(3), "{said}");
+    assert!(said.contains("There is no staging site yet"), "{said}");
 }
