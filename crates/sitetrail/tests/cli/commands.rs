@@ -3,7 +3,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
 
-use crate::support::{has_demo, sitetrail};
+use crate::support::{get_json, has_demo, register_shop, sitetrail};
 
 pub struct Running(Child);
 
@@ -185,15 +185,7 @@ pub async fn wait_for_end(
 ) -> serde_json::Value {
     let mut ended = serde_json::Value::Null;
     for _ in 0..600 {
-        ended = http
-            .get(format!("{base}/api/v1/activities/{id}"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        ended = get_json(http, &format!("{base}/api/v1/activities/{id}"), token).await;
         if ended["status"] != "in_progress" {
             return ended;
         }
@@ -287,42 +279,13 @@ async fn staging_operations_run_from_the_command_line_on_real_wordpress() {
         "Template Shop",
     )
     .unwrap();
-    {
-        std::fs::create_dir_all(&data).unwrap();
-        let store = sitetrail_store::sqlite::SqliteStore::open(&data.join("sitetrail.db"))
-            .await
-            .unwrap();
-        use sitetrail_store::Store;
-        store
-            .upsert_account(&sitetrail_core::Account {
-                id: sitetrail_core::AccountId::parse("acme").unwrap(),
-                name: "Acme".into(),
-                partner: "Agency".into(),
-                partner_colour: None,
-            })
-            .await
-            .unwrap();
-        store
-            .upsert_site(&sitetrail_core::Site {
-                id: sitetrail_core::SiteId::parse("shop").unwrap(),
-                account_id: sitetrail_core::AccountId::parse("acme").unwrap(),
-                name: "Shop".into(),
-                live: sitetrail_core::EnvironmentSpec {
-                    url: sitetrail_core::SiteUrl::parse(&live.url).unwrap(),
-                    docroot: Some(live.docroot.to_string_lossy().into_owned()),
-                },
-                staging: Some(sitetrail_core::EnvironmentSpec {
-                    url: sitetrail_core::SiteUrl::parse(&format!(
-                        "http://127.0.0.1:{}",
-                        wordpress::free_port(5)
-                    ))
-                    .unwrap(),
-                    docroot: Some(dir.path().join("staging").to_string_lossy().into_owned()),
-                }),
-            })
-            .await
-            .unwrap();
-    }
+    let staging_url = format!("http://127.0.0.1:{}", wordpress::free_port(5));
+    register_shop(
+        &data,
+        (&live.url, &live.docroot),
+        (&staging_url, &dir.path().join("staging")),
+    )
+    .await;
     // Under the loosest umask, so that only sitetrail's own care keeps its files private.
     let cli = |args: &[&str]| {
         let out = std::process::Command::new("sh")

@@ -7,7 +7,7 @@ use sitetrail_staging::{DatabasePolicy, Engine};
 use sitetrail_store::{DynStore, Scope};
 
 use crate::commands::{link_token, start_demo, wait_for_end};
-use crate::support::has_demo;
+use crate::support::{get_json, has_demo};
 
 /// Every activity of an account, oldest first.
 async fn history(store: &DynStore, account: &str) -> Vec<StoredActivity> {
@@ -44,15 +44,12 @@ async fn the_demos_history_claims_only_what_its_pages_show() {
     let client = link_token(&lines, "client owner");
     let http = reqwest::Client::new();
     // The daily backup the demo starts ends before its claims are checked.
-    let newest: serde_json::Value = http
-        .get(format!("{base}/api/v1/sites/acme-shop/activities?limit=1"))
-        .bearer_auth(&client)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let newest = get_json(
+        &http,
+        &format!("{base}/api/v1/sites/acme-shop/activities?limit=1"),
+        &client,
+    )
+    .await;
     let daily = newest["items"][0]["id"].as_str().unwrap().to_owned();
     let ended = wait_for_end(&http, &base, &client, &daily).await;
     assert_eq!(ended["status"], "completed", "{ended}");

@@ -6,7 +6,7 @@ use std::process::{Output, Stdio};
 
 use sitetrail_store::Store;
 
-use crate::support::sitetrail;
+use crate::support::{register_shop, sitetrail};
 
 /// Runs sitetrail in `cwd` with no data dir or database from the environment, stdin empty.
 fn run_in(cwd: &Path, args: &[&str]) -> Output {
@@ -35,32 +35,12 @@ async fn data_dir(root: &Path) -> std::path::PathBuf {
         &["keys", "create", "--name", "ops", "--data-dir", "data"],
     );
     assert!(made.status.success(), "{}", stderr(&made));
-    let store = sitetrail_store::sqlite::SqliteStore::open(&data.join("sitetrail.db"))
-        .await
-        .unwrap();
-    store
-        .upsert_account(&sitetrail_core::Account {
-            id: sitetrail_core::AccountId::parse("acme").unwrap(),
-            name: "Acme".into(),
-            partner: "Agency".into(),
-            partner_colour: None,
-        })
-        .await
-        .unwrap();
-    let env = |url: &str, dir: &str| sitetrail_core::EnvironmentSpec {
-        url: sitetrail_core::SiteUrl::parse(url).unwrap(),
-        docroot: Some(root.join(dir).to_string_lossy().into_owned()),
-    };
-    store
-        .upsert_site(&sitetrail_core::Site {
-            id: sitetrail_core::SiteId::parse("shop").unwrap(),
-            account_id: sitetrail_core::AccountId::parse("acme").unwrap(),
-            name: "Shop".into(),
-            live: env("https://shop.example", "live"),
-            staging: Some(env("https://staging.shop.example", "staging")),
-        })
-        .await
-        .unwrap();
+    register_shop(
+        &data,
+        ("https://shop.example", &root.join("live")),
+        ("https://staging.shop.example", &root.join("staging")),
+    )
+    .await;
     std::fs::create_dir_all(root.join("live")).unwrap();
     data
 }
