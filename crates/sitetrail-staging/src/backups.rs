@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 use sitetrail_core::{
-    ActivityKind, Actor, NewActivity, Site, SiteUrl, Status, TemplateId, Timestamp,
+    ActivityId, ActivityKind, Actor, NewActivity, Site, SiteUrl, Status, TemplateId, Timestamp,
 };
 
 use crate::blocking;
@@ -52,7 +52,14 @@ impl Engine {
         };
         let activity = self.inner.store.record(vec![new]).await?.remove(0).activity;
         let r = self
-            .backup(ctx, site, env, db, BackupReason::Automatic)
+            .backup(
+                ctx,
+                site,
+                env,
+                db,
+                BackupReason::Automatic,
+                (&activity.id, activity.created_at),
+            )
             .await;
         match &r {
             Ok(m) => {
@@ -99,8 +106,11 @@ impl Engine {
         env: &Env,
         db: &SiteDb,
         reason: BackupReason,
+        (activity, at): (&ActivityId, Timestamp),
     ) -> anyhow::Result<Manifest> {
-        let id = snapshot::new_backup_id(env.which, Timestamp::now());
+        // A backup is of the moment its activity started (its database is read first), and
+        // that is the one time shown for it, in the backups list as in the log.
+        let id = snapshot::new_backup_id(env.which, at);
         let dir = self.staging_area(id.to_string()).await?;
         let result = async {
             let (db_sha, db_bytes, db_stats) = {
@@ -128,7 +138,7 @@ impl Engine {
                 reason,
                 source_url: env.url.to_string(),
                 table_prefix: env.config.prefix.clone(),
-                created_at: Timestamp::now(),
+                created_at: at,
                 files_sha256: files_sha,
                 files_tar_bytes,
                 files,
@@ -136,6 +146,8 @@ impl Engine {
                 database_bytes: db_bytes,
                 database: db_stats,
                 database_kind: db.kind(),
+                name: None,
+                activity: Some(activity.clone()),
             };
             self.publish(&dir, self.inner.snapshots.backup_dir(&site.id, &id), &m)
                 .await?;
@@ -148,18 +160,42 @@ impl Engine {
         result
     }
 
-    /// Imports a template from an existing WordPress docroot.
+    /// Imports a template from an existing WordPress docroot, its id its name.
     pub async fn import_template(
         &self,
-        name: &TemplateId,
+        id: &TemplateId,
         docroot: &Path,
         url: &SiteUrl,
         progress: &dyn Fn(&str),
     ) -> anyhow::Result<Manifest> {
+        self.import_named_template(id.as_str(), Some(id), docroot, url, progress)
+            .await
+    }
+
+    /// Imports a template from an existing WordPress docroot under a name for people (free
+    /// text, see [`snapshot::template_name`]) and an id (made from the name when none is
+    /// given).
+    pub async fn import_named_template(
+        &self,
+        name: &str,
+        id: Option<&TemplateId>,
+        docroot: &Path,
+        url: &SiteUrl,
+        progress: &dyn Fn(&str),
+    ) -> anyhow::Result<Manifest> {
+        let display = snapshot::template_name(name).map_err(crate::progress::for_people)?;
+        let id = id
+            .cloned()
+            .unwrap_or_else(|| snapshot::template_id_for(&display));
+        let name = &id;
         let target = self.inner.snapshots.template_dir(name);
         let (t, d, n) = (target.clone(), docroot.to_owned(), name.clone());
         let config = blocking(move || {
-            anyhow::ensure!(!t.exists(), "a template named {n} exists already");
+            if t.exists() {
+                return Err(crate::progress::for_people(format!(
+                    "A template with the id {n} exists already; choose another name or id."
+                )));
+            }
             wpconfig::read(&d)
         })
         .await?;
@@ -188,6 +224,8 @@ impl Engine {
                 database_bytes: db_bytes,
                 database: db_stats,
                 database_kind: db.kind(),
+                name: Some(display.clone()),
+                activity: None,
             };
             self.publish(&dir, target, &m).await?;
             anyhow::Ok(m)

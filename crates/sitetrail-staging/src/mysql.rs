@@ -259,6 +259,34 @@ impl MysqlDb {
         Ok(mine)
     }
 
+    /// An option's value in a WordPress options table (none: no such option).
+    pub async fn option(&self, table: &str, name: &str) -> anyhow::Result<Option<String>> {
+        let mut conn = self.conn().await?;
+        conn.exec_first(
+            format!(
+                "SELECT option_value FROM {} WHERE option_name = ?",
+                quote(table)?
+            ),
+            (name,),
+        )
+        .await
+        .or_say(|| "reading an option".into())
+    }
+
+    /// Sets an existing option's value in a WordPress options table.
+    pub async fn set_option(&self, table: &str, name: &str, value: &str) -> anyhow::Result<()> {
+        let mut conn = self.conn().await?;
+        conn.exec_drop(
+            format!(
+                "UPDATE {} SET option_value = ? WHERE option_name = ?",
+                quote(table)?
+            ),
+            (value, name),
+        )
+        .await
+        .or_say(|| "setting an option".into())
+    }
+
     /// How many rows the tables whose names start with `prefix` hold: the total a copy or a
     /// dump of them counts towards.
     pub async fn count_rows(&self, prefix: &str) -> anyhow::Result<u64> {
@@ -530,7 +558,7 @@ pub async fn ensure_database(config: &WpConfig, policy: &DatabasePolicy) -> anyh
         (Ok(()), _) => Ok(()),
         (Err(e), None) => {
             tracing::warn!(error = %e, database = %config.name, "live's database user could not create staging's database and no admin connection is set");
-            Err(anyhow::anyhow!(NO_ADMIN))
+            Err(DatabaseError(NO_ADMIN).into())
         }
         (Err(e), Some(admin)) => {
             tracing::info!(error = %e, database = %config.name, "creating staging's database with the admin connection");
@@ -551,11 +579,11 @@ async fn create_as_admin(
         .query_first("SELECT CURRENT_USER()")
         .await
         .or_say(live)?
-        .context(ACCOUNT)?;
-    let (user, host) = current.rsplit_once('@').context(ACCOUNT)?;
+        .ok_or(DatabaseError(ACCOUNT))?;
+    let (user, host) = current.rsplit_once('@').ok_or(DatabaseError(ACCOUNT))?;
     if user != config.user {
         tracing::warn!(db_user = %config.user, account = %current, "live's database user logs in as another account");
-        anyhow::bail!(ACCOUNT);
+        return Err(DatabaseError(ACCOUNT).into());
     }
     let account = format!("{}@{}", string_literal(user)?, string_literal(host)?);
     let live_server = server_identity(own, &live).await?;
@@ -574,7 +602,7 @@ async fn create_as_admin(
         .or_say(doing)?;
         if server_identity(&mut conn, &doing).await? != live_server {
             tracing::warn!(database = %config.name, "the admin connection reaches another server than live's database");
-            anyhow::bail!(ANOTHER_SERVER);
+            return Err(DatabaseError(ANOTHER_SERVER).into());
         }
         let literal_wildcards = !mariadb
             && conn
@@ -592,7 +620,7 @@ async fn create_as_admin(
         {
             Err(mysql_async::Error::Server(e)) if e.code == 1007 => {
                 tracing::warn!(database = %config.name, "staging's database exists already; it is not granted");
-                anyhow::bail!(EXISTS);
+                return Err(DatabaseError(EXISTS).into());
             }
             other => other.or_say(|| "creating staging's database".into())?,
         }

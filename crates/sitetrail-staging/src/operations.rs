@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sitetrail_core::{
     ActivityId, ActivityKind, Actor, ActorKind, BackupId, Ending, Environment, NewActivity, Site,
-    SiteId, SiteUrl, Status, StoredActivity, TemplateId,
+    SiteId, SiteUrl, Status, StoredActivity, TemplateId, Timestamp,
 };
 use sitetrail_store::DynStore;
 use tokio::sync::watch;
@@ -187,6 +187,8 @@ pub(crate) struct Ctx {
     pub activity: ActivityId,
     /// What the operation is (an automatic backup names it).
     pub kind: ActivityKind,
+    /// When its activity was created.
+    pub started: Timestamp,
     pub progress: watch::Sender<Progress>,
     phases: Mutex<Vec<(String, u128)>>,
     /// Set once the target has been switched: from then on it has the new copy.
@@ -357,6 +359,7 @@ impl Engine {
             let ctx = Ctx {
                 activity: id.clone(),
                 kind: activity.activity,
+                started: activity.created_at,
                 progress: tx,
                 phases: Mutex::new(Vec::new()),
                 switched: AtomicBool::new(false),
@@ -586,7 +589,7 @@ impl Engine {
         let policy = &self.inner.databases;
         policy
             .check(&config)
-            .map_err(|refusal| progress::for_people(format!("{}'s {refusal}.", capital(which))))?;
+            .map_err(|refusal| progress::for_people(format!("{which}'s {refusal}")))?;
         let db = SiteDb::connect(&config, policy)
             .await
             .with_context(|| format!("connecting to {which}'s database"))?;
@@ -609,7 +612,9 @@ impl Engine {
                 reason,
             } => {
                 let (env, db) = self.open(site, *environment).await?;
-                let m = self.backup(ctx, site, &env, &db, *reason).await;
+                let m = self
+                    .backup(ctx, site, &env, &db, *reason, (&ctx.activity, ctx.started))
+                    .await;
                 db.disconnect().await;
                 let m = m?;
                 details.insert("backup".into(), json!(m.id));
@@ -648,10 +653,9 @@ impl Engine {
             }
             Operation::ResetFromTemplate(_) | Operation::ResetFromBackup(_) => {
                 let (dir, description) = match op {
-                    Operation::ResetFromTemplate(t) => (
-                        self.inner.snapshots.template_dir(t),
-                        format!("Created environment for staging from the template {t}"),
-                    ),
+                    Operation::ResetFromTemplate(t) => {
+                        (self.inner.snapshots.template_dir(t), String::new())
+                    }
                     Operation::ResetFromBackup(b) => (
                         self.inner.snapshots.backup_dir(&site.id, b),
                         format!("Created environment for staging from backup {b}"),
@@ -663,6 +667,13 @@ impl Engine {
                     let _t = ctx.phase(Step::CheckingSnapshot, 0);
                     let dir = dir.clone();
                     blocking(move || snapshot::verify(&dir)).await?
+                };
+                let description = match op {
+                    Operation::ResetFromTemplate(_) => format!(
+                        "Created environment for staging from the template {}",
+                        m.display_name()
+                    ),
+                    _ => description,
                 };
                 let (live_env, live_db) = self.open(site, Environment::Live).await?;
                 live_db.disconnect().await;
@@ -681,7 +692,7 @@ impl Engine {
                 let from = match op {
                     Operation::ResetFromTemplate(t) => StagingSource::Template {
                         id: t.to_string(),
-                        name: m.id.clone(),
+                        name: m.display_name().to_owned(),
                     },
                     _ => StagingSource::Backup { id: m.id.clone() },
                 };
@@ -731,7 +742,7 @@ impl Engine {
         let (url, docroot) = Self::env(site, Environment::Staging)?;
         let config = if !self.staging_state(&site.id).await?.exists {
             let d = docroot.clone();
-            blocking(move || crate::switch::clear_docroot(&d)).await?;
+            blocking(move || crate::switch::remove_docroot(&d)).await?;
             self.provision_staging(live, &docroot).await?
         } else {
             match read_config(&docroot).await {
@@ -767,7 +778,7 @@ impl Engine {
         .await?;
         let live_text = String::from_utf8(live_text).context("live's wp-config.php is not text")?;
         let name = crate::policy::staging_name(&live.config.name)
-            .map_err(|refusal| progress::for_people(format!("Live's {refusal}.")))?;
+            .map_err(|refusal| progress::for_people(format!("live's {refusal}")))?;
         let prefix = if live.config.prefix == "stg_" {
             "stg2_"
         } else {
@@ -797,14 +808,6 @@ impl Engine {
 async fn read_config(docroot: &Path) -> anyhow::Result<WpConfig> {
     let docroot = docroot.to_owned();
     blocking(move || wpconfig::read(&docroot)).await
-}
-
-/// `live` → `Live`
-fn capital(which: Environment) -> &'static str {
-    match which {
-        Environment::Live => "Live",
-        Environment::Staging => "Staging",
-    }
 }
 
 /// `Another operation ...` → `another operation ...`; an activity's label keeps its capitals.

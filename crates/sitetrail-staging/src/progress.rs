@@ -75,19 +75,22 @@ pub(crate) fn for_people(reason: impl Into<String>) -> anyhow::Error {
 /// What people are told to do when something failed that they cannot fix themselves.
 pub const TRY_AGAIN: &str = "Try again; if it fails again, contact support.";
 
-/// The words for people in an error's chain, if it has any: a reason written for them, or a
+/// The words for people in an error's chain (a sentence, ending with a period), if it has any: a reason written for them, or a
 /// refusal of a site's files (whose detail, with the paths, stays in the server's log).
 pub(crate) fn people_words(e: &anyhow::Error) -> Option<String> {
-    e.chain().find_map(|c| {
+    let words = e.chain().find_map(|c| {
         if let Some(p) = c.downcast_ref::<ForPeople>() {
             Some(p.0.clone())
         } else if let Some(r) = c.downcast_ref::<confined::Refusal>() {
-            Some(format!("{}.", r.to_string().trim_end_matches('.')))
+            Some(r.to_string())
+        } else if let Some(d) = c.downcast_ref::<crate::mysql::DatabaseError>() {
+            Some(d.to_string())
         } else {
             c.downcast_ref::<crate::policy::Refusal>()
-                .map(|r| format!("The site's {r}."))
+                .map(|r| format!("the site's {r}"))
         }
-    })
+    })?;
+    Some(format!("{}.", words.trim_end_matches('.')))
 }
 
 /// Why an operation failed, as the log keeps it: its own words for people when it has

@@ -80,6 +80,57 @@ pub struct Manifest {
     pub database: DbStats,
     #[serde(default)]
     pub database_kind: DbKind,
+    /// A template's name for people (free text); manifests written before it had none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The activity a backup was taken in (manifests written before it have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activity: Option<sitetrail_core::ActivityId>,
+}
+
+impl Manifest {
+    /// What people call the snapshot: a template's name, else its id.
+    pub fn display_name(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.id)
+    }
+}
+
+/// Template names are free text for people, at most this many characters.
+pub const TEMPLATE_NAME_MAX: usize = 80;
+
+/// A template's name as people gave it, checked: trimmed, not empty, at most
+/// [`TEMPLATE_NAME_MAX`] characters, no control characters.
+pub fn template_name(name: &str) -> Result<String, String> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err("A template needs a name.".into());
+    }
+    if name.chars().count() > TEMPLATE_NAME_MAX {
+        return Err(format!(
+            "A template's name is at most {TEMPLATE_NAME_MAX} characters."
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err("A template's name cannot hold control characters (tabs, new lines).".into());
+    }
+    Ok(name.to_owned())
+}
+
+/// The id a template gets from its name when none is given: `Bakery Classic` →
+/// `bakery-classic` (letters and digits kept, lower-cased; anything else one `-`).
+pub fn template_id_for(name: &str) -> TemplateId {
+    let mut id = String::new();
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() || matches!(c, '.' | '_') {
+            id.push(c.to_ascii_lowercase());
+        } else if !id.ends_with('-') {
+            id.push('-');
+        }
+    }
+    let id: String = id.trim_matches('-').chars().take(64).collect();
+    let id = id.trim_end_matches('-');
+    TemplateId::parse(if id.is_empty() { "template" } else { id })
+        .expect("made of the allowed characters")
 }
 
 /// Where snapshots live in the data dir.
@@ -212,4 +263,38 @@ pub fn new_backup_id(environment: Environment, at: Timestamp) -> BackupId {
         hex::encode(r)
     );
     BackupId::parse(&id).expect("generated backup ids are valid")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_template_name_is_free_text_and_its_id_comes_from_it() {
+        assert_eq!(
+            template_name("  Bakery Classic ").unwrap(),
+            "Bakery Classic"
+        );
+        assert!(template_name(" ").is_err());
+        assert!(template_name("Bakery\nClassic").is_err());
+        assert!(template_name(&"x".repeat(TEMPLATE_NAME_MAX + 1)).is_err());
+        assert_eq!(template_id_for("Bakery Classic").as_str(), "bakery-classic");
+        assert_eq!(template_id_for("Café  & Co. v2").as_str(), "caf-co.-v2");
+        assert_eq!(template_id_for("Ünïcödé").as_str(), "n-c-d");
+        assert_eq!(template_id_for("★★★").as_str(), "template");
+        let long = template_id_for(&"ab ".repeat(40));
+        assert!(long.as_str().len() <= 64 && !long.as_str().ends_with('-'));
+    }
+
+    #[test]
+    fn manifests_written_before_template_names_are_read() {
+        let old = r#"{"version":1,"kind":"template","id":"bakery","site_id":null,
+            "environment":null,"reason":"template","source_url":"http://a.example",
+            "table_prefix":"wp_","created_at":"2026-11-25T09:30:00.000Z","files_sha256":"x",
+            "files_tar_bytes":1,"files":{"files":1,"bytes":1},"database_sha256":"y",
+            "database_bytes":1,"database":{"tables":1,"rows":1,"rewritten_cells":0}}"#;
+        let m: Manifest = serde_json::from_str(old).unwrap();
+        assert_eq!(m.name, None);
+        assert_eq!(m.display_name(), "bakery");
+    }
 }

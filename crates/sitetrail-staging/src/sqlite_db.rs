@@ -234,3 +234,32 @@ pub async fn stats(path: &Path, prefix: &str) -> anyhow::Result<DbStats> {
     conn.close().await?;
     Ok(stats)
 }
+
+/// An option's value in a WordPress options table (none: no such option).
+pub async fn option(path: &Path, table: &str, name: &str) -> anyhow::Result<Option<String>> {
+    let mut conn = open(path, false).await?;
+    let value: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT option_value FROM {} WHERE option_name = ?",
+        quote(table)?
+    )))
+    .bind(name)
+    .fetch_optional(&mut conn)
+    .await?;
+    conn.close().await?;
+    Ok(value)
+}
+
+/// Sets an existing option's value in a WordPress options table.
+pub async fn set_option(path: &Path, table: &str, name: &str, value: &str) -> anyhow::Result<()> {
+    let mut conn = open(path, false).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE {} SET option_value = ? WHERE option_name = ?",
+        quote(table)?
+    )))
+    .bind(value)
+    .bind(name)
+    .execute(&mut conn)
+    .await?;
+    conn.close().await?;
+    Ok(())
+}

@@ -23,6 +23,9 @@ use crate::progress::Step;
 use crate::snapshot::{self, DbKind, Manifest};
 use crate::tree::{self, TreeStats};
 
+/// WordPress's option that lets search engines index a site ("1") or asks them not to ("0").
+const BLOG_PUBLIC: &str = "blog_public";
+
 /// Where a replacement copies from.
 pub(crate) enum Source<'a> {
     Env(&'a Env, &'a SiteDb),
@@ -195,6 +198,12 @@ impl Engine {
                 tables.iter().any(|(_, t)| t.ends_with("options")),
                 "the source has no WordPress tables with its prefix"
             );
+            if let Some(value) = self.blog_public(r).await? {
+                let options = format!("{}options", target.config.prefix);
+                if let Some((temp, _)) = tables.iter().find(|(_, t)| *t == options) {
+                    db.set_option(temp, BLOG_PUBLIC, &value).await?;
+                }
+            }
             journal.database = JournalDb::Mysql {
                 built: tables,
                 switch: Vec::new(),
@@ -336,7 +345,37 @@ impl Engine {
             crate::sqlite_db::has_wordpress(&new_db, &target.config.prefix).await?,
             "the source has no WordPress tables with its prefix"
         );
+        if let Some(value) = self.blog_public(r).await? {
+            let options = format!("{}options", target.config.prefix);
+            crate::sqlite_db::set_option(&new_db, &options, BLOG_PUBLIC, &value).await?;
+        }
         Ok(db_stats)
+    }
+
+    /// Whether search engines may index the new copy (`blog_public`): never staging; live
+    /// keeps its own setting, whatever staging's was. None: leave the copy's as it is.
+    async fn blog_public(&self, r: &Replacement<'_>) -> anyhow::Result<Option<String>> {
+        let target = r.target;
+        if target.which == Environment::Staging {
+            return Ok(Some("0".to_owned()));
+        }
+        let options = format!("{}options", target.config.prefix);
+        match r.target_db {
+            Some(SiteDb::Mysql(db)) => db.option(&options, BLOG_PUBLIC).await,
+            Some(SiteDb::Sqlite(file)) => {
+                // Live's own database, read pinned: a link put in its place is not followed.
+                let (docroot, file) = (target.docroot.clone(), file.clone());
+                let pin = blocking(move || confined::PinnedFile::new(&docroot, &file)).await?;
+                let value = crate::sqlite_db::option(pin.path(), &options, BLOG_PUBLIC).await;
+                blocking(move || {
+                    drop(pin);
+                    Ok(())
+                })
+                .await?;
+                value
+            }
+            None => Ok(None),
+        }
     }
 
     /// Switches the new copy in: the tables in one `RENAME TABLE` (the replaced ones keep
@@ -425,7 +464,11 @@ impl Engine {
             db.drop_tables(&tables).await?;
         }
         let docroot = staging.docroot.clone();
-        blocking(move || clear_docroot(&docroot)).await
+        blocking(move || {
+            remove_docroot(&docroot)?;
+            std::fs::create_dir_all(&docroot).context("making staging's docroot")
+        })
+        .await
     }
 }
 
@@ -541,10 +584,10 @@ fn keep_config(from: &Path, to: &Path, which: &str) -> anyhow::Result<()> {
     write_config(to, &text, which).context("keeping the environment's wp-config.php")
 }
 
-/// Empties a docroot: what it holds is moved aside in one rename (a link in it, or the
-/// docroot itself when it is a link, is moved as a link, never followed) and deleted in the
-/// background (`remove_dir_all` unlinks links); an empty directory is left in its place.
-pub(crate) fn clear_docroot(docroot: &Path) -> anyhow::Result<()> {
+/// Removes a docroot: it is moved aside in one rename (a link in it, or the docroot itself
+/// when it is a link, is moved as a link, never followed) and deleted in the background
+/// (`remove_dir_all` unlinks links).
+pub(crate) fn remove_docroot(docroot: &Path) -> anyhow::Result<()> {
     if docroot.symlink_metadata().is_ok() {
         let mut tag = [0u8; 4];
         getrandom::fill(&mut tag).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
@@ -552,5 +595,5 @@ pub(crate) fn clear_docroot(docroot: &Path) -> anyhow::Result<()> {
         std::fs::rename(docroot, &aside).context("moving the old files aside")?;
         tree::remove_in_background(aside);
     }
-    std::fs::create_dir_all(docroot).context("making the docroot")
+    Ok(())
 }

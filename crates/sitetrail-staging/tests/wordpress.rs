@@ -20,6 +20,8 @@ use sitetrail_store::sqlite::SqliteStore;
 mod hostile_databases;
 #[path = "hostile/files.rs"]
 mod hostile_files;
+#[path = "first_hour/refusals.rs"]
+mod refusals;
 #[path = "first_hour/staging_cycle.rs"]
 mod staging_cycle;
 #[path = "first_hour/staging_state.rs"]
@@ -317,12 +319,12 @@ async fn create_staging_change_it_and_push_to_live() {
         "the admin can log in to live"
     );
 
-    // Without keep_staging, staging is removed but keeps its configuration.
+    // Without keep_staging, staging is removed entirely, its configuration too.
     let left: Vec<_> = std::fs::read_dir(f.dir.path().join("staging"))
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
-    assert_eq!(left, vec![std::ffi::OsString::from("wp-config.php")]);
+    assert!(left.is_empty(), "{left:?}");
     let log = f
         .store
         .list(
@@ -450,17 +452,39 @@ async fn reset_from_a_template_makes_staging_the_template_at_stagings_url() {
             u = source.url
         ))
         .unwrap();
-    let name = sitetrail_core::TemplateId::parse("bakery-classic").unwrap();
+    // A name for people, with a space; the id is made from it.
     let url = SiteUrl::parse(&source.url).unwrap();
-    f.engine
-        .import_template(&name, &source.docroot, &url, &|_| {})
+    let imported = f
+        .engine
+        .import_named_template("Bakery Classic", None, &source.docroot, &url, &|_| {})
         .await
         .unwrap();
-    assert_eq!(f.engine.snapshots().templates().unwrap().len(), 1);
+    assert_eq!(imported.id, "bakery-classic");
+    let listed = f.engine.snapshots().templates().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].display_name(), "Bakery Classic");
     drop(source);
 
+    let name = sitetrail_core::TemplateId::parse("bakery-classic").unwrap();
     let reset = f.run(Operation::ResetFromTemplate(name)).await;
     assert_eq!(reset.status, Status::Completed, "{:?}", reset.error);
+    assert_eq!(
+        reset.description,
+        "Created environment for staging from the template Bakery Classic"
+    );
+    assert_eq!(
+        f.engine
+            .staging_state(&f.site)
+            .await
+            .unwrap()
+            .created
+            .unwrap()
+            .from,
+        sitetrail_staging::StagingSource::Template {
+            id: "bakery-classic".into(),
+            name: "Bakery Classic".into()
+        }
+    );
     let mut staging = f.staging();
     staging.serve().unwrap();
     let (status, home) = get(&f.staging_url).await;

@@ -201,7 +201,7 @@ async fn bakery_classic(engine: &Engine, data_dir: &Path) -> anyhow::Result<()> 
     )?;
     let url = SiteUrl::parse(&source.url)?;
     engine
-        .import_template(&id, &source.docroot, &url, &|_| {})
+        .import_named_template(TEMPLATE.name, Some(&id), &source.docroot, &url, &|_| {})
         .await?;
     drop(source);
     let _ = std::fs::remove_dir_all(&docroot);

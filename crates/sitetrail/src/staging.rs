@@ -79,9 +79,14 @@ pub enum BackupsCommand {
 pub enum TemplatesCommand {
     /// Imports a template from an existing WordPress docroot (its files and database).
     Import {
-        /// The template's name, as people see it in the template picker ("Bakery Classic").
+        /// The template's name, as people see it in the template picker ("Bakery Classic";
+        /// spaces allowed, at most 80 characters).
         #[arg(long, env = "SITETRAIL_NAME")]
         name: String,
+        /// The template's id (`[A-Za-z0-9._-]`, at most 64); made from the name when not
+        /// given ("Bakery Classic": bakery-classic).
+        #[arg(long)]
+        id: Option<String>,
         /// The WordPress docroot to copy (its wp-config.php names its database).
         #[arg(long, env = "SITETRAIL_DOCROOT")]
         docroot: PathBuf,
@@ -396,22 +401,35 @@ pub async fn backups(
 pub async fn templates(config: Config, command: TemplatesCommand) -> anyhow::Result<()> {
     let (engine, _) = engine(&config).await?;
     match command {
-        TemplatesCommand::Import { name, docroot, url } => {
-            let name = exit::parse("--name", &name, TemplateId::parse)?;
+        TemplatesCommand::Import {
+            name,
+            id,
+            docroot,
+            url,
+        } => {
+            let name = sitetrail_staging::snapshot::template_name(&name)
+                .map_err(|why| exit::usage(format!("--name {name:?}: {why}")))?;
+            let id = id
+                .map(|id| exit::parse("--id", &id, TemplateId::parse))
+                .transpose()?;
             let url = exit::parse("--url", &url, SiteUrl::parse)?;
             let docroot = absolute(&docroot)?;
             let bar = ProgressBar::new_spinner();
             bar.enable_steady_tick(Duration::from_millis(120));
             let m = engine
-                .import_template(&name, &docroot, &url, &|phase| {
+                .import_named_template(&name, id.as_ref(), &docroot, &url, &|phase| {
                     bar.set_message(format!("copying the {phase}"))
                 })
                 .await;
             bar.finish_and_clear();
             let m = m?;
             println!(
-                "imported template {}: {} files, {} tables, {} rows",
-                m.id, m.files.files, m.database.tables, m.database.rows
+                "imported template {} ({}): {} files, {} tables, {} rows",
+                m.display_name(),
+                m.id,
+                m.files.files,
+                m.database.tables,
+                m.database.rows
             );
             Ok(())
         }
@@ -421,7 +439,13 @@ pub async fn templates(config: Config, command: TemplatesCommand) -> anyhow::Res
                 eprintln!("there are no templates yet; `sitetrail templates import` makes one");
             }
             for m in templates {
-                println!("{}\t{}\t{}", m.id, m.source_url, m.created_at);
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    m.id,
+                    m.display_name(),
+                    m.source_url,
+                    m.created_at
+                );
             }
             Ok(())
         }

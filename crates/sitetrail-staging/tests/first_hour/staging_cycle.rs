@@ -58,6 +58,12 @@ async fn the_first_hour(f: Fixture) {
     staging
         .php("wp_insert_post(['post_title' => 'Made on staging', 'post_status' => 'publish']);")
         .unwrap();
+    assert_eq!(f.live.option("blog_public").unwrap(), "1");
+    assert_eq!(
+        staging.option("blog_public").unwrap(),
+        "0",
+        "search engines are asked not to index staging"
+    );
     completed(&f, DEFAULT_PUSH).await;
     std::mem::forget(staging);
     assert!(
@@ -88,6 +94,11 @@ async fn the_first_hour(f: Fixture) {
     completed(&f, Operation::CreateStaging).await;
     let (_, home) = super::get(&f.live.url).await;
     assert!(home.contains("Made on staging"), "live has the push");
+    assert_eq!(
+        f.live.option("blog_public").unwrap(),
+        "1",
+        "a push keeps live's own setting"
+    );
     let backup = completed(
         &f,
         Operation::Backup {
@@ -97,6 +108,13 @@ async fn the_first_hour(f: Fixture) {
     )
     .await;
     let id = backup.details["backup"].as_str().unwrap().to_owned();
+    let listed = f.engine.snapshots().backups(&f.site).unwrap();
+    let listed = listed.iter().find(|m| m.id == id).unwrap();
+    assert_eq!(
+        (listed.created_at, listed.activity.as_ref()),
+        (backup.created_at, Some(&backup.id)),
+        "one time for one backup: the list's is its activity's"
+    );
     let reset = completed(
         &f,
         Operation::ResetFromBackup(BackupId::parse(&id).unwrap()),
@@ -107,6 +125,9 @@ async fn the_first_hour(f: Fixture) {
         format!("Created environment for staging from backup {id}")
     );
     assert_eq!(reset.details["backup"], id.as_str(), "the source backup");
+    let reset_staging = f.staging();
+    assert_eq!(reset_staging.option("blog_public").unwrap(), "0");
+    std::mem::forget(reset_staging);
     let automatic = reset.details["automatic_backup"].as_str().unwrap();
     assert_ne!(automatic, id, "staging's own backup, taken first");
     assert!(automatic.starts_with("staging-"), "{automatic}");

@@ -265,13 +265,35 @@ async fn stagings_wp_config_linked_to_another_sites_file_is_not_written_through(
     }
     let t = two_sites().await;
     t.attacker_config_adds("// <?php system($_GET['c']); ?>");
+    let link_to_victim = || {
+        std::os::unix::fs::symlink(
+            t.victim.docroot.join("index.php"),
+            t.staging_docroot().join("wp-config.php"),
+        )
+        .unwrap()
+    };
+    // Before staging exists, its docroot is not staging: Create Staging moves what is there
+    // aside (the link as a link) and writes its own configuration, never through the link.
     std::fs::create_dir(t.staging_docroot()).unwrap();
-    std::os::unix::fs::symlink(
-        t.victim.docroot.join("index.php"),
-        t.staging_docroot().join("wp-config.php"),
-    )
-    .unwrap();
+    link_to_victim();
     let before = fingerprint(&t.victim.docroot);
+    let created = t.run(Operation::CreateStaging).await;
+    assert_eq!(created.status, Status::Completed, "{:?}", created.error);
+    assert!(
+        fingerprint(&t.victim.docroot) == before,
+        "the victim is untouched"
+    );
+    let config = t.staging_docroot().join("wp-config.php");
+    assert!(std::fs::symlink_metadata(&config).unwrap().is_file());
+    assert!(
+        !std::fs::read_to_string(&config)
+            .unwrap()
+            .contains(VICTIM_SECRET)
+    );
+
+    // Once staging exists, a link put in its place is refused, and left as it is.
+    std::fs::remove_file(&config).unwrap();
+    link_to_victim();
     let created = t.run(Operation::CreateStaging).await;
     t.assert_contained(&created, &before, "wp-config.php is a link")
         .await;

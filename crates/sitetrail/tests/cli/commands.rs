@@ -307,15 +307,25 @@ async fn staging_operations_run_from_the_command_line_on_real_wordpress() {
         "templates",
         "import",
         "--name",
-        "shop-classic",
+        "Shop Classic",
         "--docroot",
         template.docroot.to_str().unwrap(),
         "--url",
         &template.url,
     ]);
     assert!(ok, "{out}{err}");
-    assert!(out.contains("imported template shop-classic"), "{out}");
-    assert!(cli(&["templates", "list"]).1.contains("shop-classic"));
+    // A name with a space, as people call it; the id is made from it.
+    assert!(
+        out.contains("imported template Shop Classic (shop-classic)"),
+        "{out}"
+    );
+    let (_, listed, _) = cli(&["templates", "list"]);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("shop-classic\tShop Classic\t")),
+        "{listed}"
+    );
     let (ok, out, err) = cli(&[
         "staging",
         "create",

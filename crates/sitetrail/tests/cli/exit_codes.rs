@@ -130,6 +130,29 @@ fn a_wrong_flag_or_value_exits_2() {
 }
 
 #[tokio::test]
+async fn a_template_name_with_a_new_line_exits_2_and_names_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    data_dir(dir.path()).await;
+    let out = run_in(
+        dir.path(),
+        &[
+            "templates",
+            "import",
+            "--name",
+            "Bakery\nClassic",
+            "--docroot",
+            ".",
+            "--url",
+            "https://bakery.example",
+            "--data-dir",
+            "data",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--name"), "{}", stderr(&out));
+}
+
+#[tokio::test]
 async fn verify_of_an_unknown_account_exits_3_instead_of_saying_intact() {
     let dir = tempfile::tempdir().unwrap();
     data_dir(dir.path()).await;
