@@ -32,6 +32,25 @@
     return Math.floor(s / 3600) + ' h ' + Math.floor((s % 3600) / 60) + ' min';
   }
 
+  // "Running for 42 s", from the activity's start, ticking each second.
+  function tickRunning(el) {
+    var since = Date.parse(el.getAttribute('data-since'));
+    if (!isNaN(since)) el.textContent = 'Running for ' + duration(Date.now() - since);
+  }
+  function tickAll() {
+    document.querySelectorAll('tr[data-status="in_progress"] .running-for[data-since]').forEach(tickRunning);
+  }
+  tickAll();
+  setInterval(tickAll, 1000);
+
+  // "Copying the files: 1,234 of 2,465", as the engine reports it.
+  function progressText(p) {
+    var phase = p.phase ? p.phase.charAt(0).toUpperCase() + p.phase.slice(1) : 'Working';
+    if (p.total > 0) return phase + ': ' + p.done.toLocaleString() + ' of ' + p.total.toLocaleString();
+    if (p.done > 0) return phase + ': ' + p.done.toLocaleString() + ' done';
+    return phase;
+  }
+
   function element(tag, className, text) {
     var el = document.createElement(tag);
     if (className) el.className = className;
@@ -49,6 +68,11 @@
   }
 
   document.querySelectorAll('time[datetime]').forEach(localise);
+  // Choices that start with a time (backups) read it as the tables do.
+  document.querySelectorAll('option[data-datetime]').forEach(function (o) {
+    var at = new Date(o.getAttribute('data-datetime'));
+    if (!isNaN(at.getTime())) o.textContent = timeFormat.format(at) + (o.getAttribute('data-rest') || '');
+  });
   var zoneNote = document.getElementById('tz-note');
   if (zoneNote) {
     var zone = Intl.DateTimeFormat().resolvedOptions().timeZone || 'your time zone';
@@ -183,13 +207,22 @@
     }
     cell('.c-service').textContent = a.service_label;
     cell('.c-activity').textContent = a.activity_label;
-    cell('.badge').classList.add('badge-' + a.status);
-    cell('.badge-icon').textContent = ICONS[a.status] || '';
-    cell('.badge-label').textContent = a.status_label;
+    // A daily backup the system skipped while another operation ran: calm, it is retried
+    // (the same rule as the server's words::skipped_by_schedule).
+    var skipped = a.status === 'failed' && a.user.kind === 'system' &&
+      a.activity === 'create_backup' && a.details && a.details.blocked_by;
+    cell('.badge').classList.add('badge-' + (skipped ? 'skipped' : a.status));
+    if (skipped) cell('.badge').title = 'Logged as failed: the system takes this backup again by itself';
+    cell('.badge-icon').textContent = skipped ? '\u21bb' : (ICONS[a.status] || '');
+    cell('.badge-label').textContent = skipped ? 'Skipped, will retry' : a.status_label;
+    if (a.status === 'in_progress') {
+      cell('.running-for').setAttribute('data-since', a.created_at);
+      tickRunning(cell('.running-for'));
+    }
     cell('.description').textContent = a.description;
     if (a.error) {
-      var details = element('details', 'error');
-      details.appendChild(element('summary', '', 'Show error'));
+      var details = element('details', skipped ? 'error calm' : 'error');
+      details.appendChild(element('summary', '', skipped ? 'Why' : 'Show error'));
       details.appendChild(element('p', '', a.error));
       cell('.c-description').appendChild(details);
     }
@@ -222,7 +255,10 @@
   // "An operation is running" holds only while a listed activity runs.
   function updateRunningHint() {
     if (!runningHint) return;
-    runningHint.hidden = !tbody.querySelector('tr[data-status="in_progress"]');
+    runningHint.hidden = !tbody.querySelector('tr[data-status="in_progress"]') &&
+      Object.keys(running).length === 0;
+    var hint = document.getElementById('running-progress');
+    if (hint && runningHint.hidden) hint.textContent = '';
   }
 
   // The message about the operation a form just started follows it to its end.
@@ -234,6 +270,8 @@
     flash.className = 'flash flash-' + ended;
     if (title) title.textContent = flash.getAttribute('data-label') + ' ' + ended;
     if (message) message.textContent = (ended === 'failed' && a.error) ? a.error : a.description;
+    var progress = flash.querySelector('.flash-progress');
+    if (progress) progress.textContent = '';
   }
 
   function showNotice() {
@@ -260,7 +298,10 @@
   function receive(event) {
     var a;
     try { a = JSON.parse(event.data); } catch (e) { return; }
-    if (a.service === 'staging' || a.service === 'backups') track(a);
+    if (a.service === 'staging' || a.service === 'backups') {
+      track(a);
+      updateRunningHint();
+    }
     follow(a);
     var existing = document.getElementById('activity-' + a.id);
     if (existing) {
@@ -307,6 +348,22 @@
     } else {
       say('Live updates paused; reconnecting\u2026', true);
     }
+  });
+  stream.addEventListener('activity.progress', function (event) {
+    var p;
+    try { p = JSON.parse(event.data); } catch (e) { return; }
+    var text = progressText(p);
+    var row = document.getElementById('activity-' + p.id);
+    if (row && row.getAttribute('data-status') === 'in_progress') {
+      var cell = row.querySelector('.progress');
+      if (cell) cell.textContent = text;
+    }
+    if (flash && flash.getAttribute('data-activity') === p.id && flash.classList.contains('flash-started')) {
+      var line = flash.querySelector('.flash-progress');
+      if (line) line.textContent = text;
+    }
+    var hint = document.getElementById('running-progress');
+    if (hint && runningHint && !runningHint.hidden) hint.textContent = '. ' + text;
   });
   stream.addEventListener('activity.created', receive);
   stream.addEventListener('activity.ended', receive);

@@ -48,6 +48,7 @@ pub fn router() -> Router<AppState> {
         super::staging::backups,
         healthz,
     ),
+    components(schemas(super::stream::ProgressEvent)),
     modifiers(&Security, &Constraints),
 )]
 struct ApiDoc;

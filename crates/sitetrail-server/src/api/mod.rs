@@ -7,7 +7,7 @@ mod export;
 mod meta;
 mod sites;
 pub mod staging;
-mod stream;
+pub(crate) mod stream;
 
 use axum::Router;
 use sitetrail_core::{SiteId, Viewer};

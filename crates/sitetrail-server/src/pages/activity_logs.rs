@@ -19,6 +19,7 @@ use crate::api::page_for;
 use crate::error::ApiError;
 use crate::pages::shell::{Section, Shell, SitePage, site_path};
 use crate::pages::time::{self, Bound, TimeCell};
+use crate::pages::words;
 use crate::pages::{PageError, Session};
 
 pub fn router() -> Router<AppState> {
@@ -43,8 +44,12 @@ pub struct Row {
     pub service_label: &'static str,
     pub activity_label: &'static str,
     pub status: &'static str,
+    /// The badge's look: the status, or `skipped` for a scheduled backup the system skipped.
+    pub badge: &'static str,
     pub status_label: &'static str,
     pub status_icon: &'static str,
+    /// What the error's disclosure says.
+    pub error_summary: &'static str,
     pub description: String,
     pub error: Option<String>,
     pub completed: Option<TimeCell>,
@@ -62,6 +67,7 @@ fn status_icon(status: Status) -> &'static str {
 
 impl Row {
     pub fn of(v: &ActivityView) -> Row {
+        let skipped = words::skipped_by_schedule(v);
         Row {
             id: v.id.as_str().to_owned(),
             created: TimeCell::of(v.created_at),
@@ -72,10 +78,28 @@ impl Row {
             service_label: v.service_label,
             activity_label: v.activity_label,
             status: v.status.as_str(),
-            status_label: v.status_label,
-            status_icon: status_icon(v.status),
+            badge: if skipped {
+                "skipped"
+            } else {
+                v.status.as_str()
+            },
+            // Still a failure in the log (filters, exports); in the page, a calm note.
+            status_label: if skipped {
+                "Skipped, will retry"
+            } else {
+                v.status_label
+            },
+            status_icon: if skipped {
+                "\u{21bb}"
+            } else {
+                status_icon(v.status)
+            },
+            error_summary: if skipped { "Why" } else { "Show error" },
             description: v.description.clone(),
-            error: v.error.clone(),
+            error: v
+                .error
+                .as_deref()
+                .map(|e| words::error_for_people(e).into_owned()),
             completed: v.completed_at.map(TimeCell::of),
             duration: v.duration_ms.map(time::duration),
         }

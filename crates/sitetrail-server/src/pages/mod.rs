@@ -20,6 +20,7 @@ mod snapshots;
 mod staging;
 mod staging_state;
 mod time;
+mod words;
 
 use axum::Router;
 use axum::extract::{Request, State};

@@ -130,7 +130,10 @@ impl Flash {
             Status::Failed => (
                 "failed",
                 format!("{label} failed"),
-                a.error.unwrap_or(a.description),
+                a.error
+                    .as_deref()
+                    .map(|e| crate::pages::words::error_for_people(e).into_owned())
+                    .unwrap_or(a.description),
             ),
         };
         Some(Flash {

@@ -7,7 +7,7 @@ use askama_web::WebTemplate;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::get;
-use sitetrail_core::{RawQuery, Status};
+use sitetrail_core::{RawQuery, Service, Status};
 
 use crate::AppState;
 use crate::api::page_for;
@@ -18,6 +18,10 @@ use crate::pages::{PageError, Session};
 pub fn router() -> Router<AppState> {
     Router::new().route("/sites/{site}", get(overview))
 }
+
+/// How many of the site's running operations a page learns of (one at a time runs; more are
+/// left over from a publisher's own records).
+const RUNNING_SHOWN: usize = 5;
 
 /// Which activities a recent table lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,8 +45,10 @@ pub struct Recent {
     pub filter_activity: &'static str,
     pub has_older: bool,
     pub limit: usize,
-    /// Whether one of the rows is still running.
+    /// Whether an operation runs on the site (one of the rows, or one the engine runs now).
     pub running: bool,
+    /// The site's running operations (ids as this viewer sees them, space-separated).
+    pub running_ids: String,
     /// This page again, for browsers without the script.
     pub refresh_href: String,
 }
@@ -89,6 +95,21 @@ impl Recent {
         let head = state.tokens.opaque().event_id(state.feed.head());
         let listing = page_for(state, session.viewer.audience, &page.scope, &query).await?;
         let rows: Vec<Row> = listing.items.iter().map(Row::of).collect();
+        // What runs on the site, whatever this table lists: every operation is logged
+        // in progress until it ends.
+        let running_query = RawQuery {
+            status: Some("in_progress".to_owned()),
+            limit: Some(RUNNING_SHOWN.to_string()),
+            ..RawQuery::default()
+        };
+        let running_ids: Vec<String> =
+            page_for(state, session.viewer.audience, &page.scope, &running_query)
+                .await?
+                .items
+                .iter()
+                .filter(|a| matches!(a.service, Service::Staging | Service::Backups))
+                .map(|a| a.id.as_str().to_owned())
+                .collect();
         let log = activity_logs::path(site);
         let more_href = match (service, activity) {
             ("", "") => log,
@@ -97,7 +118,9 @@ impl Recent {
         };
         Ok(Recent {
             caption,
-            running: listing.items.iter().any(|a| a.status == Status::InProgress),
+            running: !running_ids.is_empty()
+                || listing.items.iter().any(|a| a.status == Status::InProgress),
+            running_ids: running_ids.join(" "),
             rows,
             more_href,
             more_label: "Open the Activity Logs",

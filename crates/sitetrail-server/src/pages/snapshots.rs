@@ -19,8 +19,11 @@ pub struct Snapshot {
     pub files: String,
     /// `12 tables, 3,456 rows`
     pub database: String,
-    /// What a `<select>` shows for it.
+    /// What a `<select>` shows for it: for a backup, its time then `choice_rest`.
     pub choice: String,
+    /// A backup's choice after its time (` · Live · Daily · 45.6 MB`): the script writes the
+    /// time in the viewer's zone before it, as tables show times.
+    pub choice_rest: String,
 }
 
 impl Snapshot {
@@ -41,17 +44,21 @@ impl Snapshot {
             count(m.database.rows),
             plural(m.database.rows, "row", "rows")
         );
-        let choice = if m.reason == BackupReason::Template {
-            format!("{} (from {}, {})", m.id, host(&m.source_url), created.text)
+        let is_template = m.reason == BackupReason::Template;
+        // A template is chosen by its name; never by the address of the site it was made from.
+        let choice_rest = if is_template {
+            String::new()
         } else {
-            format!(
-                "{} · {environment} · {reason} · {}",
-                created.text,
-                size(m.files.bytes)
-            )
+            format!(" · {environment} · {reason} · {}", size(m.files.bytes))
+        };
+        let choice = if is_template {
+            m.display_name().to_owned()
+        } else {
+            format!("{}{choice_rest}", created.text)
         };
         Snapshot {
             id: m.id.clone(),
+            choice_rest,
             created,
             environment,
             reason,
@@ -69,10 +76,6 @@ fn reason_label(r: BackupReason) -> &'static str {
         BackupReason::Automatic => "Automatic, before an operation",
         BackupReason::Template => "Template",
     }
-}
-
-fn host(url: &str) -> &str {
-    url.split_once("://").map_or(url, |(_, rest)| rest)
 }
 
 fn plural(n: u64, one: &'static str, many: &'static str) -> &'static str {

@@ -142,3 +142,106 @@ async fn a_csv_for_spreadsheets_starts_with_a_byte_order_mark_when_asked() {
         .await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
 }
+
+/// A snapshot's manifest, as the engine writes it, in the app's data dir.
+fn snapshot(app: &TestApp, dir: &[&str], id: &str, reason: &str, at: &str, name: Option<&str>) {
+    let mut path = app.data_dir.join("snapshots");
+    for part in dir {
+        path.push(part);
+    }
+    path.push(id);
+    std::fs::create_dir_all(&path).unwrap();
+    let mut manifest = json!({
+        "version": 1, "kind": if reason == "template" { "template" } else { "backup" },
+        "id": id, "site_id": if reason == "template" { None } else { Some("shop") },
+        "environment": if reason == "template" { None } else { Some("live") },
+        "reason": reason, "source_url": "https://bakery-source.example",
+        "table_prefix": "wp_", "created_at": at,
+        "files_sha256": "", "files_tar_bytes": 0, "files": {"files": 12, "bytes": 45_600_000},
+        "database_sha256": "", "database_bytes": 0,
+        "database": {"tables": 12, "rows": 3456, "rewritten_cells": 0},
+    });
+    if let Some(n) = name {
+        manifest["name"] = json!(n);
+    }
+    let m: sitetrail_staging::Manifest = serde_json::from_value(manifest).unwrap();
+    std::fs::write(path.join("manifest.json"), serde_json::to_vec(&m).unwrap()).unwrap();
+}
+
+#[tokio::test]
+async fn backups_show_their_ids_and_templates_their_names_never_a_source_url() {
+    let app = spawn_app().await;
+    let root = tempfile::tempdir().unwrap();
+    let r = app
+        .put_json(
+            "/api/v1/sites/shop",
+            &json!({"account_id": "acme", "name": "shop",
+                    "live": {"url": "https://shop.example", "docroot": root.path().join("live")},
+                    "staging": {"url": "https://staging.shop.example", "docroot": root.path().join("staging")}}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let r = app
+        .put_json(
+            "/api/v1/accounts/acme",
+            &json!({"name": "acme", "partner": "Agency"}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let id = "live-20261125T093000Z";
+    snapshot(
+        &app,
+        &["backups", "shop"],
+        id,
+        "daily",
+        "2026-11-25T09:30:00.000Z",
+        None,
+    );
+    snapshot(
+        &app,
+        &["templates"],
+        "bakery-classic",
+        "template",
+        "2026-11-20T08:00:00.000Z",
+        Some("Bakery Classic"),
+    );
+    // Staging exists, as the engine records it: the resets are offered.
+    let state = app.data_dir.join("staging-state");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(
+        state.join("shop.json"),
+        r#"{"exists":true,"created":{"at":"2026-12-02T10:15:00.000Z","from":{"kind":"live"}}}"#,
+    )
+    .unwrap();
+    let token = app.token("acme", None, Audience::Client);
+    let get = |path: &'static str| {
+        let (app, token) = (&app, token.clone());
+        async move {
+            let r = app
+                .http
+                .get(app.url(path))
+                .header("cookie", format!("sitetrail_session={token}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "{path}");
+            r.text().await.unwrap()
+        }
+    };
+    let backups = get("/sites/shop/backups").await;
+    assert!(
+        backups.contains(&format!("<code class=\"backup-id\">{id}</code>")),
+        "{backups}"
+    );
+    assert!(backups.contains("<th scope=\"col\">Backup</th>"));
+    let staging = get("/sites/shop/staging").await;
+    assert!(
+        staging.contains(">Bakery Classic</option>"),
+        "the template by its name: {staging}"
+    );
+    assert!(!staging.contains("bakery-source.example"), "no source URL");
+    // The backup's choice starts with its time, which the script writes in the viewer's zone.
+    assert!(staging.contains(&format!(
+        "data-datetime=\"2026-11-25T09:30:00.000Z\" data-rest=\" · Live · Daily · 45.6 MB\""
+    )));
+}
