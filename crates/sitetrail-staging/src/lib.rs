@@ -13,6 +13,7 @@ mod pause;
 pub mod policy;
 mod progress;
 mod recover;
+mod refusals;
 pub mod snapshot;
 pub mod sqlite_db;
 mod state;
@@ -29,6 +30,8 @@ pub use pause::PausePoint;
 pub use policy::{DatabaseHosts, DatabasePolicy};
 pub use progress::{ForPeople, Progress};
 pub use snapshot::{BackupReason, Manifest};
+#[cfg(feature = "testkit")]
+pub use state::record_made_for_tests;
 pub use state::{Running, StagingOrigin, StagingSource, StagingState};
 
 /// Runs blocking file work on tokio's blocking pool, never on the runtime's threads.

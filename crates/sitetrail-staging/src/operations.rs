@@ -15,8 +15,8 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sitetrail_core::{
-    ActivityId, ActivityKind, Actor, ActorKind, BackupId, Ending, Environment, NewActivity, Site,
-    SiteId, SiteUrl, Status, StoredActivity, TemplateId, Timestamp,
+    ActivityId, ActivityKind, Actor, BackupId, Ending, Environment, NewActivity, Site, SiteId,
+    SiteUrl, Status, StoredActivity, TemplateId, Timestamp,
 };
 use sitetrail_store::DynStore;
 use tokio::sync::watch;
@@ -27,6 +27,7 @@ use crate::db::SiteDb;
 use crate::lock;
 use crate::policy::DatabasePolicy;
 use crate::progress::{self, Progress, Step, TRY_AGAIN};
+use crate::refusals::Refusal;
 use crate::snapshot::{self, BackupReason, Snapshots};
 use crate::state::StagingSource;
 use crate::switch::Source;
@@ -244,13 +245,6 @@ impl Drop for PhaseTimer<'_> {
             p.push((std::mem::take(&mut self.name), ms));
         }
     }
-}
-
-/// An operation that did not start because another holds the site.
-struct Refusal {
-    description: String,
-    reason: String,
-    details: Option<Map<String, Value>>,
 }
 
 /// What a finished operation reports.
@@ -488,51 +482,6 @@ impl Engine {
         lock::try_lock_within(data_dir, site, activity, ENDED_HOLDER_WAIT).await
     }
 
-    /// Why an operation did not start while another holds the site: what is running, in
-    /// words (its id in `details.blocked_by`, its time shown by the dashboard in the viewer's
-    /// zone), and what happens next.
-    async fn refusal(&self, op: &Operation, actor: &Actor, holder: Option<ActivityId>) -> Refusal {
-        let running = match &holder {
-            Some(id) => self.inner.store.activity(id).await.ok().flatten(),
-            None => None,
-        };
-        let what = match &running {
-            Some(a) => format!("{} is running on this site", a.activity.label()),
-            None => "Another operation is running on this site".to_owned(),
-        };
-        let details = running.map(|a| {
-            let mut d = Map::new();
-            d.insert("blocked_by".into(), json!(a.id));
-            d
-        });
-        let scheduled = actor.kind == ActorKind::System
-            && matches!(
-                op,
-                Operation::Backup {
-                    reason: BackupReason::Daily,
-                    ..
-                }
-            );
-        if scheduled {
-            // The scheduler looks again every few minutes for sites without a day-old backup.
-            Refusal {
-                description: format!("Daily backup of {} skipped", op.target()),
-                reason: format!(
-                    "The scheduled daily backup was skipped because {}. It is taken \
-                     automatically once that has finished; nothing needs to be done.",
-                    lower_first_word(&what)
-                ),
-                details,
-            }
-        } else {
-            Refusal {
-                description: format!("{} did not start", op.kind().label()),
-                reason: format!("{what}. Try again when it has finished."),
-                details,
-            }
-        }
-    }
-
     pub(crate) async fn end(
         &self,
         id: &ActivityId,
@@ -630,36 +579,24 @@ impl Engine {
             }
             Operation::CreateStaging => {
                 let (live, live_db) = self.open(site, Environment::Live).await?;
-                let staging = self.staging_env(site, &live).await?;
-                let r = self
-                    .replace(
-                        ctx,
-                        site,
-                        &staging,
-                        Source::Env(&live, &live_db),
-                        PushScope::Site,
-                    )
-                    .await;
+                let made = async {
+                    let staging = self.staging_env(site, &live).await?;
+                    let source = Source::Env(&live, &live_db);
+                    self.make_staging(ctx, site, &staging, source, StagingSource::Live)
+                        .await
+                }
+                .await;
                 live_db.disconnect().await;
-                let stats = r?;
-                let files = stats.files.map_or(0, |f| f.bytes);
-                stats.into_details(&mut details);
-                self.staging_made(&site.id, &staging, files, StagingSource::Live)
-                    .await;
+                made?.into_details(&mut details);
                 Outcome {
                     description: "Created environment for staging from live".into(),
                     details,
                 }
             }
             Operation::ResetFromTemplate(_) | Operation::ResetFromBackup(_) => {
-                let (dir, description) = match op {
-                    Operation::ResetFromTemplate(t) => {
-                        (self.inner.snapshots.template_dir(t), String::new())
-                    }
-                    Operation::ResetFromBackup(b) => (
-                        self.inner.snapshots.backup_dir(&site.id, b),
-                        format!("Created environment for staging from backup {b}"),
-                    ),
+                let dir = match op {
+                    Operation::ResetFromTemplate(t) => self.inner.snapshots.template_dir(t),
+                    Operation::ResetFromBackup(b) => self.inner.snapshots.backup_dir(&site.id, b),
                     _ => unreachable!("matched above"),
                 };
                 // Checked before anything is touched.
@@ -668,35 +605,29 @@ impl Engine {
                     let dir = dir.clone();
                     blocking(move || snapshot::verify(&dir)).await?
                 };
-                let description = match op {
-                    Operation::ResetFromTemplate(_) => format!(
-                        "Created environment for staging from the template {}",
-                        m.display_name()
+                let (description, from) = match op {
+                    Operation::ResetFromTemplate(t) => (
+                        format!(
+                            "Created environment for staging from the template {}",
+                            m.display_name()
+                        ),
+                        StagingSource::Template {
+                            id: t.to_string(),
+                            name: m.display_name().to_owned(),
+                        },
                     ),
-                    _ => description,
+                    _ => (
+                        format!("Created environment for staging from backup {}", m.id),
+                        StagingSource::Backup { id: m.id.clone() },
+                    ),
                 };
                 let (live_env, live_db) = self.open(site, Environment::Live).await?;
                 live_db.disconnect().await;
                 let staging = self.staging_env(site, &live_env).await?;
-                let stats = self
-                    .replace(
-                        ctx,
-                        site,
-                        &staging,
-                        Source::Snapshot(&dir, &m),
-                        PushScope::Site,
-                    )
-                    .await?;
-                let files = stats.files.map_or(0, |f| f.bytes);
-                stats.into_details(&mut details);
-                let from = match op {
-                    Operation::ResetFromTemplate(t) => StagingSource::Template {
-                        id: t.to_string(),
-                        name: m.display_name().to_owned(),
-                    },
-                    _ => StagingSource::Backup { id: m.id.clone() },
-                };
-                self.staging_made(&site.id, &staging, files, from).await;
+                let source = Source::Snapshot(&dir, &m);
+                self.make_staging(ctx, site, &staging, source, from)
+                    .await?
+                    .into_details(&mut details);
                 Outcome {
                     description,
                     details,
@@ -731,6 +662,23 @@ impl Engine {
         };
         outcome.details.extend(ctx.phase_details());
         Ok(outcome)
+    }
+
+    /// Replaces staging with a copy of `source` and records that staging was made from `from`.
+    async fn make_staging(
+        &self,
+        ctx: &Ctx,
+        site: &Site,
+        staging: &Env,
+        source: Source<'_>,
+        from: StagingSource,
+    ) -> anyhow::Result<crate::switch::ReplaceStats> {
+        let stats = self
+            .replace(ctx, site, staging, source, PushScope::Site)
+            .await?;
+        let files = stats.files.map_or(0, |f| f.bytes);
+        self.staging_made(&site.id, staging, files, from).await;
+        Ok(stats)
     }
 
     /// Staging as registered. When the engine's record says staging does not exist, what its
@@ -808,12 +756,4 @@ impl Engine {
 async fn read_config(docroot: &Path) -> anyhow::Result<WpConfig> {
     let docroot = docroot.to_owned();
     blocking(move || wpconfig::read(&docroot)).await
-}
-
-/// `Another operation ...` → `another operation ...`; an activity's label keeps its capitals.
-fn lower_first_word(s: &str) -> String {
-    match s.strip_prefix("Another") {
-        Some(rest) => format!("another{rest}"),
-        None => s.to_owned(),
-    }
 }

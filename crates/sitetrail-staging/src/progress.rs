@@ -102,7 +102,8 @@ pub(crate) fn failure_reason(
     step: &str,
     switched: bool,
 ) -> String {
-    let what = format!("{} stopped while {}", kind.label(), lower_first(step));
+    // The description already names the operation ("Push Staging to Live failed").
+    let what = format!("Stopped while {}", lower_first(step));
     if let Some(words) = people_words(e) {
         return format!("{what}: {words}");
     }
@@ -145,7 +146,7 @@ mod tests {
         );
         assert_eq!(
             reason,
-            "Push Staging to Live stopped while copying the database. Live was not changed. \
+            "Stopped while copying the database. Live was not changed. \
              Try again; if it fails again, contact support."
         );
         let backup = failure_reason(
@@ -178,8 +179,8 @@ mod tests {
         );
         assert_eq!(
             reason,
-            "Create Staging Environment stopped while getting ready: wp-config.php is a link; \
-             replace it with a regular file."
+            "Stopped while getting ready: wp-config.php is a link; replace it with a regular \
+             file."
         );
         let e = for_people("The backup is damaged, so it was not used. Choose another backup.")
             .context("verifying /data/snapshots/x");

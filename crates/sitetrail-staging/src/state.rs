@@ -111,6 +111,19 @@ pub(crate) fn write(data_dir: &Path, site: &SiteId, state: &StagingState) -> any
         .with_context(|| format!("syncing {}", dir.display()))
 }
 
+/// Records staging as made from live now, for tests that have no WordPress to make it with
+/// (the `testkit` feature).
+#[cfg(feature = "testkit")]
+pub fn record_made_for_tests(data_dir: &Path, site: &SiteId) -> anyhow::Result<()> {
+    let mut state = read(data_dir, site)?;
+    state.exists = true;
+    state.created = Some(StagingOrigin {
+        at: Timestamp::now(),
+        from: StagingSource::Live,
+    });
+    write(data_dir, site, &state)
+}
+
 impl Engine {
     /// What the engine recorded about the site's staging.
     pub async fn staging_state(&self, site: &SiteId) -> Result<StagingState, EngineError> {

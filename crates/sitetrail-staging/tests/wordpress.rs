@@ -598,7 +598,7 @@ async fn a_push_that_fails_midway_leaves_live_as_it_was_and_a_retry_succeeds() {
     let reason = failed.error.clone().unwrap();
     assert_eq!(
         reason,
-        "Push Staging to Live stopped while copying the files. Live was not changed. \
+        "Stopped while copying the files. Live was not changed. \
          Try again; if it fails again, contact support.",
         "a reason for people, with no server error in it"
     );

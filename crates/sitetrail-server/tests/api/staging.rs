@@ -195,7 +195,7 @@ async fn a_support_person_creates_staging_and_backs_up_live_through_the_api() {
             refused["items"][0]["error"]
                 .as_str()
                 .unwrap()
-                .contains("Another operation"),
+                .contains("Create Staging Environment is running on this site"),
             "{refused}"
         );
     }

@@ -223,6 +223,9 @@ async fn a_confirmed_push_starts_as_the_signed_in_person_and_comes_back_to_the_s
         ActorKind::Support,
         SUPPORT_EMAIL,
     );
+    // No WordPress here to create staging with: the engine is told it was made.
+    sitetrail_staging::record_made_for_tests(&app.data_dir, &SiteId::parse("shop").unwrap())
+        .unwrap();
     let csrf = csrf_in(&open_text(&app, &support, PUSH).await);
     let r = submit(
         &app,
