@@ -4,7 +4,7 @@
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_SECURITY_POLICY, CONTENT_TYPE};
 use serde_json::json;
-use sitetrail_core::Audience;
+use sitetrail_core::{Audience, SiteId};
 
 use crate::*;
 
@@ -206,13 +206,8 @@ async fn backups_show_their_ids_and_templates_their_names_never_a_source_url() {
         Some("Bakery Classic"),
     );
     // Staging exists, as the engine records it: the resets are offered.
-    let state = app.data_dir.join("staging-state");
-    std::fs::create_dir_all(&state).unwrap();
-    std::fs::write(
-        state.join("shop.json"),
-        r#"{"exists":true,"created":{"at":"2026-12-02T10:15:00.000Z","from":{"kind":"live"}}}"#,
-    )
-    .unwrap();
+    sitetrail_staging::record_made_for_tests(&app.data_dir, &SiteId::parse("shop").unwrap())
+        .unwrap();
     let token = app.token("acme", None, Audience::Client);
     let get = |path: &'static str| {
         let (app, token) = (&app, token.clone());
@@ -241,7 +236,7 @@ async fn backups_show_their_ids_and_templates_their_names_never_a_source_url() {
     );
     assert!(!staging.contains("bakery-source.example"), "no source URL");
     // The backup's choice starts with its time, which the script writes in the viewer's zone.
-    assert!(staging.contains(&format!(
+    assert!(staging.contains(
         "data-datetime=\"2026-11-25T09:30:00.000Z\" data-rest=\" · Live · Daily · 45.6 MB\""
-    )));
+    ));
 }

@@ -404,9 +404,19 @@ async fn connections_past_the_cap_wait_and_do_not_starve_an_open_one() {
     .await;
     let mut open = TcpStream::connect(address(&app)).await.unwrap();
     ask(&mut open, "/no-such-page").await;
-    assert_eq!(status_of(&read_head(&mut open).await), 404);
-    let mut sink = [0u8; 9];
-    open.read_exact(&mut sink).await.unwrap(); // "Not found"
+    let head = read_head(&mut open).await;
+    assert_eq!(status_of(&head), 404);
+    // The page that says so, read to its end.
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap())
+        })
+        .expect("a Content-Length");
+    let mut sink = vec![0u8; length];
+    open.read_exact(&mut sink).await.unwrap();
 
     let idle: Vec<TcpStream> =
         futures::future::join_all((0..2).map(|_| TcpStream::connect(address(&app))))

@@ -104,9 +104,12 @@ async fn activities(app: &TestApp, site: &str) -> Vec<Value> {
     page["items"].as_array().unwrap().clone()
 }
 
-/// Registers docroots for shop (that hold no WordPress): forms pass the page's and the
-/// engine's checks, and an operation that starts fails at once, touching nothing.
+/// Registers docroots for shop (that hold no WordPress), with staging as the engine records
+/// it once made: forms pass the page's and the engine's checks, and an operation that starts
+/// fails at once, touching nothing.
 async fn host_shop_at(app: &TestApp, root: &Path) {
+    sitetrail_staging::record_made_for_tests(&app.data_dir, &SiteId::parse("shop").unwrap())
+        .unwrap();
     let r = app
         .put_json(
             "/api/v1/sites/shop",
@@ -602,7 +605,7 @@ async fn staging_created_and_live_backed_up_from_the_dashboard_complete_in_the_l
     assert!(row.contains(" tables, "));
     assert!(page.contains("Create Backup completed"));
     let staging = open_text(&app, &token, STAGING).await;
-    assert!(staging.contains(&format!("<option value=\"{backup}\">")));
+    assert!(staging.contains(&format!("<option value=\"{backup}\" data-datetime=")));
 
     live.stop();
 }
