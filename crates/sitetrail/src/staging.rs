@@ -192,7 +192,10 @@ async fn run(engine: &Engine, site: &Site, op: Operation, actor: Actor) -> anyho
         _ => Err(exit::fail(
             Exit::Failed,
             match ended.error {
-                Some(why) => format!("{} {why}", ended.description),
+                Some(why) if ended.description.ends_with('.') => {
+                    format!("{} {why}", ended.description)
+                }
+                Some(why) => format!("{}: {why}", ended.description),
                 None => ended.description,
             },
         )),

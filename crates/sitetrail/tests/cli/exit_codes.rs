@@ -99,7 +99,11 @@ async fn an_operation_that_ends_failed_exits_1_and_says_why() {
         &["backups", "create", "--site", "shop", "--data-dir", "data"],
     );
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stderr(&out).contains("error: "), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("error: Create Backup failed: Stopped while"),
+        "the activity's description, then its reason: {}",
+        stderr(&out)
+    );
     assert_eq!(logged(&data).await, 1, "the failure is in the log");
 }
 
