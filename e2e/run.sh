@@ -3,6 +3,8 @@
 # data dir, seeds it through the publisher API, and runs the tests in e2e/tests with node's
 # test runner, playwright-core driving Debian's Chromium. Non-interactive: it installs what
 # is missing (as root on Debian) and exits non-zero when a test fails.
+# sitetrail is built with the demo feature: tests/first-hour.test.mjs starts `sitetrail demo`
+# itself (its own port and data dir), with acme-shop on real WordPress on SQLite.
 # Screenshots land in test-output/screenshots/ at the repository's root.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -15,6 +17,11 @@ missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+# The first-hour test's WordPress (as scripts/demo.sh installs it).
+command -v php >/dev/null 2>&1 || missing+=(php-cli)
+[ -f /usr/share/wordpress/wp-settings.php ] || missing+=(wordpress)
+[ -d /usr/share/wordpress/wp-content/themes/twentytwentythree ] || missing+=(wordpress-theme-twentytwentythree)
+php -m 2>/dev/null | grep -x pdo_sqlite >/dev/null || missing+=(php-sqlite3)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -25,8 +32,11 @@ fi
 log "installing playwright-core (npm ci)"
 (cd "$here" && npm ci --no-audit --no-fund --loglevel=error)
 
-log "building sitetrail"
-cargo build -p sitetrail --quiet
+log "fetching WordPress's SQLite integration (cached)"
+bash "$root/scripts/wordpress-sqlite-plugin.sh" >/dev/null
+
+log "building sitetrail (with the demo)"
+cargo build -p sitetrail --features demo --quiet
 target="${CARGO_TARGET_DIR:-$root/target}"
 case "$target" in /*) ;; *) target="$root/$target" ;; esac
 bin="$target/debug/sitetrail"

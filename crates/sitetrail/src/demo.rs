@@ -1,24 +1,26 @@
 //! `sitetrail demo`: a demo partner with two client accounts, their sites and months of
-//! history, served on the embedded default, with a login link per persona.
+//! history, served on the embedded default, with a login link per persona. Everything its
+//! history claims is there: acme-shop is real WordPress, its template and backups are made
+//! through the engine, and the past work of every site ends as the engine's record says.
+
+mod history;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::Context;
 use sitetrail_core::{
-    Account, AccountId, ActivityKind, Actor, ActorKind, Audience, Colour, Email, Ending,
-    Environment, EnvironmentSpec, NewActivity, Page, Site, SiteId, SiteUrl, Status, Timestamp,
-    Viewer,
+    Account, AccountId, Actor, ActorKind, Audience, Colour, Email, Environment, EnvironmentSpec,
+    Page, Site, SiteId, SiteUrl, TemplateId, Timestamp, Viewer,
 };
 use sitetrail_server::{App, Config};
 use sitetrail_staging::wordpress::{self, WpSite};
+use sitetrail_staging::{BackupReason, Engine, Operation};
 use sitetrail_store::{DynStore, Scope};
 
 const PARTNER: &str = "Brightside Digital";
-const DAY_MS: i64 = 24 * 3600 * 1000;
 
-struct Person {
+pub struct Person {
     email: &'static str,
     name: &'static str,
     kind: ActorKind,
@@ -55,23 +57,32 @@ impl Person {
     }
 }
 
-/// A small deterministic generator, so that every demo has the same history.
-struct Dice(u64);
+/// The template the demo's history names, made through the engine from a WordPress of its own.
+const TEMPLATE: history::Template = history::Template {
+    id: "bakery-classic",
+    name: "Bakery Classic",
+};
 
-impl Dice {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
+const SITES: [(&str, &str, &str, &str); 3] = [
+    (
+        "acme-shop",
+        "acme-bakery",
+        "Acme Bakery Shop",
+        "https://shop.acmebakery.example",
+    ),
+    (
+        "acme-blog",
+        "acme-bakery",
+        "Acme Bakery Journal",
+        "https://journal.acmebakery.example",
+    ),
+    (
+        "northwind-site",
+        "northwind-dental",
+        "Northwind Dental",
+        "https://northwinddental.example",
+    ),
+];
 
 pub async fn run(listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
     // WordPress's own paths (its docroots, the SQLite file) must not depend on where PHP runs.
@@ -82,9 +93,10 @@ pub async fn run(listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
     config.insecure_cookies_on_loopback = listen.ip().is_loopback();
     let app = App::build(config).await?;
     let store = app.state.store.clone();
-    let seeded = seed(&store).await?;
+    let engine = app.state.engine.clone();
+    register(&store).await?;
     // Real WordPress (on SQLite) behind acme-shop, when this machine has it: the staging
-    // actions then work in the demo. The servers stop with the demo.
+    // actions then work in the demo, and its template is real. The servers stop with the demo.
     let hosted = match host_wordpress(&store, &data_dir).await {
         Ok(servers) => Some(servers),
         Err(e) => {
@@ -92,6 +104,17 @@ pub async fn run(listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
             None
         }
     };
+    let template = match &hosted {
+        Some(_) => match bakery_classic(&engine, &data_dir).await {
+            Ok(()) => Some(&TEMPLATE),
+            Err(e) => {
+                tracing::warn!(reason = %format!("{e:#}"), "the demo's template could not be made");
+                None
+            }
+        },
+        None => None,
+    };
+    let seeded = seed(&store, template).await?;
     let base = format!("http://{}", app.address());
     let key = store.create_api_key("demo publisher").await?;
     let tokens = app.state.tokens.clone();
@@ -124,21 +147,65 @@ pub async fn run(listen: SocketAddr, data_dir: PathBuf) -> anyhow::Result<()> {
     println!("  {}", key.token());
     println!();
     match &hosted {
-        Some(h) => println!(
-            "acme-shop is real WordPress on SQLite: live {} and staging {} (admin / {}).",
-            h.live_url,
-            h.staging_url,
-            wordpress::ADMIN_PASSWORD
-        ),
+        Some(h) => {
+            println!(
+                "acme-shop is real WordPress on SQLite: live {} and staging {} (admin / {}).",
+                h.live_url,
+                h.staging_url,
+                wordpress::ADMIN_PASSWORD
+            );
+            // The first start backs live up as the nightly schedule would: a real backup, on
+            // the Backups page, running while the links are printed.
+            if seeded {
+                let daily = Operation::Backup {
+                    environment: Environment::Live,
+                    reason: BackupReason::Daily,
+                };
+                let shop = SiteId::parse("acme-shop")?;
+                match engine.start(&shop, daily, Actor::system()).await {
+                    Ok(_) => println!("The daily backup of acme-shop's live is running now."),
+                    Err(e) => tracing::warn!(error = %e, "the demo's daily backup did not start"),
+                }
+            }
+        }
         None => println!(
             "The staging actions need WordPress on this machine: run scripts/demo.sh to install it."
         ),
     }
-    start_running_push(store.clone()).await;
-    println!("A push to live is running now on acme-shop; it ends in about 40 seconds.");
+    println!("Stop the demo with Ctrl-C.");
     let served = app.run_until_stopped().await;
     drop(hosted);
     served
+}
+
+/// Imports the template "Bakery Classic" (once per data dir) from a WordPress made for it.
+async fn bakery_classic(engine: &Engine, data_dir: &Path) -> anyhow::Result<()> {
+    let id = TemplateId::parse(TEMPLATE.id)?;
+    let templates = engine.snapshots().templates()?;
+    if templates.iter().any(|t| t.id == TEMPLATE.id) {
+        return Ok(());
+    }
+    let root = data_dir.join("wordpress");
+    let docroot = root.join(TEMPLATE.id);
+    let _ = std::fs::remove_dir_all(&docroot);
+    let source = WpSite::install_sqlite(
+        &root,
+        TEMPLATE.id,
+        wordpress::free_port(4),
+        "wp_",
+        TEMPLATE.name,
+    )?;
+    source.php(
+        "wp_insert_post(['post_title' => 'Our breads', 'post_status' => 'publish', 'post_type' => 'page', 'post_content' => 'Sourdough, rye and seeded loaves, baked every morning.']);
+         wp_insert_post(['post_title' => 'Visit us', 'post_status' => 'publish', 'post_type' => 'page', 'post_content' => 'Open Tuesday to Sunday, 7 to 3.']);",
+    )?;
+    let url = SiteUrl::parse(&source.url)?;
+    engine
+        .import_named_template(TEMPLATE.name, Some(&id), &source.docroot, &url, &|_| {})
+        .await?;
+    drop(source);
+    let _ = std::fs::remove_dir_all(&docroot);
+    Ok(())
 }
 
 /// The demo's WordPress: live and staging of acme-shop, served while the demo runs.
@@ -219,9 +286,8 @@ async fn host_wordpress(store: &DynStore, data_dir: &Path) -> anyhow::Result<Hos
     })
 }
 
-/// Creates the demo's accounts and sites; writes the history once per data dir. Returns
-/// whether it wrote the history.
-pub async fn seed(store: &DynStore) -> anyhow::Result<bool> {
+/// Creates (or updates) the demo's partner, accounts and sites.
+async fn register(store: &DynStore) -> anyhow::Result<()> {
     let colour = Colour::parse("#0f766e")?;
     for (id, name) in [
         ("acme-bakery", "Acme Bakery"),
@@ -236,27 +302,11 @@ pub async fn seed(store: &DynStore) -> anyhow::Result<bool> {
             })
             .await?;
     }
-    let sites = [
-        (
-            "acme-shop",
-            "acme-bakery",
-            "Acme Bakery Shop",
-            "https://shop.acmebakery.example",
-        ),
-        (
-            "acme-blog",
-            "acme-bakery",
-            "Acme Bakery Journal",
-            "https://journal.acmebakery.example",
-        ),
-        (
-            "northwind-site",
-            "northwind-dental",
-            "Northwind Dental",
-            "https://northwinddental.example",
-        ),
-    ];
-    for (id, account, name, url) in sites {
+    for (id, account, name, url) in SITES {
+        if store.site(&SiteId::parse(id)?).await?.is_some() {
+            // Registered by an earlier run (acme-shop then points at its WordPress).
+            continue;
+        }
         let staging_url = url.replacen("https://", "https://staging-", 1);
         store
             .upsert_site(&Site {
@@ -274,6 +324,15 @@ pub async fn seed(store: &DynStore) -> anyhow::Result<bool> {
             })
             .await?;
     }
+    Ok(())
+}
+
+/// Writes the past history once per data dir; returns whether it wrote it. It names the
+/// template only when there is one.
+pub async fn seed(
+    store: &DynStore,
+    template: Option<&history::Template<'_>>,
+) -> anyhow::Result<bool> {
     let scope = Scope {
         account: AccountId::parse("acme-bakery")?,
         site: None,
@@ -292,182 +351,9 @@ pub async fn seed(store: &DynStore) -> anyhow::Result<bool> {
     if !existing.items.is_empty() {
         return Ok(false);
     }
-    let now = Timestamp::now().millis();
-    let mut dice = Dice(0x5eed_cafe_f00d);
-    let mut batch = Vec::new();
-    for (site, account, _, _) in sites {
-        let people: &[&Person] = if account == "acme-bakery" {
-            &[&OWNER, &OWNER, &ADMIN, &SUPPORT]
-        } else {
-            &[&DENTIST, &ADMIN, &SUPPORT]
-        };
-        for day in (1..=180).rev() {
-            let midnight = now - day * DAY_MS - now % DAY_MS;
-            // The nightly backup of live.
-            let at = midnight + 2 * 3600 * 1000 + dice.below(600_000) as i64;
-            let ok = !dice.chance(3);
-            batch.push(entry(
-                site,
-                account,
-                ActivityKind::CreateBackup,
-                Environment::Live,
-                Actor::system(),
-                at,
-                20_000 + dice.below(70_000) as i64,
-                ok,
-                if ok {
-                    "Daily backup of live"
-                } else {
-                    "Daily backup of live failed"
-                },
-                "The backup store did not answer within 10 minutes; the next backup runs tonight",
-                serde_json::json!({"kind": "daily", "size_mb": 180 + dice.below(40)}),
-            ));
-            if !dice.chance(22) {
-                continue;
-            }
-            let who = people[dice.below(people.len() as u64) as usize];
-            let at =
-                midnight + (9 + dice.below(9) as i64) * 3600 * 1000 + dice.below(3_600_000) as i64;
-            let ok = !dice.chance(9);
-            let (kind, env, desc, error, details) = match dice.below(5) {
-                0 => (
-                    ActivityKind::CreateStaging,
-                    Environment::Staging,
-                    "Created environment for staging from live",
-                    "Copying the database failed: the staging database is full",
-                    serde_json::json!({"source": "live"}),
-                ),
-                1 => (
-                    ActivityKind::ResetStagingFromTemplate,
-                    Environment::Staging,
-                    "Reset staging from the template \u{201c}Bakery Classic\u{201d}",
-                    "The template's checksums did not match; staging was left as it was",
-                    serde_json::json!({"template": "bakery-classic"}),
-                ),
-                2 => (
-                    ActivityKind::ResetStagingFromBackup,
-                    Environment::Staging,
-                    "Created environment for staging from backup",
-                    "The backup could not be read; staging was left as it was",
-                    serde_json::json!({"backup": format!("live-daily-{day}")}),
-                ),
-                3 => (
-                    ActivityKind::CreateBackup,
-                    Environment::Staging,
-                    "Manual backup of staging",
-                    "Another backup of this site is running; try again when it ends",
-                    serde_json::json!({"kind": "manual"}),
-                ),
-                _ => (
-                    ActivityKind::PushStagingToLive,
-                    Environment::Live,
-                    "Successfully pushed staging to live",
-                    "The database server went away while the tables were copied; live was left as it was",
-                    serde_json::json!({"scope": if dice.chance(70) { "site" } else { "files" }, "keep_staging": dice.chance(30)}),
-                ),
-            };
-            let desc = if who.kind == ActorKind::Support {
-                // Support notes name the agent: the redaction function must hide it.
-                format!(
-                    "{desc} (on request, ticket #{} by {})",
-                    4000 + dice.below(900),
-                    who.name
-                )
-            } else {
-                desc.to_owned()
-            };
-            batch.push(entry(
-                site,
-                account,
-                kind,
-                env,
-                who.actor(),
-                at,
-                45_000 + dice.below(400_000) as i64,
-                ok,
-                &desc,
-                error,
-                details,
-            ));
-        }
-    }
-    store.record(batch).await?;
+    let sites: Vec<_> = SITES.iter().map(|s| (s.0, s.1)).collect();
+    store
+        .record(history::past(&sites, template, Timestamp::now().millis()))
+        .await?;
     Ok(true)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn entry(
-    site: &str,
-    account: &str,
-    activity: ActivityKind,
-    environment: Environment,
-    actor: Actor,
-    at_ms: i64,
-    took_ms: i64,
-    ok: bool,
-    description: &str,
-    error: &str,
-    details: serde_json::Value,
-) -> NewActivity {
-    let created = Timestamp::from_millis(at_ms).expect("demo times are recent");
-    NewActivity {
-        id: None,
-        account_id: AccountId::parse(account).expect("demo ids are valid"),
-        site_id: SiteId::parse(site).expect("demo ids are valid"),
-        environment,
-        activity,
-        actor,
-        description: description.to_owned(),
-        status: if ok {
-            Status::Completed
-        } else {
-            Status::Failed
-        },
-        created_at: Some(created),
-        completed_at: Timestamp::from_millis(at_ms + took_ms),
-        error: (!ok).then(|| error.to_owned()),
-        details: details.as_object().cloned().unwrap_or_default(),
-    }
-}
-
-/// A push that is running when the demo starts and ends a little later.
-async fn start_running_push(store: DynStore) {
-    let push = NewActivity {
-        id: None,
-        account_id: AccountId::parse("acme-bakery").expect("valid"),
-        site_id: SiteId::parse("acme-shop").expect("valid"),
-        environment: Environment::Live,
-        activity: ActivityKind::PushStagingToLive,
-        actor: OWNER.actor(),
-        description: "Pushing staging to live".into(),
-        status: Status::InProgress,
-        created_at: None,
-        completed_at: None,
-        error: None,
-        details: serde_json::json!({"scope": "site", "keep_staging": false})
-            .as_object()
-            .cloned()
-            .unwrap_or_default(),
-    };
-    let recorded = match store.record(vec![push]).await {
-        Ok(mut r) => r.remove(0).activity,
-        Err(e) => {
-            tracing::error!(error = ?e, "the demo's running push could not start");
-            return;
-        }
-    };
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_secs(40)).await;
-        let ending = Ending {
-            details: None,
-            status: Status::Completed,
-            description: Some("Successfully pushed staging to live".into()),
-            error: None,
-            completed_at: None,
-        };
-        if let Err(e) = store.end(&recorded.id, ending).await {
-            tracing::error!(error = ?e, "the demo's running push could not end");
-        }
-    });
 }

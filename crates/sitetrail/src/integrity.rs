@@ -1,10 +1,11 @@
 //! `sitetrail verify` and `sitetrail prune`: the log's integrity from the command line.
 
-use anyhow::Context;
 use sitetrail_core::{AccountId, Timestamp};
 use sitetrail_server::Config;
 use sitetrail_server::schedule::{PRUNE_BATCH, apply_retention};
 use sitetrail_store::{AccountReport, CheckpointKey, chain};
+
+use crate::exit;
 
 fn parse_public_key(hex: &str) -> anyhow::Result<[u8; 32]> {
     let hex = hex.trim();
@@ -19,25 +20,40 @@ fn parse_public_key(hex: &str) -> anyhow::Result<[u8; 32]> {
     Ok(key)
 }
 
-/// Verifies one account or all; prints the verdicts; true when every account is intact.
+/// Verifies one account or all and prints the verdicts; fails (exit 1) unless every account
+/// is intact, and finds nothing (exit 3) when there is no such account or none at all.
 pub async fn verify(
     config: &Config,
     account: Option<&str>,
     public_keys: &[String],
     json: bool,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<()> {
     let account = account
-        .map(AccountId::parse)
-        .transpose()
-        .context("--account")?;
+        .map(|a| exit::parse("--account", a, AccountId::parse))
+        .transpose()?;
     let mut trusted = public_keys
         .iter()
-        .map(|k| parse_public_key(k))
+        .map(|k| parse_public_key(k).map_err(|e| exit::usage(e.to_string())))
         .collect::<anyhow::Result<Vec<_>>>()?;
     if let Some(own) = CheckpointKey::load(&config.data_dir)? {
         trusted.push(own.public_key());
     }
     let store = sitetrail_server::open_store(config).await?;
+    match &account {
+        Some(id) if store.account(id).await?.is_none() => {
+            return Err(exit::not_found(format!(
+                "there is no account {id} in this log; `sitetrail verify` without --account \
+                 checks every account there is"
+            )));
+        }
+        None if store.account_ids().await?.is_empty() => {
+            return Err(exit::not_found(
+                "this log has no accounts yet, so there is nothing to verify; check that \
+                 --data-dir (or --database) is the one `sitetrail serve` uses",
+            ));
+        }
+        _ => {}
+    }
     let reports = store.verify(account.as_ref(), &trusted).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&reports)?);
@@ -52,7 +68,17 @@ pub async fn verify(
             );
         }
     }
-    Ok(reports.iter().all(AccountReport::is_intact))
+    let failed = reports.iter().filter(|r| !r.is_intact()).count();
+    if failed > 0 {
+        return Err(exit::fail(
+            exit::Exit::Failed,
+            format!(
+                "{failed} of {} accounts failed verification: see the first bad entry above",
+                reports.len()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn verdict(r: &AccountReport) -> String {

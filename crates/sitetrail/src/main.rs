@@ -2,11 +2,14 @@
 
 #[cfg(feature = "demo")]
 mod demo;
+mod exit;
 mod integrity;
 mod staging;
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -17,7 +20,8 @@ use sitetrail_server::{App, Config, TokenKeys};
 #[command(
     name = "sitetrail",
     version,
-    about = "The staging engine and Activity Logs of managed WordPress hosting"
+    about = "The staging engine and Activity Logs of managed WordPress hosting",
+    after_help = exit::TABLE
 )]
 struct Cli {
     #[command(subcommand)]
@@ -58,6 +62,7 @@ struct DatabaseServers {
 enum Command {
     /// Runs the server: the API and the dashboard.
     Serve {
+        /// The address to serve the API and the dashboard on (port 0: any free port).
         #[arg(long, env = "SITETRAIL_LISTEN", default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
         #[command(flatten)]
@@ -78,8 +83,10 @@ enum Command {
     /// Runs the server with a demo partner, accounts, sites and months of history, and
     /// prints a login link per persona (built with the `demo` feature: scripts/demo.sh).
     Demo {
+        /// The address to serve the demo on (port 0: any free port).
         #[arg(long, env = "SITETRAIL_LISTEN", default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+        /// Holds the demo's database, snapshots and WordPress; made and seeded on first run.
         #[arg(long, env = "SITETRAIL_DATA_DIR", default_value = "./sitetrail-demo")]
         data_dir: PathBuf,
     },
@@ -91,6 +98,8 @@ enum Command {
         storage: Storage,
         #[command(flatten)]
         actor: staging::ActorArgs,
+        /// `mysql://user:password@host:port`: creates staging databases when live's own
+        /// credentials cannot.
         #[arg(
             long,
             global = true,
@@ -151,21 +160,29 @@ enum Command {
     },
     /// Prints a signed viewer token.
     Token {
+        /// The account the viewer may read.
         #[arg(long, env = "SITETRAIL_ACCOUNT")]
         account: String,
+        /// Only this site of the account (default: all of its sites).
         #[arg(long, env = "SITETRAIL_SITE")]
         site: Option<String>,
+        /// `internal` (the partner's team: sees support emails) or `client` (sees "Support
+        /// user").
         #[arg(long, env = "SITETRAIL_AUDIENCE", value_parser = ["internal", "client"])]
         audience: String,
+        /// Who the viewer is: a `user` or `support` staff.
         #[arg(long, env = "SITETRAIL_ACTOR_KIND", value_parser = ["user", "support"])]
         actor_kind: String,
+        /// The viewer's email, recorded when they start an operation.
         #[arg(long, env = "SITETRAIL_ACTOR_EMAIL")]
         actor_email: String,
+        /// The viewer's name (optional).
         #[arg(long, env = "SITETRAIL_ACTOR_NAME")]
         actor_name: Option<String>,
         /// Lifetime in seconds.
         #[arg(long, env = "SITETRAIL_TTL", default_value_t = 3600)]
         ttl: u64,
+        /// The server's data dir: its token signing key signs the token.
         #[arg(long, env = "SITETRAIL_DATA_DIR", default_value = "./sitetrail-data")]
         data_dir: PathBuf,
     },
@@ -246,6 +263,7 @@ impl Limits {
 enum KeysCommand {
     /// Makes a publisher API key and prints it (last line of stdout). It is shown once.
     Create {
+        /// A name for the key, to tell keys apart (e.g. the service that uses it).
         #[arg(long, env = "SITETRAIL_NAME")]
         name: String,
         #[command(flatten)]
@@ -258,15 +276,32 @@ enum KeysCommand {
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
+    let command = Cli::parse().command;
+    // A server logs what it does; a command run by hand shows its progress and only the
+    // warnings, so that log lines never land inside its progress display.
+    let default_level = match command {
+        Command::Serve { .. } | Command::Demo { .. } => "info,sqlx=warn,tower_http=warn",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn,tower_http=warn".into()),
+                .unwrap_or_else(|_| default_level.into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let command = Cli::parse().command;
+    match run(command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(exit::code_of(&e) as u8)
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
     // What serves or touches docroots should not run as root; the demo is a local trial.
     let touches_sites = matches!(
         command,
@@ -312,15 +347,11 @@ async fn main() -> anyhow::Result<()> {
             json,
             storage,
         } => {
-            let config = Config::new("127.0.0.1:0".parse()?, storage.data_dir, storage.database);
-            let intact = integrity::verify(&config, account.as_deref(), &public_keys, json).await?;
-            if !intact {
-                std::process::exit(1);
-            }
-            Ok(())
+            let config = exit::existing(&storage.data_dir, storage.database)?;
+            integrity::verify(&config, account.as_deref(), &public_keys, json).await
         }
         Command::Prune { storage } => {
-            let config = Config::new("127.0.0.1:0".parse()?, storage.data_dir, storage.database);
+            let config = exit::existing(&storage.data_dir, storage.database)?;
             integrity::prune(&config).await
         }
         Command::Staging {
@@ -330,8 +361,7 @@ async fn main() -> anyhow::Result<()> {
             mysql_admin_url,
             databases,
         } => {
-            let mut config =
-                Config::new("127.0.0.1:0".parse()?, storage.data_dir, storage.database);
+            let mut config = exit::existing(&storage.data_dir, storage.database)?;
             config.mysql_admin = mysql_admin_url;
             config.database_hosts = databases.database_hosts;
             staging::staging(config, command, actor).await
@@ -342,8 +372,7 @@ async fn main() -> anyhow::Result<()> {
             actor,
             databases,
         } => {
-            let mut config =
-                Config::new("127.0.0.1:0".parse()?, storage.data_dir, storage.database);
+            let mut config = exit::existing(&storage.data_dir, storage.database)?;
             config.database_hosts = databases.database_hosts;
             staging::backups(config, command, actor).await
         }
@@ -352,8 +381,7 @@ async fn main() -> anyhow::Result<()> {
             storage,
             databases,
         } => {
-            let mut config =
-                Config::new("127.0.0.1:0".parse()?, storage.data_dir, storage.database);
+            let mut config = exit::existing(&storage.data_dir, storage.database)?;
             config.database_hosts = databases.database_hosts;
             staging::templates(config, command).await
         }
@@ -381,19 +409,54 @@ async fn main() -> anyhow::Result<()> {
             ttl,
             data_dir,
         } => {
-            sitetrail_store::private::create_dir(&data_dir)?;
+            if !data_dir.is_dir() {
+                return Err(exit::not_found(format!(
+                    "there is no sitetrail data dir at {}; pass --data-dir (or set \
+                     SITETRAIL_DATA_DIR) to the one `sitetrail serve` uses: its token signing \
+                     key signs the token",
+                    data_dir.display()
+                )));
+            }
             let keys = TokenKeys::load_or_create(&data_dir)?;
             let kind = ActorKind::parse(&actor_kind).context("--actor-kind is user or support")?;
-            let actor = Actor::person(kind, Email::parse(&actor_email)?, actor_name);
-            actor.validate()?;
+            let email = exit::parse("--actor-email", &actor_email, Email::parse)?;
+            let actor = Actor::person(kind, email, actor_name);
+            actor.validate().map_err(|e| exit::usage(e.to_string()))?;
             let viewer = Viewer {
-                account: AccountId::parse(&account)?,
-                site: site.as_deref().map(SiteId::parse).transpose()?,
+                account: exit::parse("--account", &account, AccountId::parse)?,
+                site: site
+                    .as_deref()
+                    .map(|s| exit::parse("--site", s, SiteId::parse))
+                    .transpose()?,
                 audience: Audience::parse(&audience).context("--audience is internal or client")?,
                 actor,
             };
             println!("{}", keys.mint(&viewer, ttl)?);
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every flag of every command says what it is for in `--help`.
+    #[test]
+    fn every_flag_has_help_text() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                if !builtin && !arg.is_positional() && arg.get_help().is_none() {
+                    missing.push(format!("{path} --{}", arg.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "sitetrail", &mut missing);
+        assert!(missing.is_empty(), "flags without help text: {missing:#?}");
     }
 }

@@ -3,9 +3,9 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
 
-use crate::support::{has_demo, sitetrail};
+use crate::support::{get_json, has_demo, register_shop, sitetrail};
 
-struct Running(Child);
+pub struct Running(Child);
 
 impl Drop for Running {
     /// Stops the demo as Ctrl-C does, so that it stops its WordPress servers too; kills it
@@ -27,7 +27,7 @@ impl Drop for Running {
 }
 
 /// Starts `sitetrail demo` on a free port and reads its output up to the publisher key.
-fn start_demo(data_dir: &std::path::Path) -> (Running, Vec<String>) {
+pub fn start_demo(data_dir: &std::path::Path) -> (Running, Vec<String>) {
     let mut child = sitetrail()
         .args(["demo", "--data-dir"])
         .arg(data_dir)
@@ -41,7 +41,7 @@ fn start_demo(data_dir: &std::path::Path) -> (Running, Vec<String>) {
     let mut lines = Vec::new();
     for line in BufReader::new(stdout).lines() {
         let line = line.unwrap();
-        let done = line.contains("A push to live is running");
+        let done = line.starts_with("Stop the demo");
         lines.push(line);
         if done {
             break;
@@ -50,7 +50,7 @@ fn start_demo(data_dir: &std::path::Path) -> (Running, Vec<String>) {
     (running, lines)
 }
 
-fn link_token(lines: &[String], persona: &str) -> String {
+pub fn link_token(lines: &[String], persona: &str) -> String {
     let i = lines.iter().position(|l| l.contains(persona)).unwrap();
     let token = lines[i + 1].trim().split_once("token=").unwrap().1;
     token.split('&').next().unwrap().to_owned()
@@ -84,11 +84,18 @@ async fn the_demo_seeds_history_and_prints_a_working_link_per_persona() {
     let support = link_token(&lines, "support agent");
 
     let newest = page(client.clone(), "limit=5").await;
-    assert_eq!(
-        newest["items"][0]["status"], "in_progress",
-        "a push is running"
-    );
+    let daily = &newest["items"][0];
+    assert_eq!(daily["activity"], "create_backup", "{newest}");
+    assert_eq!(daily["description"], "Daily backup of live");
+    assert_eq!(daily["user"]["label"], "System");
     assert!(newest["next_cursor"].is_string(), "months of history");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l == "The daily backup of acme-shop's live is running now."),
+        "{lines:?}"
+    );
+    wait_for_end(&http, &base, &client, daily["id"].as_str().unwrap()).await;
     let by_support = page(client.clone(), "user=Support%20user&limit=200").await;
     let items = by_support["items"].as_array().unwrap();
     assert!(!items.is_empty());
@@ -143,22 +150,7 @@ async fn the_demo_seeds_history_and_prints_a_working_link_per_persona() {
         .as_str()
         .unwrap()
         .to_owned();
-    let mut ended = serde_json::Value::Null;
-    for _ in 0..300 {
-        ended = http
-            .get(format!("{base}/api/v1/activities/{id}"))
-            .bearer_auth(&client)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if ended["status"] != "in_progress" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let ended = wait_for_end(&http, &base, &client, &id).await;
     assert_eq!(ended["status"], "completed", "{ended}");
     assert_eq!(
         ended["user"]["label"], "Support user",
@@ -182,6 +174,24 @@ async fn the_demo_seeds_history_and_prints_a_working_link_per_persona() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
+}
+
+/// Polls an activity until it has ended (a minute at most); returns it as the viewer sees it.
+pub async fn wait_for_end(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    id: &str,
+) -> serde_json::Value {
+    let mut ended = serde_json::Value::Null;
+    for _ in 0..600 {
+        ended = get_json(http, &format!("{base}/api/v1/activities/{id}"), token).await;
+        if ended["status"] != "in_progress" {
+            return ended;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{id} did not end within a minute: {ended}");
 }
 
 #[test]
@@ -269,42 +279,13 @@ async fn staging_operations_run_from_the_command_line_on_real_wordpress() {
         "Template Shop",
     )
     .unwrap();
-    {
-        std::fs::create_dir_all(&data).unwrap();
-        let store = sitetrail_store_sqlite::SqliteStore::open(&data.join("sitetrail.db"))
-            .await
-            .unwrap();
-        use sitetrail_store::Store;
-        store
-            .upsert_account(&sitetrail_core::Account {
-                id: sitetrail_core::AccountId::parse("acme").unwrap(),
-                name: "Acme".into(),
-                partner: "Agency".into(),
-                partner_colour: None,
-            })
-            .await
-            .unwrap();
-        store
-            .upsert_site(&sitetrail_core::Site {
-                id: sitetrail_core::SiteId::parse("shop").unwrap(),
-                account_id: sitetrail_core::AccountId::parse("acme").unwrap(),
-                name: "Shop".into(),
-                live: sitetrail_core::EnvironmentSpec {
-                    url: sitetrail_core::SiteUrl::parse(&live.url).unwrap(),
-                    docroot: Some(live.docroot.to_string_lossy().into_owned()),
-                },
-                staging: Some(sitetrail_core::EnvironmentSpec {
-                    url: sitetrail_core::SiteUrl::parse(&format!(
-                        "http://127.0.0.1:{}",
-                        wordpress::free_port(5)
-                    ))
-                    .unwrap(),
-                    docroot: Some(dir.path().join("staging").to_string_lossy().into_owned()),
-                }),
-            })
-            .await
-            .unwrap();
-    }
+    let staging_url = format!("http://127.0.0.1:{}", wordpress::free_port(5));
+    register_shop(
+        &data,
+        (&live.url, &live.docroot),
+        (&staging_url, &dir.path().join("staging")),
+    )
+    .await;
     // Under the loosest umask, so that only sitetrail's own care keeps its files private.
     let cli = |args: &[&str]| {
         let out = std::process::Command::new("sh")
@@ -326,15 +307,25 @@ async fn staging_operations_run_from_the_command_line_on_real_wordpress() {
         "templates",
         "import",
         "--name",
-        "shop-classic",
+        "Shop Classic",
         "--docroot",
         template.docroot.to_str().unwrap(),
         "--url",
         &template.url,
     ]);
     assert!(ok, "{out}{err}");
-    assert!(out.contains("imported template shop-classic"), "{out}");
-    assert!(cli(&["templates", "list"]).1.contains("shop-classic"));
+    // A name with a space, as people call it; the id is made from it.
+    assert!(
+        out.contains("imported template Shop Classic (shop-classic)"),
+        "{out}"
+    );
+    let (_, listed, _) = cli(&["templates", "list"]);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("shop-classic\tShop Classic\t")),
+        "{listed}"
+    );
     let (ok, out, err) = cli(&[
         "staging",
         "create",
@@ -382,9 +373,20 @@ async fn staging_operations_run_from_the_command_line_on_real_wordpress() {
         "--scope",
         "files",
         "--keep-staging",
+        "--yes",
     ]);
     assert!(ok, "{out}{err}");
     assert!(out.contains("Successfully pushed staging to live"));
+    // One line per phase, with its count of the total and the time it took; no log line.
+    assert!(
+        err.lines().any(|l| {
+            let counts = l.split_whitespace().find(|w| w.contains('/'));
+            counts.is_some_and(|c| c.split('/').all(|n| n.parse::<u64>().is_ok()))
+                && l.ends_with(" s)")
+        }),
+        "{err}"
+    );
+    assert!(!err.contains(" INFO "), "{err}");
     // What the push made (its backup of live, its journal) is private as it is made.
     assert_data_dir_is_private(&data);
     // A bad reference fails clearly, with nothing started.

@@ -6,6 +6,8 @@
 
 mod commands;
 mod crash;
+mod demo_claims;
+mod exit_codes;
 mod load;
 mod own_user;
 mod support;

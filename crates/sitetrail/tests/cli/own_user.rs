@@ -81,40 +81,9 @@ async fn staging_runs_as_a_user_of_its_own_and_what_it_makes_is_that_users() {
     let live =
         WpSite::install_sqlite(dir.path(), "live", wordpress::free_port(4), "wp_", "Own").unwrap();
     let staging = dir.path().join("staging");
-    std::fs::create_dir_all(&data).unwrap();
-    {
-        use sitetrail_store::Store;
-        let store = sitetrail_store_sqlite::SqliteStore::open(&data.join("sitetrail.db"))
-            .await
-            .unwrap();
-        let account = sitetrail_core::AccountId::parse("acme").unwrap();
-        store
-            .upsert_account(&sitetrail_core::Account {
-                id: account.clone(),
-                name: "Acme".into(),
-                partner: "Agency".into(),
-                partner_colour: None,
-            })
-            .await
-            .unwrap();
-        let env = |url: String, docroot: &Path| sitetrail_core::EnvironmentSpec {
-            url: sitetrail_core::SiteUrl::parse(&url).unwrap(),
-            docroot: Some(docroot.to_string_lossy().into_owned()),
-        };
-        store
-            .upsert_site(&sitetrail_core::Site {
-                id: sitetrail_core::SiteId::parse("shop").unwrap(),
-                account_id: account,
-                name: "Shop".into(),
-                live: env(live.url.clone(), &live.docroot),
-                staging: Some(env(
-                    format!("http://127.0.0.1:{}", wordpress::free_port(5)),
-                    &staging,
-                )),
-            })
-            .await
-            .unwrap();
-    }
+    let staging_url = format!("http://127.0.0.1:{}", wordpress::free_port(5));
+    crate::support::register_shop(&data, (&live.url, &live.docroot), (&staging_url, &staging))
+        .await;
     // The platform hands the site's files and sitetrail's data dir to sitetrail's user.
     run(Command::new("chown")
         .arg("-R")

@@ -238,3 +238,50 @@ pub fn write_figures(name: &str, figures: &serde_json::Value) -> PathBuf {
     eprintln!("figures: {}", path.display());
     path
 }
+
+/// Registers account `acme` and its site `shop` straight in a data dir's SQLite database
+/// (made when missing), each environment an `(url, docroot)`.
+pub async fn register_shop(data_dir: &Path, live: (&str, &Path), staging: (&str, &Path)) {
+    use sitetrail_core::{Account, AccountId, EnvironmentSpec, Site, SiteId, SiteUrl};
+    use sitetrail_store::Store;
+    std::fs::create_dir_all(data_dir).unwrap();
+    let store = sitetrail_store_sqlite::SqliteStore::open(&data_dir.join("sitetrail.db"))
+        .await
+        .unwrap();
+    let account = AccountId::parse("acme").unwrap();
+    store
+        .upsert_account(&Account {
+            id: account.clone(),
+            name: "Acme".into(),
+            partner: "Agency".into(),
+            partner_colour: None,
+        })
+        .await
+        .unwrap();
+    let env = |(url, docroot): (&str, &Path)| EnvironmentSpec {
+        url: SiteUrl::parse(url).unwrap(),
+        docroot: Some(docroot.to_string_lossy().into_owned()),
+    };
+    store
+        .upsert_site(&Site {
+            id: SiteId::parse("shop").unwrap(),
+            account_id: account,
+            name: "Shop".into(),
+            live: env(live),
+            staging: Some(env(staging)),
+        })
+        .await
+        .unwrap();
+}
+
+/// GETs `url` as a viewer and reads the JSON answer.
+pub async fn get_json(http: &reqwest::Client, url: &str, token: &str) -> serde_json::Value {
+    http.get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}

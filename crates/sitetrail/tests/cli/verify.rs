@@ -172,18 +172,12 @@ async fn prune_applies_the_retention_period_and_the_log_still_verifies() {
     // What retention removed is gone from the log, and the prune is in it.
     let server = Server::start(&storage);
     let token = storage.viewer_token("acme", None, "client");
-    let page: Value = reqwest::Client::new()
-        .get(format!(
-            "{}/api/v1/sites/shop/activities?limit=50",
-            server.base
-        ))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page = get_json(
+        &reqwest::Client::new(),
+        &format!("{}/api/v1/sites/shop/activities?limit=50", server.base),
+        &token,
+    )
+    .await;
     let items = page["items"].as_array().unwrap();
     assert!(
         items
