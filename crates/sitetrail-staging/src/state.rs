@@ -11,7 +11,11 @@ use std::sync::Mutex;
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
-use sitetrail_core::{ActivityId, SiteId, Timestamp};
+use sitetrail_core::{
+    ActivityFilter, ActivityId, ActivityKind, Audience, Page, RawQuery, SiteId, StoredActivity,
+    Timestamp,
+};
+use sitetrail_store::Scope;
 use tokio::sync::watch;
 
 use crate::blocking;
@@ -87,15 +91,67 @@ fn path(data_dir: &Path, site: &SiteId) -> PathBuf {
         .join(format!("{}.json", site.as_str()))
 }
 
-/// The site's record; none yet means staging was never made by this engine.
-pub(crate) fn read(data_dir: &Path, site: &SiteId) -> anyhow::Result<StagingState> {
+/// The site's record; `None` when the engine never wrote one.
+pub(crate) fn read(data_dir: &Path, site: &SiteId) -> anyhow::Result<Option<StagingState>> {
     let path = path(data_dir, site);
     match std::fs::read(&path) {
         Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
             .with_context(|| format!("reading the staging record {}", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(StagingState::default()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
+}
+
+/// How many of the log's newest completed staging activities a site without a record is
+/// read from, at most.
+const LOG_READ: usize = 2_000;
+
+/// What the log says of staging: the newest completed create, reset or push decides
+/// whether it exists and what it was made from. `None` when the log holds none of them.
+fn from_log(activities: &[StoredActivity]) -> Option<StagingState> {
+    let mut state = StagingState::default();
+    for a in activities {
+        let at = a.completed_at.unwrap_or(a.created_at);
+        let from = match a.activity {
+            ActivityKind::PushStagingToLive => {
+                state.last_pushed.get_or_insert(at);
+                let kept = a.details.get("keep_staging").and_then(|k| k.as_bool());
+                if kept == Some(true) {
+                    state.exists = true;
+                    continue;
+                }
+                return Some(state);
+            }
+            ActivityKind::CreateStaging => StagingSource::Live,
+            ActivityKind::ResetStagingFromTemplate => {
+                let id = text(a, "template");
+                StagingSource::Template {
+                    name: id.clone(),
+                    id,
+                }
+            }
+            ActivityKind::ResetStagingFromBackup => StagingSource::Backup {
+                id: text(a, "backup"),
+            },
+            _ => continue,
+        };
+        state.exists = true;
+        state.created = Some(StagingOrigin {
+            at: a.created_at,
+            from,
+        });
+        return Some(state);
+    }
+    state.exists.then_some(state)
+}
+
+fn text(a: &StoredActivity, key: &str) -> String {
+    a.details
+        .get(key)
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// Replaces the site's record in one step: written beside it (0600), synced, renamed over it.
@@ -115,7 +171,7 @@ pub(crate) fn write(data_dir: &Path, site: &SiteId, state: &StagingState) -> any
 /// (the `testkit` feature).
 #[cfg(feature = "testkit")]
 pub fn record_made_for_tests(data_dir: &Path, site: &SiteId) -> anyhow::Result<()> {
-    let mut state = read(data_dir, site)?;
+    let mut state = read(data_dir, site)?.unwrap_or_default();
     state.exists = true;
     state.created = Some(StagingOrigin {
         at: Timestamp::now(),
@@ -125,10 +181,50 @@ pub fn record_made_for_tests(data_dir: &Path, site: &SiteId) -> anyhow::Result<(
 }
 
 impl Engine {
-    /// What the engine recorded about the site's staging.
+    /// What the engine recorded about the site's staging. A site it has no record of (its
+    /// staging made before the engine kept records) is read from the log, never guessed from
+    /// its docroot: the newest completed create, reset or push says whether staging exists.
     pub async fn staging_state(&self, site: &SiteId) -> Result<StagingState, EngineError> {
-        let (dir, site) = (self.inner.data_dir.clone(), site.clone());
-        Ok(blocking(move || read(&dir, &site)).await?)
+        let (dir, id) = (self.inner.data_dir.clone(), site.clone());
+        if let Some(recorded) = blocking(move || read(&dir, &id)).await? {
+            return Ok(recorded);
+        }
+        let Some(site) = self.inner.store.site(site).await? else {
+            return Ok(StagingState::default());
+        };
+        let scope = Scope {
+            account: site.account_id.clone(),
+            site: Some(site.id.clone()),
+        };
+        let raw = RawQuery {
+            service: Some("staging".into()),
+            status: Some("completed".into()),
+            ..RawQuery::default()
+        };
+        let filter = ActivityFilter::parse(&raw, Audience::Internal)
+            .map_err(|e| anyhow::anyhow!("the staging filter: {e}"))?;
+        let mut page = Page {
+            limit: 200,
+            cursor: None,
+        };
+        let mut read_so_far = Vec::new();
+        loop {
+            let listing = self
+                .inner
+                .store
+                .list(&scope, Audience::Internal, &filter, page)
+                .await?;
+            read_so_far.extend(listing.items);
+            if let Some(state) = from_log(&read_so_far) {
+                return Ok(state);
+            }
+            match listing.next {
+                Some(next) if read_so_far.len() < LOG_READ => page.cursor = Some(next),
+                _ => break,
+            }
+        }
+        // Nothing in the log either: staging was never made here.
+        Ok(StagingState::default())
     }
 
     /// The operation running on this site in this process, if any.
@@ -198,13 +294,10 @@ impl Engine {
         site: &SiteId,
         change: impl FnOnce(&mut StagingState) + Send + 'static,
     ) -> anyhow::Result<()> {
+        let mut state = self.staging_state(site).await?;
+        change(&mut state);
         let (dir, site) = (self.inner.data_dir.clone(), site.clone());
-        blocking(move || {
-            let mut state = read(&dir, &site)?;
-            change(&mut state);
-            write(&dir, &site, &state)
-        })
-        .await
+        blocking(move || write(&dir, &site, &state)).await
     }
 }
 
@@ -218,7 +311,7 @@ mod tests {
     fn a_record_round_trips_privately_and_a_missing_one_means_no_staging() {
         let dir = tempfile::tempdir().unwrap();
         let site = SiteId::parse("shop").unwrap();
-        assert_eq!(read(dir.path(), &site).unwrap(), StagingState::default());
+        assert_eq!(read(dir.path(), &site).unwrap(), None);
         let state = StagingState {
             exists: true,
             created: Some(StagingOrigin {
@@ -233,7 +326,7 @@ mod tests {
         };
         write(dir.path(), &site, &state).unwrap();
         write(dir.path(), &site, &state).unwrap();
-        assert_eq!(read(dir.path(), &site).unwrap(), state);
+        assert_eq!(read(dir.path(), &site).unwrap(), Some(state.clone()));
         let file = path(dir.path(), &site);
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&file), 0o600);
@@ -246,5 +339,70 @@ mod tests {
         let json: serde_json::Value = serde_json::to_value(&state).unwrap();
         assert_eq!(json["created"]["from"]["kind"], "template");
         assert_eq!(json["created"]["from"]["name"], "Bakery Classic");
+    }
+
+    fn logged(kind: ActivityKind, millis: i64, details: serde_json::Value) -> StoredActivity {
+        let at = Timestamp::from_millis(millis).unwrap();
+        StoredActivity {
+            seq: 1,
+            id: ActivityId::parse(&format!("a{millis}")).unwrap(),
+            account_id: sitetrail_core::AccountId::parse("acme").unwrap(),
+            site_id: SiteId::parse("shop").unwrap(),
+            environment: sitetrail_core::Environment::Staging,
+            service: kind.service(),
+            activity: kind,
+            status: sitetrail_core::Status::Completed,
+            actor: sitetrail_core::Actor::system(),
+            description: String::new(),
+            error: None,
+            details: details.as_object().cloned().unwrap_or_default(),
+            created_at: at,
+            completed_at: Some(at),
+        }
+    }
+
+    #[test]
+    fn without_a_record_the_newest_completed_create_reset_or_push_decides() {
+        use ActivityKind::*;
+        let none = serde_json::json!({});
+        // Newest first, as the log is read.
+        let made = [logged(CreateStaging, 2_000, none.clone())];
+        let state = from_log(&made).unwrap();
+        assert!(state.exists);
+        assert_eq!(state.created.unwrap().from, StagingSource::Live);
+
+        let removed = [
+            logged(
+                PushStagingToLive,
+                3_000,
+                serde_json::json!({"keep_staging": false}),
+            ),
+            logged(CreateStaging, 2_000, none.clone()),
+        ];
+        let state = from_log(&removed).unwrap();
+        assert!(!state.exists && state.created.is_none());
+        assert_eq!(state.last_pushed.unwrap().millis(), 3_000);
+
+        let kept = [
+            logged(
+                PushStagingToLive,
+                3_000,
+                serde_json::json!({"keep_staging": true}),
+            ),
+            logged(
+                ResetStagingFromBackup,
+                2_000,
+                serde_json::json!({"backup": "b-1"}),
+            ),
+        ];
+        let state = from_log(&kept).unwrap();
+        assert!(state.exists);
+        assert_eq!(state.last_pushed.unwrap().millis(), 3_000);
+        assert_eq!(
+            state.created.unwrap().from,
+            StagingSource::Backup { id: "b-1".into() }
+        );
+
+        assert_eq!(from_log(&[logged(CreateBackup, 1_000, none)]), None);
     }
 }

@@ -77,6 +77,28 @@ async fn staging_is_recorded_from_creation_to_push(f: Fixture) {
     assert!(kept.exists, "keep_staging kept it");
     assert_eq!(kept.created, state.created);
     assert!(kept.last_pushed.unwrap() >= pushed.created_at);
+
+    // A site the engine has no record of (its staging made before records were kept) is
+    // read from the log, never guessed as absent: Create would otherwise replace it unbacked.
+    std::fs::remove_file(&record).unwrap();
+    let from_log = f.engine.staging_state(&f.site).await.unwrap();
+    assert!(from_log.exists, "{from_log:?}");
+    assert_eq!(
+        from_log.created.map(|c| c.from),
+        Some(StagingSource::Live),
+        "made from live, as the log says"
+    );
+    assert!(from_log.last_pushed.is_some());
+    let removed = f
+        .run(Operation::PushToLive {
+            scope: PushScope::Files,
+            keep_staging: false,
+        })
+        .await;
+    assert_eq!(removed.status, Status::Completed, "{:?}", removed.error);
+    std::fs::remove_file(&record).unwrap();
+    let gone = f.engine.staging_state(&f.site).await.unwrap();
+    assert!(!gone.exists, "the log's last push removed it: {gone:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
