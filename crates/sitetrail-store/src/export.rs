@@ -44,7 +44,7 @@ const AHEAD: usize = 4;
 pub enum ExportColumns {
     /// Every column (NDJSON).
     All,
-    /// What the CSV shows: `error` and `details` are not read and come back empty.
+    /// What the CSV shows: `details` is not read and comes back empty.
     Table,
 }
 
@@ -99,7 +99,7 @@ pub fn columns(which: ExportColumns) -> &'static str {
         }
         ExportColumns::Table => {
             "seq, id, account_id, site_id, environment, service, activity, status, actor_kind, \
-             actor_email, actor_name, description, CAST(NULL AS TEXT), CAST(NULL AS TEXT), \
+             actor_email, actor_name, description, error, CAST(NULL AS TEXT), \
              created_at, completed_at"
         }
     }

@@ -120,8 +120,10 @@ pub fn stream_export(
         .as_ref()
         .map_or("account", |s| s.as_str())
         .to_owned();
-    // The CSV's Error column needs the error: the store's `Table` columns leave it out.
-    let columns = ExportColumns::All;
+    let columns = match format {
+        Format::Csv => ExportColumns::Table,
+        Format::Ndjson => ExportColumns::All,
+    };
     let stream = async_stream::stream! {
         let _slot = slot;
         let stopped = || std::io::Error::other("the export stopped early");

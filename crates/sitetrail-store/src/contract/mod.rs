@@ -87,7 +87,7 @@ macro_rules! contract_tests {
             requests_sharing_a_commit_succeed_or_fail_on_their_own,
             two_writers_on_one_database_never_let_a_reader_skip_a_change,
             an_export_returns_exactly_what_the_pages_return,
-            a_csv_export_reads_everything_but_the_error_and_the_details,
+            a_csv_export_reads_everything_but_the_details,
             an_export_dropped_half_way_stops_and_the_store_reads_on,
             exports_nobody_reads_hold_no_more_than_the_export_readers_and_pages_go_on,
             an_untouched_log_verifies_and_a_checkpoint_seals_it,
