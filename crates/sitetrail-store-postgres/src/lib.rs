@@ -26,7 +26,7 @@ use sqlx::{Connection, PgConnection, PgPool, Postgres, QueryBuilder, Row};
 use tokio::sync::{broadcast, oneshot};
 
 use sitetrail_store::backend::{Backend, Shared};
-use sitetrail_store::chain::{self, Chains, CheckpointBody, CheckpointKey};
+use sitetrail_store::chain::{self, Chains};
 use sitetrail_store::plan::Plan;
 use sitetrail_store::record::SearchText;
 use sitetrail_store::roster::RosterEntry;
@@ -281,7 +281,9 @@ impl GroupWriter for PgWriter {
         }
         plan.answer(&mut results);
         for (i, key) in checkpoints {
-            results[i] = Ok(Done::Checkpointed(sign_checkpoints(conn, &key).await?));
+            results[i] = Ok(Done::Checkpointed(
+                writes::sign_checkpoints::<Postgres>(conn, &key).await?,
+            ));
         }
         sqlx::query("COMMIT").execute(&mut *conn).await?;
         Ok((results, last))
@@ -667,35 +669,6 @@ impl<'l> LinkColumns<'l> {
             link: links.iter().map(|l| &l.link_sha256[..]).collect(),
         }
     }
-}
-
-/// Signs a checkpoint for every chain whose head is past its last checkpoint.
-async fn sign_checkpoints(
-    conn: &mut PgConnection,
-    key: &CheckpointKey,
-) -> anyhow::Result<Vec<CheckpointBody>> {
-    let moved: Vec<(String, i64, Vec<u8>)> = sqlx::query_as(chain::HEADS_PAST_THEIR_CHECKPOINT)
-        .fetch_all(&mut *conn)
-        .await?;
-    let made_at = Timestamp::now();
-    let mut out = Vec::with_capacity(moved.len());
-    for head in moved {
-        let body = CheckpointBody::of_head(head, made_at)?;
-        sqlx::query(
-            "INSERT INTO chain_checkpoints (account_id, link_no, link_sha256, made_at, \
-             public_key, signature) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&body.account_id)
-        .bind(body.link_no)
-        .bind(&body.link_sha256[..])
-        .bind(made_at.millis())
-        .bind(&key.public_key()[..])
-        .bind(&key.sign(&body)[..])
-        .execute(&mut *conn)
-        .await?;
-        out.push(body);
-    }
-    Ok(out)
 }
 
 #[async_trait]

@@ -10,7 +10,7 @@ use sitetrail_core::{AccountId, ActivityId, Email, SiteId, Timestamp};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Connection, QueryBuilder, Sqlite, SqliteConnection};
 
-use sitetrail_store::chain::{self, CheckpointBody, CheckpointKey};
+use sitetrail_store::chain;
 use sitetrail_store::plan::Plan;
 use sitetrail_store::record::{Rendered, SearchText};
 use sitetrail_store::rows::{self, COLS};
@@ -150,7 +150,9 @@ async fn apply_group(
     let last_change = flush(&mut tx, &mut plan, &mut results).await?;
     plan.answer(&mut results);
     for (i, key) in checkpoints {
-        results[i] = Ok(Done::Checkpointed(sign_checkpoints(&mut tx, &key).await?));
+        results[i] = Ok(Done::Checkpointed(
+            writes::sign_checkpoints::<Sqlite>(&mut tx, &key).await?,
+        ));
     }
     tx.commit().await?;
     Ok(((results, last_change), plan.owners))
@@ -435,33 +437,4 @@ async fn apply(
         Work::UpsertSite(s) => writes::upsert_site::<Sqlite>(conn, owners, s, now).await,
         Work::CreateKey(key) => writes::create_key::<Sqlite>(conn, key, now).await,
     }
-}
-
-/// Signs a checkpoint for every chain whose head is past its last checkpoint.
-async fn sign_checkpoints(
-    conn: &mut SqliteConnection,
-    key: &CheckpointKey,
-) -> anyhow::Result<Vec<CheckpointBody>> {
-    let moved: Vec<(String, i64, Vec<u8>)> = sqlx::query_as(chain::HEADS_PAST_THEIR_CHECKPOINT)
-        .fetch_all(&mut *conn)
-        .await?;
-    let made_at = Timestamp::now();
-    let mut out = Vec::with_capacity(moved.len());
-    for head in moved {
-        let body = CheckpointBody::of_head(head, made_at)?;
-        sqlx::query(
-            "INSERT INTO chain_checkpoints (account_id, link_no, link_sha256, made_at, \
-             public_key, signature) VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(body.account_id.as_str())
-        .bind(body.link_no)
-        .bind(&body.link_sha256[..])
-        .bind(made_at.millis())
-        .bind(&key.public_key()[..])
-        .bind(&key.sign(&body)[..])
-        .execute(&mut *conn)
-        .await?;
-        out.push(body);
-    }
-    Ok(out)
 }

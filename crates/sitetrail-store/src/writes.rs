@@ -1,5 +1,5 @@
 //! The writes every backend's writer makes the same way, whatever the driver: accounts,
-//! sites, keys, retention periods, and what a prune pass may remove. Each runs on the
+//! sites, keys, retention periods, signed checkpoints, and what a prune pass may remove. Each runs on the
 //! writer's connection inside its group's transaction. (What a backend writes its own way,
 //! activities and links in bulk, stays in its crate.)
 
@@ -10,6 +10,7 @@ use sitetrail_core::{
 };
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, QueryBuilder, Type};
 
+use crate::chain::{self, CheckpointBody, CheckpointKey};
 use crate::keys::ApiKey;
 use crate::rows::{ActivityRow, COLS};
 use crate::writer::Done;
@@ -275,4 +276,55 @@ where
     .fetch_all(&mut *conn)
     .await?;
     found.into_iter().map(ActivityRow::decode).collect()
+}
+
+/// Signs a checkpoint for every chain whose head is past its last checkpoint.
+pub async fn sign_checkpoints<DB>(
+    conn: &mut DB::Connection,
+    key: &CheckpointKey,
+) -> anyhow::Result<Vec<CheckpointBody>>
+where
+    DB: Database,
+    DB::Arguments: Default + IntoArguments<DB>,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'t> String: Encode<'t, DB> + Type<DB>,
+    for<'t> Vec<u8>: Encode<'t, DB> + Type<DB>,
+    for<'t> i64: Encode<'t, DB> + Type<DB>,
+    for<'r> (String, i64, Vec<u8>): FromRow<'r, DB::Row>,
+{
+    let moved: Vec<(String, i64, Vec<u8>)> =
+        QueryBuilder::<DB>::new(chain::HEADS_PAST_THEIR_CHECKPOINT)
+            .build_query_as()
+            .fetch_all(&mut *conn)
+            .await?;
+    let made_at = Timestamp::now();
+    let mut out = Vec::with_capacity(moved.len());
+    for head in moved {
+        let body = CheckpointBody::of_head(head, made_at)?;
+        statement::<DB>(
+            &[
+                "INSERT INTO chain_checkpoints (account_id, link_no, link_sha256, made_at, \
+                 public_key, signature) VALUES (",
+                ", ",
+                ", ",
+                ", ",
+                ", ",
+                ", ",
+                ")",
+            ],
+            |b| {
+                b.value(body.account_id.as_str().to_owned())
+                    .value(body.link_no)
+                    .value(body.link_sha256.to_vec())
+                    .value(made_at.millis())
+                    .value(key.public_key().to_vec())
+                    .value(key.sign(&body).to_vec());
+            },
+        )
+        .build()
+        .execute(&mut *conn)
+        .await?;
+        out.push(body);
+    }
+    Ok(out)
 }
