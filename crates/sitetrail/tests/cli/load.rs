@@ -740,7 +740,7 @@ async fn exporter(load: Arc<Load>) {
         if let Some(body) = body {
             if format == "csv" {
                 let header = body.lines().next().unwrap_or_default();
-                if header != "Created,User,Service,Activity,Status,Description,Completed" {
+                if header != "Created,User,Service,Activity,Status,Description,Completed,Error" {
                     load.fail(format!("{kind}: header {header:?}"));
                 }
             } else if let Some(bad) = body
