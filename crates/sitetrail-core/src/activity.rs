@@ -70,6 +70,9 @@ word_enum!(
         ResetStagingFromTemplate = "reset_staging_from_template", "Reset Staging from Template";
         ResetStagingFromBackup = "reset_staging_from_backup", "Reset Staging from Backup";
         PushStagingToLive = "push_staging_to_live", "Push Staging to Live";
+        PreviewPush = "preview_push", "Preview Push to Live";
+        UndoPush = "undo_push", "Undo Push to Live";
+        RestoreLiveFromBackup = "restore_live_from_backup", "Restore Live from Backup";
         CreateBackup = "create_backup", "Create Backup";
         PruneActivityLog = "prune_activity_log", "Prune Activity Log";
     }

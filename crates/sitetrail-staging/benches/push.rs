@@ -180,10 +180,11 @@ async fn main() {
         let poll = poller(live.url.clone(), stop.clone());
         std::thread::sleep(Duration::from_millis(200));
         let t = Instant::now();
-        let pushed = run(Operation::PushToLive {
+        let pushed = run(Operation::PushToLive(sitetrail_staging::Push {
             scope: PushScope::Site,
             keep_staging: true,
-        })
+            ..Default::default()
+        }))
         .await;
         let took = t.elapsed().as_secs_f64();
         std::thread::sleep(Duration::from_millis(200));

@@ -6,12 +6,14 @@ pub mod confined;
 pub mod copy;
 pub mod db;
 mod journal;
+mod live_owned;
 pub mod lock;
 pub mod mysql;
 mod operations;
 mod pause;
 pub mod policy;
 mod progress;
+pub mod push;
 mod recover;
 mod refusals;
 pub mod snapshot;
@@ -19,16 +21,18 @@ pub mod sqlite_db;
 mod state;
 mod switch;
 pub mod tree;
+mod undo;
 /// Real WordPress sites for tests, benchmarks and the demo (the `testkit` feature).
 #[cfg(feature = "testkit")]
 pub mod wordpress;
 pub mod wpconfig;
 
-pub use operations::{Engine, EngineError, NO_STAGING, Operation, PushScope, Started};
+pub use operations::{Engine, EngineError, NO_STAGING, Operation, Started, what};
 #[cfg(feature = "testkit")]
 pub use pause::PausePoint;
 pub use policy::{DatabaseHosts, DatabasePolicy};
 pub use progress::{ForPeople, Progress};
+pub use push::{LiveOwned, OnConflict, OwnedTable, Push, PushReport, PushScope, UndoWindow};
 pub use snapshot::{BackupReason, Manifest};
 #[cfg(feature = "testkit")]
 pub use state::record_made_for_tests;

@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::Context;
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sitetrail_core::{
     ActivityId, ActivityKind, Actor, BackupId, Ending, Environment, NewActivity, Site, SiteId,
@@ -27,6 +26,7 @@ use crate::db::SiteDb;
 use crate::lock;
 use crate::policy::DatabasePolicy;
 use crate::progress::{self, Progress, Step, TRY_AGAIN};
+use crate::push::{Push, PushScope};
 use crate::refusals::Refusal;
 use crate::snapshot::{self, BackupReason, Snapshots};
 use crate::state::StagingSource;
@@ -45,23 +45,20 @@ pub enum Operation {
     CreateStaging,
     ResetFromTemplate(TemplateId),
     ResetFromBackup(BackupId),
-    PushToLive {
+    PushToLive(Push),
+    /// A dry run of a push: the new live is built aside and reported on, never switched in.
+    PreviewPush(Push),
+    /// Puts back the live the last push replaced, within its window.
+    UndoPush,
+    /// Replaces live (whole, its database or its files) with a backup.
+    RestoreLive {
+        backup: BackupId,
         scope: PushScope,
-        keep_staging: bool,
     },
     Backup {
         environment: Environment,
         reason: BackupReason,
     },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PushScope {
-    /// Files and database.
-    Site,
-    /// Files only; live's database is left alone.
-    Files,
 }
 
 impl Operation {
@@ -70,7 +67,10 @@ impl Operation {
             Operation::CreateStaging => ActivityKind::CreateStaging,
             Operation::ResetFromTemplate(_) => ActivityKind::ResetStagingFromTemplate,
             Operation::ResetFromBackup(_) => ActivityKind::ResetStagingFromBackup,
-            Operation::PushToLive { .. } => ActivityKind::PushStagingToLive,
+            Operation::PushToLive(_) => ActivityKind::PushStagingToLive,
+            Operation::PreviewPush(_) => ActivityKind::PreviewPush,
+            Operation::UndoPush => ActivityKind::UndoPush,
+            Operation::RestoreLive { .. } => ActivityKind::RestoreLiveFromBackup,
             Operation::Backup { .. } => ActivityKind::CreateBackup,
         }
     }
@@ -78,7 +78,10 @@ impl Operation {
     /// The environment the operation changes (or, for a backup, reads).
     pub fn target(&self) -> Environment {
         match self {
-            Operation::PushToLive { .. } => Environment::Live,
+            Operation::PushToLive(_)
+            | Operation::PreviewPush(_)
+            | Operation::UndoPush
+            | Operation::RestoreLive { .. } => Environment::Live,
             Operation::Backup { environment, .. } => *environment,
             _ => Environment::Staging,
         }
@@ -89,14 +92,15 @@ impl Operation {
             Operation::CreateStaging => "Creating the staging environment from live".into(),
             Operation::ResetFromTemplate(t) => format!("Resetting staging from the template {t}"),
             Operation::ResetFromBackup(b) => format!("Resetting staging from the backup {b}"),
-            Operation::PushToLive {
-                scope: PushScope::Site,
-                ..
-            } => "Pushing staging to live (database and files)".into(),
-            Operation::PushToLive {
-                scope: PushScope::Files,
-                ..
-            } => "Pushing staging to live (files only)".into(),
+            Operation::PushToLive(push) => format!("Pushing staging to live ({})", what(push)),
+            Operation::PreviewPush(push) => {
+                format!("Previewing a push of staging to live ({})", what(push))
+            }
+            Operation::UndoPush => "Undoing the last push to live".into(),
+            Operation::RestoreLive { backup, scope } => format!(
+                "Restoring live from the backup {backup} ({})",
+                what(&Push::scoped(*scope))
+            ),
             Operation::Backup {
                 environment,
                 reason,
@@ -113,12 +117,9 @@ impl Operation {
             Operation::CreateStaging => json!({"source": "live"}),
             Operation::ResetFromTemplate(t) => json!({"template": t}),
             Operation::ResetFromBackup(b) => json!({"backup": b}),
-            Operation::PushToLive {
-                scope,
-                keep_staging,
-            } => {
-                json!({"scope": scope, "keep_staging": keep_staging})
-            }
+            Operation::PushToLive(push) | Operation::PreviewPush(push) => json!(push),
+            Operation::UndoPush => json!({}),
+            Operation::RestoreLive { backup, scope } => json!({"backup": backup, "scope": scope}),
             Operation::Backup {
                 environment,
                 reason,
@@ -127,6 +128,17 @@ impl Operation {
             }
         };
         v.as_object().cloned().unwrap_or_default()
+    }
+}
+
+/// What a push replaces, in words: "database and files", "the tables posts, postmeta".
+pub fn what(push: &Push) -> String {
+    match push.scope {
+        PushScope::Site => "database and files".into(),
+        PushScope::Database => "database only".into(),
+        PushScope::Files => "files only".into(),
+        PushScope::Tables => format!("the tables {}", push.tables.join(", ")),
+        PushScope::Folders => format!("the folders {}", push.folders.join(", ")),
     }
 }
 
@@ -423,13 +435,16 @@ impl Engine {
             }
         };
         needs_docroot(Environment::Live)?;
-        if op.target() == Environment::Staging || matches!(op, Operation::PushToLive { .. }) {
+        if op.target() == Environment::Staging
+            || matches!(op, Operation::PushToLive(_) | Operation::PreviewPush(_))
+        {
             needs_docroot(Environment::Staging)?;
         }
         // Create and the resets make staging; the rest need it made.
         let needs_staging = matches!(
             op,
-            Operation::PushToLive { .. }
+            Operation::PushToLive(_)
+                | Operation::PreviewPush(_)
                 | Operation::Backup {
                     environment: Environment::Staging,
                     ..
@@ -630,10 +645,14 @@ impl Engine {
                     details,
                 }
             }
-            Operation::PushToLive {
+            Operation::PreviewPush(_) | Operation::UndoPush | Operation::RestoreLive { .. } => {
+                anyhow::bail!("{} is not built yet", op.kind().label())
+            }
+            Operation::PushToLive(Push {
                 scope,
                 keep_staging,
-            } => {
+                ..
+            }) => {
                 let (live, live_db) = self.open(site, Environment::Live).await?;
                 let (staging, staging_db) = self.open(site, Environment::Staging).await?;
                 let backup = self

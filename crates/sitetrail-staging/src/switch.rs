@@ -17,9 +17,10 @@ use crate::confined;
 use crate::copy::{self, DbStats, Rewrite};
 use crate::db::SiteDb;
 use crate::journal::{self, Journal, JournalDb, Phase, TempPrefix};
-use crate::operations::{Ctx, Engine, Env, PushScope};
+use crate::operations::{Ctx, Engine, Env};
 use crate::pause::PausePoint;
 use crate::progress::Step;
+use crate::push::PushScope;
 use crate::snapshot::{self, DbKind, Manifest};
 use crate::tree::{self, TreeStats};
 
@@ -77,8 +78,8 @@ impl Engine {
         scope: PushScope,
     ) -> anyhow::Result<ReplaceStats> {
         let target_db = match scope {
-            PushScope::Files => None,
-            PushScope::Site => Some(
+            PushScope::Files | PushScope::Folders => None,
+            PushScope::Site | PushScope::Database | PushScope::Tables => Some(
                 SiteDb::connect(&target.config, &self.inner.databases)
                     .await
                     .with_context(|| format!("connecting to {}'s database", target.which))?,

@@ -279,10 +279,11 @@ async fn create_staging_change_it_and_push_to_live() {
     let (poller, failed, total) = poll(f.live.url.clone(), stop.clone());
     tokio::time::sleep(Duration::from_millis(300)).await;
     let pushed = f
-        .run(Operation::PushToLive {
+        .run(Operation::PushToLive(sitetrail_staging::Push {
             scope: PushScope::Site,
             keep_staging: false,
-        })
+            ..Default::default()
+        }))
         .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, Ordering::Relaxed);
@@ -408,10 +409,11 @@ async fn a_files_only_push_leaves_lives_database_alone() {
     .unwrap();
     let before = checksums(&f.live.db);
     let pushed = f
-        .run(Operation::PushToLive {
+        .run(Operation::PushToLive(sitetrail_staging::Push {
             scope: PushScope::Files,
             keep_staging: true,
-        })
+            ..Default::default()
+        }))
         .await;
     assert_eq!(pushed.status, Status::Completed, "{:?}", pushed.error);
     assert_eq!(checksums(&f.live.db), before, "live's tables are untouched");
@@ -589,10 +591,11 @@ async fn a_push_that_fails_midway_leaves_live_as_it_was_and_a_retry_succeeds() {
         .unwrap();
     assert!(immutable.success());
     let failed = f
-        .run(Operation::PushToLive {
+        .run(Operation::PushToLive(sitetrail_staging::Push {
             scope: PushScope::Site,
             keep_staging: true,
-        })
+            ..Default::default()
+        }))
         .await;
     std::process::Command::new("chattr")
         .arg("-i")
@@ -617,10 +620,11 @@ async fn a_push_that_fails_midway_leaves_live_as_it_was_and_a_retry_succeeds() {
     assert_eq!(leftovers.trim(), "0", "no half-built tables remain");
 
     let retried = f
-        .run(Operation::PushToLive {
+        .run(Operation::PushToLive(sitetrail_staging::Push {
             scope: PushScope::Site,
             keep_staging: true,
-        })
+            ..Default::default()
+        }))
         .await;
     assert_eq!(retried.status, Status::Completed, "{:?}", retried.error);
     let (_, home) = get(&f.live.url).await;
@@ -644,9 +648,12 @@ async fn a_second_operation_on_the_site_is_refused_and_logged() {
         f.run(Operation::CreateStaging).await.status,
         Status::Completed
     );
-    let push = || Operation::PushToLive {
-        scope: PushScope::Site,
-        keep_staging: true,
+    let push = || {
+        Operation::PushToLive(sitetrail_staging::Push {
+            scope: PushScope::Site,
+            keep_staging: true,
+            ..Default::default()
+        })
     };
     let first = f.start(push()).await;
     let second = f.start(push()).await;
@@ -723,10 +730,11 @@ async fn crash_child() {
     let operation = std::env::var("SITETRAIL_CRASH_OPERATION").unwrap_or_default();
     let operation = match operation.strip_prefix("reset_from_template:") {
         Some(template) => Operation::ResetFromTemplate(TemplateId::parse(template).unwrap()),
-        None => Operation::PushToLive {
+        None => Operation::PushToLive(sitetrail_staging::Push {
             scope: PushScope::Site,
             keep_staging: true,
-        },
+            ..Default::default()
+        }),
     };
     let store: DynStore = Arc::new(SqliteStore::open(&dir.join("log.db")).await.unwrap());
     let mut engine = Engine::new(store, &dir.join("data"), Default::default());
@@ -1137,10 +1145,11 @@ async fn on_sqlite_create_staging_change_it_and_push_to_live() {
     let (poller, failed, total) = poll(f.live.url.clone(), stop.clone());
     tokio::time::sleep(Duration::from_millis(300)).await;
     let pushed = f
-        .run(Operation::PushToLive {
+        .run(Operation::PushToLive(sitetrail_staging::Push {
             scope: PushScope::Site,
             keep_staging: true,
-        })
+            ..Default::default()
+        }))
         .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, Ordering::Relaxed);
@@ -1192,10 +1201,11 @@ async fn on_sqlite_a_files_only_push_keeps_lives_database_and_a_backup_restores_
         .php("wp_insert_post(['post_title' => 'Written on live', 'post_status' => 'publish']);")
         .unwrap();
     let pushed = f
-        .run(Operation::PushToLive {
+        .run(Operation::PushToLive(sitetrail_staging::Push {
             scope: PushScope::Files,
             keep_staging: true,
-        })
+            ..Default::default()
+        }))
         .await;
     assert_eq!(pushed.status, Status::Completed, "{:?}", pushed.error);
     assert!(f.live.docroot.join("wp-content/pushed.txt").is_file());

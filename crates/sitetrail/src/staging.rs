@@ -267,6 +267,9 @@ fn confirm_push(site: &Site, scope: PushScope, keep_staging: bool) -> anyhow::Re
     let what = match scope {
         PushScope::Site => "its database and files",
         PushScope::Files => "its files (its database is kept)",
+        PushScope::Database => "its database (its files are kept)",
+        PushScope::Tables => "the chosen tables",
+        PushScope::Folders => "the chosen folders",
     };
     let after = if keep_staging {
         "Staging is kept."
@@ -347,10 +350,11 @@ pub async fn staging(
             if !yes {
                 confirm_push(&site, scope, keep_staging)?;
             }
-            let op = Operation::PushToLive {
+            let op = Operation::PushToLive(sitetrail_staging::Push {
                 scope,
                 keep_staging,
-            };
+                ..Default::default()
+            });
             run(&engine, &site, op, actor).await
         }
     }

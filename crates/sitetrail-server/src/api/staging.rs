@@ -185,10 +185,11 @@ pub async fn push_to_live(
     Path(site): Path<String>,
     ApiJson(body): ApiJson<PushIn>,
 ) -> ApiResult<(StatusCode, Json<ActivityView>)> {
-    let op = Operation::PushToLive {
+    let op = Operation::PushToLive(sitetrail_staging::Push {
         scope: body.scope,
         keep_staging: body.keep_staging,
-    };
+        ..Default::default()
+    });
     accepted(&state, &viewer, &site, op).await
 }
 

@@ -429,11 +429,7 @@ async fn push_to_live(
         Some("files") => Some(PushScope::Files),
         _ => None,
     };
-    let scope_word = match scope {
-        Some(PushScope::Site) => "site",
-        Some(PushScope::Files) => "files",
-        None => "",
-    };
+    let scope_word = scope.map_or("", PushScope::as_str);
     let keep_staging = ticked(&form.keep_staging);
     let errors = PushErrors {
         scope: scope
@@ -457,10 +453,11 @@ async fn push_to_live(
         .await?;
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
     };
-    let op = Operation::PushToLive {
+    let op = Operation::PushToLive(sitetrail_staging::Push {
         scope,
         keep_staging,
-    };
+        ..Default::default()
+    });
     let label = op.kind().label();
     match operations::start(&state, &session, &site, op, form.once()).await? {
         Ok(activity) => Ok(operations::started(&staging_path(&site), &activity)),

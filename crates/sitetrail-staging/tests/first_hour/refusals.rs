@@ -19,10 +19,11 @@ async fn a_scheduled_backup_refused_during_a_push_says_it_was_skipped_and_runs_l
         Status::Completed
     );
     let push = f
-        .start(Operation::PushToLive {
+        .start(Operation::PushToLive(sitetrail_staging::Push {
             scope: PushScope::Site,
             keep_staging: true,
-        })
+            ..Default::default()
+        }))
         .await;
     let daily = f
         .engine

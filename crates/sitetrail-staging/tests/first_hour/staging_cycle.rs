@@ -7,14 +7,13 @@ use std::path::Path;
 
 use sitetrail_core::{BackupId, Environment, Status};
 use sitetrail_staging::wordpress::{self, Service, mysql};
-use sitetrail_staging::{BackupReason, EngineError, NO_STAGING, Operation, PushScope};
+use sitetrail_staging::{BackupReason, EngineError, NO_STAGING, Operation};
 
 use super::{Fixture, fixture, fixture_sqlite, owner};
 
-const DEFAULT_PUSH: Operation = Operation::PushToLive {
-    scope: PushScope::Site,
-    keep_staging: false,
-};
+fn default_push() -> Operation {
+    Operation::PushToLive(sitetrail_staging::Push::site())
+}
 
 /// Staging's tables (MariaDB) with its prefix.
 fn staging_tables(f: &Fixture) -> String {
@@ -64,7 +63,7 @@ async fn the_first_hour(f: Fixture) {
         "0",
         "search engines are asked not to index staging"
     );
-    completed(&f, DEFAULT_PUSH).await;
+    completed(&f, default_push()).await;
     std::mem::forget(staging);
     assert!(
         entries(&staging_dir).is_empty(),
@@ -78,7 +77,7 @@ async fn the_first_hour(f: Fixture) {
     // Nothing to push or back up now: refused before anything is logged, in words.
     let before = super::site_log(&f).await.len();
     for op in [
-        DEFAULT_PUSH,
+        default_push(),
         Operation::Backup {
             environment: Environment::Staging,
             reason: BackupReason::Manual,
@@ -136,7 +135,7 @@ async fn the_first_hour(f: Fixture) {
         state.created.unwrap().from,
         sitetrail_staging::StagingSource::Backup { id: id.clone() }
     );
-    completed(&f, DEFAULT_PUSH).await;
+    completed(&f, default_push()).await;
     assert!(entries(&staging_dir).is_empty());
     let (status, _) = super::get(&f.live.url).await;
     assert_eq!(status, 200, "live serves after the second push");

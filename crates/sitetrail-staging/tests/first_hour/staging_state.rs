@@ -67,10 +67,11 @@ async fn staging_is_recorded_from_creation_to_push(f: Fixture) {
     );
 
     let pushed = f
-        .run(Operation::PushToLive {
+        .run(Operation::PushToLive(sitetrail_staging::Push {
             scope: PushScope::Files,
             keep_staging: true,
-        })
+            ..Default::default()
+        }))
         .await;
     assert_eq!(pushed.status, Status::Completed, "{:?}", pushed.error);
     let kept = f.engine.staging_state(&f.site).await.unwrap();
@@ -90,10 +91,11 @@ async fn staging_is_recorded_from_creation_to_push(f: Fixture) {
     );
     assert!(from_log.last_pushed.is_some());
     let removed = f
-        .run(Operation::PushToLive {
+        .run(Operation::PushToLive(sitetrail_staging::Push {
             scope: PushScope::Files,
             keep_staging: false,
-        })
+            ..Default::default()
+        }))
         .await;
     assert_eq!(removed.status, Status::Completed, "{:?}", removed.error);
     std::fs::remove_file(&record).unwrap();

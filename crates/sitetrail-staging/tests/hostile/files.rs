@@ -217,10 +217,11 @@ async fn db_dir_naming_another_sites_database_is_refused_for_create_backup_and_p
     let backup = t.run(backup_of_live()).await;
     t.assert_contained(&backup, &before, "DB_DIR").await;
     let pushed = t
-        .run(Operation::PushToLive {
+        .run(Operation::PushToLive(sitetrail_staging::Push {
             scope: PushScope::Site,
             keep_staging: true,
-        })
+            ..Default::default()
+        }))
         .await;
     t.assert_contained(&pushed, &before, "DB_DIR").await;
     std::fs::remove_dir_all(t.staging_docroot()).unwrap();
@@ -324,10 +325,11 @@ async fn a_live_config_linked_to_another_sites_config_is_not_copied_by_a_push() 
         .to_vec();
     let before = fingerprint(&t.victim.docroot);
     let pushed = t
-        .run(Operation::PushToLive {
+        .run(Operation::PushToLive(sitetrail_staging::Push {
             scope: PushScope::Site,
             keep_staging: false,
-        })
+            ..Default::default()
+        }))
         .await;
     t.assert_contained(&pushed, &before, "wp-config.php is a link")
         .await;
@@ -431,10 +433,11 @@ async fn sitetrails_own_files_are_private_and_a_docroots_config_is_not_world_rea
     for op in [
         Operation::CreateStaging,
         backup_of_live(),
-        Operation::PushToLive {
+        Operation::PushToLive(sitetrail_staging::Push {
             scope: PushScope::Site,
             keep_staging: true,
-        },
+            ..Default::default()
+        }),
     ] {
         let ended = t.run(op).await;
         assert_eq!(ended.status, Status::Completed, "{:?}", ended.error);
