@@ -22,6 +22,8 @@ mod hostile_databases;
 mod hostile_files;
 #[path = "first_hour/refusals.rs"]
 mod refusals;
+#[path = "schema/fidelity.rs"]
+mod schema_fidelity;
 #[path = "first_hour/staging_cycle.rs"]
 mod staging_cycle;
 #[path = "first_hour/staging_state.rs"]
