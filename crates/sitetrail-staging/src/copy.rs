@@ -569,6 +569,58 @@ mod tests {
     }
 
     #[test]
+    fn a_value_too_long_for_its_column_is_left_as_it_was_and_reported() {
+        let r = Rewrite {
+            url: Some(UrlRewrite::new("http://127.0.0.1:8082", "http://127.0.0.1:18082").unwrap()),
+            from_prefix: "wp_".into(),
+            to_prefix: "stg_".into(),
+        };
+        let col = |n: &str, t: &str, chars, key| {
+            Column::new(n.into(), t, chars, chars.map(|c| c * 4), false, key)
+        };
+        let t = TableDef {
+            name: "wp_shapes".into(),
+            create: String::new(),
+            columns: vec![
+                col("id", "int", None, true),
+                col("short", "varchar", Some(21), false),
+                col("long", "varchar", Some(200), false),
+                Column {
+                    generated: true,
+                    ..col("upper", "varchar", Some(200), false)
+                },
+            ],
+        };
+        let u = "http://127.0.0.1:8082";
+        let mut row = vec![
+            Some(b"7".to_vec()),
+            Some(u.as_bytes().to_vec()),
+            Some(u.as_bytes().to_vec()),
+            Some(u.as_bytes().to_vec()),
+        ];
+        let mut stats = DbStats::default();
+        assert_eq!(r.checked_plan(&t).apply_checked(&mut row, &mut stats), 1);
+        assert_eq!(row[1].as_deref(), Some(u.as_bytes()), "left as it was");
+        assert_eq!(row[2].as_deref(), Some(&b"http://127.0.0.1:18082"[..]));
+        assert_eq!(
+            row[3].as_deref(),
+            Some(u.as_bytes()),
+            "generated: never written"
+        );
+        assert_eq!(stats.skipped_cells_total, 1);
+        let cell = stats.skipped_cells[0].clone();
+        assert_eq!(
+            (cell.table.as_str(), cell.column.as_str(), cell.key.as_str()),
+            ("stg_shapes", "short", "id=7")
+        );
+        for _ in 0..150 {
+            stats.skip(cell.clone());
+        }
+        assert_eq!(stats.skipped_cells.len(), SKIPPED_LISTED);
+        assert_eq!(stats.skipped_cells_total, 151);
+    }
+
+    #[test]
     fn cells_round_trip_through_the_dump_encoding() {
         for cell in [
             None,

@@ -13,9 +13,12 @@
 //!   with their tables at the switch;
 //! - views are made aside as `{temp}{final name}` over the tables built aside.
 //!
-//! After the switch, [`after_switch`] gives each its final name: the replaced tables' objects
-//! of the same name (now under the old tables' prefix) give it up first, the views are made
-//! (`CREATE OR REPLACE`) over the final tables and the ones aside dropped. Views and
+//! After the switch, [`after_switch`] gives each its final name: the replaced tables' foreign
+//! keys and triggers of the same name (their tables now under the old tables' prefix) give
+//! it up first, taking the old tables' prefix themselves (`{old}{name}`), so that switching
+//! the replaced tables back and calling [`after_switch`] with the prefixes the other way
+//! round names them as they were; the views are made (`CREATE OR REPLACE`) over the final
+//! tables and the ones aside dropped. A live view staging does not have is left as it is. Views and
 //! triggers run with the rights of whoever uses them: views are made `SQL SECURITY INVOKER`
 //! and no `DEFINER` is copied, so the site's own database user can make them.
 //!
@@ -402,6 +405,14 @@ pub async fn undo_build(db: &MysqlDb, new: &str) {
     }
 }
 
+/// The name an object of a replaced table takes when it gives its name up: the old tables'
+/// prefix before it, so that a switch back ([`after_switch`] with the prefixes the other way
+/// round) gives it its name again. None: too long for that; the object is dropped.
+fn set_aside(old: &str, name: &str) -> Option<String> {
+    let aside = format!("{old}{name}");
+    (aside.chars().count() <= 64).then_some(aside)
+}
+
 async fn rename_foreign_keys(db: &MysqlDb, new: &str, old: &str) -> anyhow::Result<()> {
     let mut conn = db.conn().await?;
     let all: Vec<(String, String)> = conn
@@ -414,21 +425,40 @@ async fn rename_foreign_keys(db: &MysqlDb, new: &str, old: &str) -> anyhow::Resu
         .context("listing foreign keys")?;
     for (name, table) in all.iter().filter(|(n, _)| n.starts_with(new)) {
         let final_name = &name[new.len()..];
-        if let Some((_, holder)) = all.iter().find(|(n, _)| n == final_name) {
-            anyhow::ensure!(
-                holder.starts_with(old),
-                "the foreign key {final_name} exists on {holder}"
-            );
-            db.run(
-                format!(
-                    "ALTER TABLE {} DROP FOREIGN KEY {}",
-                    quote(holder)?,
-                    quote(final_name)?
-                ),
-                "freeing a foreign key's name",
-            )
-            .await?;
+        let renamed = async {
+            if let Some((_, holder)) = all.iter().find(|(n, _)| n == final_name) {
+                anyhow::ensure!(
+                    holder.starts_with(old),
+                    "the foreign key {final_name} exists on {holder}"
+                );
+                rename_foreign_key(
+                    db,
+                    holder,
+                    final_name,
+                    set_aside(old, final_name).as_deref(),
+                )
+                .await?;
+            }
+            rename_foreign_key(db, table, name, Some(final_name)).await
         }
+        .await;
+        if let Err(e) = renamed {
+            tracing::warn!(error = ?e, table = %table, "a foreign key kept its temporary name");
+        }
+    }
+    Ok(())
+}
+
+/// Renames a foreign key of `table` (none: drops it) in one `ALTER TABLE`.
+async fn rename_foreign_key(
+    db: &MysqlDb,
+    table: &str,
+    from: &str,
+    to: Option<&str>,
+) -> anyhow::Result<()> {
+    let mut add = String::new();
+    if let Some(to) = to {
+        let mut conn = db.conn().await?;
         let (_, create): (String, String) = conn
             .query_first(format!("SHOW CREATE TABLE {}", quote(table)?))
             .await?
@@ -436,53 +466,70 @@ async fn rename_foreign_keys(db: &MysqlDb, new: &str, old: &str) -> anyhow::Resu
         let line = create
             .split('\n')
             .find_map(|l| {
-                let toks = sql::tokens(l.trim());
-                let named = toks.iter().filter_map(sql::Tok::ident).nth(1) == Some(name.as_str());
-                (l.trim_start().starts_with("CONSTRAINT") && named).then(|| {
-                    let mut toks = toks;
-                    if let Some(t) = toks.iter_mut().find(|t| t.ident() == Some(name.as_str())) {
-                        *t = sql::Tok::Quoted(final_name.to_owned());
-                    }
+                let mut toks = sql::tokens(l.trim());
+                let at = toks
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, t)| t.ident().is_some())
+                    .nth(1)
+                    .map(|(i, _)| i)?;
+                let named =
+                    l.trim_start().starts_with("CONSTRAINT") && toks[at].ident() == Some(from);
+                named.then(|| {
+                    toks[at] = sql::Tok::Quoted(to.to_owned());
                     sql::join(&toks).trim_end_matches(',').to_owned()
                 })
             })
             .context("a foreign key not in its table's definition")?;
-        db.run(
-            format!(
-                "ALTER TABLE {} DROP FOREIGN KEY {}, ADD {line}",
-                quote(table)?,
-                quote(name)?
-            ),
-            "naming a foreign key",
-        )
-        .await?;
+        add = format!(", ADD {line}");
     }
-    Ok(())
+    db.run(
+        format!(
+            "ALTER TABLE {} DROP FOREIGN KEY {}{add}",
+            quote(table)?,
+            quote(from)?
+        ),
+        "naming a foreign key",
+    )
+    .await
 }
 
 async fn rename_triggers(db: &MysqlDb, new: &str, old: &str) -> anyhow::Result<()> {
     let all = db.triggers("").await?;
     for t in all.iter().filter(|t| t.name.starts_with(new)) {
         let final_name = &t.name[new.len()..];
-        if let Some(holder) = all.iter().find(|h| h.name == final_name) {
-            anyhow::ensure!(
-                holder.table.starts_with(old),
-                "the trigger {final_name} exists on {}",
-                holder.table
-            );
+        let renamed = async {
+            if let Some(holder) = all.iter().find(|h| h.name == final_name) {
+                anyhow::ensure!(
+                    holder.table.starts_with(old),
+                    "the trigger {final_name} exists on {}",
+                    holder.table
+                );
+                db.run(
+                    format!("DROP TRIGGER {}", quote(final_name)?),
+                    "freeing a trigger's name",
+                )
+                .await?;
+                if let Some(aside) = set_aside(old, final_name) {
+                    db.run(
+                        holder.create(&aside, &holder.table, &holder.statement)?,
+                        "setting a replaced trigger aside",
+                    )
+                    .await?;
+                }
+            }
+            let create = t.create(final_name, &t.table, &t.statement)?;
             db.run(
-                format!("DROP TRIGGER {}", quote(final_name)?),
-                "freeing a trigger's name",
+                format!("DROP TRIGGER {}", quote(&t.name)?),
+                "naming a trigger",
             )
             .await?;
+            db.run(create, "naming a trigger").await
         }
-        let create = t.create(final_name, &t.table, &t.statement)?;
-        db.run(
-            format!("DROP TRIGGER {}", quote(&t.name)?),
-            "naming a trigger",
-        )
-        .await?;
-        db.run(create, "naming a trigger").await?;
+        .await;
+        if let Err(e) = renamed {
+            tracing::warn!(error = ?e, table = %t.table, "a trigger kept its temporary name");
+        }
     }
     Ok(())
 }
@@ -527,4 +574,80 @@ async fn undo_build_views(db: &MysqlDb, views: &[ViewDef]) -> anyhow::Result<()>
         "dropping views",
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use php_serial::UrlRewrite;
+
+    fn rewrite() -> Rewrite {
+        Rewrite {
+            url: Some(UrlRewrite::new("http://127.0.0.1:8082", "http://127.0.0.1:18082").unwrap()),
+            from_prefix: "wp_".into(),
+            to_prefix: "stg_".into(),
+        }
+    }
+
+    #[test]
+    fn names_aside_are_short_distinct_and_found_again() {
+        let a = temp_table("stnabcdef_", "stg_posts");
+        assert_eq!(a, temp_table("stnabcdef_", "stg_posts"));
+        assert_ne!(a, temp_table("stnabcdef_", "stg_postmeta"));
+        assert_eq!(a.len(), "stnabcdef_".len() + 12);
+        assert!(temp_table("stnabcdef_", &"x".repeat(64)).len() <= 64);
+        assert_eq!(
+            object_name(&rewrite(), "fk_wp_wc_download_log_permission_id"),
+            "fk_stg_wc_download_log_permission_id"
+        );
+        assert_eq!(object_name(&rewrite(), "my_trigger"), "my_trigger");
+        assert!(temp_object("stnabcdef_", &"x".repeat(54)).is_ok());
+        assert!(temp_object("stnabcdef_", &"x".repeat(55)).is_err());
+        assert_eq!(set_aside("stoabcdef_", "t").as_deref(), Some("stoabcdef_t"));
+        assert_eq!(set_aside("stoabcdef_", &"t".repeat(60)), None);
+    }
+
+    #[test]
+    fn a_table_aside_references_its_parent_aside() {
+        let def = TableDef {
+            name: "wp_wc_download_log".into(),
+            create: "CREATE TABLE `wp_wc_download_log` (\n  `id` bigint NOT NULL,\n  `permission_id` bigint NOT NULL,\n  PRIMARY KEY (`id`),\n  CONSTRAINT `fk_wp_wc_download_log_permission_id` FOREIGN KEY (`permission_id`) REFERENCES `wp_woocommerce_downloadable_product_permissions` (`permission_id`) ON DELETE CASCADE,\n  CONSTRAINT `elsewhere` FOREIGN KEY (`id`) REFERENCES `other`.`t` (`id`)\n) ENGINE=InnoDB".into(),
+            columns: Vec::new(),
+        };
+        let sql = create_aside(&def, &rewrite(), "stnabcdef_").unwrap();
+        let table = temp_table("stnabcdef_", "stg_wc_download_log");
+        let parent = temp_table(
+            "stnabcdef_",
+            "stg_woocommerce_downloadable_product_permissions",
+        );
+        assert_eq!(
+            sql,
+            format!(
+                "CREATE TABLE `{table}` (\n  `id` bigint NOT NULL,\n  `permission_id` bigint NOT NULL,\n  PRIMARY KEY (`id`),\n  CONSTRAINT `stnabcdef_fk_stg_wc_download_log_permission_id` FOREIGN KEY (`permission_id`) REFERENCES `{parent}` (`permission_id`) ON DELETE CASCADE\n) ENGINE=InnoDB"
+            )
+        );
+    }
+
+    #[test]
+    fn column_kinds_and_lengths() {
+        let col = |t: &str, c, b| Column::new("c".into(), t, c, b, false, false);
+        assert!(col("varchar", Some(20), Some(80)).textual);
+        assert!(
+            !col("enum", Some(30), Some(120)).textual,
+            "ENUMs are never rewritten"
+        );
+        assert!(!col("set", Some(30), Some(120)).textual, "nor SETs");
+        assert!(!col("varbinary", Some(30), Some(30)).textual);
+        assert_eq!(
+            col("varchar", Some(20), Some(80)).limit,
+            Some(Limit::Chars(20))
+        );
+        assert_eq!(
+            col("text", Some(65535), Some(65535)).limit,
+            Some(Limit::Bytes(65535))
+        );
+        assert!(Limit::Chars(2).fits("éé".as_bytes()));
+        assert!(!Limit::Chars(2).fits(b"abc"));
+        assert!(!Limit::Bytes(3).fits("éé".as_bytes()));
+    }
 }

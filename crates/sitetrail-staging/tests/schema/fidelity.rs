@@ -217,3 +217,98 @@ async fn the_schema_comes_through_create_reset_and_push_whole() {
     assert_trigger_fires(&f.live, "push");
     drop(staging);
 }
+
+/// A dump written before views, triggers and column kinds were kept: no `view` or `trigger`
+/// lines, columns with a name and `textual` only (an ENUM counted as text), generated
+/// columns' values in the rows. It still loads, the target's own columns deciding what is
+/// rewritten and written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dump_from_before_still_loads() {
+    use sitetrail_staging::copy::{self, Rewrite};
+    use sitetrail_staging::mysql::MysqlDb;
+
+    if !wordpress::services(&[Service::MariaDb, Service::WordPress]) {
+        return;
+    }
+    let f = fixture().await;
+    add_schema(&f);
+    let config = sitetrail_staging::wpconfig::read(&f.live.docroot).unwrap();
+    let db = MysqlDb::connect(&config, &sitetrail_staging::DatabasePolicy::default())
+        .await
+        .unwrap();
+    let new = f.dir.path().join("new.jsonl");
+    copy::dump(&db, "wp_", &new, &|_| {}).await.unwrap();
+    let text = std::fs::read_to_string(&new).unwrap();
+    for (kind, name) in [("view", "wp_published"), ("trigger", "wp_audit_posts")] {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(&format!("{{\"{kind}\":")) && l.contains(name)),
+            "the dump holds the {kind}"
+        );
+    }
+    let old: String = text
+        .lines()
+        .filter(|l| !l.starts_with("{\"view\"") && !l.starts_with("{\"trigger\""))
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            if let Some(cols) = v
+                .get_mut("table")
+                .and_then(|t| t.get_mut("columns"))
+                .and_then(|c| c.as_array_mut())
+            {
+                for c in cols {
+                    let textual = c["textual"].as_bool().unwrap() || c["name"] == "kind";
+                    *c = serde_json::json!({ "name": c["name"], "textual": textual });
+                }
+            }
+            format!("{v}\n")
+        })
+        .collect();
+    let old_file = f.dir.path().join("old.jsonl");
+    std::fs::write(&old_file, old).unwrap();
+    let target = "http://127.0.0.1:18082";
+    let rewrite = Rewrite {
+        url: Some(php_serial::UrlRewrite::new(&f.live.url, target).unwrap()),
+        from_prefix: "wp_".into(),
+        to_prefix: "old_".into(),
+    };
+    let (created, stats) = copy::load(&old_file, &db, &rewrite, "stnold001_", &|_| {})
+        .await
+        .unwrap();
+    let aside = |name: &str| {
+        created
+            .iter()
+            .find(|(_, to)| to == name)
+            .map(|(t, _)| t.clone())
+            .unwrap()
+    };
+    let u = &f.live.url;
+    assert_eq!(
+        one(&format!(
+            "SELECT url, url_upper, short, kind FROM `{}`.`{}`",
+            f.live.db,
+            aside("old_shapes")
+        )),
+        format!("{target}/a\t{}/A\t{u}\t{u}", target.to_uppercase()),
+        "generated columns made, the short cell and the ENUM as they were"
+    );
+    assert_eq!(stats.skipped_cells_total, 1);
+    assert_eq!(
+        one(&format!(
+            "SELECT referenced_table_name FROM information_schema.referential_constraints WHERE constraint_schema = '{}' AND constraint_name = 'stnold001_fk_old_wc_download_log_permission_id'",
+            f.live.db
+        )),
+        aside("old_woocommerce_downloadable_product_permissions"),
+        "the foreign key aside references its parent aside"
+    );
+    let list: Vec<String> = created
+        .iter()
+        .map(|(t, _)| format!("`{}`.`{t}`", f.live.db))
+        .collect();
+    mysql(&format!(
+        "SET foreign_key_checks = 0; DROP TABLE {}",
+        list.join(", ")
+    ))
+    .unwrap();
+    db.disconnect().await;
+}
