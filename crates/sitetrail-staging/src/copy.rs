@@ -37,6 +37,10 @@ pub struct DbStats {
     /// How many cells were left so, listed or not.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub skipped_cells_total: u64,
+    /// Views that could not be made in the target (they read a table that is not the
+    /// site's), by the names they would have had.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub views_not_copied: Vec<String>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -277,7 +281,7 @@ pub async fn copy_tables(
     let extras = source.extras(&rewrite.from_prefix).await?;
     let mut sources: HashSet<String> = tables.into_iter().collect();
     sources.extend(extras.views.iter().map(|v| v.name.clone()));
-    schema::build_extras(target, &extras, rewrite, temp, &sources).await?;
+    stats.views_not_copied = schema::build_extras(target, &extras, rewrite, temp, &sources).await?;
     Ok((created, stats))
 }
 
@@ -454,7 +458,7 @@ pub async fn load(
     }
     progress(rows.len() as u64);
     flush(target, &mut conn, &current, &mut rows).await?;
-    schema::build_extras(target, &extras, rewrite, temp, &sources).await?;
+    stats.views_not_copied = schema::build_extras(target, &extras, rewrite, temp, &sources).await?;
     Ok((created, stats))
 }
 

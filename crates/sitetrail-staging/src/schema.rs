@@ -160,10 +160,8 @@ pub fn create_aside(def: &TableDef, rewrite: &Rewrite, temp: &str) -> anyhow::Re
                 temp_table(temp, &rewrite.table_name(t))
             }
             Some(t) => t.clone(),
-            None => {
-                tracing::warn!(table = %def.name, constraint = %fk.name, "a foreign key to another database is not copied");
-                return Ok(None);
-            }
+            // A table of another database: the reference stays as it is.
+            None => String::new(),
         };
         Ok(Some((name, parent)))
     })?;
@@ -287,14 +285,16 @@ impl TriggerDef {
 
 /// Makes the source's views and triggers aside, once the tables built aside hold their rows.
 /// `sources` are the names of the source's tables and views: identifiers naming one of them
-/// in a definition follow the rename.
+/// in a definition follow the rename. Returns the views that could not be made (they read
+/// something the target does not have), by their final names: the copy goes on without
+/// them.
 pub async fn build_extras(
     target: &MysqlDb,
     extras: &Extras,
     rewrite: &Rewrite,
     temp: &str,
     sources: &HashSet<String>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<String>> {
     let url = |text: String| match &rewrite.url {
         Some(u) => u
             .apply(text.as_bytes())
@@ -327,16 +327,20 @@ pub async fn build_extras(
         let select = url(sql::rename_identifiers(&v.select, None, &aside));
         pending.push((temp_object(temp, &rewrite.table_name(&v.name))?, select));
     }
-    create_views(target, pending, false).await
+    let not_made = create_views(target, pending, false).await?;
+    Ok(not_made
+        .into_iter()
+        .map(|v| v.strip_prefix(temp).map(str::to_owned).unwrap_or(v))
+        .collect())
 }
 
 /// Makes views, each once the views it reads exist: the ones that fail are tried again while
-/// others succeed.
+/// others succeed. Returns the names of those that could not be made.
 async fn create_views(
     db: &MysqlDb,
     mut pending: Vec<(String, String)>,
     replace: bool,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<String>> {
     while !pending.is_empty() {
         let before = pending.len();
         let mut failed = Vec::new();
@@ -353,20 +357,25 @@ async fn create_views(
             }
         }
         // No view was made this round: none will be.
-        if failed.len() == before
-            && let Some(e) = last
-        {
-            return Err(e);
+        if failed.len() == before {
+            if let Some(e) = last {
+                tracing::warn!(error = ?e, views = ?failed.iter().map(|(n, _)| n).collect::<Vec<_>>(), "views could not be made");
+            }
+            return Ok(failed.into_iter().map(|(n, _)| n).collect());
         }
         pending = failed;
     }
-    Ok(())
+    Ok(Vec::new())
 }
 
 /// After a switch that put tables built aside under `new` in place of the ones now under
 /// `old`: foreign keys, triggers and views built aside take their final names. A step that
 /// fails leaves the object working under its name aside, and is logged.
-pub async fn after_switch(db: Option<&SiteDb>, new: &str, old: &str) {
+///
+/// With `keep_replaced` (a push to live), the replaced tables' foreign keys and triggers
+/// that the new tables lack (by name) are made on the new tables of the same names too:
+/// live keeps what it had, even when staging was made before sitetrail copied them.
+pub async fn after_switch(db: Option<&SiteDb>, new: &str, old: &str, keep_replaced: bool) {
     let Some(SiteDb::Mysql(db)) = db else {
         return;
     };
@@ -379,6 +388,89 @@ pub async fn after_switch(db: Option<&SiteDb>, new: &str, old: &str) {
             tracing::warn!(error = ?e, "{what} built aside kept their temporary names");
         }
     }
+    if keep_replaced && let Err(e) = keep_from_replaced(db, old).await {
+        tracing::warn!(error = ?e, "the replaced tables' foreign keys and triggers were not all kept");
+    }
+}
+
+/// Makes the foreign keys and triggers of the tables now under `old` that no new table has
+/// (they still have their own names) on the new tables of the same names, each set aside
+/// under `old` first.
+async fn keep_from_replaced(db: &MysqlDb, old: &str) -> anyhow::Result<()> {
+    let tables: HashSet<String> = db.tables("").await?.into_iter().collect();
+    let current = |t: &str| {
+        t.strip_prefix(old)
+            .filter(|t| tables.contains(*t))
+            .map(str::to_owned)
+    };
+    for t in db.triggers(old).await? {
+        let Some(table) = current(&t.table).filter(|_| !t.name.starts_with(old)) else {
+            continue;
+        };
+        let kept = async {
+            db.run(
+                format!("DROP TRIGGER {}", quote(&t.name)?),
+                "keeping a trigger",
+            )
+            .await?;
+            if let Some(aside) = set_aside(old, &t.name) {
+                db.run(
+                    t.create(&aside, &t.table, &t.statement)?,
+                    "keeping a trigger",
+                )
+                .await?;
+            }
+            db.run(
+                t.create(&t.name, &table, &t.statement)?,
+                "keeping a trigger",
+            )
+            .await
+        }
+        .await;
+        if let Err(e) = kept {
+            tracing::warn!(error = ?e, %table, "a trigger of live was not kept");
+        }
+    }
+    let mut conn = db.conn().await?;
+    let fks: Vec<(String, String)> = conn
+        .exec(
+            "SELECT constraint_name, table_name FROM information_schema.referential_constraints \
+             WHERE constraint_schema = ?",
+            (db.name.clone(),),
+        )
+        .await
+        .context("listing foreign keys")?;
+    for (name, holder) in fks
+        .iter()
+        .filter(|(n, t)| t.starts_with(old) && !n.starts_with(old))
+    {
+        let Some(table) = current(holder) else {
+            continue;
+        };
+        let kept = async {
+            let line = fk_line(db, holder, name, name).await?;
+            // The parent is the new table of the replaced parent's name.
+            let line = sql::rename_identifiers(&line, None, &|n| current(n));
+            anyhow::ensure!(
+                !sql::tokens(&line)
+                    .iter()
+                    .filter_map(sql::Tok::ident)
+                    .any(|n| n.starts_with(old)),
+                "its parent table is not in the new live"
+            );
+            rename_foreign_key(db, holder, name, set_aside(old, name).as_deref()).await?;
+            db.run(
+                format!("ALTER TABLE {} ADD {line}", quote(&table)?),
+                "keeping a foreign key",
+            )
+            .await
+        }
+        .await;
+        if let Err(e) = kept {
+            tracing::warn!(error = ?e, %table, "a foreign key of live was not kept");
+        }
+    }
+    Ok(())
 }
 
 /// Drops the views a failed build left aside (its tables, and their triggers, are dropped
@@ -458,30 +550,7 @@ async fn rename_foreign_key(
 ) -> anyhow::Result<()> {
     let mut add = String::new();
     if let Some(to) = to {
-        let mut conn = db.conn().await?;
-        let (_, create): (String, String) = conn
-            .query_first(format!("SHOW CREATE TABLE {}", quote(table)?))
-            .await?
-            .context("a table without a definition")?;
-        let line = create
-            .split('\n')
-            .find_map(|l| {
-                let mut toks = sql::tokens(l.trim());
-                let at = toks
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, t)| t.ident().is_some())
-                    .nth(1)
-                    .map(|(i, _)| i)?;
-                let named =
-                    l.trim_start().starts_with("CONSTRAINT") && toks[at].ident() == Some(from);
-                named.then(|| {
-                    toks[at] = sql::Tok::Quoted(to.to_owned());
-                    sql::join(&toks).trim_end_matches(',').to_owned()
-                })
-            })
-            .context("a foreign key not in its table's definition")?;
-        add = format!(", ADD {line}");
+        add = format!(", ADD {}", fk_line(db, table, from, to).await?);
     }
     db.run(
         format!(
@@ -492,6 +561,32 @@ async fn rename_foreign_key(
         "naming a foreign key",
     )
     .await
+}
+
+/// The `CONSTRAINT ... FOREIGN KEY ...` clause of `table`'s foreign key `name`, named `to`.
+async fn fk_line(db: &MysqlDb, table: &str, name: &str, to: &str) -> anyhow::Result<String> {
+    let mut conn = db.conn().await?;
+    let (_, create): (String, String) = conn
+        .query_first(format!("SHOW CREATE TABLE {}", quote(table)?))
+        .await?
+        .context("a table without a definition")?;
+    create
+        .split('\n')
+        .find_map(|l| {
+            let mut toks = sql::tokens(l.trim());
+            let at = toks
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| t.ident().is_some())
+                .nth(1)
+                .map(|(i, _)| i)?;
+            let named = l.trim_start().starts_with("CONSTRAINT") && toks[at].ident() == Some(name);
+            named.then(|| {
+                toks[at] = sql::Tok::Quoted(to.to_owned());
+                sql::join(&toks).trim_end_matches(',').to_owned()
+            })
+        })
+        .context("a foreign key not in its table's definition")
 }
 
 async fn rename_triggers(db: &MysqlDb, new: &str, old: &str) -> anyhow::Result<()> {
@@ -560,8 +655,13 @@ async fn rename_views(db: &MysqlDb, new: &str) -> anyhow::Result<()> {
             )
         })
         .collect();
-    create_views(db, pending, true).await?;
-    undo_build_views(db, &aside).await
+    let not_made = create_views(db, pending, true).await?;
+    undo_build_views(db, &aside).await?;
+    anyhow::ensure!(
+        not_made.is_empty(),
+        "the views {not_made:?} could not take their final names"
+    );
+    Ok(())
 }
 
 async fn undo_build_views(db: &MysqlDb, views: &[ViewDef]) -> anyhow::Result<()> {

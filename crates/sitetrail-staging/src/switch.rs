@@ -133,8 +133,13 @@ impl Engine {
             let _ = self.remove_journal(&ctx.activity).await;
             return Err(e);
         }
-        crate::schema::after_switch(r.target_db, r.new_tables.as_str(), r.old_tables.as_str())
-            .await;
+        crate::schema::after_switch(
+            r.target_db,
+            r.new_tables.as_str(),
+            r.old_tables.as_str(),
+            target.which == Environment::Live,
+        )
+        .await;
         // The old copy goes; deleting is slow here, so it happens after the switch.
         let _t = ctx.phase(Step::CleaningUp, 0);
         if let (Some(SiteDb::Mysql(db)), JournalDb::Mysql { switch, .. }) =

@@ -35,8 +35,10 @@ fn add_schema(f: &Fixture) {
         INSERT INTO wp_shapes (id, url, short, kind) VALUES (1, '{u}/a', '{u}', '{u}');
         CREATE TABLE `wp_odd``name` (`we``ird` VARCHAR(200), id INT PRIMARY KEY);
         INSERT INTO `wp_odd``name` VALUES ('{u}/b', 1);
-        CREATE TABLE wp_post_audit (id INT AUTO_INCREMENT PRIMARY KEY, post_id BIGINT,
+        CREATE TABLE wp_post_audit (id INT AUTO_INCREMENT PRIMARY KEY, post_id BIGINT UNSIGNED,
             site VARCHAR(100));
+        CREATE TABLE plugin_data (id INT PRIMARY KEY);
+        CREATE VIEW wp_outside AS SELECT id FROM plugin_data;
         CREATE VIEW wp_published AS SELECT ID, post_title FROM wp_posts
             WHERE post_status = 'publish';
         CREATE DEFINER = `sitetrail_nobody`@`localhost` TRIGGER wp_audit_posts
@@ -55,7 +57,7 @@ fn one(sql: &str) -> String {
 fn assert_schema(db: &str, p: &str, url: &str, live: &str, what: &str) {
     assert_eq!(
         one(&format!(
-            "SELECT constraint_name, table_name, referenced_table_name FROM information_schema.referential_constraints WHERE constraint_schema = '{db}'"
+            "SELECT constraint_name, table_name, referenced_table_name FROM information_schema.referential_constraints WHERE constraint_schema = '{db}' AND constraint_name LIKE 'fk\\_%'"
         )),
         format!(
             "fk_{p}wc_download_log_permission_id\t{p}wc_download_log\t{p}woocommerce_downloadable_product_permissions"
@@ -96,7 +98,7 @@ fn assert_schema(db: &str, p: &str, url: &str, live: &str, what: &str) {
     );
     assert_eq!(
         one(&format!(
-            "SELECT trigger_name, event_object_table FROM information_schema.triggers WHERE trigger_schema = '{db}'"
+            "SELECT trigger_name, event_object_table FROM information_schema.triggers WHERE trigger_schema = '{db}' AND event_object_table = '{p}posts'"
         )),
         format!("{p}audit_posts\t{p}posts"),
         "{what}: the trigger"
@@ -127,6 +129,11 @@ fn assert_schema(db: &str, p: &str, url: &str, live: &str, what: &str) {
 
 fn assert_skipped(activity: &StoredActivity, p: &str, what: &str) {
     let db = &activity.details["database"];
+    assert_eq!(
+        db["views_not_copied"],
+        serde_json::json!([format!("{p}outside")]),
+        "{what}: a view of a table that is not the site's is reported, not made: {db}"
+    );
     assert_eq!(db["skipped_cells_total"], 1, "{what}: {db}");
     let cell = &db["skipped_cells"][0];
     assert_eq!(cell["table"], format!("{p}shapes"), "{what}: {cell}");
@@ -205,6 +212,16 @@ async fn the_schema_comes_through_create_reset_and_push_whole() {
     assert_skipped(&reset, &p, "reset from backup");
     assert_trigger_fires(&staging, "reset from backup");
 
+    // Live gains a trigger and a foreign key staging does not have: the push keeps them.
+    mysql(&format!(
+        "USE `{}`;
+        CREATE TRIGGER wp_live_only BEFORE INSERT ON `wp_odd``name` FOR EACH ROW
+            SET NEW.id = NEW.id + 1000;
+        ALTER TABLE wp_post_audit ADD CONSTRAINT wp_audit_post FOREIGN KEY (post_id)
+            REFERENCES wp_posts (ID) ON DELETE CASCADE;",
+        f.live.db
+    ))
+    .unwrap();
     let pushed = f
         .run(Operation::PushToLive(sitetrail_staging::Push {
             scope: PushScope::Site,
@@ -214,7 +231,38 @@ async fn the_schema_comes_through_create_reset_and_push_whole() {
         .await;
     assert_eq!(pushed.status, Status::Completed, "{:?}", pushed.error);
     assert_schema(&f.live.db, "wp_", &f.live.url, &f.live.url, "push");
+    assert_eq!(
+        one(&format!("SELECT COUNT(*) FROM `{}`.wp_outside", f.live.db)),
+        "0",
+        "push: live's own view, which staging did not have, is left as it was"
+    );
     assert_trigger_fires(&f.live, "push");
+    let db = &f.live.db;
+    mysql(&format!(
+        "INSERT INTO `{db}`.`wp_odd``name` VALUES ('x', 5)"
+    ))
+    .unwrap();
+    assert_eq!(
+        one(&format!(
+            "SELECT `we``ird` FROM `{db}`.`wp_odd``name` WHERE id = 1005"
+        )),
+        "x",
+        "push: live's own trigger is kept on the new table"
+    );
+    assert_eq!(
+        one(&format!(
+            "SELECT table_name, referenced_table_name FROM information_schema.referential_constraints WHERE constraint_schema = '{db}' AND constraint_name = 'wp_audit_post'"
+        )),
+        "wp_post_audit\twp_posts",
+        "push: live's own foreign key is kept on the new tables"
+    );
+    assert_eq!(
+        one(&format!(
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '{db}' AND (table_name LIKE 'stn%' OR table_name LIKE 'sto%')"
+        )),
+        "0",
+        "push: the replaced tables are gone"
+    );
     drop(staging);
 }
 
