@@ -101,6 +101,41 @@ fn is_textual(data_type: &str) -> bool {
 pub struct ViewDef {
     pub name: String,
     pub select: String,
+    /// `MERGE` or `TEMPTABLE`; none: the server chooses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub algorithm: Option<String>,
+    /// `CASCADED` or `LOCAL` (`WITH ... CHECK OPTION`); none: writes are not checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check_option: Option<String>,
+}
+
+impl ViewDef {
+    /// The same view under another name, reading `select`.
+    fn renamed(&self, name: String, select: String) -> ViewDef {
+        ViewDef {
+            name,
+            select,
+            ..self.clone()
+        }
+    }
+
+    /// Its `CREATE VIEW`: `SQL SECURITY INVOKER`, no `DEFINER`.
+    fn create(&self, replace: bool) -> anyhow::Result<String> {
+        let algorithm = match self.algorithm.as_deref() {
+            Some(a @ ("MERGE" | "TEMPTABLE")) => format!("ALGORITHM = {a} "),
+            _ => String::new(),
+        };
+        let check = match self.check_option.as_deref() {
+            Some(c @ ("CASCADED" | "LOCAL")) => format!(" WITH {c} CHECK OPTION"),
+            _ => String::new(),
+        };
+        Ok(format!(
+            "CREATE {}{algorithm}SQL SECURITY INVOKER VIEW {} AS {}{check}",
+            if replace { "OR REPLACE " } else { "" },
+            quote(&self.name)?,
+            self.select
+        ))
+    }
 }
 
 /// A trigger: `{timing} {event} ON {table} FOR EACH ROW {statement}`.
@@ -206,20 +241,22 @@ impl MysqlDb {
     /// The views whose names start with `prefix`, their `SELECT`s unqualified.
     pub async fn views(&self, prefix: &str) -> anyhow::Result<Vec<ViewDef>> {
         let mut conn = self.conn().await?;
-        let rows: Vec<(String, String)> = conn
+        let rows: Vec<(String, String, String, String)> = conn
             .exec(
-                "SELECT table_name, view_definition FROM information_schema.views \
-                 WHERE table_schema = ? ORDER BY table_name",
+                "SELECT table_name, view_definition, algorithm, check_option \
+                 FROM information_schema.views WHERE table_schema = ? ORDER BY table_name",
                 (self.name.clone(),),
             )
             .await
             .context("listing views")?;
         Ok(rows
             .into_iter()
-            .filter(|(name, _)| name.starts_with(prefix))
-            .map(|(name, select)| ViewDef {
+            .filter(|(name, ..)| name.starts_with(prefix))
+            .map(|(name, select, algorithm, check)| ViewDef {
                 select: sql::rename_identifiers(&select, Some(&self.name), &|_| None),
                 name,
+                algorithm: (algorithm != "UNDEFINED").then_some(algorithm),
+                check_option: (check != "NONE").then_some(check),
             })
             .collect())
     }
@@ -315,7 +352,7 @@ pub async fn build_extras(
             .await?;
     }
     // A view over another view is made after it.
-    let mut pending: Vec<(String, String)> = Vec::new();
+    let mut pending = Vec::new();
     for v in &extras.views {
         let aside = |n: &str| {
             if views.contains(n) {
@@ -327,7 +364,7 @@ pub async fn build_extras(
             }
         };
         let select = url(sql::rename_identifiers(&v.select, None, &aside));
-        pending.push((temp_object(temp, &rewrite.table_name(&v.name))?, select));
+        pending.push(v.renamed(temp_object(temp, &rewrite.table_name(&v.name))?, select));
     }
     let not_made = create_views(target, pending, false).await?;
     Ok(not_made
@@ -340,30 +377,26 @@ pub async fn build_extras(
 /// others succeed. Returns the names of those that could not be made.
 async fn create_views(
     db: &MysqlDb,
-    mut pending: Vec<(String, String)>,
+    mut pending: Vec<ViewDef>,
     replace: bool,
 ) -> anyhow::Result<Vec<String>> {
     while !pending.is_empty() {
         let before = pending.len();
         let mut failed = Vec::new();
         let mut last = None;
-        for (name, select) in std::mem::take(&mut pending) {
-            let sql = format!(
-                "CREATE {}SQL SECURITY INVOKER VIEW {} AS {select}",
-                if replace { "OR REPLACE " } else { "" },
-                quote(&name)?
-            );
-            if let Err(e) = db.run(sql, "making a view").await {
+        for view in std::mem::take(&mut pending) {
+            if let Err(e) = db.run(view.create(replace)?, "making a view").await {
                 last = Some(e);
-                failed.push((name, select));
+                failed.push(view);
             }
         }
         // No view was made this round: none will be.
         if failed.len() == before {
+            let names: Vec<String> = failed.into_iter().map(|v| v.name).collect();
             if let Some(e) = last {
-                tracing::warn!(error = ?e, views = ?failed.iter().map(|(n, _)| n).collect::<Vec<_>>(), "views could not be made");
+                tracing::warn!(error = ?e, views = ?names, "views could not be made");
             }
-            return Ok(failed.into_iter().map(|(n, _)| n).collect());
+            return Ok(names);
         }
         pending = failed;
     }

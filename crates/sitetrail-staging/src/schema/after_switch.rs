@@ -267,7 +267,7 @@ async fn rename_views(db: &MysqlDb, new: &str) -> anyhow::Result<()> {
     let pending = aside
         .iter()
         .map(|v| {
-            (
+            v.renamed(
                 final_of(&v.name).unwrap_or_else(|| v.name.clone()),
                 sql::rename_identifiers(&v.select, None, &final_of),
             )

@@ -39,8 +39,8 @@ fn add_schema(f: &Fixture) {
             site VARCHAR(100));
         CREATE TABLE plugin_data (id INT PRIMARY KEY);
         CREATE VIEW wp_outside AS SELECT id FROM plugin_data;
-        CREATE VIEW wp_published AS SELECT ID, post_title FROM wp_posts
-            WHERE post_status = 'publish';
+        CREATE ALGORITHM = MERGE VIEW wp_published AS SELECT ID, post_title FROM wp_posts
+            WHERE post_status = 'publish' WITH CASCADED CHECK OPTION;
         CREATE DEFINER = `sitetrail_nobody`@`localhost` TRIGGER wp_audit_posts
             AFTER INSERT ON wp_posts FOR EACH ROW
             INSERT INTO wp_post_audit (post_id, site) VALUES (NEW.ID, '{u}');"
@@ -84,9 +84,9 @@ fn assert_schema(db: &str, p: &str, url: &str, live: &str, what: &str) {
     );
     assert_eq!(
         one(&format!(
-            "SELECT security_type FROM information_schema.views WHERE table_schema = '{db}' AND table_name = '{p}published'"
+            "SELECT security_type, algorithm, check_option FROM information_schema.views WHERE table_schema = '{db}' AND table_name = '{p}published'"
         )),
-        "INVOKER",
+        "INVOKER\tMERGE\tCASCADED",
         "{what}: the view"
     );
     assert!(
