@@ -148,6 +148,9 @@ pub struct TriggerDef {
     /// `INSERT`, `UPDATE` or `DELETE`.
     pub event: String,
     pub statement: String,
+    /// The `sql_mode` it was made in, which it runs in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql_mode: Option<String>,
 }
 
 /// The views and triggers of a site's tables.
@@ -264,10 +267,11 @@ impl MysqlDb {
     /// The triggers on the tables whose names start with `prefix`, in the order they fire.
     pub async fn triggers(&self, prefix: &str) -> anyhow::Result<Vec<TriggerDef>> {
         let mut conn = self.conn().await?;
-        let rows: Vec<(String, String, String, String, String)> = conn
+        type Row = (String, String, String, String, String, String);
+        let rows: Vec<Row> = conn
             .exec(
                 "SELECT trigger_name, event_object_table, action_timing, event_manipulation, \
-                 action_statement FROM information_schema.triggers WHERE trigger_schema = ? \
+                 action_statement, sql_mode FROM information_schema.triggers WHERE trigger_schema = ? \
                  ORDER BY event_object_table, action_timing, event_manipulation, action_order",
                 (self.name.clone(),),
             )
@@ -276,12 +280,13 @@ impl MysqlDb {
         Ok(rows
             .into_iter()
             .filter(|(_, table, ..)| table.starts_with(prefix))
-            .map(|(name, table, timing, event, statement)| TriggerDef {
+            .map(|(name, table, timing, event, statement, mode)| TriggerDef {
                 name,
                 table,
                 timing,
                 event,
                 statement,
+                sql_mode: Some(mode),
             })
             .collect())
     }
@@ -306,6 +311,36 @@ impl MysqlDb {
 }
 
 impl TriggerDef {
+    /// Makes this trigger as `name` on `table`, running `statement`, in its own `sql_mode`
+    /// (the session's own mode back after).
+    async fn make(
+        &self,
+        db: &MysqlDb,
+        name: &str,
+        table: &str,
+        statement: &str,
+        doing: &str,
+    ) -> anyhow::Result<()> {
+        let sql = self.create(name, table, statement)?;
+        let mut conn = db.conn().await?;
+        conn.query_drop("SET @sitetrail_sql_mode = @@SESSION.sql_mode")
+            .await?;
+        let made = async {
+            if let Some(mode) = &self.sql_mode {
+                conn.exec_drop("SET SESSION sql_mode = ?", (mode,)).await?;
+            }
+            conn.query_drop(sql).await
+        }
+        .await;
+        // The session goes back to the copy's mode, whatever happened.
+        conn.query_drop("SET SESSION sql_mode = @sitetrail_sql_mode")
+            .await?;
+        made.map_err(|e| {
+            tracing::warn!(error = %e, %doing, "a schema step failed");
+            anyhow::anyhow!("{doing}: the database server refused it; try again, or ask your host if it fails again")
+        })
+    }
+
     fn create(&self, name: &str, table: &str, statement: &str) -> anyhow::Result<String> {
         let timing = self.timing.to_ascii_uppercase();
         let event = self.event.to_ascii_uppercase();
@@ -347,8 +382,7 @@ pub async fn build_extras(
         let statement = url(sql::rename_identifiers(&t.statement, None, &to_final));
         let name = temp_object(temp, &object_name(rewrite, &t.name))?;
         let table = temp_table(temp, &rewrite.table_name(&t.table));
-        target
-            .run(t.create(&name, &table, &statement)?, "making a trigger")
+        t.make(target, &name, &table, &statement, "making a trigger")
             .await?;
     }
     // A view over another view is made after it.

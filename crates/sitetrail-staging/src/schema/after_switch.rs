@@ -56,17 +56,11 @@ async fn keep_from_replaced(db: &MysqlDb, old: &str) -> anyhow::Result<()> {
             )
             .await?;
             if let Some(aside) = set_aside(old, &t.name) {
-                db.run(
-                    t.create(&aside, &t.table, &t.statement)?,
-                    "keeping a trigger",
-                )
-                .await?;
+                t.make(db, &aside, &t.table, &t.statement, "keeping a trigger")
+                    .await?;
             }
-            db.run(
-                t.create(&t.name, &table, &t.statement)?,
-                "keeping a trigger",
-            )
-            .await
+            t.make(db, &t.name, &table, &t.statement, "keeping a trigger")
+                .await
         }
         .await;
         if let Err(e) = kept {
@@ -224,20 +218,24 @@ async fn rename_triggers(db: &MysqlDb, new: &str, old: &str) -> anyhow::Result<(
                 )
                 .await?;
                 if let Some(aside) = set_aside(old, final_name) {
-                    db.run(
-                        holder.create(&aside, &holder.table, &holder.statement)?,
-                        "setting a replaced trigger aside",
-                    )
-                    .await?;
+                    holder
+                        .make(
+                            db,
+                            &aside,
+                            &holder.table,
+                            &holder.statement,
+                            "setting a replaced trigger aside",
+                        )
+                        .await?;
                 }
             }
-            let create = t.create(final_name, &t.table, &t.statement)?;
             db.run(
                 format!("DROP TRIGGER {}", quote(&t.name)?),
                 "naming a trigger",
             )
             .await?;
-            db.run(create, "naming a trigger").await
+            t.make(db, final_name, &t.table, &t.statement, "naming a trigger")
+                .await
         }
         .await;
         if let Err(e) = renamed {

@@ -105,6 +105,13 @@ fn assert_schema(db: &str, p: &str, url: &str, live: &str, what: &str) {
     );
     assert_eq!(
         one(&format!(
+            "SELECT sql_mode = @@GLOBAL.sql_mode FROM information_schema.triggers WHERE trigger_schema = '{db}' AND trigger_name = '{p}audit_posts'"
+        )),
+        "1",
+        "{what}: the trigger runs in the sql_mode it was made in"
+    );
+    assert_eq!(
+        one(&format!(
             "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '{db}' AND (table_name LIKE 'stn%' OR table_name LIKE 'sto%')"
         )),
         "0",
