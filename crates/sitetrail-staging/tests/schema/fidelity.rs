@@ -367,3 +367,75 @@ async fn a_dump_from_before_still_loads() {
     .unwrap();
     db.disconnect().await;
 }
+
+/// What the foreign keys, triggers and views of a database are, by name and table.
+fn schema_objects(db: &str) -> String {
+    one(&format!(
+        "SELECT 'fk', constraint_name, table_name FROM information_schema.referential_constraints WHERE constraint_schema = '{db}'
+         UNION ALL SELECT 'trigger', trigger_name, event_object_table FROM information_schema.triggers WHERE trigger_schema = '{db}'
+         UNION ALL SELECT 'view', table_name, '' FROM information_schema.views WHERE table_schema = '{db}'
+         ORDER BY 1, 2"
+    ))
+}
+
+/// A push that fails after live's new tables, their foreign keys, triggers and views were
+/// built aside leaves live's own as they were, and nothing aside.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_push_that_fails_after_the_build_leaves_lives_schema_as_it_was() {
+    if !wordpress::services(&[Service::MariaDb, Service::WordPress]) {
+        return;
+    }
+    let f = fixture().await;
+    add_schema(&f);
+    let created = f.run(Operation::CreateStaging).await;
+    assert_eq!(created.status, Status::Completed, "{:?}", created.error);
+    let before = schema_objects(&f.live.db);
+    assert!(before.contains("wp_audit_posts") && before.contains("wp_published"));
+    // Live's docroot's directory refuses new entries, so building live's new files aside
+    // fails after the database was built aside.
+    let parent = f.live.docroot.parent().unwrap().to_owned();
+    let chattr = |flag: &str| {
+        std::process::Command::new("chattr")
+            .arg(flag)
+            .arg(&parent)
+            .status()
+            .unwrap()
+            .success()
+    };
+    assert!(chattr("+i"));
+    let failed = f
+        .run(Operation::PushToLive(sitetrail_staging::Push {
+            scope: PushScope::Site,
+            keep_staging: true,
+            ..Default::default()
+        }))
+        .await;
+    assert!(chattr("-i"));
+    assert_eq!(failed.status, Status::Failed);
+    assert_eq!(
+        schema_objects(&f.live.db),
+        before,
+        "live's foreign keys, triggers and views are as they were"
+    );
+    assert_eq!(
+        one(&format!(
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '{}' AND table_name LIKE 'stn%'",
+            f.live.db
+        )),
+        "0",
+        "no table or view is left aside"
+    );
+    let pushed = f
+        .run(Operation::PushToLive(sitetrail_staging::Push {
+            scope: PushScope::Site,
+            keep_staging: true,
+            ..Default::default()
+        }))
+        .await;
+    assert_eq!(pushed.status, Status::Completed, "{:?}", pushed.error);
+    assert_eq!(
+        schema_objects(&f.live.db),
+        before,
+        "after the push, live has the same foreign keys, triggers and views"
+    );
+}
