@@ -439,3 +439,63 @@ async fn a_push_that_fails_after_the_build_leaves_lives_schema_as_it_was() {
         "after the push, live has the same foreign keys, triggers and views"
     );
 }
+
+/// Switching the replaced tables back (an undo) and calling `after_switch` with the prefixes
+/// the other way round gives their foreign keys and triggers their names again; the tables
+/// switched out keep theirs under their own prefix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_switch_back_names_the_replaced_tables_objects_again() {
+    if !wordpress::services(&[Service::MariaDb]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sitetrail_t_switch_back_{}", std::process::id());
+    mysql(&format!(
+        "DROP DATABASE IF EXISTS `{db}`; CREATE DATABASE `{db}`; USE `{db}`;
+        CREATE TABLE wp_a (id INT PRIMARY KEY) ENGINE=InnoDB;
+        CREATE TABLE wp_b (id INT PRIMARY KEY, a_id INT, KEY (a_id),
+            CONSTRAINT fk_b FOREIGN KEY (a_id) REFERENCES wp_a (id) ON DELETE CASCADE) ENGINE=InnoDB;
+        CREATE TRIGGER trg_b BEFORE INSERT ON wp_b FOR EACH ROW SET NEW.id = NEW.id + 100;
+        CREATE TABLE sto1_wp_a (id INT PRIMARY KEY) ENGINE=InnoDB;
+        CREATE TABLE sto1_wp_b (id INT PRIMARY KEY, a_id INT, KEY (a_id),
+            CONSTRAINT sto1_fk_b FOREIGN KEY (a_id) REFERENCES sto1_wp_a (id) ON DELETE CASCADE) ENGINE=InnoDB;
+        CREATE TRIGGER sto1_trg_b BEFORE INSERT ON sto1_wp_b FOR EACH ROW SET NEW.id = NEW.id + 200;
+        RENAME TABLE wp_a TO stu1_wp_a, wp_b TO stu1_wp_b, sto1_wp_a TO wp_a, sto1_wp_b TO wp_b;"
+    ))
+    .unwrap();
+    std::fs::write(
+        dir.path().join("wp-config.php"),
+        wordpress::wp_config(&db, "wp_"),
+    )
+    .unwrap();
+    let config = sitetrail_staging::wpconfig::read(dir.path()).unwrap();
+    let site_db = sitetrail_staging::db::SiteDb::Mysql(
+        sitetrail_staging::mysql::MysqlDb::connect(
+            &config,
+            &sitetrail_staging::DatabasePolicy::default(),
+        )
+        .await
+        .unwrap(),
+    );
+    sitetrail_staging::schema::after_switch(Some(&site_db), "sto1_", "stu1_", true).await;
+    assert_eq!(
+        schema_objects(&db),
+        "fk\tfk_b\twp_b\nfk\tstu1_fk_b\tstu1_wp_b\ntrigger\tstu1_trg_b\tstu1_wp_b\ntrigger\ttrg_b\twp_b"
+    );
+    mysql(&format!(
+        "USE `{db}`; INSERT INTO wp_a VALUES (1); INSERT INTO wp_b VALUES (1, 1); DELETE FROM wp_a"
+    ))
+    .unwrap();
+    assert_eq!(
+        one(&format!("SELECT COUNT(*) FROM `{db}`.wp_b")),
+        "0",
+        "the foreign key named again cascades"
+    );
+    mysql(&format!("USE `{db}`; INSERT INTO wp_b VALUES (1, NULL)")).unwrap();
+    assert_eq!(
+        one(&format!("SELECT id FROM `{db}`.wp_b")),
+        "201",
+        "the trigger named again is the switched-back table's own"
+    );
+    mysql(&format!("DROP DATABASE `{db}`")).unwrap();
+}
