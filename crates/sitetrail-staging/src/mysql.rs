@@ -86,7 +86,7 @@ fn says(e: &mysql_async::Error) -> &'static str {
 }
 
 /// Driver results: their errors become a sentence for people, the chain goes to the log.
-trait ForPeople<T> {
+pub(crate) trait ForPeople<T> {
     fn or_say(self, doing: impl FnOnce() -> String) -> anyhow::Result<T>;
 }
 

@@ -32,12 +32,11 @@ pub use after_switch::after_switch;
 
 use std::collections::HashSet;
 
-use anyhow::Context;
 use mysql_async::prelude::Queryable;
 use serde::{Deserialize, Serialize};
 
 use crate::copy::Rewrite;
-use crate::mysql::{Column, MysqlDb, TableDef, quote};
+use crate::mysql::{Column, ForPeople, MysqlDb, TableDef, quote};
 pub(crate) use sql::quoted;
 
 /// The longest value a text column takes: `CHAR`/`VARCHAR` count characters, `TEXT`s bytes.
@@ -225,7 +224,7 @@ impl MysqlDb {
                 (self.name.clone(), table.to_owned()),
             )
             .await
-            .with_context(|| format!("reading the columns of {table}"))?;
+            .or_say(|| format!("reading the columns of {table}"))?;
         Ok(rows
             .into_iter()
             .map(|(name, data_type, chars, bytes, generated, key)| {
@@ -251,7 +250,7 @@ impl MysqlDb {
                 (self.name.clone(),),
             )
             .await
-            .context("listing views")?;
+            .or_say(|| "listing views".into())?;
         Ok(rows
             .into_iter()
             .filter(|(name, ..)| name.starts_with(prefix))
@@ -276,7 +275,7 @@ impl MysqlDb {
                 (self.name.clone(),),
             )
             .await
-            .context("listing triggers")?;
+            .or_say(|| "listing triggers".into())?;
         Ok(rows
             .into_iter()
             .filter(|(_, table, ..)| table.starts_with(prefix))
@@ -301,12 +300,7 @@ impl MysqlDb {
 
     async fn run(&self, sql: String, doing: &str) -> anyhow::Result<()> {
         let mut conn = self.conn().await?;
-        conn.query_drop(sql)
-            .await
-            .map_err(|e| {
-                tracing::warn!(error = %e, %doing, "a schema step failed");
-                anyhow::anyhow!("{doing}: the database server refused it; try again, or ask your host if it fails again")
-            })
+        conn.query_drop(sql).await.or_say(|| doing.to_owned())
     }
 }
 
@@ -324,7 +318,8 @@ impl TriggerDef {
         let sql = self.create(name, table, statement)?;
         let mut conn = db.conn().await?;
         conn.query_drop("SET @sitetrail_sql_mode = @@SESSION.sql_mode")
-            .await?;
+            .await
+            .or_say(|| doing.to_owned())?;
         let made = async {
             if let Some(mode) = &self.sql_mode {
                 conn.exec_drop("SET SESSION sql_mode = ?", (mode,)).await?;
@@ -334,11 +329,9 @@ impl TriggerDef {
         .await;
         // The session goes back to the copy's mode, whatever happened.
         conn.query_drop("SET SESSION sql_mode = @sitetrail_sql_mode")
-            .await?;
-        made.map_err(|e| {
-            tracing::warn!(error = %e, %doing, "a schema step failed");
-            anyhow::anyhow!("{doing}: the database server refused it; try again, or ask your host if it fails again")
-        })
+            .await
+            .or_say(|| doing.to_owned())?;
+        made.or_say(|| doing.to_owned())
     }
 
     fn create(&self, name: &str, table: &str, statement: &str) -> anyhow::Result<String> {

@@ -8,7 +8,7 @@ use mysql_async::prelude::Queryable;
 
 use super::{ViewDef, create_views, sql, temp_table};
 use crate::db::SiteDb;
-use crate::mysql::{MysqlDb, quote};
+use crate::mysql::{ForPeople, MysqlDb, quote};
 
 /// After a switch that put tables built aside under `new` in place of the ones now under
 /// `old`: foreign keys, triggers and views built aside take their final names. A step that
@@ -75,7 +75,7 @@ async fn keep_from_replaced(db: &MysqlDb, old: &str) -> anyhow::Result<()> {
             (db.name.clone(),),
         )
         .await
-        .context("listing foreign keys")?;
+        .or_say(|| "listing foreign keys".into())?;
     for (name, holder) in fks
         .iter()
         .filter(|(n, t)| t.starts_with(old) && !n.starts_with(old))
@@ -126,7 +126,7 @@ async fn rename_foreign_keys(db: &MysqlDb, new: &str, old: &str) -> anyhow::Resu
             (db.name.clone(),),
         )
         .await
-        .context("listing foreign keys")?;
+        .or_say(|| "listing foreign keys".into())?;
     for (name, table) in all.iter().filter(|(n, _)| n.starts_with(new)) {
         let final_name = &name[new.len()..];
         let renamed = async {
@@ -180,7 +180,8 @@ async fn fk_line(db: &MysqlDb, table: &str, name: &str, to: &str) -> anyhow::Res
     let mut conn = db.conn().await?;
     let (_, create): (String, String) = conn
         .query_first(format!("SHOW CREATE TABLE {}", quote(table)?))
-        .await?
+        .await
+        .or_say(|| format!("reading the definition of {table}"))?
         .context("a table without a definition")?;
     create
         .split('\n')
