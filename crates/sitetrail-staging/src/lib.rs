@@ -2,10 +2,13 @@
 
 mod backups;
 mod base;
+mod build;
 pub mod config;
 pub mod confined;
 pub mod copy;
 pub mod db;
+mod diff;
+pub mod health;
 mod journal;
 mod live_owned;
 pub mod lock;
@@ -16,8 +19,10 @@ mod pause;
 pub mod policy;
 mod progress;
 pub mod push;
+mod push_flow;
 mod recover;
 mod refusals;
+mod restore;
 pub mod snapshot;
 pub mod sqlite_db;
 mod state;

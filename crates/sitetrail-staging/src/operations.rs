@@ -30,7 +30,7 @@ use crate::push::{Push, PushScope};
 use crate::refusals::Refusal;
 use crate::snapshot::{self, BackupReason, Snapshots};
 use crate::state::StagingSource;
-use crate::switch::Source;
+use crate::switch::{Part, Source};
 use crate::wpconfig::{self, WpConfig};
 
 /// Why an operation that needs staging does not start before staging is made.
@@ -386,6 +386,10 @@ impl Engine {
                         .await
                 }
                 Err(e) => {
+                    let mut details = ctx.phase_details();
+                    if let Some(s) = e.downcast_ref::<progress::Stopped>() {
+                        details.extend(s.details.clone());
+                    }
                     let step = ctx.progress.borrow().phase.clone();
                     tracing::warn!(activity = %id, step, error = format!("{e:#}"), "operation failed");
                     let reason = progress::failure_reason(
@@ -401,7 +405,7 @@ impl Engine {
                             Status::Failed,
                             format!("{} failed", op.kind().label()),
                             Some(reason),
-                            Some(ctx.phase_details()),
+                            Some(details),
                         )
                         .await
                 }
@@ -453,229 +457,24 @@ impl Engine {
         if needs_staging && !self.staging_state(&site.id).await?.exists {
             return Err(EngineError::Conflict(NO_STAGING.into()));
         }
-        let (dir, missing) = match op {
-            Operation::ResetFromTemplate(t) => (
-                self.inner.snapshots.template_dir(t),
-                format!("no template named {t}"),
-            ),
-            Operation::ResetFromBackup(b) => (
-                self.inner.snapshots.backup_dir(&site.id, b),
-                format!("no backup {b} of this site"),
-            ),
-            _ => return Ok(()),
-        };
-        match blocking(move || Ok(dir.is_dir())).await? {
-            true => Ok(()),
-            false => Err(EngineError::NotFound(missing)),
-        }
-    }
-
-    /// The site's lock for an activity. A holder whose end is already in the log is about
-    /// to let go (it records its end first), so a request made the moment the log says the
-    /// last operation ended is not refused for it.
-    async fn lock(
-        &self,
-        site: &SiteId,
-        activity: &ActivityId,
-    ) -> anyhow::Result<Result<lock::SiteLock, Option<ActivityId>>> {
-        let data_dir = &self.inner.data_dir;
-        let (d, s, a) = (data_dir.clone(), site.clone(), activity.clone());
-        let holder = match blocking(move || lock::try_lock(&d, &s, &a)).await? {
-            Err(Some(holder)) => holder,
-            other => return Ok(other),
-        };
-        let ended = match self.inner.store.activity(&holder).await {
-            Ok(Some(a)) => a.status != Status::InProgress,
-            _ => false,
-        };
-        if !ended {
-            return Ok(Err(Some(holder)));
-        }
-        lock::try_lock_within(data_dir, site, activity, ENDED_HOLDER_WAIT).await
-    }
-
-    pub(crate) async fn end(
-        &self,
-        id: &ActivityId,
-        status: Status,
-        description: String,
-        error: Option<String>,
-        details: Option<Map<String, Value>>,
-    ) -> StoredActivity {
-        let ending = Ending {
-            status,
-            description: Some(description),
-            error,
-            completed_at: None,
-            details,
-        };
-        // The store is the log: keep trying until it has the ending, so that nothing is left
-        // `in_progress` while this process lives.
-        let mut wait = std::time::Duration::from_millis(100);
-        loop {
-            match self.inner.store.end(id, ending.clone()).await {
-                Ok(a) => return a,
-                Err(sitetrail_store::StoreError::Conflict(_)) => {
-                    if let Ok(Some(a)) = self.inner.store.activity(id).await {
-                        return a;
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(activity = %id, error = ?e, "ending an activity failed; retrying")
-                }
-            }
-            tokio::time::sleep(wait).await;
-            wait = (wait * 2).min(std::time::Duration::from_secs(5));
-        }
-    }
-
-    fn env(site: &Site, which: Environment) -> anyhow::Result<(SiteUrl, PathBuf)> {
-        let spec = match which {
-            Environment::Live => Some(&site.live),
-            Environment::Staging => site.staging.as_ref(),
-        }
-        .with_context(|| format!("the site has no {which} environment"))?;
-        let docroot = spec
-            .docroot
-            .as_ref()
-            .with_context(|| format!("the {which} environment has no docroot"))?;
-        Ok((spec.url.clone(), PathBuf::from(docroot)))
-    }
-
-    pub(crate) async fn open(
-        &self,
-        site: &Site,
-        which: Environment,
-    ) -> anyhow::Result<(Env, SiteDb)> {
-        let (url, docroot) = Self::env(site, which)?;
-        let config = read_config(&docroot)
-            .await
-            .with_context(|| format!("reading {which}'s configuration"))?;
-        let policy = &self.inner.databases;
-        policy
-            .check(&config)
-            .map_err(|refusal| progress::for_people(format!("{which}'s {refusal}")))?;
-        let db = SiteDb::connect(&config, policy)
-            .await
-            .with_context(|| format!("connecting to {which}'s database"))?;
-        Ok((
-            Env {
-                which,
-                url,
-                docroot,
-                config,
-            },
-            db,
-        ))
-    }
-
-    async fn run(&self, ctx: &Ctx, site: &Site, op: &Operation) -> anyhow::Result<Outcome> {
-        let mut details = op.details();
-        let mut outcome = match op {
-            Operation::Backup {
-                environment,
-                reason,
-            } => {
-                let (env, db) = self.open(site, *environment).await?;
-                let m = self
-                    .backup(ctx, site, &env, &db, *reason, (&ctx.activity, ctx.started))
-                    .await;
-                db.disconnect().await;
-                let m = m?;
-                details.insert("backup".into(), json!(m.id));
-                details.insert("files".into(), json!(m.files));
-                details.insert("database".into(), json!(m.database));
+        match op {
+            Operation::PushToLive(_) | Operation::PreviewPush(_) | Operation::UndoPush => {
+                let done = match op {
+                    Operation::PushToLive(push) => self.push(ctx, site, push, false).await,
+                    Operation::PreviewPush(push) => self.push(ctx, site, push, true).await,
+                    _ => self.undo_push(ctx, site).await,
+                }?;
+                details.extend(done.details);
                 Outcome {
-                    description: match reason {
-                        BackupReason::Daily => format!("Daily backup of {environment}"),
-                        _ => format!("Backed up {environment} as {}", m.id),
-                    },
+                    description: done.description,
                     details,
                 }
             }
-            Operation::CreateStaging => {
-                let (live, live_db) = self.open(site, Environment::Live).await?;
-                let made = async {
-                    let staging = self.staging_env(site, &live).await?;
-                    let source = Source::Env(&live, &live_db);
-                    self.make_staging(ctx, site, &staging, source, StagingSource::Live)
-                        .await
-                }
-                .await;
-                live_db.disconnect().await;
-                made?.into_details(&mut details);
+            Operation::RestoreLive { backup, scope } => {
+                let done = self.restore_live(ctx, site, backup, *scope).await?;
+                details.extend(done.details);
                 Outcome {
-                    description: "Created environment for staging from live".into(),
-                    details,
-                }
-            }
-            Operation::ResetFromTemplate(_) | Operation::ResetFromBackup(_) => {
-                let dir = match op {
-                    Operation::ResetFromTemplate(t) => self.inner.snapshots.template_dir(t),
-                    Operation::ResetFromBackup(b) => self.inner.snapshots.backup_dir(&site.id, b),
-                    _ => unreachable!("matched above"),
-                };
-                // Checked before anything is touched.
-                let m = {
-                    let _t = ctx.phase(Step::CheckingSnapshot, 0);
-                    let dir = dir.clone();
-                    blocking(move || snapshot::verify(&dir)).await?
-                };
-                let (description, from) = match op {
-                    Operation::ResetFromTemplate(t) => (
-                        format!(
-                            "Created environment for staging from the template {}",
-                            m.display_name()
-                        ),
-                        StagingSource::Template {
-                            id: t.to_string(),
-                            name: m.display_name().to_owned(),
-                        },
-                    ),
-                    _ => (
-                        format!("Created environment for staging from backup {}", m.id),
-                        StagingSource::Backup { id: m.id.clone() },
-                    ),
-                };
-                let (live_env, live_db) = self.open(site, Environment::Live).await?;
-                live_db.disconnect().await;
-                let staging = self.staging_env(site, &live_env).await?;
-                let source = Source::Snapshot(&dir, &m);
-                self.make_staging(ctx, site, &staging, source, from)
-                    .await?
-                    .into_details(&mut details);
-                Outcome {
-                    description,
-                    details,
-                }
-            }
-            Operation::PreviewPush(_) | Operation::UndoPush | Operation::RestoreLive { .. } => {
-                anyhow::bail!("{} is not built yet", op.kind().label())
-            }
-            Operation::PushToLive(Push {
-                scope,
-                keep_staging,
-                ..
-            }) => {
-                let (live, live_db) = self.open(site, Environment::Live).await?;
-                let (staging, staging_db) = self.open(site, Environment::Staging).await?;
-                let backup = self
-                    .automatic_backup(ctx, site, &live, &live_db)
-                    .await
-                    .context("the backup of live failed, so live was not touched")?;
-                details.insert("backup".into(), json!(backup.id));
-                live_db.disconnect().await;
-                self.replace(ctx, site, &live, Source::Env(&staging, &staging_db), *scope)
-                    .await?
-                    .into_details(&mut details);
-                if !keep_staging {
-                    let _t = ctx.phase(Step::RemovingStaging, 0);
-                    self.remove_staging(&staging, &staging_db).await?;
-                }
-                staging_db.disconnect().await;
-                self.staging_pushed(&site.id, *keep_staging).await;
-                Outcome {
-                    description: "Successfully pushed staging to live".into(),
+                    description: done.description,
                     details,
                 }
             }
@@ -694,7 +493,7 @@ impl Engine {
         from: StagingSource,
     ) -> anyhow::Result<crate::switch::ReplaceStats> {
         let stats = self
-            .replace(ctx, site, staging, source, PushScope::Site)
+            .replace(ctx, site, staging, source, Part::whole(PushScope::Site))
             .await?;
         let files = stats.files.map_or(0, |f| f.bytes);
         self.staging_made(&site.id, staging, files, from).await;
