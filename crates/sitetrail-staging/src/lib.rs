@@ -25,6 +25,7 @@ mod refusals;
 mod restore;
 pub mod snapshot;
 pub mod sqlite_db;
+mod staging_env;
 mod state;
 mod switch;
 pub mod tree;

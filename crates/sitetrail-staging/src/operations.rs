@@ -21,7 +21,6 @@ use sitetrail_store::DynStore;
 use tokio::sync::watch;
 
 use crate::blocking;
-use crate::confined;
 use crate::db::SiteDb;
 use crate::lock;
 use crate::policy::DatabasePolicy;
@@ -458,6 +457,218 @@ impl Engine {
             return Err(EngineError::Conflict(NO_STAGING.into()));
         }
         match op {
+            Operation::PushToLive(push) | Operation::PreviewPush(push) => {
+                return self.check_push(site, push).await;
+            }
+            Operation::UndoPush => return self.check_undo(&site.id).await,
+            Operation::RestoreLive { scope, .. }
+                if !matches!(
+                    scope,
+                    PushScope::Site | PushScope::Database | PushScope::Files
+                ) =>
+            {
+                return Err(EngineError::Invalid(
+                    "Live is restored whole, its database only or its files only.".into(),
+                ));
+            }
+            _ => {}
+        }
+        let (dir, missing) = match op {
+            Operation::ResetFromTemplate(t) => (
+                self.inner.snapshots.template_dir(t),
+                format!("no template named {t}"),
+            ),
+            Operation::ResetFromBackup(b) | Operation::RestoreLive { backup: b, .. } => (
+                self.inner.snapshots.backup_dir(&site.id, b),
+                format!("no backup {b} of this site"),
+            ),
+            _ => return Ok(()),
+        };
+        match blocking(move || Ok(dir.is_dir())).await? {
+            true => Ok(()),
+            false => Err(EngineError::NotFound(missing)),
+        }
+    }
+
+    /// The site's lock for an activity. A holder whose end is already in the log is about
+    /// to let go (it records its end first), so a request made the moment the log says the
+    /// last operation ended is not refused for it.
+    async fn lock(
+        &self,
+        site: &SiteId,
+        activity: &ActivityId,
+    ) -> anyhow::Result<Result<lock::SiteLock, Option<ActivityId>>> {
+        let data_dir = &self.inner.data_dir;
+        let (d, s, a) = (data_dir.clone(), site.clone(), activity.clone());
+        let holder = match blocking(move || lock::try_lock(&d, &s, &a)).await? {
+            Err(Some(holder)) => holder,
+            other => return Ok(other),
+        };
+        let ended = match self.inner.store.activity(&holder).await {
+            Ok(Some(a)) => a.status != Status::InProgress,
+            _ => false,
+        };
+        if !ended {
+            return Ok(Err(Some(holder)));
+        }
+        lock::try_lock_within(data_dir, site, activity, ENDED_HOLDER_WAIT).await
+    }
+
+    pub(crate) async fn end(
+        &self,
+        id: &ActivityId,
+        status: Status,
+        description: String,
+        error: Option<String>,
+        details: Option<Map<String, Value>>,
+    ) -> StoredActivity {
+        let ending = Ending {
+            status,
+            description: Some(description),
+            error,
+            completed_at: None,
+            details,
+        };
+        // The store is the log: keep trying until it has the ending, so that nothing is left
+        // `in_progress` while this process lives.
+        let mut wait = std::time::Duration::from_millis(100);
+        loop {
+            match self.inner.store.end(id, ending.clone()).await {
+                Ok(a) => return a,
+                Err(sitetrail_store::StoreError::Conflict(_)) => {
+                    if let Ok(Some(a)) = self.inner.store.activity(id).await {
+                        return a;
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(activity = %id, error = ?e, "ending an activity failed; retrying")
+                }
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(std::time::Duration::from_secs(5));
+        }
+    }
+
+    pub(crate) fn env(site: &Site, which: Environment) -> anyhow::Result<(SiteUrl, PathBuf)> {
+        let spec = match which {
+            Environment::Live => Some(&site.live),
+            Environment::Staging => site.staging.as_ref(),
+        }
+        .with_context(|| format!("the site has no {which} environment"))?;
+        let docroot = spec
+            .docroot
+            .as_ref()
+            .with_context(|| format!("the {which} environment has no docroot"))?;
+        Ok((spec.url.clone(), PathBuf::from(docroot)))
+    }
+
+    pub(crate) async fn open(
+        &self,
+        site: &Site,
+        which: Environment,
+    ) -> anyhow::Result<(Env, SiteDb)> {
+        let (url, docroot) = Self::env(site, which)?;
+        let config = read_config(&docroot)
+            .await
+            .with_context(|| format!("reading {which}'s configuration"))?;
+        let policy = &self.inner.databases;
+        policy
+            .check(&config)
+            .map_err(|refusal| progress::for_people(format!("{which}'s {refusal}")))?;
+        let db = SiteDb::connect(&config, policy)
+            .await
+            .with_context(|| format!("connecting to {which}'s database"))?;
+        Ok((
+            Env {
+                which,
+                url,
+                docroot,
+                config,
+            },
+            db,
+        ))
+    }
+
+    async fn run(&self, ctx: &Ctx, site: &Site, op: &Operation) -> anyhow::Result<Outcome> {
+        let mut details = op.details();
+        let mut outcome = match op {
+            Operation::Backup {
+                environment,
+                reason,
+            } => {
+                let (env, db) = self.open(site, *environment).await?;
+                let m = self
+                    .backup(ctx, site, &env, &db, *reason, (&ctx.activity, ctx.started))
+                    .await;
+                db.disconnect().await;
+                let m = m?;
+                details.insert("backup".into(), json!(m.id));
+                details.insert("files".into(), json!(m.files));
+                details.insert("database".into(), json!(m.database));
+                Outcome {
+                    description: match reason {
+                        BackupReason::Daily => format!("Daily backup of {environment}"),
+                        _ => format!("Backed up {environment} as {}", m.id),
+                    },
+                    details,
+                }
+            }
+            Operation::CreateStaging => {
+                let (live, live_db) = self.open(site, Environment::Live).await?;
+                let made = async {
+                    let staging = self.staging_env(site, &live).await?;
+                    let source = Source::Env(&live, &live_db);
+                    self.make_staging(ctx, site, &staging, source, StagingSource::Live)
+                        .await
+                }
+                .await;
+                live_db.disconnect().await;
+                made?.into_details(&mut details);
+                Outcome {
+                    description: "Created environment for staging from live".into(),
+                    details,
+                }
+            }
+            Operation::ResetFromTemplate(_) | Operation::ResetFromBackup(_) => {
+                let dir = match op {
+                    Operation::ResetFromTemplate(t) => self.inner.snapshots.template_dir(t),
+                    Operation::ResetFromBackup(b) => self.inner.snapshots.backup_dir(&site.id, b),
+                    _ => unreachable!("matched above"),
+                };
+                // Checked before anything is touched.
+                let m = {
+                    let _t = ctx.phase(Step::CheckingSnapshot, 0);
+                    let dir = dir.clone();
+                    blocking(move || snapshot::verify(&dir)).await?
+                };
+                let (description, from) = match op {
+                    Operation::ResetFromTemplate(t) => (
+                        format!(
+                            "Created environment for staging from the template {}",
+                            m.display_name()
+                        ),
+                        StagingSource::Template {
+                            id: t.to_string(),
+                            name: m.display_name().to_owned(),
+                        },
+                    ),
+                    _ => (
+                        format!("Created environment for staging from backup {}", m.id),
+                        StagingSource::Backup { id: m.id.clone() },
+                    ),
+                };
+                let (live_env, live_db) = self.open(site, Environment::Live).await?;
+                live_db.disconnect().await;
+                let staging = self.staging_env(site, &live_env).await?;
+                let source = Source::Snapshot(&dir, &m);
+                self.make_staging(ctx, site, &staging, source, from)
+                    .await?
+                    .into_details(&mut details);
+                Outcome {
+                    description,
+                    details,
+                }
+            }
             Operation::PushToLive(_) | Operation::PreviewPush(_) | Operation::UndoPush => {
                 let done = match op {
                     Operation::PushToLive(push) => self.push(ctx, site, push, false).await,
@@ -500,80 +711,10 @@ impl Engine {
         self.record_base_after_making(site, staging).await;
         Ok(stats)
     }
-
-    /// Staging as registered. When the engine's record says staging does not exist, what its
-    /// docroot holds is not staging (a leftover, or the site's own files): it goes aside
-    /// whole, links and all (never followed), and a new `wp-config.php` (with a new database)
-    /// is written in an empty docroot. Existing staging's `wp-config.php` is written afresh
-    /// only when it has none.
-    async fn staging_env(&self, site: &Site, live: &Env) -> anyhow::Result<Env> {
-        let (url, docroot) = Self::env(site, Environment::Staging)?;
-        let config = if !self.staging_state(&site.id).await?.exists {
-            let d = docroot.clone();
-            blocking(move || crate::switch::remove_docroot(&d)).await?;
-            self.provision_staging(live, &docroot).await?
-        } else {
-            match read_config(&docroot).await {
-                Ok(c) => c,
-                Err(e) if e.chain().any(|c| c.is::<confined::Refusal>()) => {
-                    return Err(e.context("reading staging's configuration"));
-                }
-                Err(_) => self.provision_staging(live, &docroot).await?,
-            }
-        };
-        Ok(Env {
-            which: Environment::Staging,
-            url,
-            docroot,
-            config,
-        })
-    }
-
-    /// Writes staging's `wp-config.php`: live's settings, a new database on live's server,
-    /// a prefix of its own and fresh salts.
-    async fn provision_staging(&self, live: &Env, docroot: &Path) -> anyhow::Result<WpConfig> {
-        let live_docroot = live.docroot.clone();
-        let live_text = blocking(move || {
-            confined::Root::open(&live_docroot)
-                .and_then(|r| r.read(Path::new("wp-config.php")))
-                .map_err(|e| {
-                    confined::refusal(
-                        "live's wp-config.php could not be read as a regular file in its docroot",
-                        format!("{}/wp-config.php: {e}", live_docroot.display()),
-                    )
-                })
-        })
-        .await?;
-        let live_text = String::from_utf8(live_text).context("live's wp-config.php is not text")?;
-        let name = crate::policy::staging_name(&live.config.name)
-            .map_err(|refusal| progress::for_people(format!("live's {refusal}")))?;
-        let prefix = if live.config.prefix == "stg_" {
-            "stg2_"
-        } else {
-            "stg_"
-        };
-        let sqlite = live.config.sqlite_file.is_some();
-        let text = crate::config::derive(&live_text, &name, prefix, sqlite);
-        let mut config = wpconfig::parse(&text)?;
-        if sqlite {
-            // Its own database file, in its own docroot, where the integration looks.
-            config.sqlite_file = Some(docroot.join("wp-content/database/.ht.sqlite"));
-        } else {
-            crate::mysql::ensure_database(&config, &self.inner.databases).await?;
-        }
-        let docroot = docroot.to_owned();
-        blocking(move || {
-            std::fs::create_dir_all(&docroot)
-                .with_context(|| format!("creating {}", docroot.display()))?;
-            crate::switch::write_config(&docroot, text.as_bytes(), "staging")
-        })
-        .await?;
-        Ok(config)
-    }
 }
 
 /// An environment's database settings, read from its docroot.
-async fn read_config(docroot: &Path) -> anyhow::Result<WpConfig> {
+pub(crate) async fn read_config(docroot: &Path) -> anyhow::Result<WpConfig> {
     let docroot = docroot.to_owned();
     blocking(move || wpconfig::read(&docroot)).await
 }
