@@ -45,7 +45,12 @@ fn hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// `CHECKSUM TABLE` of each of live's own tables (its prefix), by table.
+/// WordPress writes its own caches into its options whenever it loads (transients, the cron
+/// schedule): those rows are not an operation's doing and are left out of `wp_options`'s sum.
+const OWN_CACHES: &str = "option_name NOT LIKE '%transient%' AND option_name <> 'cron'";
+
+/// `CHECKSUM TABLE` of each of live's own tables (its prefix), by table (`wp_options` without
+/// WordPress's own caches).
 pub(crate) fn table_sums(f: &Fixture) -> BTreeMap<String, String> {
     if f.live.db.is_empty() {
         return sqlite_sums(&f.live.docroot.join("wp-content/database/.ht.sqlite"));
@@ -58,10 +63,18 @@ pub(crate) fn table_sums(f: &Fixture) -> BTreeMap<String, String> {
     .unwrap();
     let list: Vec<String> = tables.lines().map(|t| format!("`{db}`.`{t}`")).collect();
     let out = mysql(&format!("CHECKSUM TABLE {}", list.join(", "))).unwrap();
-    parse_sums(&out)
+    let mut sums: BTreeMap<String, String> = parse_sums(&out)
         .into_iter()
         .map(|(t, s)| (t.rsplit('.').next().unwrap().to_owned(), s))
-        .collect()
+        .collect();
+    let options = mysql(&format!(
+        "SET SESSION group_concat_max_len = 1073741824; SELECT MD5(GROUP_CONCAT(CONCAT_WS(0x1f, \
+         option_name, option_value, autoload) ORDER BY option_name SEPARATOR 0x1e)) FROM \
+         `{db}`.wp_options WHERE {OWN_CACHES}"
+    ))
+    .unwrap();
+    sums.insert("wp_options".into(), options.trim().to_owned());
+    sums
 }
 
 /// Each `wp_` table of a SQLite database, by table, as a hash of its rows in key order.
