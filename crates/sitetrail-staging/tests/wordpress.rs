@@ -20,6 +20,8 @@ use sitetrail_store_sqlite::SqliteStore;
 mod hostile_databases;
 #[path = "hostile/files.rs"]
 mod hostile_files;
+#[path = "live_owned/profile.rs"]
+mod live_owned_profile;
 #[path = "live_owned/push_keeps_live.rs"]
 mod push_keeps_live;
 #[path = "first_hour/refusals.rs"]
