@@ -107,8 +107,11 @@ async fn without_a_base_a_push_keeps_all_of_lives_rows_and_says_so() {
         .live
         .php("echo get_post(1)->post_title, '|', get_comment(1)->comment_content, '|', get_comments(['post_id' => 1, 'count' => true]);")
         .unwrap();
-    assert_eq!(
-        seen,
-        "Fresh from staging|Hi, this is a comment.\nTo get started with moderating, editing, and deleting comments, please visit the Comments screen in the dashboard.\nCommenter avatars come from <a href=\"https://en.gravatar.com/\">Gravatar</a>.|2"
+    let (title, rest) = seen.split_once('|').unwrap();
+    assert_eq!(title, "Fresh from staging");
+    // Live's version of its first comment, and the one it took.
+    assert!(
+        rest.starts_with("Hi, this is a comment.") && rest.ends_with("|2"),
+        "{rest}"
     );
 }
