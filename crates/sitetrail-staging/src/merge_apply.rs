@@ -40,7 +40,6 @@ fn common(a: &[String], b: &[String]) -> Vec<String> {
 }
 
 /// A reader of the copy, and the prefix its live-owned tables have there.
-#[allow(dead_code)] // through `carry_since_push`, for the undo flow
 pub(crate) async fn open_copy<'a>(
     live_db: &'a SiteDb,
     copy: &Built<'_>,
@@ -74,10 +73,20 @@ pub(crate) async fn apply_all(
             },
             SiteDb::Mysql(db),
         ) => {
+            // The copy is not live yet; its foreign keys are checked by nobody's writes but
+            // these, which restore rows as a consistent live had them (and must not cascade).
+            let mut conn = db.conn().await?;
+            conn.query_drop("SET SESSION foreign_key_checks = 0")
+                .await?;
+            let mut done = Ok(());
             for plan in plans.iter().filter(|p| p.on_live) {
-                apply_mysql(db, tables, whole_database, plan).await?;
+                done = apply_mysql(db, &mut conn, tables, whole_database, plan).await;
+                if done.is_err() {
+                    break;
+                }
             }
-            Ok(())
+            let _ = conn.query_drop("SET SESSION foreign_key_checks = 1").await;
+            done
         }
         (
             Built::Sqlite {
@@ -121,6 +130,7 @@ pub(crate) async fn apply_all(
 
 async fn apply_mysql(
     db: &MysqlDb,
+    conn: &mut mysql_async::Conn,
     tables: &mut Vec<(String, String)>,
     whole_database: bool,
     plan: &TablePlan,
@@ -133,7 +143,14 @@ async fn apply_mysql(
             let Some(temp) = next_temp_name(tables, live).filter(|_| whole_database) else {
                 return Ok(());
             };
-            let mut conn = db.conn().await?;
+            let (stored, _) = mysql_shape(db, live)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("live's {live} went away"))?;
+            let cols = stored
+                .iter()
+                .map(|c| quote(c))
+                .collect::<anyhow::Result<Vec<_>>>()?
+                .join(", ");
             conn.query_drop(format!(
                 "CREATE TABLE {} LIKE {}",
                 quote(&temp)?,
@@ -141,7 +158,7 @@ async fn apply_mysql(
             ))
             .await?;
             conn.query_drop(format!(
-                "INSERT INTO {} SELECT * FROM {}",
+                "INSERT INTO {} ({cols}) SELECT {cols} FROM {}",
                 quote(&temp)?,
                 quote(live)?
             ))
@@ -161,7 +178,6 @@ async fn apply_mysql(
         .collect::<anyhow::Result<Vec<_>>>()?
         .join(", ");
     let (t, l) = (quote(&temp)?, quote(live)?);
-    let mut conn = db.conn().await?;
     if plan.whole_table {
         conn.query_drop(format!("DELETE FROM {t}")).await?;
         conn.query_drop(format!("INSERT INTO {t} ({cols}) SELECT {cols} FROM {l}"))

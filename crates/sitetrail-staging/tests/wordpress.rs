@@ -30,6 +30,8 @@ mod refusals;
 mod staging_cycle;
 #[path = "first_hour/staging_state.rs"]
 mod staging_state;
+#[path = "live_owned/undo_carry.rs"]
+mod undo_carry;
 #[path = "live_owned/woo_fixture.rs"]
 mod woo_fixture;
 
