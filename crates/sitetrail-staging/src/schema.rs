@@ -28,7 +28,7 @@
 mod after_switch;
 mod sql;
 
-pub use after_switch::after_switch;
+pub use after_switch::{after_switch, after_switch_mysql};
 
 use std::collections::HashSet;
 

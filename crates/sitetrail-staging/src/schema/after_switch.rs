@@ -18,9 +18,13 @@ use crate::mysql::{ForPeople, MysqlDb, quote};
 /// that the new tables lack (by name) are made on the new tables of the same names too:
 /// live keeps what it had, even when staging was made before sitetrail copied them.
 pub async fn after_switch(db: Option<&SiteDb>, new: &str, old: &str, keep_replaced: bool) {
-    let Some(SiteDb::Mysql(db)) = db else {
-        return;
-    };
+    if let Some(SiteDb::Mysql(db)) = db {
+        after_switch_mysql(db, new, old, keep_replaced).await;
+    }
+}
+
+/// [`after_switch`] on MariaDB/MySQL.
+pub async fn after_switch_mysql(db: &MysqlDb, new: &str, old: &str, keep_replaced: bool) {
     for (what, done) in [
         ("foreign keys", rename_foreign_keys(db, new, old).await),
         ("triggers", rename_triggers(db, new, old).await),
