@@ -22,6 +22,18 @@ mod hostile_databases;
 mod hostile_files;
 #[path = "first_hour/refusals.rs"]
 mod refusals;
+#[path = "safe_push/conflicts.rs"]
+mod safe_push_conflicts;
+#[path = "safe_push/live_keeps.rs"]
+mod safe_push_live_keeps;
+#[path = "safe_push/preview.rs"]
+mod safe_push_preview;
+#[path = "safe_push/shop.rs"]
+mod safe_push_shop;
+#[path = "safe_push/support.rs"]
+mod safe_push_support;
+#[path = "safe_push/undo.rs"]
+mod safe_push_undo;
 #[path = "first_hour/staging_cycle.rs"]
 mod staging_cycle;
 #[path = "first_hour/staging_state.rs"]
