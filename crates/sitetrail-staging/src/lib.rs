@@ -1,6 +1,7 @@
 //! sitetrail's staging engine.
 
 mod backups;
+mod base;
 pub mod config;
 pub mod confined;
 pub mod copy;
@@ -8,6 +9,7 @@ pub mod db;
 mod journal;
 mod live_owned;
 pub mod lock;
+mod merge;
 pub mod mysql;
 mod operations;
 mod pause;
@@ -22,6 +24,9 @@ mod state;
 mod switch;
 pub mod tree;
 mod undo;
+/// A WooCommerce-shaped shop on a real WordPress (the `testkit` feature).
+#[cfg(feature = "testkit")]
+pub mod woo;
 /// Real WordPress sites for tests, benchmarks and the demo (the `testkit` feature).
 #[cfg(feature = "testkit")]
 pub mod wordpress;

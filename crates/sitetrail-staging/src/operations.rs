@@ -542,7 +542,11 @@ impl Engine {
         Ok((spec.url.clone(), PathBuf::from(docroot)))
     }
 
-    async fn open(&self, site: &Site, which: Environment) -> anyhow::Result<(Env, SiteDb)> {
+    pub(crate) async fn open(
+        &self,
+        site: &Site,
+        which: Environment,
+    ) -> anyhow::Result<(Env, SiteDb)> {
         let (url, docroot) = Self::env(site, which)?;
         let config = read_config(&docroot)
             .await
@@ -694,6 +698,7 @@ impl Engine {
             .await?;
         let files = stats.files.map_or(0, |f| f.bytes);
         self.staging_made(&site.id, staging, files, from).await;
+        self.record_base_after_making(site, staging).await;
         Ok(stats)
     }
 
