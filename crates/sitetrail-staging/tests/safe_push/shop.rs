@@ -3,7 +3,9 @@
 //! `wc_order_addresses`, `wc_order_operational_data`) whose ids come from a
 //! `shop_order_placehold` post as WooCommerce allocates them; line items with their itemmeta;
 //! comments and users. Written with `$wpdb` so that it runs on MariaDB and on SQLite. Used by
-//! the safe push tests and by the push benchmark.
+//! the safe push tests and by the push benchmark. The tables are the woo fixture's
+//! (`sitetrail_staging::woo`); orders are placed here in bulk, many in one PHP run, which the
+//! benchmark's 2,000 orders need.
 
 #![allow(dead_code)]
 
@@ -41,7 +43,14 @@ function st_order($i, $hpos, $email) {
             $wpdb->insert("{$p}woocommerce_order_itemmeta", ['order_item_id' => $item,
                 'meta_key' => $mk, 'meta_value' => $mv]);
         }
+        $wpdb->insert("{$p}wc_order_product_lookup", ['order_item_id' => $item, 'order_id' => $id,
+            'product_id' => 10 + $k, 'variation_id' => 0, 'customer_id' => 0, 'date_created' => $now,
+            'product_qty' => $k + 1, 'product_net_revenue' => 6.25, 'product_gross_revenue' => 6.25]);
     }
+    $wpdb->insert("{$p}wc_order_stats", ['order_id' => $id, 'parent_id' => 0, 'date_created' => $now,
+        'date_created_gmt' => $now, 'num_items_sold' => 3, 'total_sales' => 12.5, 'net_total' => 12.5,
+        'status' => 'wc-processing', 'customer_id' => 0]);
+    if ($wpdb->last_error) { fwrite(STDERR, $wpdb->last_error); exit(1); }
     return $id;
 }
 function st_summary($id) {
@@ -61,25 +70,16 @@ function st_summary($id) {
         foreach ($wpdb->get_results($wpdb->prepare("SELECT meta_key, meta_value FROM {$p}woocommerce_order_itemmeta WHERE order_item_id = %d ORDER BY meta_key", $it->order_item_id)) as $im) { $m[] = "{$im->meta_key}={$im->meta_value}"; }
         $s[] = "item:{$it->order_item_name}:" . implode(',', $m);
     }
+    foreach ($wpdb->get_col($wpdb->prepare("SELECT status FROM {$p}wc_order_stats WHERE order_id = %d", $id)) as $v) { $s[] = "stats:$v"; }
+    $s[] = 'lookup:' . $wpdb->get_var($wpdb->prepare("SELECT COUNT(*) FROM {$p}wc_order_product_lookup WHERE order_id = %d", $id));
     return implode('|', $s);
 }
 "#;
 
-/// Creates the tables WooCommerce would (the ones orders live in), on live before staging is
-/// made.
+/// Creates WooCommerce's tables with the woo fixture (`sitetrail_staging::woo`), on live
+/// before staging is made.
 pub fn install(site: &WpSite) {
-    site.php(
-        r#"global $wpdb; $p = $wpdb->prefix;
-        $wpdb->query("CREATE TABLE IF NOT EXISTS {$p}woocommerce_order_items (order_item_id bigint(20) unsigned NOT NULL AUTO_INCREMENT, order_item_name text NOT NULL, order_item_type varchar(200) NOT NULL DEFAULT '', order_id bigint(20) unsigned NOT NULL, PRIMARY KEY (order_item_id), KEY order_id (order_id))");
-        $wpdb->query("CREATE TABLE IF NOT EXISTS {$p}woocommerce_order_itemmeta (meta_id bigint(20) unsigned NOT NULL AUTO_INCREMENT, order_item_id bigint(20) unsigned NOT NULL, meta_key varchar(255) DEFAULT NULL, meta_value longtext NULL, PRIMARY KEY (meta_id), KEY order_item_id (order_item_id))");
-        $wpdb->query("CREATE TABLE IF NOT EXISTS {$p}wc_orders (id bigint(20) unsigned NOT NULL, status varchar(20) NULL, currency varchar(10) NULL, type varchar(20) NULL, tax_amount decimal(26,8) NULL, total_amount decimal(26,8) NULL, customer_id bigint(20) unsigned NULL, billing_email varchar(320) NULL, date_created_gmt datetime NULL, date_updated_gmt datetime NULL, parent_order_id bigint(20) unsigned NULL, payment_method varchar(100) NULL, payment_method_title text NULL, transaction_id varchar(100) NULL, ip_address varchar(100) NULL, user_agent text NULL, customer_note text NULL, PRIMARY KEY (id), KEY status (status), KEY customer_id_billing_email (customer_id, billing_email(171)), KEY type_status_date (type, status, date_created_gmt), KEY parent_order_id (parent_order_id))");
-        $wpdb->query("CREATE TABLE IF NOT EXISTS {$p}wc_orders_meta (id bigint(20) unsigned NOT NULL AUTO_INCREMENT, order_id bigint(20) unsigned NULL, meta_key varchar(255), meta_value text NULL, PRIMARY KEY (id), KEY meta_key_value (meta_key(100), meta_value(82)), KEY order_id_meta_key_meta_value (order_id, meta_key(100), meta_value(82)))");
-        $wpdb->query("CREATE TABLE IF NOT EXISTS {$p}wc_order_addresses (id bigint(20) unsigned NOT NULL AUTO_INCREMENT, order_id bigint(20) unsigned NOT NULL, address_type varchar(20) NULL, first_name text NULL, last_name text NULL, company text NULL, address_1 text NULL, city text NULL, postcode text NULL, country text NULL, email varchar(320) NULL, phone varchar(100) NULL, PRIMARY KEY (id), UNIQUE KEY address_type_order_id (address_type, order_id), KEY email (email(191)))");
-        $wpdb->query("CREATE TABLE IF NOT EXISTS {$p}wc_order_operational_data (id bigint(20) unsigned NOT NULL AUTO_INCREMENT, order_id bigint(20) unsigned NULL, created_via varchar(100) NULL, woocommerce_version varchar(20) NULL, prices_include_tax tinyint(1) NULL, cart_hash varchar(100) NULL, new_order_email_sent tinyint(1) NULL, order_key varchar(100) NULL, date_paid_gmt datetime NULL, date_completed_gmt datetime NULL, PRIMARY KEY (id), UNIQUE KEY order_id (order_id), KEY order_key (order_key))");
-        echo $wpdb->last_error;"#,
-    )
-    .map(|err| assert_eq!(err.trim(), "", "WooCommerce's tables are made"))
-    .unwrap();
+    sitetrail_staging::woo::install(site).unwrap();
 }
 
 /// Places `n` orders, HPOS and posts in turn (the first one HPOS), tagged in their notes;
