@@ -655,6 +655,7 @@ impl Engine {
             Operation::PushToLive(Push {
                 scope,
                 keep_staging,
+                on_conflict,
                 ..
             }) => {
                 let (live, live_db) = self.open(site, Environment::Live).await?;
@@ -665,9 +666,16 @@ impl Engine {
                     .context("the backup of live failed, so live was not touched")?;
                 details.insert("backup".into(), json!(backup.id));
                 live_db.disconnect().await;
-                self.replace(ctx, site, &live, Source::Env(&staging, &staging_db), *scope)
-                    .await?
-                    .into_details(&mut details);
+                self.replace(
+                    ctx,
+                    site,
+                    &live,
+                    Source::Env(&staging, &staging_db),
+                    *scope,
+                    *on_conflict,
+                )
+                .await?
+                .into_details(&mut details);
                 if !keep_staging {
                     let _t = ctx.phase(Step::RemovingStaging, 0);
                     self.remove_staging(&staging, &staging_db).await?;
@@ -694,7 +702,14 @@ impl Engine {
         from: StagingSource,
     ) -> anyhow::Result<crate::switch::ReplaceStats> {
         let stats = self
-            .replace(ctx, site, staging, source, PushScope::Site)
+            .replace(
+                ctx,
+                site,
+                staging,
+                source,
+                PushScope::Site,
+                Default::default(),
+            )
             .await?;
         let files = stats.files.map_or(0, |f| f.bytes);
         self.staging_made(&site.id, staging, files, from).await;

@@ -39,6 +39,7 @@ pub(crate) struct ReplaceStats {
     pub backup: Option<String>,
     pub database: Option<DbStats>,
     pub files: Option<TreeStats>,
+    pub carried: Option<crate::merge::Carried>,
 }
 
 impl ReplaceStats {
@@ -51,6 +52,9 @@ impl ReplaceStats {
         }
         if let Some(f) = self.files {
             details.insert("files".into(), json!(f));
+        }
+        if let Some(c) = self.carried {
+            c.into_details(details);
         }
     }
 }
@@ -76,6 +80,7 @@ impl Engine {
         target: &Env,
         source: Source<'_>,
         scope: PushScope,
+        on_conflict: crate::push::OnConflict,
     ) -> anyhow::Result<ReplaceStats> {
         let target_db = match scope {
             PushScope::Files | PushScope::Folders => None,
@@ -124,6 +129,31 @@ impl Engine {
         self.write_journal(&journal).await?;
         let done = async {
             self.build(&r, &source, &mut journal, &mut stats).await?;
+            // A push: live's rows in the tables it owns are carried into the new live.
+            if let (Environment::Live, Source::Env(staging, staging_db), Some(live_db)) =
+                (target.which, &source, r.target_db)
+            {
+                let sides = crate::merge::Sides {
+                    live: target,
+                    live_db,
+                    staging,
+                    staging_db,
+                };
+                let whole = matches!(scope, PushScope::Site | PushScope::Database);
+                let carried = self
+                    .carry_into_built(
+                        ctx,
+                        site,
+                        &sides,
+                        &r.new_dir,
+                        &mut journal.database,
+                        whole,
+                        on_conflict,
+                    )
+                    .await?;
+                self.write_journal(&journal).await?;
+                stats.carried = Some(carried);
+            }
             self.pause_point(&ctx.activity, PausePoint::Built).await;
             self.switch(&r, &mut journal).await
         }

@@ -20,6 +20,8 @@ use sitetrail_store_sqlite::SqliteStore;
 mod hostile_databases;
 #[path = "hostile/files.rs"]
 mod hostile_files;
+#[path = "live_owned/push_keeps_live.rs"]
+mod push_keeps_live;
 #[path = "first_hour/refusals.rs"]
 mod refusals;
 #[path = "safe_push/conflicts.rs"]
@@ -46,6 +48,8 @@ mod safe_push_undo;
 mod staging_cycle;
 #[path = "first_hour/staging_state.rs"]
 mod staging_state;
+#[path = "live_owned/woo_fixture.rs"]
+mod woo_fixture;
 
 struct Fixture {
     dir: tempfile::TempDir,
