@@ -2,6 +2,7 @@
 //! database or into a snapshot, rewriting URLs (serialization-aware) and table prefixes on
 //! the way.
 
+use std::collections::HashSet;
 use std::path::Path;
 
 use anyhow::Context;
@@ -11,7 +12,9 @@ use php_serial::UrlRewrite;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
-use crate::mysql::{Cell, MysqlDb, TableDef};
+use crate::mysql::{Cell, Limit, MysqlDb, TableDef};
+use crate::push::SkippedCell;
+use crate::schema::{self, Extras, TriggerDef, ViewDef};
 
 const BATCH: usize = 500;
 
@@ -22,11 +25,34 @@ pub struct Rewrite {
     pub to_prefix: String,
 }
 
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DbStats {
     pub tables: u64,
     pub rows: u64,
     pub rewritten_cells: u64,
+    /// Cells left as they were because their column cannot take the rewritten value (the
+    /// first [`SKIPPED_LISTED`]), as WP-CLI's search-replace does.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped_cells: Vec<SkippedCell>,
+    /// How many cells were left so, listed or not.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub skipped_cells_total: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// How many skipped cells a copy's details name one by one.
+pub const SKIPPED_LISTED: usize = 100;
+
+impl DbStats {
+    fn skip(&mut self, cell: SkippedCell) {
+        self.skipped_cells_total += 1;
+        if self.skipped_cells.len() < SKIPPED_LISTED {
+            self.skipped_cells.push(cell);
+        }
+    }
 }
 
 enum KeyFix {
@@ -40,6 +66,10 @@ pub(crate) struct TablePlan<'r> {
     rewrite: &'r Rewrite,
     textual: Vec<usize>,
     key_fix: Option<KeyFix>,
+    /// The table's name in the target and its columns, for the cells a rewrite cannot go
+    /// into.
+    table: String,
+    def: Option<&'r TableDef>,
 }
 
 impl Rewrite {
@@ -51,6 +81,16 @@ impl Rewrite {
 
     pub(crate) fn plan_for(&self, def: &TableDef) -> TablePlan<'_> {
         self.plan(def)
+    }
+
+    /// A plan that checks each rewritten value against its column's length (the target's
+    /// table, `def`) and leaves a value that does not fit as it was.
+    fn checked_plan<'a>(&'a self, def: &'a TableDef) -> TablePlan<'a> {
+        TablePlan {
+            def: Some(def),
+            table: self.table_name(&def.name),
+            ..self.plan(def)
+        }
     }
 
     fn plan(&self, def: &TableDef) -> TablePlan<'_> {
@@ -74,10 +114,12 @@ impl Rewrite {
                 .columns
                 .iter()
                 .enumerate()
-                .filter(|(_, c)| c.textual)
+                .filter(|(_, c)| c.textual && !c.generated)
                 .map(|(i, _)| i)
                 .collect(),
             key_fix,
+            table: String::new(),
+            def: None,
         }
     }
 }
@@ -85,11 +127,57 @@ impl Rewrite {
 impl TablePlan<'_> {
     /// Rewrites one row in place; returns how many cells changed.
     pub(crate) fn apply(&self, row: &mut [Cell]) -> u64 {
+        self.apply_checked(row, &mut DbStats::default())
+    }
+
+    /// Whether column `i` takes `value`; when not, the cell is reported in `stats`.
+    fn fits(&self, row: &[Cell], i: usize, value: &[u8], stats: &mut DbStats) -> bool {
+        let Some(def) = self.def else {
+            return true;
+        };
+        let Some(limit) = def.columns.get(i).and_then(|c| c.limit) else {
+            return true;
+        };
+        if limit.fits(value) {
+            return true;
+        }
+        let key = def
+            .columns
+            .iter()
+            .zip(row)
+            .filter(|(c, _)| c.key)
+            .map(|(c, v)| {
+                let v = v.as_deref().map_or("NULL".into(), String::from_utf8_lossy);
+                format!("{}={}", c.name, v.chars().take(100).collect::<String>())
+            })
+            .collect::<Vec<_>>()
+            .join(",");
+        let reason = match limit {
+            Limit::Chars(n) => format!(
+                "the column holds at most {n} characters and the value with the new address would be longer; it was left as it was"
+            ),
+            Limit::Bytes(n) => format!(
+                "the column holds at most {n} bytes and the value with the new address would be longer; it was left as it was"
+            ),
+        };
+        stats.skip(SkippedCell {
+            table: self.table.clone(),
+            column: def.columns[i].name.clone(),
+            key,
+            reason,
+        });
+        false
+    }
+
+    /// Rewrites one row in place, leaving a cell whose column cannot take its new value as
+    /// it was (reported in `stats`); returns how many cells changed.
+    fn apply_checked(&self, row: &mut [Cell], stats: &mut DbStats) -> u64 {
         let mut changed = 0;
         if let Some(url) = &self.rewrite.url {
             for &i in &self.textual {
                 if let Some(Some(bytes)) = row.get(i)
                     && let Some(new) = url.apply(bytes)
+                    && self.fits(row, i, &new, stats)
                 {
                     row[i] = Some(new);
                     changed += 1;
@@ -103,16 +191,22 @@ impl TablePlan<'_> {
                 if let Some(Some(name)) = row.get(i)
                     && name.strip_prefix(from) == Some(&b"user_roles"[..])
                 {
-                    row[i] = Some([to, b"user_roles"].concat());
-                    changed += 1;
+                    let new = [to, b"user_roles"].concat();
+                    if self.fits(row, i, &new, stats) {
+                        row[i] = Some(new);
+                        changed += 1;
+                    }
                 }
             }
             Some(KeyFix::UsermetaKeys(i)) => {
                 if let Some(Some(key)) = row.get(i)
                     && let Some(rest) = key.strip_prefix(from)
                 {
-                    row[i] = Some([to, rest].concat());
-                    changed += 1;
+                    let new = [to, rest].concat();
+                    if self.fits(row, i, &new, stats) {
+                        row[i] = Some(new);
+                        changed += 1;
+                    }
                 }
             }
             None => {}
@@ -121,9 +215,34 @@ impl TablePlan<'_> {
     }
 }
 
+/// Makes `def`'s table aside in `target` ([`schema::create_aside`]): returns its name and its
+/// definition there (its columns as the target has them: their lengths, generated ones).
+async fn create_aside(
+    target: &MysqlDb,
+    def: TableDef,
+    rewrite: &Rewrite,
+    temp: &str,
+) -> anyhow::Result<(String, TableDef)> {
+    let new = schema::temp_table(temp, &rewrite.table_name(&def.name));
+    target
+        .create_as(&new, schema::create_aside(&def, rewrite, temp)?)
+        .await?;
+    let columns = target.columns(&new).await?;
+    anyhow::ensure!(
+        columns.len() == def.columns.len()
+            && columns
+                .iter()
+                .zip(&def.columns)
+                .all(|(a, b)| a.name == b.name),
+        "the copy of {} has other columns than its source",
+        def.name
+    );
+    Ok((new, TableDef { columns, ..def }))
+}
+
 /// Copies every table of `prefix` from `source` into new tables of `target`, named
-/// `{temp}{n}` (short, whatever the final name's length). Returns each new table with the
-/// name it is to take, and what moved.
+/// [`schema::temp_table`], with their views and triggers ([`schema`]). Returns each new
+/// table with the name it is to take, and what moved.
 pub async fn copy_tables(
     source: &MysqlDb,
     target: &MysqlDb,
@@ -134,24 +253,31 @@ pub async fn copy_tables(
     let mut created = Vec::new();
     let mut stats = DbStats::default();
     let mut conn = target.conn().await?;
-    for table in source.tables(&rewrite.from_prefix).await? {
-        let def = source.table_def(&table).await?;
-        let new = format!("{temp}{}", created.len());
-        target.create_like(&def, &new).await?;
-        created.push((new.clone(), rewrite.table_name(&table)));
-        let plan = rewrite.plan(&def);
+    let tables = source.tables(&rewrite.from_prefix).await?;
+    for table in &tables {
+        let def = source.table_def(table).await?;
+        let (new, target_def) = create_aside(target, def.clone(), rewrite, temp).await?;
+        created.push((new.clone(), rewrite.table_name(table)));
+        let plan = rewrite.checked_plan(&target_def);
         stats.tables += 1;
         let mut batches = source.read_rows(&def, BATCH).await?;
         while let Some(rows) = batches.recv().await {
             let mut rows = rows?;
             for row in rows.iter_mut() {
-                stats.rewritten_cells += plan.apply(row);
+                let changed = plan.apply_checked(row, &mut stats);
+                stats.rewritten_cells += changed;
             }
             stats.rows += rows.len() as u64;
             progress(rows.len() as u64);
-            target.insert_rows(&mut conn, &new, &def, rows).await?;
+            target
+                .insert_rows(&mut conn, &new, &target_def, rows)
+                .await?;
         }
     }
+    let extras = source.extras(&rewrite.from_prefix).await?;
+    let mut sources: HashSet<String> = tables.into_iter().collect();
+    sources.extend(extras.views.iter().map(|v| v.name.clone()));
+    schema::build_extras(target, &extras, rewrite, temp, &sources).await?;
     Ok((created, stats))
 }
 
@@ -181,7 +307,8 @@ fn decode_cell(v: Value) -> anyhow::Result<Cell> {
 }
 
 /// Writes every table of `prefix` into a snapshot's `database.jsonl`: a line with each
-/// table's definition, then a line per row. Returns the file's SHA-256 and what it holds.
+/// table's definition, then a line per row; then a line per view (`{"view": ...}`) and per
+/// trigger (`{"trigger": ...}`). Returns the file's SHA-256 and what it holds.
 pub async fn dump(
     source: &MysqlDb,
     prefix: &str,
@@ -220,12 +347,32 @@ pub async fn dump(
             w.write_all(&chunk).await?;
         }
     }
+    // Views and triggers after the tables: a loader makes them once the rows are in.
+    let extras = source.extras(prefix).await?;
+    let lines = extras
+        .views
+        .iter()
+        .map(|v| serde_json::json!({ "view": v }))
+        .chain(
+            extras
+                .triggers
+                .iter()
+                .map(|t| serde_json::json!({ "trigger": t })),
+        );
+    for line in lines {
+        let mut line = serde_json::to_vec(&line)?;
+        line.push(b'\n');
+        sha2::Digest::update(&mut hash, &line);
+        bytes += line.len() as u64;
+        w.write_all(&line).await?;
+    }
     w.flush().await?;
     w.into_inner().sync_all().await?;
     Ok((hex::encode(sha2::Digest::finalize(hash)), bytes, stats))
 }
 
-/// Loads a snapshot's `database.jsonl` into new tables of `target`.
+/// Loads a snapshot's `database.jsonl` into new tables of `target`, with its views and
+/// triggers (a dump from before they were kept has none).
 pub async fn load(
     dump: &Path,
     target: &MysqlDb,
@@ -242,6 +389,8 @@ pub async fn load(
     let mut stats = DbStats::default();
     let mut current: Option<(TableDef, String)> = None;
     let mut rows: Vec<Vec<Cell>> = Vec::new();
+    let mut extras = Extras::default();
+    let mut sources = HashSet::new();
     async fn flush(
         target: &MysqlDb,
         conn: &mut mysql_async::Conn,
@@ -261,11 +410,21 @@ pub async fn load(
             Value::Object(mut m) if m.contains_key("table") => {
                 flush(target, &mut conn, &current, &mut rows).await?;
                 let def: TableDef = serde_json::from_value(m.remove("table").expect("checked"))?;
-                let name = format!("{temp}{}", created.len());
-                target.create_like(&def, &name).await?;
+                sources.insert(def.name.clone());
+                let (name, def) = create_aside(target, def, rewrite, temp).await?;
                 created.push((name.clone(), rewrite.table_name(&def.name)));
                 stats.tables += 1;
                 current = Some((def, name));
+            }
+            Value::Object(mut m) if m.contains_key("view") => {
+                let view: ViewDef = serde_json::from_value(m.remove("view").expect("checked"))?;
+                sources.insert(view.name.clone());
+                extras.views.push(view);
+            }
+            Value::Object(mut m) if m.contains_key("trigger") => {
+                let trigger: TriggerDef =
+                    serde_json::from_value(m.remove("trigger").expect("checked"))?;
+                extras.triggers.push(trigger);
             }
             Value::Array(cells) => {
                 let (def, _) = current
@@ -279,7 +438,10 @@ pub async fn load(
                     .into_iter()
                     .map(decode_cell)
                     .collect::<anyhow::Result<Vec<_>>>()?;
-                stats.rewritten_cells += rewrite.plan(def).apply(&mut row);
+                let changed = rewrite
+                    .checked_plan(def)
+                    .apply_checked(&mut row, &mut stats);
+                stats.rewritten_cells += changed;
                 rows.push(row);
                 stats.rows += 1;
                 if rows.len() == BATCH {
@@ -292,6 +454,7 @@ pub async fn load(
     }
     progress(rows.len() as u64);
     flush(target, &mut conn, &current, &mut rows).await?;
+    schema::build_extras(target, &extras, rewrite, temp, &sources).await?;
     Ok((created, stats))
 }
 
@@ -306,9 +469,15 @@ mod tests {
             create: String::new(),
             columns: cols
                 .iter()
-                .map(|(n, t)| Column {
-                    name: (*n).into(),
-                    textual: *t,
+                .map(|(n, t)| {
+                    Column::new(
+                        (*n).into(),
+                        if *t { "longtext" } else { "bigint" },
+                        None,
+                        None,
+                        false,
+                        false,
+                    )
                 })
                 .collect(),
         }
@@ -397,6 +566,58 @@ mod tests {
             row[2].as_deref(),
             Some(&br#"a:1:{s:3:"url";s:20:"https://shop.example";}"#[..])
         );
+    }
+
+    #[test]
+    fn a_value_too_long_for_its_column_is_left_as_it_was_and_reported() {
+        let r = Rewrite {
+            url: Some(UrlRewrite::new("http://127.0.0.1:8082", "http://127.0.0.1:18082").unwrap()),
+            from_prefix: "wp_".into(),
+            to_prefix: "stg_".into(),
+        };
+        let col = |n: &str, t: &str, chars, key| {
+            Column::new(n.into(), t, chars, chars.map(|c| c * 4), false, key)
+        };
+        let t = TableDef {
+            name: "wp_shapes".into(),
+            create: String::new(),
+            columns: vec![
+                col("id", "int", None, true),
+                col("short", "varchar", Some(21), false),
+                col("long", "varchar", Some(200), false),
+                Column {
+                    generated: true,
+                    ..col("upper", "varchar", Some(200), false)
+                },
+            ],
+        };
+        let u = "http://127.0.0.1:8082";
+        let mut row = vec![
+            Some(b"7".to_vec()),
+            Some(u.as_bytes().to_vec()),
+            Some(u.as_bytes().to_vec()),
+            Some(u.as_bytes().to_vec()),
+        ];
+        let mut stats = DbStats::default();
+        assert_eq!(r.checked_plan(&t).apply_checked(&mut row, &mut stats), 1);
+        assert_eq!(row[1].as_deref(), Some(u.as_bytes()), "left as it was");
+        assert_eq!(row[2].as_deref(), Some(&b"http://127.0.0.1:18082"[..]));
+        assert_eq!(
+            row[3].as_deref(),
+            Some(u.as_bytes()),
+            "generated: never written"
+        );
+        assert_eq!(stats.skipped_cells_total, 1);
+        let cell = stats.skipped_cells[0].clone();
+        assert_eq!(
+            (cell.table.as_str(), cell.column.as_str(), cell.key.as_str()),
+            ("stg_shapes", "short", "id=7")
+        );
+        for _ in 0..150 {
+            stats.skip(cell.clone());
+        }
+        assert_eq!(stats.skipped_cells.len(), SKIPPED_LISTED);
+        assert_eq!(stats.skipped_cells_total, 151);
     }
 
     #[test]

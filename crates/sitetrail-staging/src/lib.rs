@@ -21,6 +21,7 @@ mod progress;
 pub mod push;
 mod recover;
 mod refusals;
+pub mod schema;
 pub mod snapshot;
 pub mod sqlite_db;
 mod state;

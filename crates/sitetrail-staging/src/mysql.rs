@@ -16,9 +16,21 @@ pub type Cell = Option<Vec<u8>>;
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Column {
     pub name: String,
-    /// Text columns are where URLs live; they are the only ones rewritten.
+    /// Text columns are where URLs live; they are the only ones rewritten (never an ENUM or
+    /// a SET: a value outside their list cannot be written).
     pub textual: bool,
+    /// Generated (`STORED` or `VIRTUAL`): made by its definition, never written.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub generated: bool,
+    /// Part of the primary key: names a row in a report.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub key: bool,
+    /// How long a value a text column takes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<Limit>,
 }
+
+pub use crate::schema::Limit;
 
 /// A table's definition: its name, its `CREATE TABLE` and its columns.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -195,21 +207,14 @@ async fn server_mode(
     Ok((mode, is_mariadb(&version)))
 }
 
-/// A name MySQL can quote with backticks safely.
+/// A name between backticks, a backtick in it doubled. Refused only what cannot be a
+/// MariaDB name: empty, with a NUL, or longer than 64 characters.
 pub fn quote(name: &str) -> anyhow::Result<String> {
     anyhow::ensure!(
-        !name.is_empty() && name.len() <= 64 && !name.contains(['`', '\0']),
-        "unsafe identifier {name:?}"
+        !name.is_empty() && name.chars().count() <= 64 && !name.contains('\0'),
+        "not a database name: {name:?}"
     );
-    Ok(format!("`{name}`"))
-}
-
-fn is_textual(column_type: &str) -> bool {
-    let t = column_type.to_ascii_lowercase();
-    ["char", "text", "enum", "set", "json"]
-        .iter()
-        .any(|k| t.contains(k))
-        && !t.contains("binary")
+    Ok(crate::schema::quoted(name))
 }
 
 impl MysqlDb {
@@ -230,6 +235,9 @@ impl MysqlDb {
                 session_sql_mode(&mode, mariadb)
             ),
             "SET NAMES utf8mb4".to_owned(),
+            // Tables are built aside in any order, their foreign keys naming parents built
+            // aside; rows are copied as they are.
+            "SET SESSION foreign_key_checks = 0".to_owned(),
         ];
         let pool = Pool::new(opts(config, Some(&config.name), setup));
         let mut conn = pool.get_conn().await.or_say(doing)?;
@@ -323,24 +331,10 @@ impl MysqlDb {
             .await
             .or_say(|| format!("reading the definition of {table}"))?;
         let (_, create) = row.with_context(|| format!("no table {table}"))?;
-        let cols: Vec<(String, String)> = conn
-            .exec(
-                "SELECT column_name, column_type FROM information_schema.columns \
-                 WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
-                (self.name.clone(), table.to_owned()),
-            )
-            .await
-            .or_say(|| format!("reading the columns of {table}"))?;
         Ok(TableDef {
             name: table.to_owned(),
             create,
-            columns: cols
-                .into_iter()
-                .map(|(name, ty)| Column {
-                    textual: is_textual(&ty),
-                    name,
-                })
-                .collect(),
+            columns: self.columns(table).await?,
         })
     }
 
@@ -395,14 +389,8 @@ impl MysqlDb {
         Ok(rx)
     }
 
-    /// Creates `name` from a definition (its `CREATE TABLE` with the name changed).
-    pub async fn create_like(&self, def: &TableDef, name: &str) -> anyhow::Result<()> {
-        let rest = def
-            .create
-            .split_once('(')
-            .map(|(_, rest)| rest)
-            .context("an unexpected CREATE TABLE")?;
-        let sql = format!("CREATE TABLE {} ({rest}", quote(name)?);
+    /// Creates `name` with `create` (its `CREATE TABLE`, [`crate::schema::create_aside`]).
+    pub async fn create_as(&self, name: &str, sql: String) -> anyhow::Result<()> {
         let mut conn = self.conn().await?;
         conn.query_drop(format!("DROP TABLE IF EXISTS {}", quote(name)?))
             .await
@@ -412,7 +400,7 @@ impl MysqlDb {
             .or_say(|| format!("creating {name}"))
     }
 
-    /// Inserts rows with multi-row prepared statements.
+    /// Inserts rows with multi-row prepared statements: every column but the generated ones.
     pub async fn insert_rows(
         &self,
         conn: &mut Conn,
@@ -423,11 +411,13 @@ impl MysqlDb {
         if rows.is_empty() {
             return Ok(());
         }
-        let cols = def.columns.len();
-        let names = def
-            .columns
+        let written: Vec<usize> = (0..def.columns.len())
+            .filter(|&i| !def.columns[i].generated)
+            .collect();
+        let cols = written.len();
+        let names = written
             .iter()
-            .map(|c| quote(&c.name))
+            .map(|&i| quote(&def.columns[i].name))
             .collect::<anyhow::Result<Vec<_>>>()?
             .join(", ");
         let one = format!("({})", vec!["?"; cols].join(", "));
@@ -443,8 +433,12 @@ impl MysqlDb {
             );
             let params: Vec<Value> = chunk
                 .into_iter()
-                .flatten()
-                .map(|c| c.map_or(Value::NULL, Value::Bytes))
+                .flat_map(|mut row| {
+                    written
+                        .iter()
+                        .map(|&i| std::mem::take(&mut row[i]).map_or(Value::NULL, Value::Bytes))
+                        .collect::<Vec<_>>()
+                })
                 .collect();
             conn.exec_drop(sql, params)
                 .await

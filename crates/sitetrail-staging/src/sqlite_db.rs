@@ -144,6 +144,9 @@ pub async fn rewrite(
                         || ["text", "char", "clob"]
                             .iter()
                             .any(|k| ty.to_ascii_lowercase().contains(k)),
+                    generated: false,
+                    key: false,
+                    limit: None,
                 })
                 .collect(),
         };

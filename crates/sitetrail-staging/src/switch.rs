@@ -163,6 +163,8 @@ impl Engine {
             let _ = self.remove_journal(&ctx.activity).await;
             return Err(e);
         }
+        crate::schema::after_switch(r.target_db, r.new_tables.as_str(), r.old_tables.as_str())
+            .await;
         // The old copy goes; deleting is slow here, so it happens after the switch.
         let _t = ctx.phase(Step::CleaningUp, 0);
         if let (Some(SiteDb::Mysql(db)), JournalDb::Mysql { switch, .. }) =
@@ -475,6 +477,7 @@ impl Engine {
                     Err(e) => tracing::warn!(error = ?e, "listing temporary tables failed"),
                 }
             }
+            crate::schema::undo_build(db, TempPrefix::new_tables(&journal.activity).as_str()).await;
             tables.sort();
             tables.dedup();
             if let Err(e) = db.drop_tables(&tables).await {

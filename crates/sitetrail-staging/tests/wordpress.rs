@@ -44,6 +44,8 @@ mod safe_push_shop;
 mod safe_push_support;
 #[path = "safe_push/undo.rs"]
 mod safe_push_undo;
+#[path = "schema/fidelity.rs"]
+mod schema_fidelity;
 #[path = "first_hour/staging_cycle.rs"]
 mod staging_cycle;
 #[path = "first_hour/staging_state.rs"]
