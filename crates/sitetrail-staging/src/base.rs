@@ -64,7 +64,6 @@ pub(crate) fn staging_base_path(data_dir: &Path, site: &SiteId) -> PathBuf {
         .join(format!("{}.json", site.as_str()))
 }
 
-#[allow(dead_code)] // through the undo flow
 pub(crate) fn push_base_path(data_dir: &Path, site: &SiteId) -> PathBuf {
     data_dir
         .join("push-base")
@@ -170,7 +169,7 @@ impl Engine {
         write_base(path, &base?).await
     }
 
-    #[allow(dead_code)] // the push flow (branch flow) calls it after its switch
+    #[cfg_attr(not(feature = "testkit"), allow(dead_code))] // the push flow (branch flow) calls it after its switch
     /// Right after a push's switch: records live's live-owned rows, so that an undo can carry
     /// what live gains afterwards (see [`Engine::carry_since_push`]).
     pub(crate) async fn record_push_base(

@@ -171,7 +171,6 @@ pub(crate) enum Mode<'a> {
         base: Option<&'a BTreeMap<String, BaseRow>>,
         on_conflict: OnConflict,
     },
-    #[allow(dead_code)] // the undo flow (branch flow) uses it
     /// An undo: what live changed since the push (none: keep all of live's rows) goes into
     /// the kept copy.
     SincePush {
@@ -332,6 +331,16 @@ impl Engine {
         live_db: &SiteDb,
         kept: Built<'_>,
     ) -> anyhow::Result<Carried> {
+        self.carry_into_kept(site, live, live_db, kept).await
+    }
+
+    async fn carry_into_kept(
+        &self,
+        site: &Site,
+        live: &Env,
+        live_db: &SiteDb,
+        kept: Built<'_>,
+    ) -> anyhow::Result<Carried> {
         let owned = live_owned::resolve(&self.live_owned(&site.id).await?);
         let base = base::read_base(base::push_base_path(&self.inner.data_dir, &site.id)).await?;
         let without_base = base.is_none();
@@ -371,6 +380,52 @@ impl Engine {
         let carried = summary(&plans, without_base);
         crate::merge_apply::apply_all(live, live_db, kept, &plans).await?;
         Ok(carried)
+    }
+}
+
+/// The undo's carry without the undo flow, for tests (the `testkit` feature).
+#[cfg(feature = "testkit")]
+impl Engine {
+    /// Records live's live-owned rows as a push's switch does.
+    pub async fn record_push_base_for_tests(
+        &self,
+        site: &sitetrail_core::SiteId,
+    ) -> anyhow::Result<()> {
+        let site = self
+            .inner
+            .store
+            .site(site)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no such site"))?;
+        let (live, live_db) = self.open(&site, sitetrail_core::Environment::Live).await?;
+        let done = self.record_push_base(&site, &live, &live_db).await;
+        live_db.disconnect().await;
+        done
+    }
+
+    /// Carries what live changed since [`Engine::record_push_base_for_tests`] into a kept
+    /// copy of live's tables in live's database, `(kept name, live's name)`. Returns how many
+    /// rows live gained, and whether there was no base.
+    pub async fn carry_since_push_for_tests(
+        &self,
+        site: &sitetrail_core::SiteId,
+        mut kept: Vec<(String, String)>,
+    ) -> anyhow::Result<(u64, bool)> {
+        let site = self
+            .inner
+            .store
+            .site(site)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no such site"))?;
+        let (live, live_db) = self.open(&site, sitetrail_core::Environment::Live).await?;
+        let copy = Built::Mysql {
+            tables: &mut kept,
+            whole_database: true,
+        };
+        let done = self.carry_into_kept(&site, &live, &live_db, copy).await;
+        live_db.disconnect().await;
+        let carried = done?;
+        Ok((carried.kept_total(), carried.without_base))
     }
 }
 

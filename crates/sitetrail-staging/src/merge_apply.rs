@@ -23,13 +23,23 @@ fn temp_prefix(tables: &[(String, String)]) -> Option<String> {
         .find_map(|(t, f)| t.strip_suffix(f.as_str()).map(str::to_owned))
 }
 
+/// A name for one more table of a built copy: a build names its tables `{temp}{n}`
+/// (`copy.rs`), a kept copy keeps a prefix before live's names.
+fn next_temp_name(tables: &[(String, String)], live: &str) -> Option<String> {
+    if let Some(p) = temp_prefix(tables) {
+        return Some(format!("{p}{live}"));
+    }
+    let (first, _) = tables.first()?;
+    let stem = first.trim_end_matches(|c: char| c.is_ascii_digit());
+    (stem.len() < first.len()).then(|| format!("{stem}{}", tables.len()))
+}
+
 /// The columns both copies store (generated ones left out), in the first one's order.
 fn common(a: &[String], b: &[String]) -> Vec<String> {
     a.iter().filter(|c| b.contains(c)).cloned().collect()
 }
 
 /// A reader of the copy, and the prefix its live-owned tables have there.
-#[allow(dead_code)] // through `carry_since_push`, for the undo flow
 pub(crate) async fn open_copy<'a>(
     live_db: &'a SiteDb,
     copy: &Built<'_>,
@@ -63,10 +73,20 @@ pub(crate) async fn apply_all(
             },
             SiteDb::Mysql(db),
         ) => {
+            // The copy is not live yet; its foreign keys are checked by nobody's writes but
+            // these, which restore rows as a consistent live had them (and must not cascade).
+            let mut conn = db.conn().await?;
+            conn.query_drop("SET SESSION foreign_key_checks = 0")
+                .await?;
+            let mut done = Ok(());
             for plan in plans.iter().filter(|p| p.on_live) {
-                apply_mysql(db, tables, whole_database, plan).await?;
+                done = apply_mysql(db, &mut conn, tables, whole_database, plan).await;
+                if done.is_err() {
+                    break;
+                }
             }
-            Ok(())
+            let _ = conn.query_drop("SET SESSION foreign_key_checks = 1").await;
+            done
         }
         (
             Built::Sqlite {
@@ -110,6 +130,7 @@ pub(crate) async fn apply_all(
 
 async fn apply_mysql(
     db: &MysqlDb,
+    conn: &mut mysql_async::Conn,
     tables: &mut Vec<(String, String)>,
     whole_database: bool,
     plan: &TablePlan,
@@ -119,11 +140,17 @@ async fn apply_mysql(
         Some((t, _)) => t.clone(),
         None => {
             // Live has the table, the copy does not: live's whole table comes along.
-            let Some(p) = temp_prefix(tables).filter(|_| whole_database) else {
+            let Some(temp) = next_temp_name(tables, live).filter(|_| whole_database) else {
                 return Ok(());
             };
-            let temp = format!("{p}{live}");
-            let mut conn = db.conn().await?;
+            let (stored, _) = mysql_shape(db, live)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("live's {live} went away"))?;
+            let cols = stored
+                .iter()
+                .map(|c| quote(c))
+                .collect::<anyhow::Result<Vec<_>>>()?
+                .join(", ");
             conn.query_drop(format!(
                 "CREATE TABLE {} LIKE {}",
                 quote(&temp)?,
@@ -131,7 +158,7 @@ async fn apply_mysql(
             ))
             .await?;
             conn.query_drop(format!(
-                "INSERT INTO {} SELECT * FROM {}",
+                "INSERT INTO {} ({cols}) SELECT {cols} FROM {}",
                 quote(&temp)?,
                 quote(live)?
             ))
@@ -151,7 +178,6 @@ async fn apply_mysql(
         .collect::<anyhow::Result<Vec<_>>>()?
         .join(", ");
     let (t, l) = (quote(&temp)?, quote(live)?);
-    let mut conn = db.conn().await?;
     if plan.whole_table {
         conn.query_drop(format!("DELETE FROM {t}")).await?;
         conn.query_drop(format!("INSERT INTO {t} ({cols}) SELECT {cols} FROM {l}"))
@@ -246,14 +272,21 @@ async fn apply_sqlite(
         }
         // Live has the table, the copy does not: live's whole table comes along, with its
         // indexes and the integration's record of its column types.
-        let ddl: Vec<String> = sqlx::query_scalar(
-            "SELECT sql FROM live.sqlite_master WHERE tbl_name = ? AND sql IS NOT NULL \
-             ORDER BY type = 'table' DESC",
+        let create: Option<String> = sqlx::query_scalar(
+            "SELECT sql FROM live.sqlite_master WHERE type = 'table' AND name = ?",
+        )
+        .bind(&plan.table)
+        .fetch_optional(&mut *conn)
+        .await?;
+        let create =
+            create.ok_or_else(|| anyhow::anyhow!("live's {} has no definition", plan.table))?;
+        let indexes: Vec<String> = sqlx::query_scalar(
+            "SELECT sql FROM live.sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL",
         )
         .bind(&plan.table)
         .fetch_all(&mut *conn)
         .await?;
-        for sql in ddl {
+        for sql in std::iter::once(create).chain(indexes) {
             sqlx::query(sqlx::AssertSqlSafe(sql))
                 .execute(&mut *conn)
                 .await?;
@@ -330,6 +363,16 @@ mod tests {
         let pairs = vec![("stnab12_wp_posts".to_owned(), "wp_posts".to_owned())];
         assert_eq!(temp_prefix(&pairs).as_deref(), Some("stnab12_"));
         assert_eq!(temp_prefix(&[]), None);
+        assert_eq!(
+            next_temp_name(&pairs, "wp_x").as_deref(),
+            Some("stnab12_wp_x")
+        );
+        let built = vec![
+            ("stnab12_0".to_owned(), "wp_posts".to_owned()),
+            ("stnab12_1".to_owned(), "wp_options".to_owned()),
+        ];
+        assert_eq!(next_temp_name(&built, "wp_x").as_deref(), Some("stnab12_2"));
+        assert_eq!(next_temp_name(&[], "wp_x"), None);
     }
 
     #[test]

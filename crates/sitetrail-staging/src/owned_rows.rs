@@ -190,13 +190,14 @@ pub(crate) async fn sqlite_shape(
     schema: &str,
     table: &str,
 ) -> anyhow::Result<Option<(Vec<String>, Vec<String>)>> {
-    let cols: Vec<(String, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT name, pk, hidden FROM {}.pragma_table_xinfo(?) ORDER BY cid",
-        sqlite_quote(schema)?
-    )))
-    .bind(table)
-    .fetch_all(&mut *conn)
-    .await?;
+    // The schema is the pragma's second argument: a qualified `schema.pragma_table_xinfo`
+    // still finds a table of that name in any attached database.
+    let cols: Vec<(String, i64, i64)> =
+        sqlx::query_as("SELECT name, pk, hidden FROM pragma_table_xinfo(?, ?) ORDER BY cid")
+            .bind(table)
+            .bind(schema)
+            .fetch_all(&mut *conn)
+            .await?;
     if cols.is_empty() {
         return Ok(None);
     }

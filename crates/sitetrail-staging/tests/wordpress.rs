@@ -20,6 +20,8 @@ use sitetrail_store_sqlite::SqliteStore;
 mod hostile_databases;
 #[path = "hostile/files.rs"]
 mod hostile_files;
+#[path = "live_owned/profile.rs"]
+mod live_owned_profile;
 #[path = "live_owned/push_keeps_live.rs"]
 mod push_keeps_live;
 #[path = "first_hour/refusals.rs"]
@@ -50,6 +52,8 @@ mod schema_fidelity;
 mod staging_cycle;
 #[path = "first_hour/staging_state.rs"]
 mod staging_state;
+#[path = "live_owned/undo_carry.rs"]
+mod undo_carry;
 #[path = "live_owned/woo_fixture.rs"]
 mod woo_fixture;
 
