@@ -94,7 +94,11 @@ async fn a_previews_numbers_are_what_the_push_then_does_and_a_stale_preview_is_n
     assert!(previewed.kept_from_live >= 2, "{previewed:?}");
     assert!(previewed.conflicts.is_empty(), "{:?}", previewed.conflicts);
     assert!(previewed.url_rewrites >= 3, "{previewed:?}");
-    assert!(previewed.files.added >= 1 && previewed.files.changed >= 1);
+    assert!(
+        previewed.files.added >= 1 && previewed.files.changed >= 1,
+        "{:?}",
+        previewed.files
+    );
     let listed = |path: &str| {
         previewed
             .files
