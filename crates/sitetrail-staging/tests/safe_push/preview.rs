@@ -60,11 +60,10 @@ async fn a_previews_numbers_are_what_the_push_then_does_and_a_stale_preview_is_n
         "twelve bytes",
     )
     .unwrap();
-    std::fs::write(
-        staging.docroot.join("wp-content/index.php"),
-        "<?php\n// Changed on staging.\n",
-    )
-    .unwrap();
+    // Live has this file (Debian's WordPress has no `wp-content/index.php`).
+    let readme = "wp-content/themes/twentytwentythree/readme.txt";
+    assert!(f.live.docroot.join(readme).is_file());
+    std::fs::write(staging.docroot.join(readme), "Changed on staging.\n").unwrap();
     let taken = shop::place_orders(&f.live, 2, "after-staging");
     shop::add_comment(&f.live, "A comment live took");
 
@@ -109,10 +108,7 @@ async fn a_previews_numbers_are_what_the_push_then_does_and_a_stale_preview_is_n
     };
     let note = listed("wp-content/preview-note.txt").expect("the added file is listed");
     assert_eq!((note.change.as_str(), note.bytes), ("added", 12));
-    assert_eq!(
-        listed("wp-content/index.php").map(|c| c.change),
-        Some("changed".into())
-    );
+    assert_eq!(listed(readme).map(|c| c.change), Some("changed".into()));
     assert!(previewed.files.bytes_added >= 12);
     assert!(!previewed.live_fingerprint.is_empty());
 
