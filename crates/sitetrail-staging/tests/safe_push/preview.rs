@@ -14,7 +14,7 @@ use super::safe_push_support::{
     completed, differing, for_people, push, report, table_checksums, tree,
 };
 
-/// Rows per table of a MariaDB database.
+/// Rows per table of a site's MariaDB database (sitetrail's tables aside left out).
 fn row_counts(db: &str) -> BTreeMap<String, i64> {
     let tables = mysql(&format!(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = '{db}'"
@@ -22,6 +22,7 @@ fn row_counts(db: &str) -> BTreeMap<String, i64> {
     .unwrap();
     tables
         .lines()
+        .filter(|t| !t.starts_with("stn") && !t.starts_with("sto"))
         .map(|t| {
             let n = mysql(&format!("SELECT COUNT(*) FROM `{db}`.`{t}`")).unwrap();
             (t.to_owned(), n.trim().parse().unwrap())
@@ -119,7 +120,13 @@ async fn a_previews_numbers_are_what_the_push_then_does_and_a_stale_preview_is_n
         "the push did what its preview said"
     );
     let after = row_counts(&f.live.db);
-    for t in &previewed.tables {
+    // Options are left out: WordPress adds transients when the health check after the switch
+    // serves live's pages, so their count moves by more than the push did.
+    for t in previewed
+        .tables
+        .iter()
+        .filter(|t| !t.table.ends_with("options"))
+    {
         let moved =
             after.get(&t.table).copied().unwrap_or(0) - counts.get(&t.table).copied().unwrap_or(0);
         assert_eq!(
