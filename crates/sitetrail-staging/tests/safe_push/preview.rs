@@ -181,7 +181,13 @@ async fn a_previews_numbers_are_what_the_push_then_does_and_a_stale_preview_is_n
         report(&second).live_fingerprint,
         "the new preview is of live as it is now"
     );
-    assert!(fresh.kept_from_live > report(&second).kept_from_live);
+    assert!(
+        fresh.kept_from_live > report(&second).kept_from_live,
+        "the new preview keeps the order live took since: {} then {} ({:?})",
+        report(&second).kept_from_live,
+        fresh.kept_from_live,
+        fresh.tables
+    );
     let third = completed(&f, Operation::PreviewPush(push(PushScope::Site))).await;
     completed(&f, confirming(&third)).await;
     assert!(shop::order(&f.live, late[0]).contains("item:Croissant"));
