@@ -1,23 +1,40 @@
-//! A push of a site with 5,000 posts (~20,000 rows) and ~3,000 files, against the standard
-//! pipeline on the same site in the same run: `rsync -a --delete` of the files,
-//! `mariadb-dump | mariadb`, then a serialization-aware search-replace in PHP. Both run while
-//! a poller requests live's home page; failed requests are counted.
+//! A push of a site with 5,000 posts (~20,000 rows), ~3,000 files and 2,000 orders (shaped as
+//! WooCommerce stores them: half as posts with meta and items, half as HPOS rows), in one run:
 //!
-//! cargo bench -p sitetrail-staging --features testing --bench push [-- ROUNDS]
+//! 1. safe push (issue #21): a full push (the baseline), a preview, a push after live took
+//!    orders since staging was made (its live-owned rows carried over), an undo of that push
+//!    after live took more orders, and a database-only push; each with its ratio to the full
+//!    push;
+//! 2. against the standard pipeline on the same site: `rsync -a --delete` of the files,
+//!    `mariadb-dump | mariadb`, then a serialization-aware search-replace in PHP (skipped with
+//!    `--safe-only`).
+//!
+//! Everything runs while a poller requests live's home page; failed requests are counted.
+//!
+//! cargo bench -p sitetrail-staging --bench push [-- ROUNDS] [--safe-only]
 
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use sitetrail_core::{Account, AccountId, Actor, EnvironmentSpec, Site, SiteId, SiteUrl, Status};
+use sitetrail_core::{
+    Account, AccountId, Actor, EnvironmentSpec, Site, SiteId, SiteUrl, Status, StoredActivity,
+};
 use sitetrail_staging::wordpress::{self, WpSite, mysql};
-use sitetrail_staging::{Engine, Operation, PushScope};
+use sitetrail_staging::{Engine, Operation, Push, PushScope};
 use sitetrail_store::DynStore;
 use sitetrail_store_sqlite::SqliteStore;
 
+#[path = "../tests/safe_push/shop.rs"]
+mod shop;
+
 const POSTS: usize = 5_000;
 const UPLOADS: usize = 420;
+/// Orders live has when staging is made.
+const ORDERS: usize = 2_000;
+/// Orders live takes before the push with live-owned rows, and again before the undo.
+const TAKEN: usize = 50;
 
 fn sh(cmd: &str) {
     let status = Command::new("bash")
@@ -67,6 +84,7 @@ async fn main() {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(3);
+    let safe_only = std::env::args().any(|a| a == "--safe-only");
     wordpress::available().expect("WordPress, PHP and MariaDB are installed");
     let dir = tempfile::tempdir().unwrap();
     let mut live = WpSite::install(
@@ -121,6 +139,9 @@ async fn main() {
             started.finished.await.unwrap()
         }
     };
+    shop::install(&live);
+    eprintln!("placing {ORDERS} orders in live ...");
+    shop::place_orders(&live, ORDERS, "bench");
     assert_eq!(
         run(Operation::CreateStaging).await.status,
         Status::Completed
@@ -166,6 +187,12 @@ async fn main() {
         .filter(|e| e.as_ref().is_ok_and(|e| e.file_type().is_file()))
         .count();
     eprintln!("staging: ~{} rows, {files} files", rows.trim());
+
+    safe_push_rounds(&run, &live, rounds).await;
+    if safe_only {
+        let _ = mysql(&format!("DROP DATABASE IF EXISTS `{}`", config.name));
+        return;
+    }
 
     let mut ours = Vec::new();
     let mut theirs = Vec::new();
@@ -264,4 +291,118 @@ async fn main() {
     );
     println!("| ratio sitetrail / pipeline | {:.2} | |", o / p);
     let _ = mysql(&format!("DROP DATABASE IF EXISTS `{}`", config.name));
+}
+
+/// Runs `op` while a poller requests live's home page; returns its activity, its time in
+/// seconds and the poller's (requests, failures).
+async fn timed<F, Fut>(run: &F, live: &WpSite, op: Operation) -> (StoredActivity, f64, (u64, u64))
+where
+    F: Fn(Operation) -> Fut,
+    Fut: std::future::Future<Output = StoredActivity>,
+{
+    let stop = Arc::new(AtomicBool::new(false));
+    let poll = poller(live.url.clone(), stop.clone());
+    std::thread::sleep(Duration::from_millis(200));
+    let t = Instant::now();
+    let kind = op.kind();
+    let done = run(op).await;
+    let took = t.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::Relaxed);
+    let polled = poll.join().unwrap();
+    assert_eq!(
+        done.status,
+        Status::Completed,
+        "{kind:?}: {:?} {:?}",
+        done.error,
+        done.details
+    );
+    (done, took, polled)
+}
+
+/// The safe push figures: per round a full push, a preview, a push after live took orders,
+/// an undo after live took more, a database-only push. Prints medians and ratios to the full
+/// push.
+async fn safe_push_rounds<F, Fut>(run: &F, live: &WpSite, rounds: usize)
+where
+    F: Fn(Operation) -> Fut,
+    Fut: std::future::Future<Output = StoredActivity>,
+{
+    let site_push = || {
+        Operation::PushToLive(Push {
+            keep_staging: true,
+            ..Push::site()
+        })
+    };
+    let names = [
+        "full push (baseline)",
+        "preview",
+        "push with live-owned rows (live took orders since staging was made)",
+        "undo (after live took more orders)",
+        "database-only push",
+    ];
+    let mut times: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
+    let mut polls = vec![(0u64, 0u64); names.len()];
+    let mut kept = Vec::new();
+    for round in 1..=rounds {
+        let mut record = |i: usize, took: f64, (requests, failed): (u64, u64)| {
+            times[i].push(took);
+            polls[i].0 += requests;
+            polls[i].1 += failed;
+        };
+        let (_, t, p) = timed(run, live, site_push()).await;
+        record(0, t, p);
+        let (_, t, p) = timed(run, live, Operation::PreviewPush(Push::site())).await;
+        record(1, t, p);
+        shop::place_orders(live, TAKEN, &format!("round-{round}-push"));
+        let (pushed, t, p) = timed(run, live, site_push()).await;
+        record(2, t, p);
+        kept.push(
+            pushed
+                .details
+                .get("preview")
+                .and_then(|r| r.get("kept_from_live"))
+                .and_then(|k| k.as_u64())
+                .unwrap_or(0),
+        );
+        shop::place_orders(live, TAKEN, &format!("round-{round}-undo"));
+        let (_, t, p) = timed(run, live, Operation::UndoPush).await;
+        record(3, t, p);
+        let (_, t, p) = timed(
+            run,
+            live,
+            Operation::PushToLive(Push {
+                keep_staging: true,
+                ..Push::scoped(PushScope::Database)
+            }),
+        )
+        .await;
+        record(4, t, p);
+        eprintln!(
+            "round {round}: {}",
+            times
+                .iter()
+                .map(|t| format!("{:.2}", t[round - 1]))
+                .collect::<Vec<_>>()
+                .join(" / ")
+        );
+    }
+    let medians: Vec<f64> = times.into_iter().map(median).collect();
+    println!();
+    println!(
+        "safe push on the bench site plus {ORDERS} orders, {rounds} rounds, medians \
+         (live took {TAKEN} orders before the push with live-owned rows and {TAKEN} more before the undo; \
+         rows kept from live per push: {kept:?})"
+    );
+    println!("| | time (s) | ratio to the full push | failed requests to live during it |");
+    println!("|---|---|---|---|");
+    for (i, name) in names.iter().enumerate() {
+        println!(
+            "| {name} | {:.2} | {:.2} | {} of {} |",
+            medians[i],
+            medians[i] / medians[0],
+            polls[i].1,
+            polls[i].0
+        );
+    }
 }

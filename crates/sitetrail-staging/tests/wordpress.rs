@@ -32,6 +32,26 @@ mod live_owned_profile;
 mod push_keeps_live;
 #[path = "first_hour/refusals.rs"]
 mod refusals;
+#[path = "safe_push/conflicts.rs"]
+mod safe_push_conflicts;
+#[path = "safe_push/crash.rs"]
+mod safe_push_crash;
+#[path = "safe_push/health.rs"]
+mod safe_push_health;
+#[path = "safe_push/live_keeps.rs"]
+mod safe_push_live_keeps;
+#[path = "safe_push/preview.rs"]
+mod safe_push_preview;
+#[path = "safe_push/restore.rs"]
+mod safe_push_restore;
+#[path = "safe_push/scopes.rs"]
+mod safe_push_scopes;
+#[path = "safe_push/shop.rs"]
+mod safe_push_shop;
+#[path = "safe_push/support.rs"]
+mod safe_push_support;
+#[path = "safe_push/undo.rs"]
+mod safe_push_undo;
 #[path = "schema/fidelity.rs"]
 mod schema_fidelity;
 #[path = "first_hour/staging_cycle.rs"]
