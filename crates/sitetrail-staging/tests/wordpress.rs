@@ -443,6 +443,9 @@ async fn a_files_only_push_leaves_lives_database_alone() {
         "pushed file",
     )
     .unwrap();
+    // The push's health check visits live's pages, and WordPress writes its own caches on
+    // its first visits: have them written before measuring.
+    flow_scopes::visit(&f).await;
     let before = checksums(&f.live.db);
     let pushed = f
         .run(Operation::PushToLive(sitetrail_staging::Push {
