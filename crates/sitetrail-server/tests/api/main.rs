@@ -11,6 +11,7 @@ mod leak;
 mod pages;
 mod redaction;
 mod requests;
+mod safe_push;
 mod security;
 mod servers;
 mod staging;

@@ -299,7 +299,7 @@ async fn every_form_on_another_accounts_site_is_not_found_and_logs_nothing() {
 }
 
 #[tokio::test]
-async fn the_push_confirmation_names_live_and_warns_that_orders_and_sign_ups_are_lost() {
+async fn the_push_confirmation_names_live_and_says_orders_and_sign_ups_made_on_live_are_kept() {
     let app = spawn_app().await;
     let root = tempfile::tempdir().unwrap();
     host_shop_at(&app, root.path()).await;
@@ -317,11 +317,15 @@ async fn the_push_confirmation_names_live_and_warns_that_orders_and_sign_ups_are
     assert!(page.contains("The whole site (database and file system)"));
     assert!(page.contains("The file system only"));
     assert!(page.contains(
-        "Overwrites live's <strong>database and files</strong> at https://shop.example."
+        "Overwrites live's <strong>database and files</strong> at https://shop.example, except"
     ));
     assert!(page.contains(
-        "Orders, comments and sign-ups made on live since staging was made will be lost"
+        "Orders, comments and sign-ups made on live since staging was made are kept"
     ));
+    for scope in ["database", "tables", "folders"] {
+        assert!(page.contains(&format!("id=\"scope-{scope}\" name=\"scope\" value=\"{scope}\"")));
+    }
+    assert!(page.contains("name=\"action\" value=\"preview\">Preview the changes</button>"));
     assert!(page.contains("Overwrites live's <strong>files</strong> at https://shop.example"));
     assert!(page.contains("a backup of live is taken"));
     assert!(page.contains("Keep the staging site after pushing"));
@@ -335,7 +339,9 @@ async fn the_push_confirmation_names_live_and_warns_that_orders_and_sign_ups_are
         ),
         "preserving staging is off by default"
     );
-    assert!(page.contains("name=\"confirm\" value=\"yes\" required>"));
+    // Not required in the browser: the Preview button of the same form needs no confirmation;
+    // the server refuses a push without it.
+    assert!(page.contains("name=\"confirm\" value=\"yes\">"));
     assert!(page.contains(&format!("<label for=\"confirm\">{CONFIRMATION}</label>")));
     assert_eq!(
         page.matches(" checked").count(),
