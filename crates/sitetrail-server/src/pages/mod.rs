@@ -13,7 +13,7 @@ mod error;
 mod login;
 pub mod once;
 mod operations;
-mod preview;
+pub(crate) mod preview;
 mod restore;
 mod session;
 mod shell;

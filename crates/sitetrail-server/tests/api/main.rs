@@ -12,6 +12,7 @@ mod pages;
 mod redaction;
 mod requests;
 mod safe_push;
+mod safe_push_pages;
 mod security;
 mod servers;
 mod staging;
