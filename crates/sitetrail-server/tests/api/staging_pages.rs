@@ -327,7 +327,10 @@ async fn the_push_confirmation_names_live_and_says_orders_and_sign_ups_made_on_l
             "id=\"scope-{scope}\" name=\"scope\" value=\"{scope}\""
         )));
     }
-    assert!(page.contains("name=\"action\" value=\"preview\">Preview the changes</button>"));
+    // Previewing needs no confirmation: its button skips the browser's checks.
+    assert!(page.contains(
+        "name=\"action\" value=\"preview\" formnovalidate>Preview the changes</button>"
+    ));
     assert!(page.contains("Overwrites live's <strong>files</strong> at https://shop.example"));
     assert!(page.contains("a backup of live is taken"));
     assert!(page.contains("Keep the staging site after pushing"));
@@ -341,9 +344,7 @@ async fn the_push_confirmation_names_live_and_says_orders_and_sign_ups_made_on_l
         ),
         "preserving staging is off by default"
     );
-    // Not required in the browser: the Preview button of the same form needs no confirmation;
-    // the server refuses a push without it.
-    assert!(page.contains("name=\"confirm\" value=\"yes\">"));
+    assert!(page.contains("name=\"confirm\" value=\"yes\" required>"));
     assert!(page.contains(&format!("<label for=\"confirm\">{CONFIRMATION}</label>")));
     assert_eq!(
         page.matches(" checked").count(),
