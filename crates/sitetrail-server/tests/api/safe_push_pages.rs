@@ -248,3 +248,43 @@ async fn the_sites_own_live_owned_tables_are_saved_from_the_push_form() {
         "/sites/shop/staging/push-to-live#live-owned"
     );
 }
+
+#[tokio::test]
+async fn a_push_stopped_because_live_changed_shows_the_new_preview_and_asks_to_preview_again() {
+    let app = spawn_app().await;
+    let mut a = activity("acme", "shop");
+    a["details"] = json!({"scope": "site", "preview": report()});
+    let id = app.record(&a).await["id"].as_str().unwrap().to_owned();
+    let error = "Live changed since the preview, so nothing was pushed. Review the new preview and confirm it.";
+    assert_eq!(
+        app.end(&id, "fail", &json!({"error": error}))
+            .await
+            .status(),
+        200
+    );
+    let token = app.token("acme", None, Audience::Client);
+    let staging = open_text(&app, &token, &format!("/sites/shop/staging?started={id}")).await;
+    let path = format!("/sites/shop/staging/previews/{id}");
+    assert!(
+        staging.contains(&format!(
+            "href=\"{path}\">See what the push would do now</a>"
+        )),
+        "{staging}"
+    );
+    let page = open_text(&app, &token, &path).await;
+    assert!(page.contains("Nothing was pushed"));
+    assert!(page.contains("Live changed since the preview"));
+    assert!(page.contains("<code>wp_posts</code>"), "the new report");
+    assert!(page.contains("Preview again"));
+    assert!(
+        !page.contains("Push these changes"),
+        "a stopped push is not confirmed as such"
+    );
+    // Confirming it as if it were a preview is refused, and logs nothing.
+    let csrf = csrf_in(&page);
+    let before = activities(&app, "shop").await.len();
+    let fields = with_csrf(&csrf, &[("confirm", "yes")]);
+    let r = submit(&app, Some(&token), &format!("{path}/push"), &fields).await;
+    assert_eq!(r.status(), 422);
+    assert_eq!(activities(&app, "shop").await.len(), before);
+}

@@ -328,9 +328,11 @@ async fn the_push_confirmation_names_live_and_says_orders_and_sign_ups_made_on_l
         )));
     }
     // Previewing needs no confirmation: its button skips the browser's checks.
-    assert!(page.contains(
-        "name=\"action\" value=\"preview\" formnovalidate>Preview the changes</button>"
-    ));
+    assert!(
+        page.contains(
+            "name=\"action\" value=\"preview\" formnovalidate>Preview the changes</button>"
+        )
+    );
     assert!(page.contains("Overwrites live's <strong>files</strong> at https://shop.example"));
     assert!(page.contains("a backup of live is taken"));
     assert!(page.contains("Keep the staging site after pushing"));
