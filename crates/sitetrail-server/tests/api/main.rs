@@ -13,6 +13,7 @@ mod redaction;
 mod requests;
 mod safe_push;
 mod safe_push_pages;
+mod safe_push_wordpress;
 mod security;
 mod servers;
 mod staging;
