@@ -179,6 +179,23 @@ async fn the_push_form_previews_the_chosen_scope_and_refuses_bad_lists_without_l
         "{details}"
     );
     assert_eq!(open(&app, &token, &to).await.status(), 200);
+    // A preview still running: its page reloads by itself, without JavaScript, until the
+    // report is there.
+    let mut a = activity("acme", "shop");
+    a["activity"] = json!("preview_push");
+    let running = app.record(&a).await["id"].as_str().unwrap().to_owned();
+    let page = open_text(
+        &app,
+        &token,
+        &format!("/sites/shop/staging/previews/{running}"),
+    )
+    .await;
+    assert!(
+        page.contains("<meta http-equiv=\"refresh\" content=\"4\">"),
+        "{page}"
+    );
+    assert!(page.contains("The preview is running"));
+    assert!(!page.contains("Push these changes"));
 }
 
 #[tokio::test]
