@@ -84,7 +84,8 @@ node "$here/seed.mjs"
 
 log "browser tests"
 status=0
-node --test --test-concurrency=1 --test-reporter=spec "$here"/tests/*.test.mjs || status=$?
+# E2E_ONLY=name runs tests/name.test.mjs alone (a glob works too: E2E_ONLY='staging*').
+node --test --test-concurrency=1 --test-reporter=spec "$here"/tests/${E2E_ONLY:-*}.test.mjs || status=$?
 echo "screenshots: $out/screenshots"
 
 # After a whole run (ingest, pages, exports, staging actions, backups): everything sitetrail

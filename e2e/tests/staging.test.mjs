@@ -75,7 +75,7 @@ test('the Staging page and the push confirmation, saved as screenshots at 1280 a
   }
 });
 
-test('the push cannot be sent without the confirmation, which names live and what is lost', async () => {
+test('the push cannot be sent without the confirmation, which names live and what live keeps', async () => {
   await registerStudio({ hosted: true });
   const browser = await launch();
   try {
@@ -94,7 +94,7 @@ test('the push cannot be sent without the confirmation, which names live and wha
     assert.equal(await confirm.isChecked(), false);
     const says = await page.locator('#scope-site-says').textContent();
     assert.match(says, /database and files at https:\/\/studio\.acmebakery\.example/);
-    assert.match(says, /Orders, comments and sign-ups made on live since staging was made will be lost/);
+    assert.match(says, /Orders, comments and sign-ups made on live since staging was made are kept/);
     assert.match(await page.locator('#scope-files-says').textContent(), /database is kept as it is/);
 
     // The browser does not send the form without the confirmation.

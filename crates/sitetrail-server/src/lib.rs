@@ -13,6 +13,7 @@ mod memo;
 mod observe;
 mod opaque;
 pub mod pages;
+mod push_input;
 pub mod schedule;
 mod serve;
 
@@ -180,6 +181,7 @@ impl App {
         }
         let feed = ChangeFeed::start(store.clone()).await?;
         tokio::spawn(schedule::daily_backups(store.clone(), engine.clone()));
+        tokio::spawn(schedule::undo_windows(engine.clone()));
         let checkpoints = CheckpointKey::load_or_create(&config.data_dir)?;
         tokio::spawn(schedule::integrity(
             store.clone(),

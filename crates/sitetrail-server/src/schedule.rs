@@ -25,6 +25,30 @@ pub async fn daily_backups(store: DynStore, engine: Engine) {
     }
 }
 
+/// How often closed undo windows are looked for.
+const UNDO_CHECK_EVERY: Duration = Duration::from_secs(60);
+
+/// Drops the lives that pushes replaced once their undo window has closed, every minute.
+pub async fn undo_windows(engine: Engine) {
+    let mut tick = tokio::time::interval(UNDO_CHECK_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        expire_undo(&engine).await;
+    }
+}
+
+/// One tick of [`undo_windows`]: how many replaced lives went.
+pub async fn expire_undo(engine: &Engine) -> usize {
+    match engine.expire_undo().await {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = ?e, "expiring undo windows failed; the next tick retries");
+            0
+        }
+    }
+}
+
 /// Backs up live of every hosted site whose newest daily backup is a day old at `now`, and
 /// removes daily backups beyond the newest `keep`.
 pub async fn run_due(

@@ -226,6 +226,13 @@
       details.appendChild(element('p', '', a.error));
       cell('.c-description').appendChild(details);
     }
+    // A preview's report (and the new one a stopped push carries) has its page: as _row.html.
+    if (a.activity === 'preview_push' || (a.activity === 'push_staging_to_live' && a.details && a.details.preview)) {
+      var report = element('a', 'report-link', 'See the report');
+      report.href = '/sites/' + encodeURIComponent(a.site_id) + '/staging/previews/' + encodeURIComponent(a.id);
+      cell('.c-description').appendChild(document.createTextNode(' '));
+      cell('.c-description').appendChild(report);
+    }
     var done = cell('.c-completed');
     if (a.completed_at) {
       done.appendChild(timeElement(a.completed_at));

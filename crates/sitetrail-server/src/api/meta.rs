@@ -7,6 +7,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::Value;
 use sitetrail_core::{ActivityKind, Environment, Service, Status};
+use sitetrail_staging::{OnConflict, PushScope};
 use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::schema::{Object, Schema, SchemaFormat, SchemaType, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -43,6 +44,11 @@ pub fn router() -> Router<AppState> {
         super::staging::reset_from_template,
         super::staging::reset_from_backup,
         super::staging::push_to_live,
+        super::safe_push::undo_window,
+        super::safe_push::undo_push,
+        super::safe_push::restore_live,
+        super::safe_push::live_owned,
+        super::safe_push::set_live_owned,
         super::staging::create_backup,
         super::staging::templates,
         super::staging::backups,
@@ -75,6 +81,19 @@ impl Modify for Security {
 struct Constraints;
 
 const ID: &str = "^[A-Za-z0-9._-]{1,64}$";
+const PUSH_SCOPES: &[PushScope] = &[
+    PushScope::Site,
+    PushScope::Database,
+    PushScope::Files,
+    PushScope::Tables,
+    PushScope::Folders,
+];
+const RESTORE_SCOPES: &[PushScope] = &[PushScope::Site, PushScope::Database, PushScope::Files];
+const ON_CONFLICT: &[OnConflict] = &[
+    OnConflict::Stop,
+    OnConflict::StagingWins,
+    OnConflict::LiveWins,
+];
 /// 1 to 200 characters, not all blank, no control characters.
 const NAME: &str = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$";
 /// Free text: no control characters but newlines and tabs.
@@ -179,7 +198,7 @@ impl Modify for Constraints {
         let Some(components) = openapi.components.as_mut() else {
             return;
         };
-        let properties: [(&str, &str, Rule); 20] = [
+        let properties: [(&str, &str, Rule); 24] = [
             ("ActivityIn", "id", Box::new(pattern(ID))),
             ("ActivityIn", "account_id", Box::new(pattern(ID))),
             ("ActivityIn", "site_id", Box::new(pattern(ID))),
@@ -216,7 +235,19 @@ impl Modify for Constraints {
             (
                 "PushIn",
                 "scope",
-                Box::new(one_of(vec!["site".into(), "files".into()])),
+                Box::new(one_of(words(PUSH_SCOPES, PushScope::as_str))),
+            ),
+            (
+                "PushIn",
+                "on_conflict",
+                Box::new(one_of(words(ON_CONFLICT, OnConflict::as_str))),
+            ),
+            ("PushIn", "preview", Box::new(pattern(ID))),
+            ("RestoreIn", "backup", Box::new(pattern(ID))),
+            (
+                "RestoreIn",
+                "scope",
+                Box::new(one_of(words(RESTORE_SCOPES, PushScope::as_str))),
             ),
             (
                 "SiteUrl",

@@ -5,6 +5,7 @@ mod accounts;
 mod activities;
 mod export;
 mod meta;
+pub mod safe_push;
 mod sites;
 pub mod staging;
 pub(crate) mod stream;
@@ -25,6 +26,7 @@ pub fn router() -> Router<AppState> {
         .merge(accounts::router())
         .merge(sites::router())
         .merge(staging::router())
+        .merge(safe_push::router())
         .merge(activities::router())
         .merge(export::router())
         .merge(stream::router())

@@ -7,10 +7,12 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use sitetrail_core::{
-    ActivityView, ActorKind, BackupId, Environment, SiteId, StoredActivity, TemplateId, Timestamp,
-    Viewer,
+    ActivityId, ActivityKind, ActivityView, ActorKind, BackupId, Environment, SiteId, Status,
+    StoredActivity, TemplateId, Timestamp, Viewer,
 };
-use sitetrail_staging::{BackupReason, EngineError, Manifest, Operation, PushScope};
+use sitetrail_staging::{
+    BackupReason, EngineError, Manifest, OnConflict, Operation, Push, PushScope,
+};
 use sitetrail_store::RosterEntry;
 use utoipa::ToSchema;
 
@@ -80,7 +82,7 @@ pub async fn start_operation(
     Ok(started.activity)
 }
 
-async fn accepted(
+pub async fn accepted(
     state: &AppState,
     viewer: &Viewer,
     site: &str,
@@ -165,19 +167,41 @@ pub async fn reset_from_backup(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PushIn {
-    /// `site` (database and files) or `files`.
+    /// `site` (database and files), `database`, `files`, `tables` (with `tables`) or
+    /// `folders` (with `folders`).
     #[schema(value_type = String)]
     pub scope: PushScope,
+    /// With scope `tables`: tables named without their prefix (`posts`, `wc_orders`).
+    #[serde(default)]
+    pub tables: Option<Vec<String>>,
+    /// With scope `folders`: folders from the docroot (`wp-content/themes/shop`).
+    #[serde(default)]
+    pub folders: Option<Vec<String>>,
     /// Keep staging after the push (default: it is removed).
     #[serde(default)]
     pub keep_staging: bool,
+    /// Rows staging and live both changed: `stop` (default) before anything changes, or
+    /// `staging_wins` / `live_wins` for this push.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub on_conflict: Option<OnConflict>,
+    /// The completed preview (a `preview_push` activity of this site) this push confirms;
+    /// when live changed since, the push stops and its activity carries the new preview.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub preview: Option<ActivityId>,
+    /// Preview only: builds the new live aside and reports (activity `preview_push`),
+    /// never switches.
+    #[serde(default)]
+    pub dry_run: bool,
 }
 
 #[utoipa::path(post, path = "/api/v1/sites/{site}/staging/push-to-live", tag = "staging",
     params(("site" = String, Path)), request_body = PushIn,
-    responses((status = 202, body = ActivityView), (status = 401, body = crate::error::ErrorBody),
+    responses((status = 202, body = ActivityView, description = "Started: a push, or with `dry_run` a preview (`preview_push`) whose completed activity holds `details.preview`"),
+        (status = 401, body = crate::error::ErrorBody),
         (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody),
-        (status = 422, body = crate::error::ErrorBody)),
+        (status = 422, body = crate::error::ErrorBody, description = "A scope without its list, a list without its scope, a bad name, or a preview that is not a completed preview of this site")),
     security(("viewer_token" = [])))]
 pub async fn push_to_live(
     State(state): State<AppState>,
@@ -185,12 +209,67 @@ pub async fn push_to_live(
     Path(site): Path<String>,
     ApiJson(body): ApiJson<PushIn>,
 ) -> ApiResult<(StatusCode, Json<ActivityView>)> {
-    let op = Operation::PushToLive(sitetrail_staging::Push {
-        scope: body.scope,
-        keep_staging: body.keep_staging,
-        ..Default::default()
-    });
+    let op = push_operation(&state, &viewer, &site, body).await?;
     accepted(&state, &viewer, &site, op).await
+}
+
+/// The push (or preview) a request asks for, checked before anything is logged.
+pub async fn push_operation(
+    state: &AppState,
+    viewer: &Viewer,
+    site: &str,
+    body: PushIn,
+) -> ApiResult<Operation> {
+    // Another account's site answers 404 before its request is judged.
+    let scope = site_scope(state, viewer, site).await?;
+    let (tables, folders) = crate::push_input::checked_lists(
+        body.scope,
+        body.tables.unwrap_or_default(),
+        body.folders.unwrap_or_default(),
+    )
+    .map_err(ApiError::Invalid)?;
+    if body.dry_run && body.preview.is_some() {
+        return Err(ApiError::Invalid(
+            "a preview confirms a push, not another preview: leave out preview or dry_run".into(),
+        ));
+    }
+    if let Some(preview) = &body.preview {
+        let site = scope.site.as_ref().expect("a site scope names its site");
+        confirmable_preview(state, site, preview).await?;
+    }
+    let push = Push {
+        scope: body.scope,
+        tables,
+        folders,
+        keep_staging: body.keep_staging,
+        on_conflict: body.on_conflict.unwrap_or_default(),
+        preview: body.preview,
+    };
+    Ok(if body.dry_run {
+        Operation::PreviewPush(push)
+    } else {
+        Operation::PushToLive(push)
+    })
+}
+
+/// A push may confirm only a completed preview of the same site; any other id (another
+/// site's, another account's, none at all) gets the same answer.
+async fn confirmable_preview(state: &AppState, site: &SiteId, id: &ActivityId) -> ApiResult<()> {
+    let stored = state.store.activity(id).await?;
+    match stored {
+        Some(a) if a.site_id == *site && a.activity == ActivityKind::PreviewPush => {
+            match a.status {
+                Status::Completed => Ok(()),
+                Status::InProgress => Err(ApiError::Invalid(
+                    "that preview is still running: confirm it once it has completed".into(),
+                )),
+                Status::Failed => Err(ApiError::Invalid(
+                    "that preview failed: preview the push again".into(),
+                )),
+            }
+        }
+        _ => Err(ApiError::Invalid("no such preview of this site".into())),
+    }
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -54,6 +54,8 @@ pub struct Row {
     pub error: Option<String>,
     pub completed: Option<TimeCell>,
     pub duration: Option<String>,
+    /// A preview's report page (or the new preview a stopped push carries).
+    pub report: Option<String>,
 }
 
 /// The badge's symbol, so that the status reads without colour. The script's `ICONS` match.
@@ -102,6 +104,10 @@ impl Row {
                 .map(|e| words::error_for_people(e).into_owned()),
             completed: v.completed_at.map(TimeCell::of),
             duration: v.duration_ms.map(time::duration),
+            report: (v.activity == ActivityKind::PreviewPush
+                || (v.activity == ActivityKind::PushStagingToLive
+                    && v.details.contains_key("preview")))
+            .then(|| crate::pages::preview::path(v.site_id.as_str(), v.id.as_str())),
         }
     }
 }

@@ -45,6 +45,8 @@ struct BackupsPage {
     /// The Staging page, where a backup is restored to staging, when staging can be reset.
     restore_href: String,
     can_restore: bool,
+    /// Live is hosted here, so it can be restored from a backup.
+    can_restore_live: bool,
     recent: Recent,
 }
 
@@ -94,6 +96,7 @@ async fn render(
         backups,
         restore_href: site_path(&id, Section::Staging),
         can_restore: hosting.staging_unavailable().is_none(),
+        can_restore_live: hosting.backup_unavailable(Environment::Live).is_none(),
         recent,
         shell: page.shell,
     })

@@ -13,6 +13,8 @@ mod error;
 mod login;
 pub mod once;
 mod operations;
+pub(crate) mod preview;
+mod restore;
 mod session;
 mod shell;
 mod site;
@@ -20,6 +22,7 @@ mod snapshots;
 mod staging;
 mod staging_state;
 mod time;
+mod undo;
 pub(crate) mod words;
 
 use axum::Router;
@@ -44,6 +47,9 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(login::router())
         .merge(site::router())
         .merge(staging::router())
+        .merge(preview::router())
+        .merge(undo::router())
+        .merge(restore::router())
         .merge(backups::router())
         .merge(advanced_tools::router())
         .merge(activity_logs::router())

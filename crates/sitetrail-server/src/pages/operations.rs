@@ -136,16 +136,25 @@ impl Flash {
                     .unwrap_or(a.description),
             ),
         };
+        // A push that stopped because live changed since its preview carries the new one.
+        let link = if a.status == Status::Failed && a.details.contains_key("preview") {
+            Link::new(
+                crate::pages::preview::path(site.id.as_str(), a.id.as_str()),
+                "See what the push would do now",
+            )
+        } else {
+            Link::new(
+                activity_logs::path(site.id.as_str()),
+                "See it in the Activity Logs",
+            )
+        };
         Some(Flash {
             tone,
             title,
             message,
             activity: Some(a.id.as_str().to_owned()),
             label,
-            link: Some(Link::new(
-                activity_logs::path(site.id.as_str()),
-                "See it in the Activity Logs",
-            )),
+            link: Some(link),
         })
     }
 }

@@ -140,6 +140,7 @@ impl Recent {
 struct OverviewPage {
     shell: Shell,
     recent: Recent,
+    undo: Option<crate::pages::undo::UndoOffer>,
 }
 
 async fn overview(
@@ -151,6 +152,7 @@ async fn overview(
     let recent = Recent::load(&state, &session, &page, RecentOf::All, 5).await?;
     Ok(OverviewPage {
         recent,
+        undo: crate::pages::undo::UndoOffer::of(&state, &page.site).await,
         shell: page.shell,
     })
 }

@@ -23,6 +23,7 @@ use crate::pages::site::{Recent, RecentOf};
 use crate::pages::snapshots::{self, Snapshot};
 use crate::pages::staging_state::StagingFacts;
 use crate::pages::{PageError, Session};
+use crate::push_input::lines;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -72,6 +73,8 @@ struct StagingPage {
     recent: Recent,
     /// What the engine recorded about staging; none when it is not hosted here.
     facts: Option<StagingFacts>,
+    /// The last push, while it can be undone.
+    undo: Option<crate::pages::undo::UndoOffer>,
 }
 
 impl StagingPage {
@@ -123,6 +126,7 @@ async fn render(
         chosen_backup: said.backup.to_owned(),
         recent,
         facts,
+        undo: crate::pages::undo::UndoOffer::of(state, &page.site).await,
         shell: page.shell,
     })
 }
@@ -308,14 +312,32 @@ async fn reset_from_backup(
 #[derive(Debug, Default)]
 struct PushErrors {
     scope: Option<&'static str>,
+    /// The tables or folders named are missing or not names.
+    lists: Option<String>,
     confirm: Option<&'static str>,
+}
+
+impl PushErrors {
+    fn any(&self) -> bool {
+        self.scope.is_some() || self.lists.is_some() || self.confirm.is_some()
+    }
+}
+
+/// What the push form keeps from what was sent.
+#[derive(Debug, Default)]
+struct PushKept {
+    /// `site`, `database`, `files`, `tables`, `folders` or nothing yet: the person chooses.
+    scope: &'static str,
+    keep_staging: bool,
+    tables: String,
+    folders: String,
 }
 
 /// What the push page says when there is no staging to push.
 const NO_STAGING: &str =
     "There is no staging site yet \u{2014} create it first on the Staging page, then push it.";
 
-const CONFIRMATION: &str = "I am ready to push my staging site to production";
+pub const CONFIRMATION: &str = "I am ready to push my staging site to production";
 
 #[derive(Template, WebTemplate)]
 #[template(path = "push_to_live.html")]
@@ -327,11 +349,11 @@ struct PushPage {
     staging_href: String,
     live_url: String,
     staging_url: String,
-    /// `site`, `files` or nothing yet: the person chooses.
-    scope: &'static str,
-    keep_staging: bool,
+    kept: PushKept,
     errors: PushErrors,
     confirmation: &'static str,
+    /// The tables live owns, in words, and the site's additions.
+    owned: crate::pages::undo::OwnedView,
 }
 
 async fn render_push(
@@ -339,8 +361,7 @@ async fn render_push(
     session: &Session,
     site: &str,
     flash: Option<Flash>,
-    scope: &'static str,
-    keep_staging: bool,
+    kept: PushKept,
     errors: PushErrors,
 ) -> Result<PushPage, PageError> {
     let page = SitePage::load(
@@ -369,10 +390,10 @@ async fn render_push(
             .as_ref()
             .map(|s| s.url.as_str().to_owned())
             .unwrap_or_default(),
-        scope,
-        keep_staging,
+        kept,
         errors,
         confirmation: CONFIRMATION,
+        owned: crate::pages::undo::OwnedView::load(state, &page.site).await,
         shell: page.shell,
     })
 }
@@ -387,8 +408,7 @@ async fn push_confirmation(
         &session,
         &site,
         None,
-        "",
-        false,
+        PushKept::default(),
         PushErrors::default(),
     )
     .await
@@ -399,8 +419,14 @@ struct PushForm {
     csrf: Option<String>,
     once: Option<String>,
     scope: Option<String>,
+    /// One table per line, with scope `tables`.
+    tables: Option<String>,
+    /// One folder per line, with scope `folders`.
+    folders: Option<String>,
     keep_staging: Option<String>,
     confirm: Option<String>,
+    /// `preview` (the first button) or the push itself.
+    action: Option<String>,
 }
 
 impl HasCsrf for PushForm {
@@ -417,6 +443,9 @@ fn ticked(field: &Option<String>) -> bool {
     field.as_deref().is_some_and(|v| !v.trim().is_empty())
 }
 
+const CHOOSE_SCOPE: &str = "Choose what to push: the whole site, the database, the files, \
+                            chosen tables or chosen folders.";
+
 async fn push_to_live(
     State(state): State<AppState>,
     session: Session,
@@ -424,56 +453,118 @@ async fn push_to_live(
     form: Result<Form<PushForm>, FormRejection>,
 ) -> Result<Response, PageError> {
     let form = checked(&session, form)?;
-    let scope = match form.scope.as_deref().map(str::trim) {
-        Some("site") => Some(PushScope::Site),
-        Some("files") => Some(PushScope::Files),
-        _ => None,
+    let scope = form
+        .scope
+        .as_deref()
+        .map(str::trim)
+        .and_then(PushScope::parse);
+    let preview = form.action.as_deref() == Some("preview");
+    let text = |f: &Option<String>| f.clone().unwrap_or_default();
+    // Only the chosen scope's list is sent on; the other field may hold leftovers.
+    let tables = lines(&text(&form.tables));
+    let folders = lines(&text(&form.folders));
+    let kept = PushKept {
+        scope: scope.map_or("", PushScope::as_str),
+        keep_staging: ticked(&form.keep_staging),
+        tables: text(&form.tables),
+        folders: text(&form.folders),
     };
-    let scope_word = scope.map_or("", PushScope::as_str);
-    let keep_staging = ticked(&form.keep_staging);
+    let lists = scope.map(|s| {
+        let (t, f) = match s {
+            PushScope::Tables => (tables.clone(), vec![]),
+            PushScope::Folders => (vec![], folders.clone()),
+            _ => (vec![], vec![]),
+        };
+        crate::push_input::checked_lists(s, t, f)
+    });
     let errors = PushErrors {
-        scope: scope
-            .is_none()
-            .then_some("Choose what to push: the whole site, or the files only."),
-        confirm: (!ticked(&form.confirm)).then_some(
+        scope: scope.is_none().then_some(CHOOSE_SCOPE),
+        lists: lists.as_ref().and_then(|l| l.clone().err()),
+        confirm: (!preview && !ticked(&form.confirm)).then_some(
             "Tick \u{201c}I am ready to push my staging site to production\u{201d} to push.",
         ),
     };
-    let Some(scope) = scope.filter(|_| errors.confirm.is_none()) else {
+    let (Some(scope), Some(Ok((tables, folders))), false) = (scope, lists, errors.any()) else {
         // Nothing is started, so nothing is logged: the form comes back with what is missing.
-        let page = render_push(
-            &state,
-            &session,
-            &site,
-            None,
-            scope_word,
-            keep_staging,
-            errors,
-        )
-        .await?;
+        let page = render_push(&state, &session, &site, None, kept, errors).await?;
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
     };
-    let op = Operation::PushToLive(sitetrail_staging::Push {
+    let body = crate::api::staging::PushIn {
         scope,
-        keep_staging,
-        ..Default::default()
-    });
-    let label = op.kind().label();
-    match operations::start(&state, &session, &site, op, form.once()).await? {
-        Ok(activity) => Ok(operations::started(&staging_path(&site), &activity)),
-        Err(refusal) => {
-            let flash = Flash::refused(label, refusal.message);
-            let page = render_push(
-                &state,
-                &session,
-                &site,
-                Some(flash),
-                scope_word,
-                keep_staging,
-                PushErrors::default(),
-            )
-            .await?;
-            Ok((refusal.status, page).into_response())
+        tables: (!tables.is_empty()).then_some(tables),
+        folders: (!folders.is_empty()).then_some(folders),
+        keep_staging: kept.keep_staging,
+        on_conflict: None,
+        preview: None,
+        dry_run: preview,
+    };
+    let label = if preview {
+        sitetrail_core::ActivityKind::PreviewPush.label()
+    } else {
+        sitetrail_core::ActivityKind::PushStagingToLive.label()
+    };
+    let refusal = if preview {
+        match crate::pages::preview::start_preview(&state, &session, &site, body, form.once())
+            .await?
+        {
+            Ok(answer) => return Ok(answer),
+            Err(refusal) => refusal,
         }
-    }
+    } else {
+        match crate::api::staging::push_operation(&state, &session.viewer, &site, body).await {
+            Ok(op) => match operations::start(&state, &session, &site, op, form.once()).await? {
+                Ok(activity) => return Ok(operations::started(&staging_path(&site), &activity)),
+                Err(refusal) => (refusal.status, refusal.message),
+            },
+            Err(crate::error::ApiError::Invalid(m)) => (StatusCode::UNPROCESSABLE_ENTITY, m),
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let flash = Flash::refused(label, refusal.1);
+    let page = render_push(
+        &state,
+        &session,
+        &site,
+        Some(flash),
+        kept,
+        PushErrors::default(),
+    )
+    .await?;
+    Ok((refusal.0, page).into_response())
+}
+
+/// The Staging page again with why an action from another room did not start.
+pub async fn refused_here(
+    state: &AppState,
+    session: &Session,
+    site: &str,
+    label: &'static str,
+    refusal: (StatusCode, String),
+) -> Result<Response, PageError> {
+    let said = Said {
+        flash: Some(Flash::refused(label, refusal.1)),
+        ..Said::default()
+    };
+    let page = render(state, session, site, said).await?;
+    Ok((refusal.0, page).into_response())
+}
+
+/// The push form again with why the site's live-owned tables were not changed.
+pub async fn push_page_refused(
+    state: &AppState,
+    session: &Session,
+    site: &str,
+    message: String,
+) -> Result<Response, PageError> {
+    let flash = Flash::refused("The change to live's tables", message);
+    let page = render_push(
+        state,
+        session,
+        site,
+        Some(flash),
+        PushKept::default(),
+        PushErrors::default(),
+    )
+    .await?;
+    Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
 }

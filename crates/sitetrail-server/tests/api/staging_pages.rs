@@ -34,7 +34,7 @@ const FORMS: [(&str, &[(&str, &str)]); 5] = [
     (BACKUPS, &[("environment", "live")]),
 ];
 
-async fn open(app: &TestApp, token: &str, path: &str) -> Response {
+pub async fn open(app: &TestApp, token: &str, path: &str) -> Response {
     app.http
         .get(app.url(path))
         .header("cookie", format!("sitetrail_session={token}"))
@@ -43,7 +43,7 @@ async fn open(app: &TestApp, token: &str, path: &str) -> Response {
         .unwrap()
 }
 
-async fn open_text(app: &TestApp, token: &str, path: &str) -> String {
+pub async fn open_text(app: &TestApp, token: &str, path: &str) -> String {
     let r = open(app, token, path).await;
     assert_eq!(r.status(), 200, "{path}");
     r.text().await.unwrap()
@@ -59,7 +59,7 @@ fn form_encode(s: &str) -> String {
 }
 
 /// A form as a browser sends it: the session cookie, then the fields.
-async fn submit(
+pub async fn submit(
     app: &TestApp,
     session: Option<&str>,
     path: &str,
@@ -81,7 +81,7 @@ async fn submit(
 }
 
 /// The CSRF token the page's forms carry.
-fn csrf_in(page: &str) -> String {
+pub fn csrf_in(page: &str) -> String {
     page.split("name=\"csrf\" value=\"")
         .nth(1)
         .and_then(|rest| rest.split('"').next())
@@ -89,13 +89,13 @@ fn csrf_in(page: &str) -> String {
         .to_owned()
 }
 
-fn with_csrf<'a>(token: &'a str, fields: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+pub fn with_csrf<'a>(token: &'a str, fields: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
     let mut all = vec![("csrf", token)];
     all.extend_from_slice(fields);
     all
 }
 
-async fn activities(app: &TestApp, site: &str) -> Vec<Value> {
+pub async fn activities(app: &TestApp, site: &str) -> Vec<Value> {
     let account = if site == "portal" { "globex" } else { "acme" };
     let token = app.token(account, None, Audience::Internal);
     let page = app
@@ -107,7 +107,7 @@ async fn activities(app: &TestApp, site: &str) -> Vec<Value> {
 /// Registers docroots for shop (that hold no WordPress), with staging as the engine records
 /// it once made: forms pass the page's and the engine's checks, and an operation that starts
 /// fails at once, touching nothing.
-async fn host_shop_at(app: &TestApp, root: &Path) {
+pub async fn host_shop_at(app: &TestApp, root: &Path) {
     sitetrail_staging::record_made_for_tests(&app.data_dir, &SiteId::parse("shop").unwrap())
         .unwrap();
     let r = app
@@ -299,7 +299,7 @@ async fn every_form_on_another_accounts_site_is_not_found_and_logs_nothing() {
 }
 
 #[tokio::test]
-async fn the_push_confirmation_names_live_and_warns_that_orders_and_sign_ups_are_lost() {
+async fn the_push_confirmation_names_live_and_says_orders_and_sign_ups_made_on_live_are_kept() {
     let app = spawn_app().await;
     let root = tempfile::tempdir().unwrap();
     host_shop_at(&app, root.path()).await;
@@ -317,11 +317,22 @@ async fn the_push_confirmation_names_live_and_warns_that_orders_and_sign_ups_are
     assert!(page.contains("The whole site (database and file system)"));
     assert!(page.contains("The file system only"));
     assert!(page.contains(
-        "Overwrites live's <strong>database and files</strong> at https://shop.example."
+        "Overwrites live's <strong>database and files</strong> at https://shop.example, except"
     ));
-    assert!(page.contains(
-        "Orders, comments and sign-ups made on live since staging was made will be lost"
-    ));
+    assert!(
+        page.contains("Orders, comments and sign-ups made on live since staging was made are kept")
+    );
+    for scope in ["database", "tables", "folders"] {
+        assert!(page.contains(&format!(
+            "id=\"scope-{scope}\" name=\"scope\" value=\"{scope}\""
+        )));
+    }
+    // Previewing needs no confirmation: its button skips the browser's checks.
+    assert!(
+        page.contains(
+            "name=\"action\" value=\"preview\" formnovalidate>Preview the changes</button>"
+        )
+    );
     assert!(page.contains("Overwrites live's <strong>files</strong> at https://shop.example"));
     assert!(page.contains("a backup of live is taken"));
     assert!(page.contains("Keep the staging site after pushing"));
