@@ -141,12 +141,13 @@ pub fn for_people(report: &PushReport) -> String {
     out
 }
 
-/// How to go on after a push stopped on conflicts: the choice is made for one push.
-pub fn how_to_choose(site: &str) -> String {
+/// How to go on after conflicts: the choice is made for one push, with the push's other
+/// flags (`flags`, each with its leading space).
+pub fn how_to_choose(site: &str, flags: &str) -> String {
     format!(
-        "Live was not changed. Choose for this push: `sitetrail staging push --site {site} \
-         --on-conflict staging-wins` puts staging's version of these rows live, \
-         `--on-conflict live-wins` keeps live's."
+        "Choose for this push: `sitetrail staging push --site {site}{flags} --on-conflict \
+         staging-wins` puts staging's version of these rows live, `--on-conflict live-wins` \
+         keeps live's (add --dry-run to preview either first)."
     )
 }
 

@@ -336,16 +336,15 @@ pub(crate) async fn run_to_end(
 
 /// A failed activity as the command's error (exit 1): its description, then its reason.
 fn failed(ended: &StoredActivity) -> anyhow::Error {
-    exit::fail(
-        Exit::Failed,
-        match &ended.error {
-            Some(why) if ended.description.ends_with('.') => {
-                format!("{} {why}", ended.description)
-            }
-            Some(why) => format!("{}: {why}", ended.description),
-            None => ended.description.clone(),
-        },
-    )
+    exit::fail(Exit::Failed, exit_message(ended))
+}
+
+fn exit_message(ended: &StoredActivity) -> String {
+    match &ended.error {
+        Some(why) if ended.description.ends_with('.') => format!("{} {why}", ended.description),
+        Some(why) => format!("{}: {why}", ended.description),
+        None => ended.description.clone(),
+    }
 }
 
 /// The progress display: one line for the running phase (its count of the total and the
@@ -535,12 +534,12 @@ async fn push(
                  --site {} --preview {}{}",
                 site.id,
                 ended.id,
-                same_flags(&args)
+                same_flags(&args, true)
             );
         } else {
             println!(
                 "Nothing was changed. {}",
-                report::how_to_choose(site.id.as_str())
+                report::how_to_choose(site.id.as_str(), &same_flags(&args, false))
             );
         }
         return Ok(());
@@ -579,14 +578,14 @@ async fn push(
                 Exit::Failed,
                 format!(
                     "the push stopped before switching: {} {} changed on both staging and \
-                     live. {}",
+                     live, and live was not changed. {}",
                     report.conflicts.len(),
                     if report.conflicts.len() == 1 {
                         "row was"
                     } else {
                         "rows were"
                     },
-                    report::how_to_choose(site.id.as_str())
+                    report::how_to_choose(site.id.as_str(), &same_flags(&args, false))
                 ),
             ))
         }
@@ -594,7 +593,19 @@ async fn push(
             if !args.json {
                 print!("{}", report::for_people(&report));
             }
-            Err(failed(&ended))
+            let again = if args.preview.is_some() {
+                format!(
+                    " Preview again: sitetrail staging push --site {} --dry-run{}",
+                    site.id,
+                    same_flags(&args, true)
+                )
+            } else {
+                String::new()
+            };
+            Err(exit::fail(
+                Exit::Failed,
+                format!("{}{again}", exit_message(&ended)),
+            ))
         }
         None => Err(failed(&ended)),
     }
@@ -605,8 +616,9 @@ fn report_of(activity: &StoredActivity) -> Option<PushReport> {
     serde_json::from_value(activity.details.get("preview")?.clone()).ok()
 }
 
-/// The flags of a dry run that the push confirming it repeats.
-fn same_flags(args: &PushArgs) -> String {
+/// The flags a push repeats from `args`: its scope and lists, its keeping of staging, and
+/// with `conflict` its choice on conflicts.
+fn same_flags(args: &PushArgs, conflict: bool) -> String {
     let mut flags = String::new();
     if args.scope != "site" {
         flags += &format!(" --scope {}", args.scope);
@@ -617,7 +629,7 @@ fn same_flags(args: &PushArgs) -> String {
     for f in &args.folders {
         flags += &format!(" --folder {f}");
     }
-    if args.on_conflict != "stop" {
+    if conflict && args.on_conflict != "stop" {
         flags += &format!(" --on-conflict {}", args.on_conflict);
     }
     if args.keep_staging {
