@@ -37,6 +37,10 @@ pub(crate) struct Journal {
     /// The new tree's inode: after the file switch, the docroot has it.
     pub new_dir_ino: Option<u64>,
     pub database: JournalDb,
+    /// What is switched in is a kept copy (an undo puts back the live a push replaced):
+    /// recovery switches back but removes nothing it names.
+    #[serde(default)]
+    pub keeps: bool,
 }
 
 /// The database part of a journal, one case per kind of database switch.
@@ -58,6 +62,14 @@ pub(crate) enum JournalDb {
 }
 
 impl JournalDb {
+    /// The tables built aside (MariaDB), each with the name it takes at the switch.
+    pub fn built(&self) -> &[(String, String)] {
+        match self {
+            JournalDb::Mysql { built, .. } => built,
+            JournalDb::Sqlite | JournalDb::Untouched => &[],
+        }
+    }
+
     /// The renames that undo the table switch: each one back, in reverse order.
     pub fn switch_back(&self) -> Vec<(String, String)> {
         match self {
@@ -86,6 +98,11 @@ impl TempPrefix {
     /// Where the switch moves the tables it replaces.
     pub fn old_tables(activity: &ActivityId) -> Self {
         TempPrefix(format!("sto{}_", tag(activity)))
+    }
+
+    /// Where an undo moves the tables it takes out of live (the push's, put back aside).
+    pub fn undone_tables(activity: &ActivityId) -> Self {
+        TempPrefix(format!("stu{}_", tag(activity)))
     }
 
     pub fn as_str(&self) -> &str {
@@ -157,6 +174,7 @@ impl EarlierJournal {
             new_dir: self.new_dir,
             new_dir_ino: self.new_dir_ino,
             database,
+            keeps: false,
         })
     }
 }
@@ -253,6 +271,7 @@ mod tests {
                     pair("stnabc_wp_options", "wp_options"),
                 ],
             },
+            keeps: false,
         };
         let text = serde_json::to_string(&j).unwrap();
         assert!(text.contains(r#""kind":"mysql""#), "{text}");

@@ -1,27 +1,38 @@
 //! sitetrail's staging engine.
 
 mod backups;
+mod base;
+mod build;
 pub mod config;
 pub mod confined;
 pub mod copy;
 pub mod db;
+mod diff;
+pub mod health;
 mod journal;
 mod live_owned;
 pub mod lock;
+mod merge;
 pub mod mysql;
 mod operations;
 mod pause;
 pub mod policy;
 mod progress;
 pub mod push;
+mod push_flow;
 mod recover;
 mod refusals;
+mod restore;
 pub mod snapshot;
 pub mod sqlite_db;
+mod staging_env;
 mod state;
 mod switch;
 pub mod tree;
 mod undo;
+/// A WooCommerce-shaped shop on a real WordPress (the `testkit` feature).
+#[cfg(feature = "testkit")]
+pub mod woo;
 /// Real WordPress sites for tests, benchmarks and the demo (the `testkit` feature).
 #[cfg(feature = "testkit")]
 pub mod wordpress;

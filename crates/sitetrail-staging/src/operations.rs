@@ -21,7 +21,6 @@ use sitetrail_store::DynStore;
 use tokio::sync::watch;
 
 use crate::blocking;
-use crate::confined;
 use crate::db::SiteDb;
 use crate::lock;
 use crate::policy::DatabasePolicy;
@@ -30,7 +29,7 @@ use crate::push::{Push, PushScope};
 use crate::refusals::Refusal;
 use crate::snapshot::{self, BackupReason, Snapshots};
 use crate::state::StagingSource;
-use crate::switch::Source;
+use crate::switch::{Part, Source};
 use crate::wpconfig::{self, WpConfig};
 
 /// Why an operation that needs staging does not start before staging is made.
@@ -386,6 +385,10 @@ impl Engine {
                         .await
                 }
                 Err(e) => {
+                    let mut details = ctx.phase_details();
+                    if let Some(s) = e.downcast_ref::<progress::Stopped>() {
+                        details.extend(s.details.clone());
+                    }
                     let step = ctx.progress.borrow().phase.clone();
                     tracing::warn!(activity = %id, step, error = format!("{e:#}"), "operation failed");
                     let reason = progress::failure_reason(
@@ -401,7 +404,7 @@ impl Engine {
                             Status::Failed,
                             format!("{} failed", op.kind().label()),
                             Some(reason),
-                            Some(ctx.phase_details()),
+                            Some(details),
                         )
                         .await
                 }
@@ -453,12 +456,29 @@ impl Engine {
         if needs_staging && !self.staging_state(&site.id).await?.exists {
             return Err(EngineError::Conflict(NO_STAGING.into()));
         }
+        match op {
+            Operation::PushToLive(push) | Operation::PreviewPush(push) => {
+                return self.check_push(site, push).await;
+            }
+            Operation::UndoPush => return self.check_undo(&site.id).await,
+            Operation::RestoreLive { scope, .. }
+                if !matches!(
+                    scope,
+                    PushScope::Site | PushScope::Database | PushScope::Files
+                ) =>
+            {
+                return Err(EngineError::Invalid(
+                    "Live is restored whole, its database only or its files only.".into(),
+                ));
+            }
+            _ => {}
+        }
         let (dir, missing) = match op {
             Operation::ResetFromTemplate(t) => (
                 self.inner.snapshots.template_dir(t),
                 format!("no template named {t}"),
             ),
-            Operation::ResetFromBackup(b) => (
+            Operation::ResetFromBackup(b) | Operation::RestoreLive { backup: b, .. } => (
                 self.inner.snapshots.backup_dir(&site.id, b),
                 format!("no backup {b} of this site"),
             ),
@@ -529,7 +549,7 @@ impl Engine {
         }
     }
 
-    fn env(site: &Site, which: Environment) -> anyhow::Result<(SiteUrl, PathBuf)> {
+    pub(crate) fn env(site: &Site, which: Environment) -> anyhow::Result<(SiteUrl, PathBuf)> {
         let spec = match which {
             Environment::Live => Some(&site.live),
             Environment::Staging => site.staging.as_ref(),
@@ -542,7 +562,11 @@ impl Engine {
         Ok((spec.url.clone(), PathBuf::from(docroot)))
     }
 
-    async fn open(&self, site: &Site, which: Environment) -> anyhow::Result<(Env, SiteDb)> {
+    pub(crate) async fn open(
+        &self,
+        site: &Site,
+        which: Environment,
+    ) -> anyhow::Result<(Env, SiteDb)> {
         let (url, docroot) = Self::env(site, which)?;
         let config = read_config(&docroot)
             .await
@@ -645,33 +669,23 @@ impl Engine {
                     details,
                 }
             }
-            Operation::PreviewPush(_) | Operation::UndoPush | Operation::RestoreLive { .. } => {
-                anyhow::bail!("{} is not built yet", op.kind().label())
-            }
-            Operation::PushToLive(Push {
-                scope,
-                keep_staging,
-                ..
-            }) => {
-                let (live, live_db) = self.open(site, Environment::Live).await?;
-                let (staging, staging_db) = self.open(site, Environment::Staging).await?;
-                let backup = self
-                    .automatic_backup(ctx, site, &live, &live_db)
-                    .await
-                    .context("the backup of live failed, so live was not touched")?;
-                details.insert("backup".into(), json!(backup.id));
-                live_db.disconnect().await;
-                self.replace(ctx, site, &live, Source::Env(&staging, &staging_db), *scope)
-                    .await?
-                    .into_details(&mut details);
-                if !keep_staging {
-                    let _t = ctx.phase(Step::RemovingStaging, 0);
-                    self.remove_staging(&staging, &staging_db).await?;
-                }
-                staging_db.disconnect().await;
-                self.staging_pushed(&site.id, *keep_staging).await;
+            Operation::PushToLive(_) | Operation::PreviewPush(_) | Operation::UndoPush => {
+                let done = match op {
+                    Operation::PushToLive(push) => self.push(ctx, site, push, false).await,
+                    Operation::PreviewPush(push) => self.push(ctx, site, push, true).await,
+                    _ => self.undo_push(ctx, site).await,
+                }?;
+                details.extend(done.details);
                 Outcome {
-                    description: "Successfully pushed staging to live".into(),
+                    description: done.description,
+                    details,
+                }
+            }
+            Operation::RestoreLive { backup, scope } => {
+                let done = self.restore_live(ctx, site, backup, *scope).await?;
+                details.extend(done.details);
+                Outcome {
+                    description: done.description,
                     details,
                 }
             }
@@ -690,86 +704,17 @@ impl Engine {
         from: StagingSource,
     ) -> anyhow::Result<crate::switch::ReplaceStats> {
         let stats = self
-            .replace(ctx, site, staging, source, PushScope::Site)
+            .replace(ctx, site, staging, source, Part::whole(PushScope::Site))
             .await?;
         let files = stats.files.map_or(0, |f| f.bytes);
         self.staging_made(&site.id, staging, files, from).await;
+        self.record_base_after_making(site, staging).await;
         Ok(stats)
-    }
-
-    /// Staging as registered. When the engine's record says staging does not exist, what its
-    /// docroot holds is not staging (a leftover, or the site's own files): it goes aside
-    /// whole, links and all (never followed), and a new `wp-config.php` (with a new database)
-    /// is written in an empty docroot. Existing staging's `wp-config.php` is written afresh
-    /// only when it has none.
-    async fn staging_env(&self, site: &Site, live: &Env) -> anyhow::Result<Env> {
-        let (url, docroot) = Self::env(site, Environment::Staging)?;
-        let config = if !self.staging_state(&site.id).await?.exists {
-            let d = docroot.clone();
-            blocking(move || crate::switch::remove_docroot(&d)).await?;
-            self.provision_staging(live, &docroot).await?
-        } else {
-            match read_config(&docroot).await {
-                Ok(c) => c,
-                Err(e) if e.chain().any(|c| c.is::<confined::Refusal>()) => {
-                    return Err(e.context("reading staging's configuration"));
-                }
-                Err(_) => self.provision_staging(live, &docroot).await?,
-            }
-        };
-        Ok(Env {
-            which: Environment::Staging,
-            url,
-            docroot,
-            config,
-        })
-    }
-
-    /// Writes staging's `wp-config.php`: live's settings, a new database on live's server,
-    /// a prefix of its own and fresh salts.
-    async fn provision_staging(&self, live: &Env, docroot: &Path) -> anyhow::Result<WpConfig> {
-        let live_docroot = live.docroot.clone();
-        let live_text = blocking(move || {
-            confined::Root::open(&live_docroot)
-                .and_then(|r| r.read(Path::new("wp-config.php")))
-                .map_err(|e| {
-                    confined::refusal(
-                        "live's wp-config.php could not be read as a regular file in its docroot",
-                        format!("{}/wp-config.php: {e}", live_docroot.display()),
-                    )
-                })
-        })
-        .await?;
-        let live_text = String::from_utf8(live_text).context("live's wp-config.php is not text")?;
-        let name = crate::policy::staging_name(&live.config.name)
-            .map_err(|refusal| progress::for_people(format!("live's {refusal}")))?;
-        let prefix = if live.config.prefix == "stg_" {
-            "stg2_"
-        } else {
-            "stg_"
-        };
-        let sqlite = live.config.sqlite_file.is_some();
-        let text = crate::config::derive(&live_text, &name, prefix, sqlite);
-        let mut config = wpconfig::parse(&text)?;
-        if sqlite {
-            // Its own database file, in its own docroot, where the integration looks.
-            config.sqlite_file = Some(docroot.join("wp-content/database/.ht.sqlite"));
-        } else {
-            crate::mysql::ensure_database(&config, &self.inner.databases).await?;
-        }
-        let docroot = docroot.to_owned();
-        blocking(move || {
-            std::fs::create_dir_all(&docroot)
-                .with_context(|| format!("creating {}", docroot.display()))?;
-            crate::switch::write_config(&docroot, text.as_bytes(), "staging")
-        })
-        .await?;
-        Ok(config)
     }
 }
 
 /// An environment's database settings, read from its docroot.
-async fn read_config(docroot: &Path) -> anyhow::Result<WpConfig> {
+pub(crate) async fn read_config(docroot: &Path) -> anyhow::Result<WpConfig> {
     let docroot = docroot.to_owned();
     blocking(move || wpconfig::read(&docroot)).await
 }

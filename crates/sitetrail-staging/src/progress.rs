@@ -28,6 +28,14 @@ pub(crate) enum Step {
     Switching(Environment),
     CleaningUp,
     RemovingStaging,
+    /// A preview (and a push) compares the new live with live now.
+    Comparing,
+    /// The rows live gained since staging was made are carried into the new live.
+    KeepingLiveRows,
+    /// Live's pages are fetched after the switch.
+    CheckingLive,
+    /// An undo switches the live a push replaced back in.
+    SwitchingBack,
 }
 
 impl Step {
@@ -43,6 +51,10 @@ impl Step {
             Step::Switching(env) => format!("Switching {env}"),
             Step::CleaningUp => "Cleaning up".into(),
             Step::RemovingStaging => "Removing staging".into(),
+            Step::Comparing => "Comparing the new live with live".into(),
+            Step::KeepingLiveRows => "Keeping live's new orders, comments and users".into(),
+            Step::CheckingLive => "Checking that live answers".into(),
+            Step::SwitchingBack => "Switching live back".into(),
         }
     }
 
@@ -50,6 +62,10 @@ impl Step {
     pub fn key(self) -> String {
         match self {
             Step::Switching(_) => "switching".into(),
+            Step::Comparing => "comparing".into(),
+            Step::KeepingLiveRows => "keeping live's rows".into(),
+            Step::CheckingLive => "checking live".into(),
+            Step::SwitchingBack => "switching back".into(),
             other => other.label().to_lowercase(),
         }
     }
@@ -70,6 +86,32 @@ impl std::error::Error for ForPeople {}
 /// An error whose words are for people.
 pub(crate) fn for_people(reason: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(ForPeople(reason.into()))
+}
+
+/// An operation that stopped on purpose, with its whole reason for people and what it found
+/// (the activity's details keep it: a preview's report, conflicts, a failed health check).
+#[derive(Debug)]
+pub struct Stopped {
+    pub reason: String,
+    pub details: serde_json::Map<String, serde_json::Value>,
+}
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+impl std::error::Error for Stopped {}
+
+pub(crate) fn stopped(
+    reason: impl Into<String>,
+    details: serde_json::Map<String, serde_json::Value>,
+) -> anyhow::Error {
+    anyhow::Error::new(Stopped {
+        reason: reason.into(),
+        details,
+    })
 }
 
 /// What people are told to do when something failed that they cannot fix themselves.
@@ -102,6 +144,9 @@ pub(crate) fn failure_reason(
     step: &str,
     switched: bool,
 ) -> String {
+    if let Some(s) = e.chain().find_map(|c| c.downcast_ref::<Stopped>()) {
+        return s.reason.clone();
+    }
     // The description already names the operation ("Push Staging to Live failed").
     let what = format!("Stopped while {}", lower_first(step));
     if let Some(words) = people_words(e) {
@@ -112,6 +157,16 @@ pub(crate) fn failure_reason(
         (ActivityKind::PushStagingToLive, false) => "Live was not changed.",
         (ActivityKind::PushStagingToLive, true) => {
             "Live already has staging's changes; staging may not have been removed."
+        }
+        (ActivityKind::PreviewPush, _) => "Nothing was changed.",
+        (ActivityKind::UndoPush | ActivityKind::RestoreLiveFromBackup, false) => {
+            "Live was not changed."
+        }
+        (ActivityKind::UndoPush, true) => {
+            "Live is back as it was before the push; cleaning up after it did not finish."
+        }
+        (ActivityKind::RestoreLiveFromBackup, true) => {
+            "Live was restored from the backup; cleaning up after it did not finish."
         }
         (_, false) if target == Environment::Staging => {
             "Staging was not changed, and live is never touched by this."

@@ -156,6 +156,14 @@ impl Engine {
             return Ok("the environment was left as it was".to_owned());
         }
         let tables_switched = match (db.and_then(SiteDb::mysql), &journal.database) {
+            (Some(db), JournalDb::Mysql { switch, .. }) if journal.keeps => {
+                // An undo's switch first moves live's tables under its own prefix: it
+                // happened when the first of those names exists.
+                match switch.first() {
+                    Some((_, to)) => db.tables(to).await?.iter().any(|t| t == to),
+                    None => false,
+                }
+            }
             (Some(db), JournalDb::Mysql { switch, .. }) => {
                 // The switch renames every table in one statement: it happened when the first
                 // table it built aside no longer has its temporary name.
@@ -186,9 +194,14 @@ impl Engine {
         if tables_switched && let Some(db) = db.and_then(SiteDb::mysql) {
             db.rename_all(&journal.database.switch_back()).await?;
         }
+        if journal.keeps {
+            // What it switched in is a kept copy (an undo): it stays kept.
+            return Ok("the half-done switch was undone and the environment is as it was".into());
+        }
         let mut built = journal.clone();
         built.phase = Phase::Building;
         self.undo_build(&built, db).await;
+        self.forget_undo_of(&journal.site, &journal.activity).await;
         Ok("the half-done switch was undone and the environment is as it was".to_owned())
     }
 }

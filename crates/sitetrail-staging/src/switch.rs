@@ -8,24 +8,23 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use php_serial::UrlRewrite;
 use serde_json::{Map, Value, json};
 use sitetrail_core::{Environment, Site};
 
 use crate::blocking;
 use crate::confined;
-use crate::copy::{self, DbStats, Rewrite};
+use crate::copy::DbStats;
 use crate::db::SiteDb;
 use crate::journal::{self, Journal, JournalDb, Phase, TempPrefix};
 use crate::operations::{Ctx, Engine, Env};
 use crate::pause::PausePoint;
 use crate::progress::Step;
 use crate::push::PushScope;
-use crate::snapshot::{self, DbKind, Manifest};
+use crate::snapshot::{DbKind, Manifest};
 use crate::tree::{self, TreeStats};
 
 /// WordPress's option that lets search engines index a site ("1") or asks them not to ("0").
-const BLOG_PUBLIC: &str = "blog_public";
+pub(crate) const BLOG_PUBLIC: &str = "blog_public";
 
 /// Where a replacement copies from.
 pub(crate) enum Source<'a> {
@@ -55,15 +54,69 @@ impl ReplaceStats {
     }
 }
 
+/// The part of an environment a replacement replaces: a scope, with its tables (named
+/// without a prefix) or folders (relative to the docroot, checked).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Part {
+    pub scope: PushScope,
+    pub tables: Vec<String>,
+    pub folders: Vec<PathBuf>,
+}
+
+impl Part {
+    pub fn whole(scope: PushScope) -> Part {
+        Part {
+            scope,
+            ..Part::default()
+        }
+    }
+
+    /// The chosen tables with a prefix.
+    pub fn table_names(&self, prefix: &str) -> Vec<String> {
+        self.tables.iter().map(|t| format!("{prefix}{t}")).collect()
+    }
+}
+
 /// One replacement: its target, the target's database (none for a files-only push) and the
 /// names it builds aside under.
-struct Replacement<'a> {
-    ctx: &'a Ctx,
-    target: &'a Env,
-    target_db: Option<&'a SiteDb>,
-    new_tables: TempPrefix,
-    old_tables: TempPrefix,
-    new_dir: PathBuf,
+pub(crate) struct Replacement<'a> {
+    pub ctx: &'a Ctx,
+    pub target: &'a Env,
+    pub target_db: Option<SiteDb>,
+    pub part: Part,
+    pub new_tables: TempPrefix,
+    pub old_tables: TempPrefix,
+    pub new_dir: PathBuf,
+}
+
+impl Replacement<'_> {
+    /// Whether a new tree is built: for files, and for a SQLite database (inside the tree).
+    pub fn builds_tree(&self) -> bool {
+        self.part.scope.touches_files() || matches!(self.target_db, Some(SiteDb::Sqlite(_)))
+    }
+}
+
+/// A new copy built aside, not switched in yet: what a preview compares and the merge
+/// completes before the switch.
+pub(crate) struct Aside<'a> {
+    pub r: Replacement<'a>,
+    pub journal: Journal,
+    pub stats: ReplaceStats,
+}
+
+impl Aside<'_> {
+    /// The tables built aside, each with the name it takes (MariaDB).
+    pub fn built_tables(&self) -> &[(String, String)] {
+        match &self.journal.database {
+            JournalDb::Mysql { built, .. } => built,
+            _ => &[],
+        }
+    }
+
+    /// The new tree, when one is built.
+    pub fn new_tree(&self) -> Option<&Path> {
+        self.journal.new_dir_ino.map(|_| self.r.new_dir.as_path())
+    }
 }
 
 impl Engine {
@@ -75,9 +128,22 @@ impl Engine {
         site: &Site,
         target: &Env,
         source: Source<'_>,
-        scope: PushScope,
+        part: Part,
     ) -> anyhow::Result<ReplaceStats> {
-        let target_db = match scope {
+        let aside = self.build_aside(ctx, site, target, &source, part).await?;
+        Ok(self.switch_in(aside, false).await?.0)
+    }
+
+    /// Builds the new copy of `target` aside (journaled), switching nothing.
+    pub(crate) async fn build_aside<'a>(
+        &self,
+        ctx: &'a Ctx,
+        site: &Site,
+        target: &'a Env,
+        source: &Source<'_>,
+        part: Part,
+    ) -> anyhow::Result<Aside<'a>> {
+        let target_db = match part.scope {
             PushScope::Files | PushScope::Folders => None,
             PushScope::Site | PushScope::Database | PushScope::Tables => Some(
                 SiteDb::connect(&target.config, &self.inner.databases)
@@ -100,7 +166,8 @@ impl Engine {
         let r = Replacement {
             ctx,
             target,
-            target_db: target_db.as_ref(),
+            target_db,
+            part,
             new_tables: TempPrefix::new_tables(&ctx.activity),
             old_tables: TempPrefix::old_tables(&ctx.activity),
             new_dir: journal::new_dir(&target.docroot, &ctx.activity)?,
@@ -112,7 +179,7 @@ impl Engine {
             docroot: target.docroot.clone(),
             new_dir: r.new_dir.clone(),
             new_dir_ino: None,
-            database: match r.target_db {
+            database: match &r.target_db {
                 Some(SiteDb::Mysql(_)) => JournalDb::Mysql {
                     built: Vec::new(),
                     switch: Vec::new(),
@@ -120,263 +187,99 @@ impl Engine {
                 Some(SiteDb::Sqlite(_)) => JournalDb::Sqlite,
                 None => JournalDb::Untouched,
             },
+            keeps: false,
         };
-        self.write_journal(&journal).await?;
-        let done = async {
-            self.build(&r, &source, &mut journal, &mut stats).await?;
-            self.pause_point(&ctx.activity, PausePoint::Built).await;
-            self.switch(&r, &mut journal).await
-        }
-        .await;
-        if let Err(e) = done {
-            self.undo_build(&journal, r.target_db).await;
-            let _ = self.remove_journal(&ctx.activity).await;
+        if let Err(e) = self.write_journal(&journal).await {
+            if let Some(db) = r.target_db {
+                db.disconnect().await;
+            }
             return Err(e);
         }
-        // The old copy goes; deleting is slow here, so it happens after the switch.
-        let _t = ctx.phase(Step::CleaningUp, 0);
-        if let (Some(SiteDb::Mysql(db)), JournalDb::Mysql { switch, .. }) =
-            (r.target_db, &journal.database)
-        {
-            let old_tables: Vec<String> = switch
-                .iter()
-                .filter(|(_, to)| r.old_tables.holds(to))
-                .map(|(_, to)| to.clone())
-                .collect();
-            if let Err(e) = db.drop_tables(&old_tables).await {
-                tracing::warn!(error = ?e, "dropping the replaced tables failed");
+        let built = self.build(&r, source, &mut journal, &mut stats).await;
+        let aside = Aside { r, journal, stats };
+        match built {
+            Ok(()) => Ok(aside),
+            Err(e) => {
+                self.discard(aside).await;
+                Err(e)
             }
         }
-        tree::remove_in_background(r.new_dir.clone());
-        let _ = self.remove_journal(&ctx.activity).await;
-        if let Some(db) = target_db {
+    }
+
+    /// Removes a copy built aside and its journal: the target is as it was.
+    pub(crate) async fn discard(&self, aside: Aside<'_>) {
+        self.undo_build(&aside.journal, aside.r.target_db.as_ref())
+            .await;
+        let _ = self.remove_journal(&aside.journal.activity).await;
+        if let Some(db) = aside.r.target_db {
             db.disconnect().await;
         }
-        Ok(stats)
     }
 
-    /// Builds the new copy aside: tables under the temporary prefix, files (and a SQLite
-    /// database) in the new tree, the target's own `wp-config.php` kept.
-    async fn build(
+    /// Switches a copy built aside in. The replaced copy goes, or, with `keep`, stays aside
+    /// as the site's undo window (`undo.rs`). On a failure the target is as it was.
+    pub(crate) async fn switch_in(
         &self,
-        r: &Replacement<'_>,
-        source: &Source<'_>,
-        journal: &mut Journal,
-        stats: &mut ReplaceStats,
-    ) -> anyhow::Result<()> {
-        let (ctx, target) = (r.ctx, r.target);
-        if let Some(SiteDb::Mysql(db)) = r.target_db {
-            let _t = ctx.phase(Step::CopyingDatabase, 0);
-            let temp = r.new_tables.as_str();
-            let (tables, db_stats) = match source {
-                Source::Env(env, SiteDb::Mysql(src_db)) => {
-                    ctx.total(src_db.count_rows(&env.config.prefix).await?);
-                    let rewrite = Rewrite {
-                        url: Some(UrlRewrite::new(env.url.as_str(), target.url.as_str())?),
-                        from_prefix: env.config.prefix.clone(),
-                        to_prefix: target.config.prefix.clone(),
-                    };
-                    copy::copy_tables(src_db, db, &rewrite, temp, &|n| ctx.advance(n)).await
-                }
-                Source::Env(_, other) => Err(cross(other.kind(), DbKind::Mysql)),
-                Source::Snapshot(_, m) if m.database_kind != DbKind::Mysql => {
-                    Err(cross(m.database_kind, DbKind::Mysql))
-                }
-                Source::Snapshot(dir, m) => {
-                    ctx.total(m.database.rows);
-                    let rewrite = Rewrite {
-                        url: Some(UrlRewrite::new(&m.source_url, target.url.as_str())?),
-                        from_prefix: m.table_prefix.clone(),
-                        to_prefix: target.config.prefix.clone(),
-                    };
-                    copy::load(&dir.join(snapshot::DATABASE), db, &rewrite, temp, &|n| {
-                        ctx.advance(n)
-                    })
-                    .await
-                }
-            }?;
-            anyhow::ensure!(
-                tables.iter().any(|(_, t)| t.ends_with("options")),
-                "the source has no WordPress tables with its prefix"
-            );
-            if let Some(value) = self.blog_public(r).await? {
-                let options = format!("{}options", target.config.prefix);
-                if let Some((temp, _)) = tables.iter().find(|(_, t)| *t == options) {
-                    db.set_option(temp, BLOG_PUBLIC, &value).await?;
-                }
+        aside: Aside<'_>,
+        keep: bool,
+    ) -> anyhow::Result<(ReplaceStats, Option<crate::undo::Kept>)> {
+        let Aside {
+            r,
+            mut journal,
+            stats,
+        } = aside;
+        let ctx = r.ctx;
+        self.pause_point(&ctx.activity, PausePoint::Built).await;
+        if let Err(e) = self.switch(&r, &mut journal).await {
+            self.undo_build(&journal, r.target_db.as_ref()).await;
+            let _ = self.remove_journal(&ctx.activity).await;
+            if let Some(db) = r.target_db {
+                db.disconnect().await;
             }
-            journal.database = JournalDb::Mysql {
-                built: tables,
-                switch: Vec::new(),
+            return Err(e);
+        }
+        let _t = ctx.phase(Step::CleaningUp, 0);
+        let old_tables: Vec<(String, String)> = match &journal.database {
+            JournalDb::Mysql { switch, .. } => switch
+                .iter()
+                .filter(|(_, to)| r.old_tables.holds(to))
+                .map(|(from, to)| (to.clone(), from.clone()))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let kept = if keep {
+            let kept = crate::undo::Kept {
+                tables: old_tables,
+                pushed: journal
+                    .database
+                    .built()
+                    .iter()
+                    .map(|(_, t)| t.clone())
+                    .collect(),
+                tree: journal.new_dir_ino.map(|_| r.new_dir.clone()),
             };
-            self.write_journal(journal).await?;
-            stats.database = Some(db_stats);
-        }
-        let _t = ctx.phase(Step::CopyingFiles, 0);
-        let progress = ctx.progress.clone();
-        let files = match source {
-            Source::Env(env, _) => {
-                let (src, dst) = (env.docroot.clone(), r.new_dir.clone());
-                blocking(move || {
-                    let total = tree::count_files(&src);
-                    progress.send_modify(|p| p.total = total);
-                    tree::copy_tree(&src, &dst, &|_| progress.send_modify(|p| p.done += 1))
-                })
-                .await?
+            if let Err(e) = self.keep_for_undo(&journal, &kept).await {
+                tracing::warn!(error = ?e, "keeping the replaced live for undo failed");
             }
-            Source::Snapshot(dir, m) => {
-                ctx.total(m.files.files);
-                let (tar, dst) = (dir.join(snapshot::FILES), r.new_dir.clone());
-                blocking(move || tree::unpack(&tar, &dst)).await?;
-                ctx.advance(m.files.files);
-                m.files
-            }
-        };
-        stats.files = Some(files);
-        match r.target_db {
-            Some(SiteDb::Sqlite(target_file)) => {
-                let _t = ctx.phase(Step::CopyingDatabase, 0);
-                stats.database = Some(self.build_sqlite(r, source, target_file).await?);
-            }
-            None => {
-                // Files only: a database inside the docroot stays the one live uses (a hard link
-                // to the same file, so that writes made meanwhile are kept).
-                if let Some(file) = &target.config.sqlite_file {
-                    let (file, docroot, new_dir) =
-                        (file.clone(), target.docroot.clone(), r.new_dir.clone());
-                    blocking(move || keep_sqlite_database(&file, &docroot, &new_dir)).await?;
+            Some(kept)
+        } else {
+            // The old copy goes; deleting is slow here, so it happens after the switch.
+            if let Some(SiteDb::Mysql(db)) = &r.target_db {
+                let old: Vec<String> = old_tables.into_iter().map(|(t, _)| t).collect();
+                if let Err(e) = db.drop_tables(&old).await {
+                    tracing::warn!(error = ?e, "dropping the replaced tables failed");
                 }
             }
-            Some(SiteDb::Mysql(_)) => {}
-        }
-        // The target keeps its own configuration.
-        let (docroot, new_dir) = (target.docroot.clone(), r.new_dir.clone());
-        let which = target.which.to_string();
-        journal.new_dir_ino = Some(
-            blocking(move || {
-                keep_config(&docroot, &new_dir, &which)?;
-                Ok(std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(
-                    &new_dir,
-                )?))
-            })
-            .await?,
-        );
-        self.write_journal(journal).await?;
-        Ok(())
-    }
-
-    /// The new SQLite database, inside the new tree where the target's is inside its docroot:
-    /// copied from the source, its URLs and prefix rewritten.
-    async fn build_sqlite(
-        &self,
-        r: &Replacement<'_>,
-        source: &Source<'_>,
-        target_file: &Path,
-    ) -> anyhow::Result<DbStats> {
-        let target = r.target;
-        let rel = target_file
-            .strip_prefix(&target.docroot)
-            .ok()
-            .and_then(confined::relative)
-            .ok_or_else(|| {
-                confined::refusal(
-                    "the SQLite database is outside the site's directory; sitetrail only uses a \
-                     database inside the site's own docroot",
-                    format!(
-                        "{} is outside {}",
-                        target_file.display(),
-                        target.docroot.display()
-                    ),
-                )
-            })?;
-        let new_db = r.new_dir.join(rel);
-        let (new_dir, db) = (r.new_dir.clone(), new_db.clone());
-        let db_dir = blocking(move || new_db_dir(&new_dir, &db)).await?;
-        let (from_url, from_prefix, db_dir) = match source {
-            Source::Env(env, SiteDb::Sqlite(src)) => {
-                let (docroot, src) = (env.docroot.clone(), src.clone());
-                let pin = blocking(move || confined::PinnedFile::new(&docroot, &src)).await?;
-                let copied =
-                    crate::sqlite_db::copy(pin.path(), &new_db, confined::DOCROOT_FILE_MODE).await;
-                blocking(move || {
-                    drop(pin);
-                    Ok(())
-                })
-                .await?;
-                copied?;
-                (env.url.to_string(), env.config.prefix.clone(), db_dir)
+            if journal.new_dir_ino.is_some() {
+                tree::remove_in_background(r.new_dir.clone());
             }
-            Source::Env(_, other) => return Err(cross(other.kind(), DbKind::Sqlite)),
-            Source::Snapshot(dir, m) if m.database_kind == DbKind::Sqlite => {
-                let (from, to) = (dir.join(m.database_kind.file()), new_db.clone());
-                let db_dir = blocking(move || {
-                    let mut from = std::fs::File::open(from)?;
-                    let name = to.file_name().expect("a file has a name");
-                    db_dir
-                        .create_file(
-                            &std::ffi::CString::new(name.as_encoded_bytes())?,
-                            confined::DOCROOT_FILE_MODE,
-                        )
-                        .map_err(|e| anyhow::anyhow!("creating {}: {e}", to.display()))
-                        .and_then(|mut to| Ok(std::io::copy(&mut from, &mut to)?))?;
-                    Ok(db_dir)
-                })
-                .await?;
-                (m.source_url.clone(), m.table_prefix.clone(), db_dir)
-            }
-            Source::Snapshot(_, m) => return Err(cross(m.database_kind, DbKind::Sqlite)),
+            None
         };
-        blocking(move || {
-            database_dir_guards(&db_dir);
-            Ok(())
-        })
-        .await?;
-        let rewrite = Rewrite {
-            url: Some(UrlRewrite::new(&from_url, target.url.as_str())?),
-            from_prefix,
-            to_prefix: target.config.prefix.clone(),
-        };
-        r.ctx.total(
-            crate::sqlite_db::stats(&new_db, &rewrite.from_prefix)
-                .await?
-                .rows,
-        );
-        let db_stats = crate::sqlite_db::rewrite(&new_db, &rewrite, &|n| r.ctx.advance(n)).await?;
-        anyhow::ensure!(
-            crate::sqlite_db::has_wordpress(&new_db, &target.config.prefix).await?,
-            "the source has no WordPress tables with its prefix"
-        );
-        if let Some(value) = self.blog_public(r).await? {
-            let options = format!("{}options", target.config.prefix);
-            crate::sqlite_db::set_option(&new_db, &options, BLOG_PUBLIC, &value).await?;
+        let _ = self.remove_journal(&ctx.activity).await;
+        if let Some(db) = r.target_db {
+            db.disconnect().await;
         }
-        Ok(db_stats)
-    }
-
-    /// Whether search engines may index the new copy (`blog_public`): never staging; live
-    /// keeps its own setting, whatever staging's was. None: leave the copy's as it is.
-    async fn blog_public(&self, r: &Replacement<'_>) -> anyhow::Result<Option<String>> {
-        let target = r.target;
-        if target.which == Environment::Staging {
-            return Ok(Some("0".to_owned()));
-        }
-        let options = format!("{}options", target.config.prefix);
-        match r.target_db {
-            Some(SiteDb::Mysql(db)) => db.option(&options, BLOG_PUBLIC).await,
-            Some(SiteDb::Sqlite(file)) => {
-                // Live's own database, read pinned: a link put in its place is not followed.
-                let (docroot, file) = (target.docroot.clone(), file.clone());
-                let pin = blocking(move || confined::PinnedFile::new(&docroot, &file)).await?;
-                let value = crate::sqlite_db::option(pin.path(), &options, BLOG_PUBLIC).await;
-                blocking(move || {
-                    drop(pin);
-                    Ok(())
-                })
-                .await?;
-                value
-            }
-            None => Ok(None),
-        }
+        Ok((stats, kept))
     }
 
     /// Switches the new copy in: the tables in one `RENAME TABLE` (the replaced ones keep
@@ -385,9 +288,13 @@ impl Engine {
     async fn switch(&self, r: &Replacement<'_>, journal: &mut Journal) -> anyhow::Result<()> {
         let _t = r.ctx.phase(Step::Switching(r.target.which), 0);
         journal.phase = Phase::Switching;
-        match (r.target_db, &journal.database) {
+        match (&r.target_db, &journal.database) {
             (Some(SiteDb::Mysql(db)), JournalDb::Mysql { built, .. }) => {
-                let current = db.tables(&r.target.config.prefix).await?;
+                let mut current = db.tables(&r.target.config.prefix).await?;
+                if r.part.scope == PushScope::Tables {
+                    // Only the chosen tables are replaced; the others stay as they are.
+                    current.retain(|t| built.iter().any(|(_, to)| to == t));
+                }
                 let mut pairs: Vec<(String, String)> = current
                     .iter()
                     .map(|t| (t.clone(), r.old_tables.apply(t)))
@@ -405,8 +312,11 @@ impl Engine {
             _ => self.write_journal(journal).await?,
         }
         let (docroot, new_dir) = (r.target.docroot.clone(), r.new_dir.clone());
+        let tree_built = journal.new_dir_ino.is_some();
         let files = blocking(move || {
-            if docroot.exists() {
+            if !tree_built {
+                Ok(())
+            } else if docroot.exists() {
                 tree::exchange(&docroot, &new_dir)
             } else {
                 std::fs::rename(&new_dir, &docroot).context("putting the new files in place")
@@ -414,7 +324,7 @@ impl Engine {
         })
         .await;
         if let Err(e) = files {
-            if let Some(SiteDb::Mysql(db)) = r.target_db {
+            if let Some(SiteDb::Mysql(db)) = &r.target_db {
                 db.rename_all(&journal.database.switch_back())
                     .await
                     .context("undoing the table switch")?;
@@ -473,7 +383,7 @@ impl Engine {
     }
 }
 
-fn cross(from: DbKind, to: DbKind) -> anyhow::Error {
+pub(crate) fn cross(from: DbKind, to: DbKind) -> anyhow::Error {
     anyhow::anyhow!(
         "the source's database is {} and the target's is {}; sites move between databases of the same kind",
         from.label(),
@@ -483,7 +393,11 @@ fn cross(from: DbKind, to: DbKind) -> anyhow::Error {
 
 /// A files-only push onto a SQLite site: the new tree gets a hard link to the database live
 /// uses (when it is a regular file inside the docroot), so that writes made meanwhile are kept.
-fn keep_sqlite_database(file: &Path, docroot: &Path, new_dir: &Path) -> anyhow::Result<()> {
+pub(crate) fn keep_sqlite_database(
+    file: &Path,
+    docroot: &Path,
+    new_dir: &Path,
+) -> anyhow::Result<()> {
     let Ok(rel) = file.strip_prefix(docroot) else {
         return Ok(());
     };
@@ -506,7 +420,7 @@ fn keep_sqlite_database(file: &Path, docroot: &Path, new_dir: &Path) -> anyhow::
 }
 /// The directory a new SQLite database goes in, made inside the new tree without following a
 /// link on the way.
-fn new_db_dir(new_dir: &Path, new_db: &Path) -> anyhow::Result<confined::Root> {
+pub(crate) fn new_db_dir(new_dir: &Path, new_db: &Path) -> anyhow::Result<confined::Root> {
     let rel = new_db
         .strip_prefix(new_dir)
         .ok()
@@ -526,7 +440,7 @@ fn new_db_dir(new_dir: &Path, new_db: &Path) -> anyhow::Result<confined::Root> {
 /// WordPress's SQLite integration guards its database directory with an `.htaccess` and an
 /// `index.php`; a new database directory gets the same (written as the integration writes
 /// them, never copied from a site's files).
-fn database_dir_guards(dir: &confined::Root) {
+pub(crate) fn database_dir_guards(dir: &confined::Root) {
     for (guard, text) in [
         (c".htaccess", "DENY FROM ALL"),
         (c"index.php", "<?php // Silence is gold. ?>"),
@@ -568,7 +482,7 @@ pub(crate) fn write_config(docroot: &Path, text: &[u8], which: &str) -> anyhow::
 
 /// Copies an environment's own `wp-config.php` from `from` into the tree that replaces it,
 /// read and written without following a link.
-fn keep_config(from: &Path, to: &Path, which: &str) -> anyhow::Result<()> {
+pub(crate) fn keep_config(from: &Path, to: &Path, which: &str) -> anyhow::Result<()> {
     let text = match confined::Root::open(from).and_then(|r| r.read(Path::new("wp-config.php"))) {
         Ok(text) => text,
         Err(confined::Access::Missing) => return Ok(()),

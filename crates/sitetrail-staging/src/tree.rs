@@ -32,6 +32,16 @@ pub struct TreeStats {
 /// is. A link is copied as a link and never followed; FIFOs, sockets and devices are left out.
 /// Everything in `dst` is created exclusively, so nothing is written through a link.
 pub fn copy_tree(src: &Path, dst: &Path, on_file: &dyn Fn(u64)) -> anyhow::Result<TreeStats> {
+    copy_tree_except(src, dst, &[], on_file)
+}
+
+/// [`copy_tree`], leaving out the paths in `skip` (relative to `src`) as well.
+pub fn copy_tree_except(
+    src: &Path,
+    dst: &Path,
+    skip: &[PathBuf],
+    on_file: &dyn Fn(u64),
+) -> anyhow::Result<TreeStats> {
     let from = Root::open(src).map_err(|e| tree_refusal(e, src))?;
     let mode = std::fs::Permissions::from_mode(from_fd_mode(&from)?);
     std::fs::DirBuilder::new()
@@ -40,8 +50,42 @@ pub fn copy_tree(src: &Path, dst: &Path, on_file: &dyn Fn(u64)) -> anyhow::Resul
         .with_context(|| format!("creating {}", dst.display()))?;
     let to = Root::open(dst).map_err(|e| anyhow::anyhow!("opening {}: {e}", dst.display()))?;
     let mut stats = TreeStats::default();
-    copy_dir(&from, &to, Path::new(""), 0, &mut stats, on_file)
+    copy_dir(&from, &to, Path::new(""), 0, &mut stats, on_file, skip)
         .with_context(|| format!("copying {}", src.display()))?;
+    File::from(to.as_fd().try_clone_to_owned()?).set_permissions(mode)?;
+    Ok(stats)
+}
+
+/// Copies the folder `rel` of the tree `src` to the same place in the tree `dst` (its missing
+/// parents made), as [`copy_tree`] copies: links kept as links and never followed, a link on
+/// the way to `rel` refused. A folder `src` lacks copies nothing.
+pub fn copy_folder(
+    src: &Path,
+    rel: &Path,
+    dst: &Path,
+    on_file: &dyn Fn(u64),
+) -> anyhow::Result<TreeStats> {
+    let mut stats = TreeStats::default();
+    let from = match Root::open(src).and_then(|r| r.dir(rel)) {
+        Ok(d) => d,
+        Err(Access::Missing) => return Ok(stats),
+        Err(e) => return Err(tree_refusal(e, &src.join(rel))),
+    };
+    let (parent, name) = match (rel.parent(), rel.file_name()) {
+        (Some(p), Some(n)) => (p, n),
+        _ => anyhow::bail!("{} is not a folder inside the docroot", rel.display()),
+    };
+    let to_parent = Root::open(dst)
+        .and_then(|r| r.create_dirs(parent, 0o755))
+        .map_err(|e| tree_refusal(e, &dst.join(parent)))?;
+    rustix::fs::mkdirat(&to_parent, name, rustix::fs::Mode::from_raw_mode(0o700))
+        .with_context(|| format!("creating {}", rel.display()))?;
+    let to = to_parent
+        .dir(name.as_ref())
+        .map_err(|e| anyhow::anyhow!("opening {}: {e}", rel.display()))?;
+    copy_dir(&from, &to, rel, 1, &mut stats, on_file, &[])
+        .with_context(|| format!("copying {}", rel.display()))?;
+    let mode = std::fs::Permissions::from_mode(from_fd_mode(&from)?);
     File::from(to.as_fd().try_clone_to_owned()?).set_permissions(mode)?;
     Ok(stats)
 }
@@ -72,6 +116,7 @@ fn copy_dir(
     depth: usize,
     stats: &mut TreeStats,
     on_file: &dyn Fn(u64),
+    skip: &[PathBuf],
 ) -> anyhow::Result<()> {
     anyhow::ensure!(
         depth < MAX_DEPTH,
@@ -79,7 +124,7 @@ fn copy_dir(
     );
     for name in confined::names(from)? {
         let rel = rel.join(confined::os(&name));
-        if is_environment_specific(&rel) {
+        if is_environment_specific(&rel) || skip.contains(&rel) {
             continue;
         }
         match confined::open_entry(from, &name)? {
@@ -89,7 +134,7 @@ fn copy_dir(
                 let sub = to
                     .dir(confined::os(&name).as_ref())
                     .map_err(|e| anyhow::anyhow!("opening {}: {e}", rel.display()))?;
-                copy_dir(&dir, &sub, &rel, depth + 1, stats, on_file)?;
+                copy_dir(&dir, &sub, &rel, depth + 1, stats, on_file, skip)?;
                 let mode = meta.permissions().mode() & 0o777;
                 File::from(sub.as_fd().try_clone_to_owned()?)
                     .set_permissions(std::fs::Permissions::from_mode(mode))?;

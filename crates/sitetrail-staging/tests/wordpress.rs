@@ -26,6 +26,8 @@ mod refusals;
 mod staging_cycle;
 #[path = "first_hour/staging_state.rs"]
 mod staging_state;
+#[path = "live_owned/woo_fixture.rs"]
+mod woo_fixture;
 
 struct Fixture {
     dir: tempfile::TempDir,

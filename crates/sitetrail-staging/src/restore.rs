@@ -1,0 +1,234 @@
+//! Undo a push and restore live from a backup: both put an earlier live back with the same
+//! atomic switch a push uses, after an automatic backup of live (invariant 7), and neither
+//! silently drops the rows live gained meanwhile in the tables it owns (invariant 10).
+//!
+//! A restore carries them as rows whose key the backup does not have: live's version of
+//! each such row goes into the restored tables (`INSERT IGNORE`); rows the backup has keep
+//! the backup's version, which is what restoring means. Tables the profile names with a row
+//! selector (orders as `posts`) are carried by their selected rows only when the merge can
+//! say which; until then they are restored as the backup has them, and the activity's
+//! details say so.
+
+use anyhow::Context;
+use mysql_async::prelude::Queryable;
+use serde_json::{Map, Value, json};
+use sitetrail_core::{BackupId, Environment, Site};
+
+use crate::db::SiteDb;
+use crate::merge::Built;
+use crate::mysql::{MysqlDb, quote};
+use crate::operations::{Ctx, Engine, Env};
+use crate::progress::{Step, stopped};
+use crate::push::PushScope;
+use crate::push_flow::{Done, new_sqlite_path};
+use crate::snapshot;
+use crate::switch::{Aside, Part, Source};
+
+impl Engine {
+    /// Puts back the live the last push replaced, carrying the rows live gained since.
+    pub(crate) async fn undo_push(&self, ctx: &Ctx, site: &Site) -> anyhow::Result<Done> {
+        let (live, live_db) = self.open(site, Environment::Live).await?;
+        let done = self.undo_opened(ctx, site, &live, &live_db).await;
+        live_db.disconnect().await;
+        done
+    }
+
+    async fn undo_opened(
+        &self,
+        ctx: &Ctx,
+        site: &Site,
+        live: &Env,
+        live_db: &SiteDb,
+    ) -> anyhow::Result<Done> {
+        let mut details = Map::new();
+        let backup = self
+            .automatic_backup(ctx, site, live, live_db)
+            .await
+            .context("the backup of live failed, so live was not touched")?;
+        details.insert("backup".into(), json!(backup.id));
+        let record = self
+            .undo_record(&site.id)
+            .await?
+            .ok_or_else(|| crate::progress::for_people(crate::undo::NO_UNDO))?;
+        {
+            let _t = ctx.phase(Step::KeepingLiveRows, 0);
+            let kept_db;
+            let kept = match (live_db, &record.kept.tree) {
+                (SiteDb::Mysql(_), _) => Some(Built::Mysql(&record.kept.tables)),
+                (SiteDb::Sqlite(file), Some(tree)) => {
+                    kept_db = new_sqlite_path(live, file, tree.as_path())?;
+                    Some(Built::Sqlite(&kept_db))
+                }
+                (SiteDb::Sqlite(_), None) => None,
+            };
+            if let Some(kept) = kept {
+                let carried = self
+                    .carry_since_push(ctx, site, live, live_db, kept)
+                    .await?;
+                details.insert("kept_from_live".into(), json!(carried.kept_total()));
+            }
+        }
+        details.extend(self.switch_back(ctx, &site.id, live).await?);
+        if let Some(reason) = self.check_health(ctx, &mut details, live).await {
+            details.insert("health_warning".into(), json!(reason));
+        }
+        Ok(Done {
+            description: "Undid the last push: live is as it was before it".into(),
+            details,
+        })
+    }
+
+    /// Replaces live (whole, its database or its files) with a backup, checked first.
+    pub(crate) async fn restore_live(
+        &self,
+        ctx: &Ctx,
+        site: &Site,
+        backup: &BackupId,
+        scope: PushScope,
+    ) -> anyhow::Result<Done> {
+        let dir = self.inner.snapshots.backup_dir(&site.id, backup);
+        let m = {
+            let _t = ctx.phase(Step::CheckingSnapshot, 0);
+            let dir = dir.clone();
+            crate::blocking(move || snapshot::verify(&dir)).await?
+        };
+        let (live, live_db) = self.open(site, Environment::Live).await?;
+        let done = async {
+            let mut details = Map::new();
+            details.insert("backup".into(), json!(backup));
+            details.insert("scope".into(), json!(scope));
+            let before = self
+                .automatic_backup(ctx, site, &live, &live_db)
+                .await
+                .context("the backup of live failed, so live was not touched")?;
+            details.insert("automatic_backup".into(), json!(before.id));
+            let source = Source::Snapshot(&dir, &m);
+            let aside = self
+                .build_aside(ctx, site, &live, &source, Part::whole(scope))
+                .await?;
+            let carried = async {
+                let _t = ctx.phase(Step::KeepingLiveRows, 0);
+                self.carry_into_restored(site, &live, &aside).await
+            }
+            .await;
+            match carried {
+                Ok(c) => {
+                    details.insert("kept_from_live".into(), c);
+                }
+                Err(e) => {
+                    self.discard(aside).await;
+                    return Err(e);
+                }
+            }
+            let (stats, _) = self.switch_in(aside, false).await?;
+            stats.into_details(&mut details);
+            // The copy a push kept is older than what live is now: it no longer goes back.
+            self.close_undo(&site.id).await;
+            if let Some(reason) = self.check_health(ctx, &mut details, &live).await {
+                return Err(stopped(
+                    format!(
+                        "Live was restored from the backup {backup}, but {}. Restore another \
+                         backup or contact support.",
+                        lower_first(&reason),
+                    ),
+                    details,
+                ));
+            }
+            anyhow::Ok(Done {
+                description: format!("Restored live from the backup {backup}"),
+                details,
+            })
+        }
+        .await;
+        live_db.disconnect().await;
+        done
+    }
+
+    /// Carries the rows live gained since the backup (keys the backup lacks) in the tables
+    /// live owns into the restored tables. Returns, per table, how many.
+    async fn carry_into_restored(
+        &self,
+        site: &Site,
+        live: &Env,
+        aside: &Aside<'_>,
+    ) -> anyhow::Result<Value> {
+        let profile = self.live_owned(&site.id).await?;
+        let whole: Vec<String> = profile
+            .shipped
+            .iter()
+            .filter(|t| t.rows.is_none())
+            .map(|t| t.table.clone())
+            .chain(profile.extra.iter().cloned())
+            .map(|t| format!("{}{t}", live.config.prefix))
+            .collect();
+        let mut out = Map::new();
+        match (&aside.r.target_db, aside.new_tree()) {
+            (Some(SiteDb::Mysql(db)), _) => {
+                let current = db.tables(&live.config.prefix).await?;
+                for (temp, fin) in aside.built_tables() {
+                    if whole.contains(fin) && current.contains(fin) {
+                        let n = insert_missing(db, temp, fin).await?;
+                        out.insert(fin.clone(), json!(n));
+                    }
+                }
+            }
+            (Some(SiteDb::Sqlite(file)), Some(tree)) => {
+                let new_db = new_sqlite_path(live, file, tree)?;
+                let (d, f) = (live.docroot.clone(), file.clone());
+                let pin = crate::blocking(move || crate::confined::PinnedFile::new(&d, &f)).await?;
+                let n = crate::diff::sqlite_insert_missing(&new_db, pin.path(), &whole).await;
+                crate::blocking(move || {
+                    drop(pin);
+                    Ok(())
+                })
+                .await?;
+                for (t, n) in n? {
+                    out.insert(t, json!(n));
+                }
+            }
+            _ => {}
+        }
+        Ok(Value::Object(out))
+    }
+}
+
+fn lower_first(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_lowercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+/// Copies into `into` the rows of `from` whose key `into` lacks, over the columns both have
+/// (generated ones left out). Returns how many.
+async fn insert_missing(db: &MysqlDb, into: &str, from: &str) -> anyhow::Result<u64> {
+    let mut conn = db.conn().await?;
+    let columns = |t: &str| {
+        format!(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = '{}' AND \
+             table_name = '{}' AND extra NOT LIKE '%GENERATED%' ORDER BY ordinal_position",
+            db.name.replace('\'', "''"),
+            t.replace('\'', "''")
+        )
+    };
+    let a: Vec<String> = conn.query(columns(into)).await?;
+    let b: Vec<String> = conn.query(columns(from)).await?;
+    let both = a
+        .iter()
+        .filter(|c| b.contains(c))
+        .map(|c| quote(c))
+        .collect::<anyhow::Result<Vec<_>>>()?
+        .join(", ");
+    if both.is_empty() {
+        return Ok(0);
+    }
+    conn.query_drop(format!(
+        "INSERT IGNORE INTO {} ({both}) SELECT {both} FROM {}",
+        quote(into)?,
+        quote(from)?
+    ))
+    .await
+    .context("carrying live's new rows into the restored tables")?;
+    Ok(conn.affected_rows())
+}
