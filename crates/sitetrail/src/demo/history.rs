@@ -98,27 +98,14 @@ impl Step {
                  again, contact support.",
             ),
             Step::Preview { files, conflict } => (
-                format!(
-                    "Previewed a push of staging to live ({}): {}",
-                    if *files {
-                        "files only"
-                    } else {
-                        "database and files"
-                    },
-                    if *conflict {
-                        "1 row changed on both staging and live"
-                    } else {
-                        "no conflicts"
-                    }
-                ),
-                "Previewing a push of staging to live failed".into(),
+                preview_words(&preview_report(*files, *conflict)),
+                "Preview Push to Live failed".into(),
                 "Copying the database failed. Nothing on live changed. Try again; if it fails \
                  again, contact support.",
             ),
             Step::Undo => (
-                "Undid the last push to live; live kept the orders and comments it took since"
-                    .into(),
-                "Undoing the last push to live failed; live was not changed".into(),
+                "Undid the last push: live is as it was before it".into(),
+                "Undo Push to Live failed".into(),
                 "Switching live back failed. Nothing on live changed. Try again; if it fails \
                  again, contact support.",
             ),
@@ -143,7 +130,8 @@ impl Step {
                     "scope": if *files { "files" } else { "site" },
                     "keep_staging": false,
                     "on_conflict": "stop",
-                    "preview": preview_report(*files, *conflict),
+                    "preview": serde_json::to_value(preview_report(*files, *conflict))
+                        .expect("a report is JSON"),
                 })
             }
             Step::Undo => serde_json::json!({}),
@@ -153,7 +141,7 @@ impl Step {
 
 /// What a preview of the demo shop's push reports: a few posts and options changed, the
 /// orders and comments live took kept, a theme's files changed.
-fn preview_report(files: bool, conflict: bool) -> serde_json::Value {
+fn preview_report(files: bool, conflict: bool) -> sitetrail_staging::PushReport {
     use sitetrail_staging::push::{Conflict, FileChange, FilesChange, TableChange};
     let table = |name: &str, (added, removed, changed, kept): (u64, u64, u64, u64)| TableChange {
         table: name.into(),
@@ -191,7 +179,7 @@ fn preview_report(files: bool, conflict: bool) -> serde_json::Value {
             bytes: 84_330,
         },
     ];
-    let report = sitetrail_staging::PushReport {
+    sitetrail_staging::PushReport {
         tables,
         kept_from_live,
         conflicts: if conflict && !files {
@@ -216,8 +204,30 @@ fn preview_report(files: bool, conflict: bool) -> serde_json::Value {
         url_rewrites: if files { 0 } else { 57 },
         skipped_cells: Vec::new(),
         live_fingerprint: "demo".into(),
+    }
+}
+
+/// A completed preview's description, in the engine's words.
+fn preview_words(report: &sitetrail_staging::PushReport) -> String {
+    let sum = |f: fn(&sitetrail_staging::push::TableChange) -> u64| {
+        report.tables.iter().map(f).sum::<u64>()
     };
-    serde_json::to_value(report).expect("a report is JSON")
+    let f = &report.files;
+    let mut s = format!(
+        "Previewed a push to live: {} rows added, {} changed, {} removed; {} files added, {} \
+         changed, {} removed; {} of live's new rows kept",
+        sum(|t| t.added),
+        sum(|t| t.changed),
+        sum(|t| t.removed),
+        f.added,
+        f.changed,
+        f.removed,
+        report.kept_from_live
+    );
+    if !report.conflicts.is_empty() {
+        s += &format!("; {} rows changed on both sides", report.conflicts.len());
+    }
+    s
 }
 
 /// Six months of staging work on each site, ending with staging removed by a push.

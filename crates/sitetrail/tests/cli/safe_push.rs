@@ -345,6 +345,46 @@ async fn preview_push_undo_and_restore_run_from_the_command_line_on_real_wordpre
     assert_eq!(again.status.code(), Some(3), "{}", stderr(&again));
     assert!(stderr(&again).contains("there is no push of shop to undo"));
 
+    // The tables and folders scopes reach the engine with their lists.
+    let theme = shop.dir.path().join("staging/wp-content/themes/shop");
+    std::fs::create_dir_all(&theme).unwrap();
+    std::fs::write(theme.join("style.css"), "body { color: brown }").unwrap();
+    std::fs::write(
+        shop.dir
+            .path()
+            .join("staging/wp-content/outside-the-folder.txt"),
+        "left",
+    )
+    .unwrap();
+    let dry_json = |flags: &[&str]| -> serde_json::Value {
+        let out = shop.ok(&[
+            &["staging", "push", "--site", "shop", "--dry-run", "--json"],
+            flags,
+        ]
+        .concat());
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+    };
+    let tables = dry_json(&["--scope", "tables", "--table", "posts"]);
+    let names: Vec<&str> = tables["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["table"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["wp_posts"], "{tables}");
+    assert_eq!(tables["files"]["added"], 0, "{tables}");
+    let folders = dry_json(&["--scope", "folders", "--folder", "wp-content/themes/shop"]);
+    assert!(
+        folders["tables"].as_array().unwrap().is_empty(),
+        "{folders}"
+    );
+    assert_eq!(folders["files"]["added"], 1, "{folders}");
+    assert_eq!(folders["files"]["bytes_added"], 21, "{folders}");
+    assert_eq!(
+        folders["files"]["list"][0]["path"], "wp-content/themes/shop/style.css",
+        "{folders}"
+    );
+
     // Restore: the push again, then live's database from the backup taken before the first.
     shop.ok(&["staging", "push", "--site", "shop", "--yes"]);
     assert_eq!(shop.title(), "Staging title");
