@@ -56,7 +56,7 @@ pub enum LiveOwnedCommand {
         /// The site's id.
         #[arg(long, env = "SITETRAIL_SITE")]
         site: String,
-        /// The table, named without its prefix (`gf_entry`).
+        /// The table, named without its prefix (`my_bookings`).
         table: String,
     },
     /// Removes a table added for the site (the shipped profile stays).

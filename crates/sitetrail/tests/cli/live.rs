@@ -164,20 +164,28 @@ async fn live_owned_lists_the_shipped_profile_and_keeps_a_sites_additions() {
             "the shipped profile names {table}: {shipped}"
         );
     }
-    let added = owned(&["add", "gf_entry"]);
+    let added = owned(&["add", "my_bookings"]);
     assert_eq!(added.status.code(), Some(0), "{}", stderr(&added));
     assert!(
-        stdout(&added).contains("gf_entry\tadded for this site"),
+        stdout(&added).contains("my_bookings\tadded for this site"),
         "{}",
         stdout(&added)
     );
-    let again = owned(&["add", "gf_entry"]);
+    let shipped_one = owned(&["add", "comments"]);
+    assert_eq!(
+        shipped_one.status.code(),
+        Some(0),
+        "{}",
+        stderr(&shipped_one)
+    );
+    assert!(stderr(&shipped_one).contains("comments is already live's on shop"));
+    let again = owned(&["add", "my_bookings"]);
     assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
-    assert!(stderr(&again).contains("gf_entry is already live's on shop"));
+    assert!(stderr(&again).contains("my_bookings is already live's on shop"));
     assert_eq!(
         stdout(&owned(&["list"]))
             .lines()
-            .filter(|l| l.starts_with("gf_entry\t"))
+            .filter(|l| l.starts_with("my_bookings\t"))
             .count(),
         1,
         "added once, kept across runs"
@@ -190,7 +198,7 @@ async fn live_owned_lists_the_shipped_profile_and_keeps_a_sites_additions() {
         stderr(&shipped_one)
     );
     assert!(stderr(&shipped_one).contains("in the profile sitetrail ships"));
-    let removed = owned(&["remove", "gf_entry"]);
+    let removed = owned(&["remove", "my_bookings"]);
     assert_eq!(removed.status.code(), Some(0), "{}", stderr(&removed));
-    assert!(!stdout(&owned(&["list"])).contains("gf_entry"));
+    assert!(!stdout(&owned(&["list"])).contains("my_bookings"));
 }
