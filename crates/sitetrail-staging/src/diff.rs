@@ -339,6 +339,43 @@ fn sqlite_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
+/// A site's SQLite database held quiet (`BEGIN EXCLUSIVE`, through a pinned path that shares
+/// WordPress's locks) while its tree is exchanged: no WordPress request is halfway through a
+/// write whose rollback journal, found by its path, would then be in the other tree.
+pub(crate) struct Quiet {
+    conn: SqliteConnection,
+    pin: confined::PinnedFile,
+}
+
+impl Quiet {
+    /// None when the database cannot be held (there is none yet): the exchange goes on.
+    pub async fn hold(docroot: &Path, file: &Path) -> Option<Quiet> {
+        let (d, f) = (docroot.to_owned(), file.to_owned());
+        let pin = blocking(move || confined::PinnedFile::new(&d, &f))
+            .await
+            .ok()?;
+        let mut conn = open_sqlite(pin.path()).await.ok()?;
+        match sqlx::query("BEGIN EXCLUSIVE").execute(&mut conn).await {
+            Ok(_) => Some(Quiet { conn, pin }),
+            Err(e) => {
+                tracing::warn!(error = %e, "holding live's SQLite database failed");
+                None
+            }
+        }
+    }
+
+    pub async fn release(mut self) {
+        let _ = sqlx::query("ROLLBACK").execute(&mut self.conn).await;
+        let _ = self.conn.close().await;
+        let pin = self.pin;
+        let _ = blocking(move || {
+            drop(pin);
+            Ok(())
+        })
+        .await;
+    }
+}
+
 /// A file of a tree as a preview compares it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct FileInfo {

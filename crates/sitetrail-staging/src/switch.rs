@@ -313,6 +313,10 @@ impl Engine {
         }
         let (docroot, new_dir) = (r.target.docroot.clone(), r.new_dir.clone());
         let tree_built = journal.new_dir_ino.is_some();
+        let quiet = match (&r.target.config.sqlite_file, tree_built) {
+            (Some(file), true) => crate::diff::Quiet::hold(&docroot, file).await,
+            _ => None,
+        };
         let files = blocking(move || {
             if !tree_built {
                 Ok(())
@@ -323,6 +327,9 @@ impl Engine {
             }
         })
         .await;
+        if let Some(q) = quiet {
+            q.release().await;
+        }
         if let Err(e) = files {
             if let Some(SiteDb::Mysql(db)) = &r.target_db {
                 db.rename_all(&journal.database.switch_back())

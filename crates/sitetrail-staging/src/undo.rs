@@ -322,7 +322,15 @@ impl Engine {
         }
         if let Some(tree) = &tree {
             let (docroot, tree) = (live.docroot.clone(), tree.clone());
-            if let Err(e) = blocking(move || tree::exchange(&docroot, &tree)).await {
+            let quiet = match &live.config.sqlite_file {
+                Some(file) => crate::diff::Quiet::hold(&docroot, file).await,
+                None => None,
+            };
+            let exchanged = blocking(move || tree::exchange(&docroot, &tree)).await;
+            if let Some(q) = quiet {
+                q.release().await;
+            }
+            if let Err(e) = exchanged {
                 if let Some(db) = db {
                     db.rename_all(&journal.database.switch_back())
                         .await

@@ -16,6 +16,10 @@ use sitetrail_staging::{Engine, Operation, PushScope};
 use sitetrail_store::DynStore;
 use sitetrail_store_sqlite::SqliteStore;
 
+#[path = "flow/preview_undo.rs"]
+mod flow_preview_undo;
+#[path = "flow/scopes.rs"]
+mod flow_scopes;
 #[path = "hostile/databases.rs"]
 mod hostile_databases;
 #[path = "hostile/files.rs"]
