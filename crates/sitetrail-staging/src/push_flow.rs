@@ -13,6 +13,7 @@ use crate::confined;
 use crate::db::SiteDb;
 use crate::diff;
 use crate::health;
+use crate::journal::JournalDb;
 use crate::merge::{Built, Carried, Sides};
 use crate::operations::{Ctx, Engine, EngineError, Env};
 use crate::progress::{self, Step, stopped};
@@ -201,14 +202,16 @@ impl Engine {
             details.insert("backup".into(), json!(backup.id));
         }
         let source = Source::Env(staging, staging_db);
-        let aside = self.build_aside(ctx, site, live, &source, part).await?;
+        let mut aside = self.build_aside(ctx, site, live, &source, part).await?;
         let measured = async {
             let fingerprint = {
                 let _t = ctx.phase(Step::Comparing, 0);
                 diff::fingerprint(&live.docroot, &live.config.prefix, live_db).await?
             };
             let carried = self
-                .carry(ctx, site, push, &aside, live, live_db, staging, staging_db)
+                .carry(
+                    ctx, site, push, &mut aside, live, live_db, staging, staging_db,
+                )
                 .await?;
             let _t = ctx.phase(Step::Comparing, 0);
             let report = self.report(live, &aside, &carried, fingerprint).await?;
@@ -223,9 +226,7 @@ impl Engine {
             }
         };
         details.insert("preview".into(), json!(report));
-        if carried.without_base {
-            details.insert("merge".into(), json!({"without_base": true}));
-        }
+        carried.into_details(&mut details);
         if !report.conflicts.is_empty() && push.on_conflict == OnConflict::Stop && !dry_run {
             self.discard(aside).await;
             return Err(stopped(conflict_reason(&report), details));
@@ -301,18 +302,25 @@ impl Engine {
         ctx: &Ctx,
         site: &Site,
         push: &Push,
-        aside: &Aside<'_>,
+        aside: &mut Aside<'_>,
         live: &Env,
         live_db: &SiteDb,
         staging: &Env,
         staging_db: &SiteDb,
     ) -> anyhow::Result<Carried> {
+        let whole_database = matches!(push.scope, PushScope::Site | PushScope::Database);
         let new_db;
-        let built = match (&aside.r.target_db, aside.new_tree()) {
-            (Some(SiteDb::Mysql(_)), _) => Built::Mysql(aside.built_tables()),
-            (Some(SiteDb::Sqlite(file)), Some(tree)) => {
-                new_db = new_sqlite_path(live, file, tree)?;
-                Built::Sqlite(&new_db)
+        let built = match (&aside.r.target_db, &mut aside.journal.database) {
+            (Some(SiteDb::Mysql(_)), JournalDb::Mysql { built, .. }) => Built::Mysql {
+                tables: built,
+                whole_database,
+            },
+            (Some(SiteDb::Sqlite(file)), _) if aside.journal.new_dir_ino.is_some() => {
+                new_db = new_sqlite_path(live, file, &aside.r.new_dir)?;
+                Built::Sqlite {
+                    file: &new_db,
+                    whole_database,
+                }
             }
             _ => return Ok(Carried::default()),
         };
@@ -323,8 +331,13 @@ impl Engine {
             staging,
             staging_db,
         };
-        self.carry_live(ctx, site, &sides, built, push.on_conflict)
-            .await
+        let carried = self
+            .carry_live(ctx, site, &sides, built, push.on_conflict)
+            .await?;
+        // The merge may have built more tables (one live has and staging lacks).
+        self.write_journal(&aside.journal).await?;
+        aside.stats.carried = Some(carried.clone());
+        Ok(carried)
     }
 
     /// The report of a push: the new live built aside against live now.
@@ -445,16 +458,25 @@ pub(crate) fn new_sqlite_path(
     Ok(tree.join(rel))
 }
 
+/// How many conflicting rows a reason names one by one (the details list them all).
+const CONFLICTS_NAMED: usize = 5;
+
 fn conflict_reason(report: &PushReport) -> String {
-    let mut tables: Vec<&str> = report.conflicts.iter().map(|c| c.table.as_str()).collect();
-    tables.sort();
-    tables.dedup();
     let n = report.conflicts.len();
+    let mut named: Vec<String> = report
+        .conflicts
+        .iter()
+        .take(CONFLICTS_NAMED)
+        .map(|c| format!("{} {}", c.table, c.key))
+        .collect();
+    if n > CONFLICTS_NAMED {
+        named.push(format!("and {} more", n - CONFLICTS_NAMED));
+    }
     format!(
-        "Staging and live both changed {n} {} since staging was made (in {}). Choose which \
-         side wins and push again. Live was not changed.",
+        "Nothing was pushed: staging and live both changed {n} {} that live owns ({}). Choose \
+         which side wins, staging or live, and push again. Live was not changed.",
         if n == 1 { "row" } else { "rows" },
-        tables.join(", ")
+        named.join("; ")
     )
 }
 

@@ -53,11 +53,19 @@ impl Engine {
         {
             let _t = ctx.phase(Step::KeepingLiveRows, 0);
             let kept_db;
+            let mut record = record;
+            let whole_database = record.kept.whole_database;
             let kept = match (live_db, &record.kept.tree) {
-                (SiteDb::Mysql(_), _) => Some(Built::Mysql(&record.kept.tables)),
+                (SiteDb::Mysql(_), _) => Some(Built::Mysql {
+                    tables: &mut record.kept.tables,
+                    whole_database,
+                }),
                 (SiteDb::Sqlite(file), Some(tree)) => {
                     kept_db = new_sqlite_path(live, file, tree.as_path())?;
-                    Some(Built::Sqlite(&kept_db))
+                    Some(Built::Sqlite {
+                        file: &kept_db,
+                        whole_database,
+                    })
                 }
                 (SiteDb::Sqlite(_), None) => None,
             };
@@ -65,7 +73,9 @@ impl Engine {
                 let carried = self
                     .carry_since_push(ctx, site, live, live_db, kept)
                     .await?;
-                details.insert("kept_from_live".into(), json!(carried.kept_total()));
+                // The merge may have kept more tables (one live made since the push).
+                self.rewrite_undo_record(&record).await?;
+                carried.into_details(&mut details);
             }
         }
         details.extend(self.switch_back(ctx, &site.id, live).await?);

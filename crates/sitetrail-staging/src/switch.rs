@@ -38,6 +38,7 @@ pub(crate) struct ReplaceStats {
     pub backup: Option<String>,
     pub database: Option<DbStats>,
     pub files: Option<TreeStats>,
+    pub carried: Option<crate::merge::Carried>,
 }
 
 impl ReplaceStats {
@@ -50,6 +51,9 @@ impl ReplaceStats {
         }
         if let Some(f) = self.files {
             details.insert("files".into(), json!(f));
+        }
+        if let Some(c) = self.carried {
+            c.into_details(details);
         }
     }
 }
@@ -257,6 +261,7 @@ impl Engine {
                     .map(|(_, t)| t.clone())
                     .collect(),
                 tree: journal.new_dir_ino.map(|_| r.new_dir.clone()),
+                whole_database: matches!(r.part.scope, PushScope::Site | PushScope::Database),
             };
             if let Err(e) = self.keep_for_undo(&journal, &kept).await {
                 tracing::warn!(error = ?e, "keeping the replaced live for undo failed");

@@ -34,6 +34,9 @@ pub(crate) struct Kept {
     pub pushed: Vec<String>,
     /// The replaced tree (a SQLite database is inside it), when the push switched files.
     pub tree: Option<PathBuf>,
+    /// The push replaced live's whole database (its tables are all kept).
+    #[serde(default)]
+    pub whole_database: bool,
 }
 
 /// The undo window of a site: the push, when it closes, and what it kept.
@@ -172,6 +175,12 @@ impl Engine {
         };
         let d = self.inner.data_dir.clone();
         blocking(move || write_record(&d, &record)).await
+    }
+
+    /// Writes a site's undo record again (the merge kept more tables in it).
+    pub(crate) async fn rewrite_undo_record(&self, record: &Record) -> anyhow::Result<()> {
+        let (d, r) = (self.inner.data_dir.clone(), record.clone());
+        blocking(move || write_record(&d, &r)).await
     }
 
     /// Drops a kept copy (its tables and its tree) and its record.
@@ -386,6 +395,7 @@ mod tests {
                 tables: vec![("stoabc_wp_posts".into(), "wp_posts".into())],
                 pushed: vec!["wp_posts".into()],
                 tree: Some("/srv/.live.aside-new-abc".into()),
+                whole_database: true,
             },
         };
         write_record(dir.path(), &record).unwrap();

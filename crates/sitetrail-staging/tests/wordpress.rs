@@ -16,6 +16,8 @@ use sitetrail_staging::{Engine, Operation, PushScope};
 use sitetrail_store::DynStore;
 use sitetrail_store_sqlite::SqliteStore;
 
+#[path = "flow/crash.rs"]
+mod flow_crash;
 #[path = "flow/preview_undo.rs"]
 mod flow_preview_undo;
 #[path = "flow/scopes.rs"]
@@ -24,12 +26,18 @@ mod flow_scopes;
 mod hostile_databases;
 #[path = "hostile/files.rs"]
 mod hostile_files;
+#[path = "live_owned/profile.rs"]
+mod live_owned_profile;
+#[path = "live_owned/push_keeps_live.rs"]
+mod push_keeps_live;
 #[path = "first_hour/refusals.rs"]
 mod refusals;
 #[path = "first_hour/staging_cycle.rs"]
 mod staging_cycle;
 #[path = "first_hour/staging_state.rs"]
 mod staging_state;
+#[path = "live_owned/undo_carry.rs"]
+mod undo_carry;
 #[path = "live_owned/woo_fixture.rs"]
 mod woo_fixture;
 
@@ -724,7 +732,8 @@ async fn an_operation_asked_for_as_the_log_shows_the_last_one_ended_is_not_refus
 }
 
 /// Run by the crash tests in a child process, which they kill: starts the operation
-/// `SITETRAIL_CRASH_OPERATION` names (`push`, the default, or `reset_from_template:NAME`) on
+/// `SITETRAIL_CRASH_OPERATION` names (`push`, the default, `reset_from_template:NAME`, `undo`
+/// or `restore:BACKUP`) on
 /// an engine that pauses at `SITETRAIL_CRASH_PAUSE`, and stays alive, as a server would.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "run as a child process by the crash tests"]
@@ -736,6 +745,11 @@ async fn crash_child() {
     let operation = std::env::var("SITETRAIL_CRASH_OPERATION").unwrap_or_default();
     let operation = match operation.strip_prefix("reset_from_template:") {
         Some(template) => Operation::ResetFromTemplate(TemplateId::parse(template).unwrap()),
+        None if operation == "undo" => Operation::UndoPush,
+        None if operation.starts_with("restore:") => Operation::RestoreLive {
+            backup: sitetrail_core::BackupId::parse(&operation["restore:".len()..]).unwrap(),
+            scope: PushScope::Site,
+        },
         None => Operation::PushToLive(sitetrail_staging::Push {
             scope: PushScope::Site,
             keep_staging: true,

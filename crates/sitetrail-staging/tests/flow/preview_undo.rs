@@ -41,7 +41,7 @@ async fn preview_then_push(f: Fixture) {
     std::fs::write(staging.docroot.join("wp-content/new.txt"), "new file").unwrap();
     std::fs::write(
         staging.docroot.join("index.php"),
-        "<?php // changed\nrequire __DIR__ . '/wp-blog-header.php';\n",
+        "<?php // changed\ndefine('WP_USE_THEMES', true);\nrequire __DIR__ . '/wp-blog-header.php';\n",
     )
     .unwrap();
     let push = Push {
