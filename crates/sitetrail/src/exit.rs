@@ -9,11 +9,13 @@ use sitetrail_server::Config;
 pub const TABLE: &str = "\
 Exit codes:
   0  done
-  1  failed: verify found the log changed, or an operation ran and ended failed
-  2  usage: a flag or a value is wrong (an id, a URL, an email)
+  1  failed: verify found the log changed, or an operation ran and ended failed (a push
+     stopped by conflicts lists them and how to choose)
+  2  usage: a flag or a value is wrong (an id, a URL, an email, a scope without its list)
   3  not found: no data dir or database there, or no such account, site, backup, template
-     or staging site (create staging before pushing or backing it up)
-  4  not confirmed: `staging push` was not confirmed (answer yes on a terminal, or pass --yes)
+     or staging site (create staging before pushing or backing it up), or no push to undo
+  4  not confirmed: `staging push`, `live undo` or `live restore` was not confirmed (answer
+     yes on a terminal, or pass --yes)
   5  error: sitetrail could not do it (the database, the disk); the message says why";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

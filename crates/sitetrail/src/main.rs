@@ -4,6 +4,8 @@
 mod demo;
 mod exit;
 mod integrity;
+mod live;
+mod report;
 mod staging;
 
 use std::io::IsTerminal;
@@ -107,6 +109,28 @@ enum Command {
             hide_env_values = true
         )]
         mysql_admin_url: Option<String>,
+        #[command(flatten)]
+        databases: DatabaseServers,
+    },
+    /// Live after a push: undo the last push, restore live from a backup.
+    Live {
+        #[command(subcommand)]
+        command: live::LiveCommand,
+        #[command(flatten)]
+        storage: Storage,
+        #[command(flatten)]
+        actor: staging::ActorArgs,
+        #[command(flatten)]
+        databases: DatabaseServers,
+    },
+    /// The tables live owns on a site (orders, customers, comments, users, form entries):
+    /// a push carries over the rows live added or changed in them since staging was made.
+    #[command(name = "live-owned")]
+    LiveOwned {
+        #[command(subcommand)]
+        command: live::LiveOwnedCommand,
+        #[command(flatten)]
+        storage: Storage,
         #[command(flatten)]
         databases: DatabaseServers,
     },
@@ -308,6 +332,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Serve { .. }
             | Command::Staging { .. }
             | Command::Backups { .. }
+            | Command::Live { .. }
+            | Command::LiveOwned { .. }
             | Command::Templates { .. }
     );
     if touches_sites && rustix::process::geteuid().is_root() {
@@ -365,6 +391,25 @@ async fn run(command: Command) -> anyhow::Result<()> {
             config.mysql_admin = mysql_admin_url;
             config.database_hosts = databases.database_hosts;
             staging::staging(config, command, actor).await
+        }
+        Command::Live {
+            command,
+            storage,
+            actor,
+            databases,
+        } => {
+            let mut config = exit::existing(&storage.data_dir, storage.database)?;
+            config.database_hosts = databases.database_hosts;
+            live::live(config, command, actor).await
+        }
+        Command::LiveOwned {
+            command,
+            storage,
+            databases,
+        } => {
+            let mut config = exit::existing(&storage.data_dir, storage.database)?;
+            config.database_hosts = databases.database_hosts;
+            live::live_owned(config, command).await
         }
         Command::Backups {
             command,

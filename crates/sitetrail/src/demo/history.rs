@@ -2,7 +2,9 @@
 //! the pages: staging is made before it is reset or pushed, a push without keeping staging
 //! removes it and every site's history ends with staging removed (as the engine's record
 //! says), templates are named only when that template exists, no backup is claimed (the real
-//! ones are made through the engine), and a failed row says it failed.
+//! ones are made through the engine), and a failed row says it failed. Some pushes follow a
+//! preview of themselves (made while staging existed, changing nothing), and some completed
+//! pushes before the last are undone within their window (an undo touches live only).
 
 use sitetrail_core::{
     AccountId, ActivityKind, Actor, ActorKind, Environment, NewActivity, SiteId, Status, Timestamp,
@@ -40,7 +42,17 @@ impl Dice {
 enum Step {
     Create,
     ResetFromTemplate,
-    Push { keep_staging: bool, files: bool },
+    Push {
+        keep_staging: bool,
+        files: bool,
+    },
+    /// A dry run of the push that follows it; with a conflict, that push lets staging win.
+    Preview {
+        files: bool,
+        conflict: bool,
+    },
+    /// The push before it undone, within its window.
+    Undo,
 }
 
 impl Step {
@@ -49,12 +61,14 @@ impl Step {
             Step::Create => ActivityKind::CreateStaging,
             Step::ResetFromTemplate => ActivityKind::ResetStagingFromTemplate,
             Step::Push { .. } => ActivityKind::PushStagingToLive,
+            Step::Preview { .. } => ActivityKind::PreviewPush,
+            Step::Undo => ActivityKind::UndoPush,
         }
     }
 
     fn environment(&self) -> Environment {
         match self {
-            Step::Push { .. } => Environment::Live,
+            Step::Push { .. } | Step::Preview { .. } | Step::Undo => Environment::Live,
             _ => Environment::Staging,
         }
     }
@@ -83,6 +97,18 @@ impl Step {
                 "Copying the database failed. Nothing on live changed. Try again; if it fails \
                  again, contact support.",
             ),
+            Step::Preview { files, conflict } => (
+                preview_words(&preview_report(*files, *conflict)),
+                "Preview Push to Live failed".into(),
+                "Copying the database failed. Nothing on live changed. Try again; if it fails \
+                 again, contact support.",
+            ),
+            Step::Undo => (
+                "Undid the last push: live is as it was before it".into(),
+                "Undo Push to Live failed".into(),
+                "Switching live back failed. Nothing on live changed. Try again; if it fails \
+                 again, contact support.",
+            ),
         }
     }
 
@@ -99,13 +125,115 @@ impl Step {
                 "scope": if *files { "files" } else { "site" },
                 "keep_staging": keep_staging,
             }),
+            Step::Preview { files, conflict } => {
+                serde_json::json!({
+                    "scope": if *files { "files" } else { "site" },
+                    "keep_staging": false,
+                    "on_conflict": "stop",
+                    "preview": serde_json::to_value(preview_report(*files, *conflict))
+                        .expect("a report is JSON"),
+                })
+            }
+            Step::Undo => serde_json::json!({}),
         }
     }
+}
+
+/// What a preview of the demo shop's push reports: a few posts and options changed, the
+/// orders and comments live took kept, a theme's files changed.
+fn preview_report(files: bool, conflict: bool) -> sitetrail_staging::PushReport {
+    use sitetrail_staging::push::{Conflict, FileChange, FilesChange, TableChange};
+    let table = |name: &str, (added, removed, changed, kept): (u64, u64, u64, u64)| TableChange {
+        table: name.into(),
+        added,
+        removed,
+        changed,
+        kept_from_live: kept,
+    };
+    let tables = if files {
+        Vec::new()
+    } else {
+        vec![
+            table("wp_posts", (2, 0, 3, 6)),
+            table("wp_postmeta", (9, 1, 4, 31)),
+            table("wp_options", (0, 0, 2, 0)),
+            table("wp_comments", (0, 0, 0, 4)),
+            table("wp_woocommerce_order_items", (0, 0, 0, 9)),
+        ]
+    };
+    let kept_from_live = tables.iter().map(|t| t.kept_from_live).sum();
+    let list = vec![
+        FileChange {
+            path: "wp-content/themes/bakery/style.css".into(),
+            change: "changed".into(),
+            bytes: 18_412,
+        },
+        FileChange {
+            path: "wp-content/themes/bakery/parts/header.html".into(),
+            change: "changed".into(),
+            bytes: 2_210,
+        },
+        FileChange {
+            path: "wp-content/uploads/2026/11/croissants.webp".into(),
+            change: "added".into(),
+            bytes: 84_330,
+        },
+    ];
+    sitetrail_staging::PushReport {
+        tables,
+        kept_from_live,
+        conflicts: if conflict && !files {
+            vec![Conflict {
+                table: "wp_posts".into(),
+                key: "ID=42".into(),
+                staging: "changed".into(),
+                live: "changed".into(),
+            }]
+        } else {
+            Vec::new()
+        },
+        files: FilesChange {
+            added: 1,
+            changed: 2,
+            removed: 0,
+            bytes_added: 84_330,
+            bytes_changed: 20_622,
+            bytes_removed: 0,
+            list,
+        },
+        url_rewrites: if files { 0 } else { 57 },
+        skipped_cells: Vec::new(),
+        live_fingerprint: "demo".into(),
+    }
+}
+
+/// A completed preview's description, in the engine's words.
+fn preview_words(report: &sitetrail_staging::PushReport) -> String {
+    let sum = |f: fn(&sitetrail_staging::push::TableChange) -> u64| {
+        report.tables.iter().map(f).sum::<u64>()
+    };
+    let f = &report.files;
+    let mut s = format!(
+        "Previewed a push to live: {} rows added, {} changed, {} removed; {} files added, {} \
+         changed, {} removed; {} of live's new rows kept",
+        sum(|t| t.added),
+        sum(|t| t.changed),
+        sum(|t| t.removed),
+        f.added,
+        f.changed,
+        f.removed,
+        report.kept_from_live
+    );
+    if !report.conflicts.is_empty() {
+        s += &format!("; {} rows changed on both sides", report.conflicts.len());
+    }
+    s
 }
 
 /// Six months of staging work on each site, ending with staging removed by a push.
 pub fn past(sites: &[(&str, &str)], template: Option<&Template>, now_ms: i64) -> Vec<NewActivity> {
     let mut dice = Dice(0x5eed_cafe_f00d);
+    let mut extra = Dice(0x0dd_ba11_5eed);
     let mut batch = Vec::new();
     for &(site, account) in sites {
         let people: &[&Person] = if account == "acme-bakery" {
@@ -150,6 +278,29 @@ pub fn past(sites: &[(&str, &str)], template: Option<&Template>, now_ms: i64) ->
                 };
             }
             let who = people[dice.below(people.len() as u64) as usize];
+            // A push is previewed first, now and then, by the same person, while staging is
+            // there; drawn from dice of their own, so the rest of the history stays the same.
+            let previewed = match step {
+                Step::Push { files, .. } if extra.chance(40) => {
+                    let preview = Step::Preview {
+                        files,
+                        conflict: !files && extra.chance(30),
+                    };
+                    let (said, _, _) = preview.words(template);
+                    batch.push(entry(
+                        (site, account),
+                        &preview,
+                        who.actor(),
+                        (at - 1_800_000, 20_000 + extra.below(60_000) as i64),
+                        true,
+                        said,
+                        "",
+                        preview.details(template),
+                    ));
+                    matches!(preview, Step::Preview { conflict: true, .. })
+                }
+                _ => false,
+            };
             let (done, failed, error) = step.words(template);
             let said = if ok { done } else { failed };
             let description = if who.kind == ActorKind::Support {
@@ -170,8 +321,28 @@ pub fn past(sites: &[(&str, &str)], template: Option<&Template>, now_ms: i64) ->
                 ok,
                 description,
                 error,
-                step.details(template),
+                {
+                    let mut details = step.details(template);
+                    if previewed {
+                        details["on_conflict"] = "staging_wins".into();
+                    }
+                    details
+                },
             ));
+            // Some pushes before the last are undone within their window, an hour or two on.
+            if ok && day != 1 && matches!(step, Step::Push { .. }) && extra.chance(15) {
+                let (said, _, _) = Step::Undo.words(template);
+                batch.push(entry(
+                    (site, account),
+                    &Step::Undo,
+                    who.actor(),
+                    (at + 3_600_000 + extra.below(3_600_000) as i64, 30_000),
+                    true,
+                    said,
+                    "",
+                    Step::Undo.details(template),
+                ));
+            }
         }
     }
     batch
@@ -222,6 +393,8 @@ mod tests {
             let mut exists = false;
             let mine: Vec<_> = rows.iter().filter(|r| r.site_id.as_str() == site).collect();
             assert!(mine.len() > 10, "{site} has a history");
+            let mut seen = (0, 0);
+            let mut previous: Option<&NewActivity> = None;
             for r in mine {
                 let ok = r.status == Status::Completed;
                 match r.activity {
@@ -232,14 +405,43 @@ mod tests {
                             exists = false;
                         }
                     }
+                    ActivityKind::PreviewPush => {
+                        assert!(exists, "{site}: a preview without staging");
+                        let report: sitetrail_staging::PushReport =
+                            serde_json::from_value(r.details["preview"].clone())
+                                .expect("a preview holds its report");
+                        assert_eq!(
+                            report.kept_from_live,
+                            report.tables.iter().map(|t| t.kept_from_live).sum::<u64>()
+                        );
+                        seen.0 += 1;
+                    }
+                    ActivityKind::UndoPush => {
+                        let push = previous.expect("an undo follows a push");
+                        assert_eq!(push.activity, ActivityKind::PushStagingToLive);
+                        assert_eq!(
+                            push.status,
+                            Status::Completed,
+                            "{site}: undid a failed push"
+                        );
+                        let gap =
+                            r.created_at.unwrap().millis() - push.completed_at.unwrap().millis();
+                        assert!(gap > 0 && gap < DAY_MS, "{site}: within the window");
+                        seen.1 += 1;
+                    }
                     other => panic!("{other:?} claims what does not exist"),
                 }
+                previous = Some(r);
                 if !ok {
                     assert!(r.description.contains("failed"), "{}", r.description);
                     assert!(!r.description.starts_with("Successfully"));
                 }
             }
             assert!(!exists, "{site}: staging is removed at the end");
+            assert!(
+                seen.0 > 0 && seen.1 > 0,
+                "{site} shows previews and undos: {seen:?}"
+            );
         }
     }
 

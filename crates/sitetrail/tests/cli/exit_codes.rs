@@ -9,7 +9,7 @@ use sitetrail_store::Store;
 use crate::support::{register_shop, sitetrail};
 
 /// Runs sitetrail in `cwd` with no data dir or database from the environment, stdin empty.
-fn run_in(cwd: &Path, args: &[&str]) -> Output {
+pub fn run_in(cwd: &Path, args: &[&str]) -> Output {
     sitetrail()
         .args(args)
         .current_dir(cwd)
@@ -22,13 +22,13 @@ fn run_in(cwd: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn stderr(o: &Output) -> String {
+pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// A data dir as `sitetrail serve` leaves it: the database, account `acme` and its site
 /// `shop`, whose docroots hold no WordPress.
-async fn data_dir(root: &Path) -> std::path::PathBuf {
+pub async fn data_dir(root: &Path) -> std::path::PathBuf {
     let data = root.join("data");
     let made = run_in(
         root,
@@ -46,7 +46,7 @@ async fn data_dir(root: &Path) -> std::path::PathBuf {
 }
 
 /// How many activities the data dir's log holds.
-async fn logged(data: &Path) -> usize {
+pub async fn logged(data: &Path) -> usize {
     let store = sitetrail_store_sqlite::SqliteStore::open(&data.join("sitetrail.db"))
         .await
         .unwrap();
