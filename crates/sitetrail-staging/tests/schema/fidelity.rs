@@ -112,10 +112,10 @@ fn assert_schema(db: &str, p: &str, url: &str, live: &str, what: &str) {
     );
     assert_eq!(
         one(&format!(
-            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '{db}' AND (table_name LIKE 'stn%' OR table_name LIKE 'sto%')"
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '{db}' AND table_name LIKE 'stn%'"
         )),
         "0",
-        "{what}: nothing is left aside"
+        "{what}: nothing built aside is left (a push keeps the replaced tables, `sto…`, for its undo)"
     );
     // The foreign key works: deleting a permission deletes its log.
     let count = || one(&format!("SELECT COUNT(*) FROM `{db}`.`{p}wc_download_log`"));
@@ -265,10 +265,19 @@ async fn the_schema_comes_through_create_reset_and_push_whole() {
     );
     assert_eq!(
         one(&format!(
-            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '{db}' AND (table_name LIKE 'stn%' OR table_name LIKE 'sto%')"
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '{db}' AND table_name LIKE 'stn%'"
         )),
         "0",
-        "push: the replaced tables are gone"
+        "push: nothing built aside is left"
+    );
+    assert_eq!(
+        one(&format!(
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '{db}' AND table_name LIKE 'sto%'"
+        )),
+        one(&format!(
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '{db}' AND table_name LIKE 'wp\\_%' AND table_type = 'BASE TABLE'"
+        )),
+        "push: the replaced tables are kept for the undo, one for each of live's"
     );
     drop(staging);
 }
@@ -371,8 +380,8 @@ async fn a_dump_from_before_still_loads() {
 /// What the foreign keys, triggers and views of a database are, by name and table.
 fn schema_objects(db: &str) -> String {
     one(&format!(
-        "SELECT 'fk', constraint_name, table_name FROM information_schema.referential_constraints WHERE constraint_schema = '{db}'
-         UNION ALL SELECT 'trigger', trigger_name, event_object_table FROM information_schema.triggers WHERE trigger_schema = '{db}'
+        "SELECT 'fk', constraint_name, table_name FROM information_schema.referential_constraints WHERE constraint_schema = '{db}' AND table_name NOT LIKE 'sto%'
+         UNION ALL SELECT 'trigger', trigger_name, event_object_table FROM information_schema.triggers WHERE trigger_schema = '{db}' AND event_object_table NOT LIKE 'sto%'
          UNION ALL SELECT 'view', table_name, '' FROM information_schema.views WHERE table_schema = '{db}'
          ORDER BY 1, 2"
     ))
