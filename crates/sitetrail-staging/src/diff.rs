@@ -290,7 +290,7 @@ pub(crate) async fn sqlite_replace_tables(
 pub(crate) async fn sqlite_insert_missing(
     main: &Path,
     live: &Path,
-    tables: &[String],
+    tables: &[(String, String)],
 ) -> anyhow::Result<Vec<(String, u64)>> {
     let mut conn = open_sqlite(main).await?;
     sqlx::query("ATTACH DATABASE ? AS live")
@@ -298,7 +298,7 @@ pub(crate) async fn sqlite_insert_missing(
         .execute(&mut conn)
         .await?;
     let mut out = Vec::new();
-    for t in tables {
+    for (t, selected) in tables {
         let q = sqlite_quote(t)?;
         let cols = |schema: &str| {
             format!(
@@ -322,7 +322,7 @@ pub(crate) async fn sqlite_insert_missing(
             continue;
         }
         let done = sqlx::query(AssertSqlSafe(format!(
-            "INSERT OR IGNORE INTO main.{q} ({both}) SELECT {both} FROM live.{q}"
+            "INSERT OR IGNORE INTO main.{q} ({both}) SELECT {both} FROM live.{q} WHERE {selected}"
         )))
         .execute(&mut conn)
         .await?;

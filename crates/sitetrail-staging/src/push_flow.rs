@@ -273,6 +273,16 @@ impl Engine {
         if !push.keep_staging {
             let _t = ctx.phase(Step::RemovingStaging, 0);
             self.remove_staging(staging, staging_db).await?;
+        } else if let Err(e) = self
+            .record_base(site, live, live_db, staging, staging_db)
+            .await
+        {
+            // Kept staging and the new live start from here: a new base, and staging's ids
+            // moved past live's again (live's tables came from staging's, counters and all).
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "recording the base after the push failed; the next push keeps all of live's rows"
+            );
         }
         self.staging_pushed(&site.id, push.keep_staging).await;
         Ok(Done {

@@ -4,10 +4,9 @@
 //!
 //! A restore carries them as rows whose key the backup does not have: live's version of
 //! each such row goes into the restored tables (`INSERT IGNORE`); rows the backup has keep
-//! the backup's version, which is what restoring means. Tables the profile names with a row
-//! selector (orders as `posts`) are carried by their selected rows only when the merge can
-//! say which; until then they are restored as the backup has them, and the activity's
-//! details say so.
+//! the backup's version, which is what restoring means. In tables the profile names with a
+//! row selector (orders as `posts` and their `postmeta`), only the selected rows of live are
+//! carried.
 
 use anyhow::Context;
 use mysql_async::prelude::Queryable;
@@ -163,21 +162,24 @@ impl Engine {
         aside: &Aside<'_>,
     ) -> anyhow::Result<Value> {
         let profile = self.live_owned(&site.id).await?;
-        let whole: Vec<String> = profile
-            .shipped
-            .iter()
-            .filter(|t| t.rows.is_none())
-            .map(|t| t.table.clone())
-            .chain(profile.extra.iter().cloned())
-            .map(|t| format!("{}{t}", live.config.prefix))
-            .collect();
+        let owned = crate::live_owned::resolve(&profile);
+        let prefix = &live.config.prefix;
+        let posts = format!("{prefix}posts");
         let mut out = Map::new();
         match (&aside.r.target_db, aside.new_tree()) {
             (Some(SiteDb::Mysql(db)), _) => {
-                let current = db.tables(&live.config.prefix).await?;
+                let current = db.tables(prefix).await?;
                 for (temp, fin) in aside.built_tables() {
-                    if whole.contains(fin) && current.contains(fin) {
-                        let n = insert_missing(db, temp, fin).await?;
+                    let Some(o) = owned
+                        .iter()
+                        .find(|o| format!("{prefix}{}", o.suffix) == *fin)
+                    else {
+                        continue;
+                    };
+                    if current.contains(fin) {
+                        // Live's selector reads live's own tables (not yet switched).
+                        let selected = o.selected(prefix, &|n| quote(n))?;
+                        let n = insert_missing(db, temp, fin, &selected).await?;
                         out.insert(fin.clone(), json!(n));
                     }
                 }
@@ -186,7 +188,21 @@ impl Engine {
                 let new_db = new_sqlite_path(live, file, tree)?;
                 let (d, f) = (live.docroot.clone(), file.clone());
                 let pin = crate::blocking(move || crate::confined::PinnedFile::new(&d, &f)).await?;
-                let n = crate::diff::sqlite_insert_missing(&new_db, pin.path(), &whole).await;
+                // Each table with the rows live owns in it; a selector reads live's tables.
+                let in_live = |n: &str| match n == posts {
+                    true => Ok(format!("live.{}", crate::owned_rows::sqlite_quote(n)?)),
+                    false => crate::owned_rows::sqlite_quote(n),
+                };
+                let tables = owned
+                    .iter()
+                    .map(|o| {
+                        Ok((
+                            format!("{prefix}{}", o.suffix),
+                            o.selected(prefix, &in_live)?,
+                        ))
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                let n = crate::diff::sqlite_insert_missing(&new_db, pin.path(), &tables).await;
                 crate::blocking(move || {
                     drop(pin);
                     Ok(())
@@ -210,9 +226,14 @@ fn lower_first(s: &str) -> String {
     }
 }
 
-/// Copies into `into` the rows of `from` whose key `into` lacks, over the columns both have
-/// (generated ones left out). Returns how many.
-async fn insert_missing(db: &MysqlDb, into: &str, from: &str) -> anyhow::Result<u64> {
+/// Copies into `into` the rows of `from` that `selected` (SQL) picks and whose key `into`
+/// lacks, over the columns both have (generated ones left out). Returns how many.
+async fn insert_missing(
+    db: &MysqlDb,
+    into: &str,
+    from: &str,
+    selected: &str,
+) -> anyhow::Result<u64> {
     let mut conn = db.conn().await?;
     let columns = |t: &str| {
         format!(
@@ -234,7 +255,7 @@ async fn insert_missing(db: &MysqlDb, into: &str, from: &str) -> anyhow::Result<
         return Ok(0);
     }
     conn.query_drop(format!(
-        "INSERT IGNORE INTO {} ({both}) SELECT {both} FROM {}",
+        "INSERT IGNORE INTO {} ({both}) SELECT {both} FROM {} WHERE {selected}",
         quote(into)?,
         quote(from)?
     ))
