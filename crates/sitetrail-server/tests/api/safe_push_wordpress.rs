@@ -42,6 +42,7 @@ async fn start(app: &TestApp, token: &str, path: &str, body: Value) -> Value {
     ended
 }
 
+#[ignore = "the long suite: scripts/long.sh runs it"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_preview_is_confirmed_by_its_push_which_is_undone_and_live_is_restored_from_a_backup() {
     if !wordpress::services(&[wordpress::Service::WordPressSqlite]) {

@@ -145,6 +145,7 @@ async fn preview_then_push(f: Fixture) {
     assert!(!post_titles(&f.live).contains("Staging Four"));
 }
 
+#[ignore = "the long suite: scripts/long.sh runs it"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_previews_numbers_are_what_the_push_does_and_a_confirm_after_live_changed_re_previews() {
     if !wordpress::services(&[Service::MariaDb, Service::WordPress]) {
@@ -153,6 +154,7 @@ async fn a_previews_numbers_are_what_the_push_does_and_a_confirm_after_live_chan
     preview_then_push(fixture().await).await;
 }
 
+#[ignore = "the long suite: scripts/long.sh runs it"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn on_sqlite_a_previews_numbers_are_what_the_push_does() {
     if !wordpress::services(&[Service::WordPress, Service::WordPressSqlite]) {
@@ -222,6 +224,7 @@ async fn undo_puts_the_old_site_back(f: Fixture) {
     }
 }
 
+#[ignore = "the long suite: scripts/long.sh runs it"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn undo_puts_the_old_site_back_with_its_files_and_is_logged() {
     if !wordpress::services(&[Service::MariaDb, Service::WordPress]) {
@@ -230,6 +233,7 @@ async fn undo_puts_the_old_site_back_with_its_files_and_is_logged() {
     undo_puts_the_old_site_back(fixture().await).await;
 }
 
+#[ignore = "the long suite: scripts/long.sh runs it"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn on_sqlite_undo_puts_the_old_site_back() {
     if !wordpress::services(&[Service::WordPress, Service::WordPressSqlite]) {
@@ -238,6 +242,7 @@ async fn on_sqlite_undo_puts_the_old_site_back() {
     undo_puts_the_old_site_back(fixture_sqlite().await).await;
 }
 
+#[ignore = "the long suite: scripts/long.sh runs it"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_health_check_undoes_a_push_whose_theme_has_a_php_fatal() {
     if !wordpress::services(&[Service::MariaDb, Service::WordPress]) {
@@ -294,6 +299,7 @@ async fn the_health_check_undoes_a_push_whose_theme_has_a_php_fatal() {
     assert!(!home.contains("critical error") && !home.contains("Made on staging"));
 }
 
+#[ignore = "the long suite: scripts/long.sh runs it"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn live_is_restored_from_a_backup_database_only_files_only_and_whole() {
     if !wordpress::services(&[Service::MariaDb, Service::WordPress]) {

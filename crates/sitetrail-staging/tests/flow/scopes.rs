@@ -266,6 +266,7 @@ async fn scopes_change_exactly_their_part(f: Fixture) {
     assert!(home.contains("Made on staging"));
 }
 
+#[ignore = "the long suite: scripts/long.sh runs it"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tables_folders_and_database_scopes_each_change_exactly_their_part() {
     if !wordpress::services(&[Service::MariaDb, Service::WordPress]) {
@@ -274,6 +275,7 @@ async fn tables_folders_and_database_scopes_each_change_exactly_their_part() {
     scopes_change_exactly_their_part(fixture().await).await;
 }
 
+#[ignore = "the long suite: scripts/long.sh runs it"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn on_sqlite_tables_folders_and_database_scopes_each_change_exactly_their_part() {
     if !wordpress::services(&[Service::WordPress, Service::WordPressSqlite]) {
@@ -282,6 +284,7 @@ async fn on_sqlite_tables_folders_and_database_scopes_each_change_exactly_their_
     scopes_change_exactly_their_part(fixture_sqlite().await).await;
 }
 
+#[ignore = "the long suite: scripts/long.sh runs it"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn unknown_tables_and_folders_out_of_the_site_are_refused_before_anything_starts() {
     if !wordpress::services(&[Service::MariaDb, Service::WordPress]) {

@@ -61,6 +61,7 @@ async fn a_sites_own_tables_are_kept_and_so_is_a_table_live_made_after_staging(f
     assert_eq!(seen, "before,after|queued");
 }
 
+#[ignore = "the long suite: scripts/long.sh runs it"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_sites_own_tables_are_kept_and_so_is_a_table_live_made_after_staging_on_mariadb() {
     if !wordpress::services(&[Service::MariaDb, Service::WordPress]) {
@@ -69,6 +70,7 @@ async fn a_sites_own_tables_are_kept_and_so_is_a_table_live_made_after_staging_o
     a_sites_own_tables_are_kept_and_so_is_a_table_live_made_after_staging(fixture().await).await;
 }
 
+#[ignore = "the long suite: scripts/long.sh runs it"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_sites_own_tables_are_kept_and_so_is_a_table_live_made_after_staging_on_sqlite() {
     if !wordpress::services(&[Service::WordPress, Service::WordPressSqlite]) {
@@ -78,6 +80,7 @@ async fn a_sites_own_tables_are_kept_and_so_is_a_table_live_made_after_staging_o
         .await;
 }
 
+#[ignore = "the long suite: scripts/long.sh runs it"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn without_a_base_a_push_keeps_all_of_lives_rows_and_says_so() {
     if !wordpress::services(&[Service::MariaDb, Service::WordPress]) {

@@ -130,6 +130,7 @@ echo get_post(1)->post_title, '|', get_post({page})->post_title, '|',
     assert!(next.id > page, "{} after {page}", next.id);
 }
 
+#[ignore = "the long suite: scripts/long.sh runs it"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn lives_orders_comments_and_users_survive_a_push_on_mariadb() {
     if !wordpress::services(&[Service::MariaDb, Service::WordPress]) {
@@ -138,6 +139,7 @@ async fn lives_orders_comments_and_users_survive_a_push_on_mariadb() {
     lives_orders_comments_and_users_survive_a_push(fixture().await).await;
 }
 
+#[ignore = "the long suite: scripts/long.sh runs it"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn lives_orders_comments_and_users_survive_a_push_on_sqlite() {
     if !wordpress::services(&[Service::WordPress, Service::WordPressSqlite]) {
@@ -193,6 +195,7 @@ async fn a_row_both_changed_stops_the_push_and_each_choice_gives_its_side(f: Fix
     assert_eq!(comment(&f), "Edited on staging|staging");
 }
 
+#[ignore = "the long suite: scripts/long.sh runs it"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_row_both_changed_stops_the_push_and_each_choice_gives_its_side_on_mariadb() {
     if !wordpress::services(&[Service::MariaDb, Service::WordPress]) {
@@ -201,6 +204,7 @@ async fn a_row_both_changed_stops_the_push_and_each_choice_gives_its_side_on_mar
     a_row_both_changed_stops_the_push_and_each_choice_gives_its_side(fixture().await).await;
 }
 
+#[ignore = "the long suite: scripts/long.sh runs it"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_row_both_changed_stops_the_push_and_each_choice_gives_its_side_on_sqlite() {
     if !wordpress::services(&[Service::WordPress, Service::WordPressSqlite]) {

@@ -6,6 +6,7 @@ use sitetrail_staging::wordpress::{self, Service, mysql};
 
 use super::fixture;
 
+#[ignore = "the long suite: scripts/long.sh runs it"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_kept_copy_gets_what_live_took_since_the_push_on_mariadb() {
     if !wordpress::services(&[Service::MariaDb, Service::WordPress]) {

@@ -46,6 +46,7 @@ echo get_post_type({legacy}), '|', get_post_meta({legacy}, '_billing_email', tru
     );
 }
 
+#[ignore = "the long suite: scripts/long.sh runs it"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_woo_fixture_places_orders_as_posts_and_in_hpos_on_mariadb() {
     if !wordpress::services(&[Service::MariaDb, Service::WordPress]) {
@@ -56,6 +57,7 @@ async fn the_woo_fixture_places_orders_as_posts_and_in_hpos_on_mariadb() {
     shop_places_orders_both_ways(&site);
 }
 
+#[ignore = "the long suite: scripts/long.sh runs it"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_woo_fixture_places_orders_as_posts_and_in_hpos_on_sqlite() {
     if !wordpress::services(&[Service::WordPress, Service::WordPressSqlite]) {

@@ -99,6 +99,7 @@ async fn a_conflict_stops_the_push_unchanged_and_staging_wins_when_chosen() {
     );
 }
 
+#[ignore = "the long suite: scripts/long.sh runs it"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_conflict_stops_the_push_unchanged_and_live_wins_when_chosen() {
     if !wordpress::services(&[Service::MariaDb, Service::WordPress]) {

@@ -109,6 +109,7 @@ async fn a_push_keeps_the_orders_comments_and_users_live_took_and_brings_staging
     live_keeps_what_it_took_while_staging_changed_a_page(fixture().await).await;
 }
 
+#[ignore = "the long suite: scripts/long.sh runs it"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn on_sqlite_a_push_keeps_the_orders_comments_and_users_live_took_and_brings_stagings_page() {
     if !wordpress::services(&[Service::WordPress, Service::WordPressSqlite]) {

@@ -37,6 +37,7 @@ fn confirming(preview: &sitetrail_core::StoredActivity) -> Operation {
     })
 }
 
+#[ignore = "the long suite: scripts/long.sh runs it"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_previews_numbers_are_what_the_push_then_does_and_a_stale_preview_is_not_pushed() {
     if !wordpress::services(&[Service::MariaDb, Service::WordPress]) {

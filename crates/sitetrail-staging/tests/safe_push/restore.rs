@@ -33,6 +33,7 @@ pub async fn back_up_live(f: &Fixture) -> BackupId {
     BackupId::parse(&newest.id).unwrap()
 }
 
+#[ignore = "the long suite: scripts/long.sh runs it"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn restore_live_from_a_backup_whole_then_database_only_then_files_only() {
     if !wordpress::services(&[Service::MariaDb, Service::WordPress]) {

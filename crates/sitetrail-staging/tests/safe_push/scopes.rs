@@ -46,6 +46,7 @@ async fn refused(f: &Fixture, push: Push) {
     assert!(differing(&tree(&f.live.docroot), &files).is_empty());
 }
 
+#[ignore = "the long suite: scripts/long.sh runs it"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn each_scope_changes_exactly_its_part_of_live() {
     if !wordpress::services(&[Service::MariaDb, Service::WordPress]) {

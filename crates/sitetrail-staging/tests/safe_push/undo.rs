@@ -102,6 +102,7 @@ async fn undo_after_live_took_an_order(f: Fixture) {
     std::mem::forget(staging);
 }
 
+#[ignore = "the long suite: scripts/long.sh runs it"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn undo_puts_back_the_old_site_plus_the_order_live_took_since() {
     if !wordpress::services(&[Service::MariaDb, Service::WordPress]) {
@@ -110,6 +111,7 @@ async fn undo_puts_back_the_old_site_plus_the_order_live_took_since() {
     undo_after_live_took_an_order(fixture().await).await;
 }
 
+#[ignore = "the long suite: scripts/long.sh runs it"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn on_sqlite_undo_puts_back_the_old_site_plus_the_order_live_took_since() {
     if !wordpress::services(&[Service::WordPress, Service::WordPressSqlite]) {

@@ -244,6 +244,7 @@ fn preview_id(preview: &str) -> String {
         .to_owned()
 }
 
+#[ignore = "the long suite: scripts/long.sh runs it"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn preview_push_undo_and_restore_run_from_the_command_line_on_real_wordpress() {
     if !Shop::services() {
@@ -413,6 +414,7 @@ async fn preview_push_undo_and_restore_run_from_the_command_line_on_real_wordpre
     assert_eq!(reqwest::get(&shop.live.url).await.unwrap().status(), 200);
 }
 
+#[ignore = "the long suite: scripts/long.sh runs it"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_keeps_its_comments_and_a_conflict_stops_the_push_from_the_command_line() {
     if !Shop::services() {
