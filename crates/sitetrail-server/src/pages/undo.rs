@@ -51,26 +51,43 @@ impl UndoOffer {
 /// The tables live owns on a site, in words.
 #[derive(Default)]
 pub struct OwnedView {
-    /// `WooCommerce orders (wc_orders)`.
-    pub shipped: Vec<String>,
+    /// What live owns, by what it holds (`WooCommerce orders`), in the profile's order.
+    pub groups: Vec<OwnedGroup>,
     pub extra: Vec<String>,
     /// The site's additions, one per line, for the form.
     pub extra_text: String,
     pub action: String,
 }
 
+/// Tables of the profile that hold one kind of data.
+pub struct OwnedGroup {
+    pub holds: String,
+    /// `wc_orders, wc_orders_meta`; a table with a row selector says which rows.
+    pub tables: String,
+}
+
 impl OwnedView {
     pub async fn load(state: &AppState, site: &Site) -> OwnedView {
         let profile = state.engine.live_owned(&site.id).await.unwrap_or_default();
+        let mut groups: Vec<OwnedGroup> = Vec::new();
+        for t in &profile.shipped {
+            let table = match &t.rows {
+                Some(rows) => format!("{} ({rows})", t.table),
+                None => t.table.clone(),
+            };
+            match groups.iter_mut().find(|g| g.holds == t.holds) {
+                Some(g) => {
+                    g.tables.push_str(", ");
+                    g.tables.push_str(&table);
+                }
+                None => groups.push(OwnedGroup {
+                    holds: t.holds.clone(),
+                    tables: table,
+                }),
+            }
+        }
         OwnedView {
-            shipped: profile
-                .shipped
-                .iter()
-                .map(|t| match &t.rows {
-                    Some(rows) => format!("{} ({}: {rows})", t.holds, t.table),
-                    None => format!("{} ({})", t.holds, t.table),
-                })
-                .collect(),
+            groups,
             extra_text: profile.extra.join("\n"),
             extra: profile.extra,
             action: format!(
@@ -78,6 +95,13 @@ impl OwnedView {
                 site_path(site.id.as_str(), Section::Staging)
             ),
         }
+    }
+
+    /// What it holds, for the summary line: `Comments, Users and customers, ...`.
+    pub fn summary(&self) -> String {
+        let mut kinds: Vec<&str> = self.groups.iter().map(|g| g.holds.as_str()).collect();
+        kinds.dedup();
+        kinds.join(", ")
     }
 }
 
