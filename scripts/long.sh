@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The long suites, after scripts/test.sh (which installs and starts what they use):
-#   - safe push's real-WordPress tests beyond the one of each kind the test command runs
+#   - safe push's real-WordPress tests beyond the live-keeps test the test command runs
 #     (the command line's run with the kill -9 rounds, as its other ignored tests do);
 #   - the parsers fuzzed for SITETRAIL_FUZZ_SECONDS each (default 20; scripts/fuzz.sh);
 #   - Schemathesis against the OpenAPI document on a running server (scripts/schemathesis.sh);
@@ -13,7 +13,7 @@ export SITETRAIL_TEST_SERVICES=required
 
 log() { printf '\n==> %s\n' "$*"; }
 
-log "safe push on real WordPress: the long tests (the test command runs one of each kind)"
+log "safe push on real WordPress: the long tests (the test command runs the live-keeps test)"
 cargo test -p sitetrail-staging --test wordpress -- --ignored --skip kill_9 --skip child --test-threads=2
 cargo test -p sitetrail-server --test api -- --ignored safe_push_wordpress
 log "fuzzing (${SITETRAIL_FUZZ_SECONDS:-20} s per target)"

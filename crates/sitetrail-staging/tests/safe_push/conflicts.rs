@@ -75,6 +75,7 @@ async fn a_conflicting_push_stops_and_changes_nothing(f: &Fixture) -> u64 {
     order
 }
 
+#[ignore = "the long suite: scripts/long.sh runs it"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_conflict_stops_the_push_unchanged_and_staging_wins_when_chosen() {
     if !wordpress::services(&[Service::MariaDb, Service::WordPress]) {

@@ -167,6 +167,7 @@ fn assert_trigger_fires(site: &wordpress::WpSite, what: &str) {
     );
 }
 
+#[ignore = "the long suite: scripts/long.sh runs it"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_schema_comes_through_create_reset_and_push_whole() {
     if !wordpress::services(&[Service::MariaDb, Service::WordPress]) {
