@@ -169,7 +169,6 @@ impl Engine {
         write_base(path, &base?).await
     }
 
-    #[cfg_attr(not(feature = "testkit"), allow(dead_code))] // the push flow (branch flow) calls it after its switch
     /// Right after a push's switch: records live's live-owned rows, so that an undo can carry
     /// what live gains afterwards (see [`Engine::carry_since_push`]).
     pub(crate) async fn record_push_base(

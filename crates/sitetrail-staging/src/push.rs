@@ -213,9 +213,13 @@ pub struct SkippedCell {
 /// The push live can go back on: its replaced live is kept until `until` or the next push.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UndoWindow {
+    /// The push (or, with `puts_push_back`, the undo) that left the window.
     pub push: ActivityId,
     pub pushed_at: Timestamp,
     pub until: Timestamp,
+    /// The last push was undone: undoing again puts it back.
+    #[serde(default)]
+    pub puts_push_back: bool,
 }
 
 /// The tables (and rows) live owns on a site: the profile sitetrail ships, and what the

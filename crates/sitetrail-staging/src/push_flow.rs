@@ -251,7 +251,7 @@ impl Engine {
             );
         }
         if let Some(reason) = self.check_health(ctx, &mut details, live).await {
-            let undone = self.switch_back(ctx, &site.id, live).await;
+            let undone = self.switch_back(ctx, &site.id, live, false).await;
             let reason = match undone {
                 Ok(_) => format!(
                     "{reason}, so the push was undone automatically: live serves the site as it \

@@ -1,6 +1,7 @@
 //! Undo a push and restore live from a backup: both put an earlier live back with the same
-//! atomic switch a push uses, after an automatic backup of live (invariant 7), and neither
-//! silently drops the rows live gained meanwhile in the tables it owns (invariant 10).
+//! atomic switch a push uses, and neither silently drops the rows live gained meanwhile in
+//! the tables it owns (invariant 10). A restore backs live up first (invariant 7); an undo
+//! destroys nothing (what it replaces is kept for the rest of the window, `undo.rs`).
 //!
 //! A restore carries them as rows whose key the backup does not have: live's version of
 //! each such row goes into the restored tables (`INSERT IGNORE`); rows the backup has keep
@@ -40,15 +41,11 @@ impl Engine {
         live_db: &SiteDb,
     ) -> anyhow::Result<Done> {
         let mut details = Map::new();
-        let backup = self
-            .automatic_backup(ctx, site, live, live_db)
-            .await
-            .context("the backup of live failed, so live was not touched")?;
-        details.insert("backup".into(), json!(backup.id));
         let record = self
             .undo_record(&site.id)
             .await?
             .ok_or_else(|| crate::progress::for_people(crate::undo::NO_UNDO))?;
+        let puts_push_back = record.puts_push_back;
         {
             let _t = ctx.phase(Step::KeepingLiveRows, 0);
             let kept_db;
@@ -77,12 +74,23 @@ impl Engine {
                 carried.into_details(&mut details);
             }
         }
-        details.extend(self.switch_back(ctx, &site.id, live).await?);
+        details.extend(self.switch_back(ctx, &site.id, live, true).await?);
+        // Undoing again carries what live gains from now on.
+        if let Err(e) = self.record_push_base(site, live, live_db).await {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "recording live's rows after the undo failed"
+            );
+        }
         if let Some(reason) = self.check_health(ctx, &mut details, live).await {
             details.insert("health_warning".into(), json!(reason));
         }
         Ok(Done {
-            description: "Undid the last push: live is as it was before it".into(),
+            description: match puts_push_back {
+                false => "Undid the last push: live is as it was before it",
+                true => "Put the undone push back: live is as the push left it",
+            }
+            .into(),
             details,
         })
     }

@@ -3,6 +3,11 @@
 //! until the next push, and switched back in with the same atomic switch: one `RENAME TABLE`
 //! for all tables, one exchange for the tree. The window is recorded in
 //! `data_dir/undo/{site}.json` (private, written atomically).
+//!
+//! An undo destroys nothing, so it takes no backup (invariant 7 is about what an operation
+//! destroys): the live it replaces, the pushed one, is kept aside in turn for the rest of the
+//! window, and undoing again puts the push back. Each undo carries the rows live gained
+//! meanwhile in the tables it owns (invariant 10). An undo costs a switch, not a restore.
 
 use std::path::{Path, PathBuf};
 
@@ -39,6 +44,17 @@ pub(crate) struct Kept {
     pub whole_database: bool,
 }
 
+impl Kept {
+    /// The prefix the kept tables have before live's names: the push's old-tables prefix, or
+    /// the prefix an undo moved the pushed tables under.
+    fn prefix(&self, record_of: &ActivityId, puts_push_back: bool) -> TempPrefix {
+        match puts_push_back {
+            true => TempPrefix::undone_tables(record_of),
+            false => TempPrefix::old_tables(record_of),
+        }
+    }
+}
+
 /// The undo window of a site: the push, when it closes, and what it kept.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Record {
@@ -49,6 +65,10 @@ pub(crate) struct Record {
     /// Live's docroot (its `wp-config.php` names the database the kept tables are in).
     pub docroot: PathBuf,
     pub kept: Kept,
+    /// An undo left this window: what is kept is the pushed live, and undoing again puts the
+    /// push back (`push` is then the undo's activity).
+    #[serde(default)]
+    pub puts_push_back: bool,
 }
 
 impl Record {
@@ -108,6 +128,7 @@ impl Engine {
                 push: r.push,
                 pushed_at: r.pushed_at,
                 until: r.until,
+                puts_push_back: r.puts_push_back,
             }))
     }
 
@@ -172,6 +193,7 @@ impl Engine {
             until: Timestamp::from_millis(now.millis() + UNDO_WINDOW_MS).unwrap_or(now),
             docroot: journal.docroot.clone(),
             kept: kept.clone(),
+            puts_push_back: false,
         };
         let d = self.inner.data_dir.clone();
         blocking(move || write_record(&d, &record)).await
@@ -242,12 +264,15 @@ impl Engine {
 
     /// Switches the live the last push replaced back in (within the running operation `ctx`:
     /// an undo, or a push whose health check failed), journaled so that a crash at any point
-    /// leaves live whole; then drops what the push had put in. Returns the details.
+    /// leaves live whole. With `keep_replaced` (an undo) what it replaces is kept for the rest
+    /// of the window, to be put back by undoing again; otherwise (a broken push) it is
+    /// dropped. Returns the details.
     pub(crate) async fn switch_back(
         &self,
         ctx: &Ctx,
         site: &SiteId,
         live: &Env,
+        keep_replaced: bool,
     ) -> anyhow::Result<Map<String, Value>> {
         let record = self
             .undo_record(site)
@@ -258,13 +283,22 @@ impl Engine {
             true => None,
             false => Some(self.kept_db(&live.docroot).await?),
         };
-        let done = self.switch_kept(ctx, &record, live, db.as_ref()).await;
+        let done = self
+            .switch_kept(ctx, &record, live, db.as_ref(), keep_replaced)
+            .await;
         if let Some(db) = db {
             db.disconnect().await;
         }
         done?;
         let mut details = Map::new();
-        details.insert("undone_push".into(), json!(record.push));
+        details.insert(
+            match record.puts_push_back {
+                true => "undone_undo",
+                false => "undone_push",
+            }
+            .into(),
+            json!(record.push),
+        );
         details.insert("tables".into(), json!(record.kept.tables.len()));
         details.insert("files".into(), json!(record.kept.tree.is_some()));
         Ok(details)
@@ -276,6 +310,7 @@ impl Engine {
         record: &Record,
         live: &Env,
         db: Option<&MysqlDb>,
+        keep_replaced: bool,
     ) -> anyhow::Result<()> {
         let _t = ctx.phase(Step::SwitchingBack, 0);
         let away = TempPrefix::undone_tables(&ctx.activity);
@@ -356,23 +391,48 @@ impl Engine {
         self.pause_point(&ctx.activity, PausePoint::Switched).await;
         if let Some(db) = db {
             // The kept tables' foreign keys and triggers take their names back from the
-            // tables the push had put in.
+            // tables they replace.
             crate::schema::after_switch_mysql(
                 db,
-                TempPrefix::old_tables(&record.push).as_str(),
+                record
+                    .kept
+                    .prefix(&record.push, record.puts_push_back)
+                    .as_str(),
                 away.as_str(),
                 false,
             )
             .await;
         }
-        // What the push had put in goes; the kept copy is live again, so the window closes.
         let _c = ctx.phase(Step::CleaningUp, 0);
+        let replaced: Vec<(String, String)> = pairs
+            .iter()
+            .filter(|(_, to)| away.holds(to))
+            .map(|(from, to)| (to.clone(), from.clone()))
+            .collect();
+        if keep_replaced {
+            // What the undo replaced is kept in its place for the rest of the window.
+            self.remove_journal(&ctx.activity).await?;
+            let now = Timestamp::now();
+            let next = Record {
+                push: ctx.activity.clone(),
+                site: record.site.clone(),
+                pushed_at: now,
+                until: record.until,
+                docroot: record.docroot.clone(),
+                kept: Kept {
+                    tables: replaced,
+                    pushed: record.kept.tables.iter().map(|(_, n)| n.clone()).collect(),
+                    tree,
+                    whole_database: record.kept.whole_database,
+                },
+                puts_push_back: !record.puts_push_back,
+            };
+            let d = self.inner.data_dir.clone();
+            return blocking(move || write_record(&d, &next)).await;
+        }
+        // A broken push: what it had put in goes, and the window closes.
         if let Some(db) = db {
-            let out: Vec<String> = pairs
-                .iter()
-                .filter(|(_, to)| away.holds(to))
-                .map(|(_, to)| to.clone())
-                .collect();
+            let out: Vec<String> = replaced.into_iter().map(|(t, _)| t).collect();
             if let Err(e) = db.drop_tables(&out).await {
                 tracing::warn!(error = ?e, "dropping the undone push's tables failed");
             }
@@ -408,6 +468,7 @@ mod tests {
                 tree: Some("/srv/.live.aside-new-abc".into()),
                 whole_database: true,
             },
+            puts_push_back: false,
         };
         write_record(dir.path(), &record).unwrap();
         let path = record_path(dir.path(), &site);

@@ -88,11 +88,20 @@ pub async fn live(config: Config, command: LiveCommand, actor: ActorArgs) -> any
                 )));
             };
             if !yes {
+                let what = match window.puts_push_back {
+                    true => format!(
+                        "This puts the push that {} undid at {} back on live at {}",
+                        window.push, window.pushed_at, site.live.url
+                    ),
+                    false => format!(
+                        "This puts back live at {} as it was before the push {} of {}",
+                        site.live.url, window.push, window.pushed_at
+                    ),
+                };
                 confirm(
                     &format!(
-                        "This puts back live at {} as it was before the push {} of {}. Rows \
-                         live gained since then in the tables live owns are carried over.",
-                        site.live.url, window.push, window.pushed_at
+                        "{what}. Rows live gained since then in the tables live owns are \
+                         carried over."
                     ),
                     "undo the push",
                     &format!(

@@ -44,13 +44,16 @@ async fn site_of(state: &AppState, viewer: &Viewer, site: &str) -> ApiResult<Sit
 /// The push live can go back on, as the API shows it.
 #[derive(Serialize, ToSchema)]
 pub struct UndoWindowOut {
-    /// The push's activity.
+    /// The push's activity (with `puts_push_back`, the undo's).
     pub push: String,
     #[schema(value_type = String, format = DateTime)]
     pub pushed_at: sitetrail_core::Timestamp,
     /// Until when it can be undone (or the next push, whichever comes first).
     #[schema(value_type = String, format = DateTime)]
     pub until: sitetrail_core::Timestamp,
+    /// The last push was undone: undoing again puts it back (with the rows live gained
+    /// meanwhile in the tables it owns).
+    pub puts_push_back: bool,
 }
 
 impl From<UndoWindow> for UndoWindowOut {
@@ -59,6 +62,7 @@ impl From<UndoWindow> for UndoWindowOut {
             push: w.push.as_str().to_owned(),
             pushed_at: w.pushed_at,
             until: w.until,
+            puts_push_back: w.puts_push_back,
         }
     }
 }

@@ -28,6 +28,8 @@ pub fn router() -> Router<AppState> {
 
 /// The push live can go back on, as a page offers it.
 pub struct UndoOffer {
+    /// The last push was undone: the offer is to put it back.
+    pub puts_push_back: bool,
     pub pushed: TimeCell,
     pub until: TimeCell,
     pub action: String,
@@ -38,6 +40,7 @@ impl UndoOffer {
     pub async fn of(state: &AppState, site: &Site) -> Option<UndoOffer> {
         let window = state.engine.undo_window(&site.id).await.ok()??;
         Some(UndoOffer {
+            puts_push_back: window.puts_push_back,
             pushed: TimeCell::of(window.pushed_at),
             until: TimeCell::of(window.until),
             action: format!(
@@ -139,7 +142,7 @@ async fn undo_push(
     let refusal = if !ticked {
         (
             StatusCode::UNPROCESSABLE_ENTITY,
-            "Tick \u{201c}Put live back as it was before this push\u{201d} to undo it.".to_owned(),
+            "Tick the confirmation above the button to go on.".to_owned(),
         )
     } else if state
         .engine

@@ -1,6 +1,6 @@
 //! Undo a push after live took another order: live is the old site (its pages, its tree) plus
-//! that order, whole; the undo is its own activity; a poller sees no failed request during
-//! the push and the undo.
+//! that order, whole; the undo is its own activity; undoing it puts the push back plus the
+//! order live took in between; a poller sees no failed request during the push and the undos.
 
 use sitetrail_core::{ActivityKind, Status};
 use sitetrail_staging::wordpress::{self, Service, WpSite};
@@ -82,23 +82,33 @@ async fn undo_after_live_took_an_order(f: Fixture) {
     assert_eq!(f.live.option("siteurl").unwrap(), f.live.url);
     assert!(super::admin_can_log_in(&f.live.url).await);
 
-    // The window is spent: a second undo does not start.
-    assert!(f.engine.undo_window(&f.site).await.unwrap().is_none());
-    match f
-        .engine
-        .start(&f.site, Operation::UndoPush, super::owner())
-        .await
-    {
-        Err(_) => {}
-        Ok(started) => {
-            let again = started.finished.await.unwrap();
-            assert_eq!(
-                again.status,
-                Status::Failed,
-                "there is nothing left to undo"
-            );
-        }
-    }
+    // Undoing the undo puts the push back, with the order live took in between.
+    let window = f.engine.undo_window(&f.site).await.unwrap().unwrap();
+    assert!(
+        window.puts_push_back,
+        "the pushed site is kept after an undo"
+    );
+    let between = shop::place_orders(&f.live, 1, "after-undo");
+    let between_now = shop::orders(&f.live, &between);
+    let redone = run_polled(&f, Operation::UndoPush).await;
+    assert_eq!(redone.status, Status::Completed, "{:?}", redone.error);
+    assert!(
+        page_text(&f.live.url, 2)
+            .await
+            .contains("Pushed, then undone")
+    );
+    assert!(f.live.docroot.join("wp-content/staged.txt").exists());
+    assert_eq!(
+        shop::orders(&f.live, &taken),
+        taken_now,
+        "the orders after the push"
+    );
+    assert_eq!(
+        shop::orders(&f.live, &between),
+        between_now,
+        "and the order live took after the undo, whole"
+    );
+    assert_eq!(shop::comment(&f.live, comment), "Written after the push|5");
     std::mem::forget(staging);
 }
 
