@@ -384,6 +384,81 @@ impl StoredActivity {
     }
 }
 
+/// Makes an operation's `details` fit in `max` bytes of JSON, so that its ending is always
+/// kept: the longest list (what the details name one by one for people: files, conflicts,
+/// cells) is halved, longest first, and a `{key}_total` beside it says how many there were;
+/// when no list is left to cut, the largest value goes and `details_trimmed` says so.
+/// Returns whether anything was cut.
+pub fn fit_details(details: &mut serde_json::Map<String, serde_json::Value>, max: usize) -> bool {
+    let mut cut = false;
+    while json_len(details) > max {
+        cut = true;
+        if let Some(path) = longest_list(details) {
+            halve_list(details, &path);
+            continue;
+        }
+        let largest = details
+            .iter()
+            .filter(|(k, _)| k.as_str() != "details_trimmed")
+            .max_by_key(|(_, v)| json_len(v))
+            .map(|(k, _)| k.clone());
+        match largest {
+            Some(k) => {
+                details.remove(&k);
+                details.insert("details_trimmed".into(), true.into());
+            }
+            None => break,
+        }
+    }
+    cut
+}
+
+/// The keys leading to the longest non-empty list reached through objects.
+fn longest_list(details: &serde_json::Map<String, serde_json::Value>) -> Option<Vec<String>> {
+    fn walk(
+        map: &serde_json::Map<String, serde_json::Value>,
+        path: &mut Vec<String>,
+        best: &mut Option<(usize, Vec<String>)>,
+    ) {
+        for (k, v) in map {
+            path.push(k.clone());
+            match v {
+                serde_json::Value::Array(a) if !a.is_empty() => {
+                    let len = json_len(v);
+                    if best.as_ref().is_none_or(|(b, _)| len > *b) {
+                        *best = Some((len, path.clone()));
+                    }
+                }
+                serde_json::Value::Object(m) => walk(m, path, best),
+                _ => {}
+            }
+            path.pop();
+        }
+    }
+    let mut best = None;
+    walk(details, &mut Vec::new(), &mut best);
+    best.map(|(_, path)| path)
+}
+
+fn halve_list(details: &mut serde_json::Map<String, serde_json::Value>, path: &[String]) {
+    let (last, parents) = path.split_last().expect("a path names a key");
+    let mut map = details;
+    for k in parents {
+        match map.get_mut(k) {
+            Some(serde_json::Value::Object(m)) => map = m,
+            _ => return,
+        }
+    }
+    let total_key = format!("{last}_total");
+    if let Some(serde_json::Value::Array(list)) = map.get_mut(last) {
+        let total = list.len();
+        list.truncate(total / 2);
+        if !map.contains_key(&total_key) {
+            map.insert(total_key, total.into());
+        }
+    }
+}
+
 /// Bytes of `v` as compact JSON, counted as it is written: nothing is kept.
 fn json_len<T: Serialize + ?Sized>(v: &T) -> usize {
     struct Count(usize);
@@ -563,5 +638,57 @@ mod tests {
     fn backups_belong_to_the_backups_service() {
         assert_eq!(ActivityKind::CreateBackup.service(), Service::Backups);
         assert_eq!(ActivityKind::PushStagingToLive.service(), Service::Staging);
+    }
+
+    #[test]
+    fn details_too_long_for_the_log_keep_their_figures_and_name_how_many_were_cut() {
+        let files: Vec<serde_json::Value> = (0..3_000)
+            .map(|i| serde_json::json!({"path": format!("wp-content/uploads/img-{i}.jpg"), "change": "added", "bytes": 8192}))
+            .collect();
+        let conflicts: Vec<serde_json::Value> = (0..400)
+            .map(|i| serde_json::json!({"table": "wp_comments", "key": format!("comment_ID={i}"), "staging": "changed", "live": "changed"}))
+            .collect();
+        let mut details = serde_json::json!({
+            "scope": "site",
+            "preview": {
+                "files": {"added": 3_000, "bytes_added": 24_576_000, "list": files},
+                "conflicts": conflicts,
+                "live_fingerprint": "abc123",
+            },
+        })
+        .as_object()
+        .cloned()
+        .unwrap();
+        let small = details.clone();
+        assert!(fit_details(&mut details, MAX_DETAILS_BYTES));
+        assert!(json_len(&details) <= MAX_DETAILS_BYTES);
+        let preview = &details["preview"];
+        assert_eq!(preview["files"]["list_total"], 3_000);
+        assert_eq!(preview["conflicts_total"], 400);
+        assert_eq!(preview["files"]["added"], 3_000, "the figures stay");
+        assert_eq!(preview["live_fingerprint"], "abc123");
+        assert_eq!(details["scope"], "site");
+        assert!(!preview["files"]["list"].as_array().unwrap().is_empty());
+        assert_eq!(
+            preview["files"]["list"][0], small["preview"]["files"]["list"][0],
+            "the first ones are kept, in order"
+        );
+
+        // What fits is left alone.
+        let mut fits = serde_json::json!({"rows": 3}).as_object().cloned().unwrap();
+        assert!(!fit_details(&mut fits, MAX_DETAILS_BYTES));
+        assert_eq!(fits["rows"], 3);
+
+        // No list to cut: the largest value goes, and the details say so.
+        let mut one = serde_json::json!({"note": "x".repeat(MAX_DETAILS_BYTES), "rows": 3})
+            .as_object()
+            .cloned()
+            .unwrap();
+        assert!(fit_details(&mut one, MAX_DETAILS_BYTES));
+        assert_eq!(
+            (one["rows"].clone(), one["details_trimmed"].clone()),
+            (3.into(), true.into())
+        );
+        assert!(one.get("note").is_none());
     }
 }

@@ -12,8 +12,8 @@ pub mod time;
 pub mod viewer;
 
 pub use activity::{
-    ActivityKind, Ending, Environment, InvalidField, NewActivity, Service, Status, StoredActivity,
-    UnknownWord,
+    ActivityKind, Ending, Environment, InvalidField, MAX_DETAILS_BYTES, NewActivity, Service,
+    Status, StoredActivity, UnknownWord, fit_details,
 };
 pub use actor::{Actor, ActorKind, Email};
 pub use filter::{ActivityFilter, Cursor, Direction, FilterError, Page, RawQuery, UserPredicate};

@@ -522,7 +522,13 @@ impl Engine {
         error: Option<String>,
         details: Option<Map<String, Value>>,
     ) -> StoredActivity {
-        let ending = Ending {
+        // Long lists (files, conflicts, cells) are cut to what the log keeps, saying how many
+        // there were, so that an ending is never refused for its size.
+        let details = details.map(|mut d| {
+            sitetrail_core::fit_details(&mut d, sitetrail_core::MAX_DETAILS_BYTES);
+            d
+        });
+        let mut ending = Ending {
             status,
             description: Some(description),
             error,
@@ -539,6 +545,20 @@ impl Engine {
                     if let Ok(Some(a)) = self.inner.store.activity(id).await {
                         return a;
                     }
+                }
+                Err(sitetrail_store::StoreError::Invalid(e)) => {
+                    // Trying again cannot help: end with what is surely valid.
+                    tracing::error!(activity = %id, error = %e, "an ending was refused; ending without its details");
+                    if ending.details.take().is_none() {
+                        ending.description = None;
+                    }
+                    ending.error = ending.error.map(|e| {
+                        let mut cut = e.len().min(sitetrail_core::activity::MAX_ERROR_BYTES);
+                        while !e.is_char_boundary(cut) {
+                            cut -= 1;
+                        }
+                        e[..cut].to_owned()
+                    });
                 }
                 Err(e) => {
                     tracing::error!(activity = %id, error = ?e, "ending an activity failed; retrying")

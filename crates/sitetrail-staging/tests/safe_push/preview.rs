@@ -199,3 +199,49 @@ async fn a_previews_numbers_are_what_the_push_then_does_and_a_stale_preview_is_n
             == "1"
     );
 }
+
+/// A push that changes thousands of files ends like any other: its details name the first
+/// ones and say how many there were, within what the log keeps (an ending too long for the
+/// log used to leave the push `in_progress`, and the site locked, for good).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_push_of_thousands_of_files_ends_and_its_details_say_how_many_were_listed() {
+    if !wordpress::services(&[Service::MariaDb, Service::WordPress]) {
+        return;
+    }
+    let f = fixture().await;
+    completed(&f, Operation::CreateStaging).await;
+    let staging = f.staging();
+    let uploads = staging
+        .docroot
+        .join("wp-content/uploads/2026/12/a-gallery-with-rather-long-file-names");
+    std::fs::create_dir_all(&uploads).unwrap();
+    for i in 0..3_000 {
+        std::fs::write(
+            uploads.join(format!("photo-of-the-shop-front-{i:05}.jpg")),
+            [1u8],
+        )
+        .unwrap();
+    }
+    let pushed = tokio::time::timeout(
+        std::time::Duration::from_secs(300),
+        f.run(Operation::PushToLive(push(PushScope::Files))),
+    )
+    .await
+    .expect("the push ends");
+    assert_eq!(pushed.status, Status::Completed, "{:?}", pushed.error);
+    let files = &pushed.details["preview"]["files"];
+    assert_eq!(files["added"], 3_000);
+    assert!(files["list_total"].as_u64().unwrap() > 0);
+    let listed = files["list"].as_array().unwrap();
+    assert!(!listed.is_empty() && listed.len() < 3_000);
+    assert!(
+        serde_json::to_string(&pushed.details).unwrap().len() <= sitetrail_core::MAX_DETAILS_BYTES
+    );
+    assert!(
+        f.live
+            .docroot
+            .join("wp-content/uploads/2026/12/a-gallery-with-rather-long-file-names/photo-of-the-shop-front-02999.jpg")
+            .exists()
+    );
+    std::mem::forget(staging);
+}
