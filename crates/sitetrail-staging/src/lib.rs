@@ -3,6 +3,7 @@
 mod backups;
 mod base;
 mod build;
+mod catch_up;
 pub mod config;
 pub mod confined;
 pub mod copy;

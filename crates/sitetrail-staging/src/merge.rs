@@ -73,6 +73,12 @@ impl Carried {
     }
 }
 
+/// Live's live-owned rows as the merge read them, per table (named without a prefix): what
+/// the catch-up after the switch (`catch_up.rs`) measures the replaced live against. Kept in
+/// memory only: a crash before the switch leaves live as it was, and recovery switches back
+/// a crash after it.
+pub(crate) type SeenLive = BTreeMap<String, TableRows>;
+
 /// How a row changed on one side since the base.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Change {
@@ -265,7 +271,7 @@ pub(crate) fn plan_table(
 impl Engine {
     /// Makes the built live's live-owned rows right before the switch. The conflicts are
     /// always reported; with [`OnConflict::Stop`] and conflicts nothing is changed and the
-    /// caller must not switch ([`Carried::stops`]).
+    /// caller must not switch ([`Carried::stops`]). Also returns live's rows as it read them.
     pub(crate) async fn carry_live(
         &self,
         _ctx: &Ctx,
@@ -273,9 +279,10 @@ impl Engine {
         sides: &Sides<'_>,
         built: Built<'_>,
         on_conflict: OnConflict,
-    ) -> anyhow::Result<Carried> {
+    ) -> anyhow::Result<(Carried, SeenLive)> {
         let owned = live_owned::resolve(&self.live_owned(&site.id).await?);
         let base = base::read_base(base::staging_base_path(&self.inner.data_dir, &site.id)).await?;
+        let mut seen = SeenLive::new();
         let without_base = base.is_none();
         let mut live = Reader::open(sides.live, sides.live_db).await?;
         let staging = Reader::open(sides.staging, sides.staging_db).await;
@@ -299,6 +306,9 @@ impl Engine {
                             mode,
                             without_base,
                         ));
+                        if let Some(l) = l {
+                            seen.insert(o.suffix.clone(), l);
+                        }
                     }
                     anyhow::Ok(plans)
                 }
@@ -313,10 +323,10 @@ impl Engine {
         let mut carried = summary(&plans, without_base);
         if carried.stops(on_conflict) {
             carried.kept_from_live.clear();
-            return Ok(carried);
+            return Ok((carried, seen));
         }
         crate::merge_apply::apply_all(sides.live, sides.live_db, built, &plans).await?;
-        Ok(carried)
+        Ok((carried, seen))
     }
 
     /// For an undo: carries the rows live added, changed or removed since the push (against
@@ -475,6 +485,7 @@ impl Engine {
                 };
                 self.carry_live(ctx, site, sides, built, on_conflict)
                     .await?
+                    .0
             }
             (crate::journal::JournalDb::Sqlite, SiteDb::Sqlite(file)) => {
                 let rel = file.strip_prefix(&sides.live.docroot).map_err(|_| {
@@ -487,6 +498,7 @@ impl Engine {
                 };
                 self.carry_live(ctx, site, sides, built, on_conflict)
                     .await?
+                    .0
             }
             _ => return Ok(Carried::default()),
         };
@@ -742,5 +754,29 @@ mod tests {
             .collect();
         assert_eq!(keys, vec!["2", "3"]);
         assert!(plan.conflicts.is_empty());
+    }
+
+    #[test]
+    fn the_catch_up_plans_what_the_replaced_live_did_after_the_merge_read_it() {
+        let seen = rows(&[("1", "a"), ("2", "b"), ("3", "c")]);
+        // After the merge: 2 changed, 3 removed, 4 added; 1 as the merge saw it.
+        let now = rows(&[("1", "a"), ("2", "b2"), ("4", "d")]);
+        let since = base::table_base(Some(&seen), None);
+        let plan = plan_table(
+            "wp_posts".into(),
+            Some(&now),
+            Some(&seen),
+            Mode::SincePush { base: Some(&since) },
+            false,
+        );
+        let taken: Vec<(String, bool)> = plan
+            .take
+            .iter()
+            .map(|(k, there)| (String::from_utf8(k[0].clone().unwrap()).unwrap(), *there))
+            .collect();
+        assert_eq!(
+            taken,
+            vec![("2".into(), true), ("3".into(), false), ("4".into(), true)]
+        );
     }
 }

@@ -17,7 +17,7 @@ use crate::owned_rows::{Reader, mysql_shape, sqlite_open, sqlite_quote, sqlite_s
 const KEYS_PER_STATEMENT: usize = 300;
 
 /// The prefix the built (or kept) copy's tables have before live's own names.
-fn temp_prefix(tables: &[(String, String)]) -> Option<String> {
+pub(crate) fn temp_prefix(tables: &[(String, String)]) -> Option<String> {
     tables
         .iter()
         .find_map(|(t, f)| t.strip_suffix(f.as_str()).map(str::to_owned))
@@ -167,20 +167,34 @@ async fn apply_mysql(
             return Ok(());
         }
     };
-    let (Some((copy_cols, _)), Some((live_cols, _))) =
-        (mysql_shape(db, &temp).await?, mysql_shape(db, live).await?)
+    copy_rows_mysql(db, conn, &temp, live, plan).await
+}
+
+/// Writes one table's plan into `into` from `from`, both tables of the same database: the
+/// merge writes live's rows into the built copy, the catch-up after a switch writes the kept
+/// old live's rows into live. Each planned key's row in `into` goes, and `from`'s row takes
+/// its place when the plan says so; a table without a key is copied whole.
+pub(crate) async fn copy_rows_mysql(
+    db: &MysqlDb,
+    conn: &mut mysql_async::Conn,
+    into: &str,
+    from: &str,
+    plan: &TablePlan,
+) -> anyhow::Result<()> {
+    let (Some((into_cols, _)), Some((from_cols, _))) =
+        (mysql_shape(db, into).await?, mysql_shape(db, from).await?)
     else {
         return Ok(());
     };
-    let cols = common(&live_cols, &copy_cols)
+    let cols = common(&from_cols, &into_cols)
         .iter()
         .map(|c| quote(c))
         .collect::<anyhow::Result<Vec<_>>>()?
         .join(", ");
-    let (t, l) = (quote(&temp)?, quote(live)?);
+    let (t, f) = (quote(into)?, quote(from)?);
     if plan.whole_table {
         conn.query_drop(format!("DELETE FROM {t}")).await?;
-        conn.query_drop(format!("INSERT INTO {t} ({cols}) SELECT {cols} FROM {l}"))
+        conn.query_drop(format!("INSERT INTO {t} ({cols}) SELECT {cols} FROM {f}"))
             .await?;
         return Ok(());
     }
@@ -211,18 +225,18 @@ async fn apply_mysql(
             params(&all),
         )
         .await?;
-        let from_live: Vec<&Vec<Cell>> = chunk
+        let taken: Vec<&Vec<Cell>> = chunk
             .iter()
-            .filter(|(_, on_live)| *on_live)
+            .filter(|(_, there)| *there)
             .map(|(k, _)| k)
             .collect();
-        if from_live.is_empty() {
+        if taken.is_empty() {
             continue;
         }
-        let list = vec![one.as_str(); from_live.len()].join(", ");
+        let list = vec![one.as_str(); taken.len()].join(", ");
         conn.exec_drop(
-            format!("INSERT INTO {t} ({cols}) SELECT {cols} FROM {l} WHERE {lhs} IN ({list})"),
-            params(&from_live),
+            format!("INSERT INTO {t} ({cols}) SELECT {cols} FROM {f} WHERE {lhs} IN ({list})"),
+            params(&taken),
         )
         .await?;
     }

@@ -18,6 +18,10 @@ pub enum PausePoint {
     BetweenSwitches,
     /// Both switches are done; the cleanup has not run.
     Switched,
+    /// A push merged live's rows into the built copy and has not switched. Here the push
+    /// goes on once the test removes the `.paused` file (ten minutes at most), so that a
+    /// test can write to live between the merge and the switch.
+    Merged,
 }
 
 #[cfg(feature = "testkit")]
@@ -29,6 +33,7 @@ impl std::str::FromStr for PausePoint {
             "built" => Ok(PausePoint::Built),
             "between_switches" => Ok(PausePoint::BetweenSwitches),
             "switched" => Ok(PausePoint::Switched),
+            "merged" => Ok(PausePoint::Merged),
             other => anyhow::bail!("no pause point named {other:?}"),
         }
     }
@@ -50,9 +55,17 @@ impl Engine {
         #[cfg(feature = "testkit")]
         if self.inner.pause_at == Some(point) {
             let marker = self.pause_marker(activity);
+            let written = marker.clone();
             let _ =
-                crate::blocking(move || sitetrail_store::private::write(&marker, b"paused")).await;
-            tokio::time::sleep(Duration::from_secs(600)).await;
+                crate::blocking(move || sitetrail_store::private::write(&written, b"paused")).await;
+            if point != PausePoint::Merged {
+                tokio::time::sleep(Duration::from_secs(600)).await;
+                return;
+            }
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
+            while marker.exists() && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
         }
         #[cfg(not(feature = "testkit"))]
         let _ = (activity, point);

@@ -1,7 +1,8 @@
 //! The push to live and its preview: one code path. Both build the new live aside for the
 //! push's scope, carry live's new rows into it (`merge.rs`), and measure it against live
 //! (`diff.rs`); a preview then removes what it built, a push switches it in, keeps the live
-//! it replaced for undo (`undo.rs`) and checks that live answers (`health.rs`).
+//! it replaced for undo (`undo.rs`), carries what live took since the merge
+//! (`catch_up.rs`) and checks that live answers (`health.rs`).
 
 use std::path::PathBuf;
 
@@ -14,8 +15,9 @@ use crate::db::SiteDb;
 use crate::diff;
 use crate::health;
 use crate::journal::JournalDb;
-use crate::merge::{Built, Carried, Sides};
+use crate::merge::{Built, Carried, SeenLive, Sides};
 use crate::operations::{Ctx, Engine, EngineError, Env};
+use crate::pause::PausePoint;
 use crate::progress::{self, Step, stopped};
 use crate::push::{OnConflict, Push, PushReport, PushScope};
 use crate::switch::{Aside, Part, Source};
@@ -208,17 +210,20 @@ impl Engine {
                 let _t = ctx.phase(Step::Comparing, 0);
                 diff::fingerprint(&live.docroot, &live.config.prefix, live_db).await?
             };
-            let carried = self
+            let (carried, seen) = self
                 .carry(
                     ctx, site, push, &mut aside, live, live_db, staging, staging_db,
                 )
                 .await?;
+            if !dry_run {
+                self.pause_point(&ctx.activity, PausePoint::Merged).await;
+            }
             let _t = ctx.phase(Step::Comparing, 0);
             let report = self.report(live, &aside, &carried, fingerprint).await?;
-            anyhow::Ok((carried, report))
+            anyhow::Ok((carried, seen, report))
         }
         .await;
-        let (carried, report) = match measured {
+        let (carried, seen, report) = match measured {
             Ok(m) => m,
             Err(e) => {
                 self.discard(aside).await;
@@ -242,8 +247,13 @@ impl Engine {
             self.discard(aside).await;
             return Err(stopped(reason, details));
         }
-        let (stats, _kept) = self.switch_in(aside, true).await?;
+        let (stats, kept) = self.switch_in(aside, true).await?;
         stats.into_details(&mut details);
+        // Before the push base: the undo's carry measures live from here.
+        self.catch_up(site, live, live_db, kept.as_ref(), &seen)
+            .await
+            .into_details(&mut details);
+        drop(seen);
         if let Err(e) = self.record_push_base(site, live, live_db).await {
             tracing::warn!(
                 error = format!("{e:#}"),
@@ -317,7 +327,7 @@ impl Engine {
         live_db: &SiteDb,
         staging: &Env,
         staging_db: &SiteDb,
-    ) -> anyhow::Result<Carried> {
+    ) -> anyhow::Result<(Carried, SeenLive)> {
         let whole_database = matches!(push.scope, PushScope::Site | PushScope::Database);
         let new_db;
         let built = match (&aside.r.target_db, &mut aside.journal.database) {
@@ -332,7 +342,7 @@ impl Engine {
                     whole_database,
                 }
             }
-            _ => return Ok(Carried::default()),
+            _ => return Ok((Carried::default(), SeenLive::new())),
         };
         let _t = ctx.phase(Step::KeepingLiveRows, 0);
         let sides = Sides {
@@ -341,13 +351,13 @@ impl Engine {
             staging,
             staging_db,
         };
-        let carried = self
+        let (carried, seen) = self
             .carry_live(ctx, site, &sides, built, push.on_conflict)
             .await?;
         // The merge may have built more tables (one live has and staging lacks).
         self.write_journal(&aside.journal).await?;
         aside.stats.carried = Some(carried.clone());
-        Ok(carried)
+        Ok((carried, seen))
     }
 
     /// The report of a push: the new live built aside against live now.

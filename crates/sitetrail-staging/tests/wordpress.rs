@@ -32,6 +32,8 @@ mod live_owned_profile;
 mod push_keeps_live;
 #[path = "first_hour/refusals.rs"]
 mod refusals;
+#[path = "safe_push/catch_up.rs"]
+mod safe_push_catch_up;
 #[path = "safe_push/conflicts.rs"]
 mod safe_push_conflicts;
 #[path = "safe_push/crash.rs"]

@@ -1,0 +1,114 @@
+//! A busy shop between a push's merge and its switch: the push reads live's rows, then
+//! measures its report and checks its confirmation for seconds while live keeps taking
+//! orders and comments. What live took in that window is live's after the push, whole.
+
+use std::time::{Duration, Instant};
+
+use sitetrail_core::Status;
+use sitetrail_staging::wordpress::{self, Service};
+use sitetrail_staging::{Engine, Operation, PausePoint, PushScope};
+
+use super::safe_push_shop as shop;
+use super::safe_push_support::{completed, push};
+use super::{fixture, owner};
+
+/// The marker a push paused at [`PausePoint::Merged`] writes beside its journal.
+async fn paused_marker(data: &std::path::Path) -> std::path::PathBuf {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let found = std::fs::read_dir(data.join("operations"))
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|x| x == "paused"));
+        if let Some(marker) = found {
+            return marker;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the push never reached its merge"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[ignore = "the long suite: scripts/long.sh runs it"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn orders_live_takes_between_the_merge_and_the_switch_are_kept() {
+    if !wordpress::services(&[Service::MariaDb, Service::WordPress]) {
+        return;
+    }
+    let f = fixture().await;
+    shop::install(&f.live);
+    let before = shop::place_orders(&f.live, 2, "before-staging");
+    completed(&f, Operation::CreateStaging).await;
+    let after = shop::place_orders(&f.live, 2, "after-staging");
+
+    let data = f.dir.path().join("data");
+    let engine =
+        Engine::new(f.store.clone(), &data, Default::default()).pause_at(PausePoint::Merged);
+    let started = engine
+        .start(
+            &f.site,
+            Operation::PushToLive(push(PushScope::Site)),
+            owner(),
+        )
+        .await
+        .unwrap();
+    let marker = paused_marker(&data).await;
+
+    // The merge has read live; the switch has not come. Live takes an HPOS order, an order
+    // as a post, and a comment.
+    let during = shop::place_orders(&f.live, 2, "during-push");
+    let comment = shop::add_comment(&f.live, "Ordered while the push was switching");
+    let taken = shop::orders(&f.live, &during);
+    assert!(taken[0].starts_with("shop_order_placehold|"), "{taken:?}");
+    assert!(taken[0].contains("hpos:wc-processing"), "{taken:?}");
+    assert!(
+        taken[1].starts_with("shop_order|wc-processing"),
+        "{taken:?}"
+    );
+    assert!(
+        taken.iter().all(|o| o.contains("item:Croissant")),
+        "{taken:?}"
+    );
+    let comment_taken = shop::comment(&f.live, comment);
+    let earlier: Vec<u64> = before.iter().chain(&after).copied().collect();
+    let earlier_orders = shop::orders(&f.live, &earlier);
+    std::fs::remove_file(&marker).unwrap();
+
+    let pushed = tokio::time::timeout(Duration::from_secs(240), started.finished)
+        .await
+        .expect("the push ends")
+        .unwrap();
+    assert_eq!(
+        pushed.status,
+        Status::Completed,
+        "{:?} {:?}",
+        pushed.error,
+        pushed.details
+    );
+    // Inside WordPress: the orders of the window, with their meta, items and HPOS rows.
+    assert_eq!(
+        shop::orders(&f.live, &during),
+        taken,
+        "the orders live took between the merge and the switch are live's"
+    );
+    assert_eq!(shop::comment(&f.live, comment), comment_taken);
+    assert_eq!(shop::orders(&f.live, &earlier), earlier_orders);
+    let caught_up = pushed.details["caught_up_after_switch"].as_u64();
+    assert!(
+        caught_up.is_some_and(|n| n >= 2),
+        "the push says what it caught up: {:?}",
+        pushed.details
+    );
+    assert!(
+        pushed
+            .details
+            .get("caught_up_after_switch_failed")
+            .is_none(),
+        "{:?}",
+        pushed.details
+    );
+}
