@@ -80,14 +80,14 @@ async function recordPreview() {
 }
 
 // The undo window a push leaves, as the engine records it (data dir `undo/{site}.json`).
-function recordUndo(push) {
+function recordUndo(push, putsPushBack = false) {
   const dir = `${process.env.E2E_DATA_DIR}/undo`;
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const now = Date.now();
   writeFileSync(`${dir}/${OUTLET}.json`, JSON.stringify({
     push, site: OUTLET, pushed_at: new Date(now - 3_600_000).toISOString(),
     until: new Date(now + 23 * 3_600_000).toISOString(), docroot: `/nonexistent/e2e/${OUTLET}/live`,
-    kept: { tables: [], pushed: [], tree: null },
+    kept: { tables: [], pushed: [], tree: null }, puts_push_back: putsPushBack,
   }), { mode: 0o600 });
 }
 
@@ -166,7 +166,7 @@ test('the Backups page restores live from a backup after a confirmation', async 
   }
 });
 
-test('while a push can be undone, Staging and Overview offer "Undo push" with its deadline', async () => {
+test('while a push can be undone, Staging and Overview offer "Undo push" (after an undo, "Put push back") with its deadline', async () => {
   await registerOutlet();
   const push = await publisher('POST', '/api/v1/activities', {
     account_id: ACCOUNT, site_id: OUTLET, environment: 'live', service: 'staging',
@@ -174,21 +174,24 @@ test('while a push can be undone, Staging and Overview offer "Undo push" with it
     description: 'Pushing staging to live (database and files)', status: 'completed',
     completed_at: new Date().toISOString(),
   });
-  recordUndo(push.id);
   const browser = await launch();
   try {
-    for (const viewport of SIZES) {
-      const page = await openPage(browser, { viewport, timezoneId: 'America/New_York' });
-      await signIn(page, clientToken());
-      for (const [path, name] of [['staging', 'safe-push-undo-staging'], ['', 'safe-push-undo-overview']]) {
-        await page.goto(`${BASE}/sites/${OUTLET}${path ? `/${path}` : ''}`);
-        const undo = page.locator('#undo-push');
-        await undo.waitFor();
-        assert.equal(await undo.getByRole('button', { name: 'Undo push' }).count(), 1);
-        assert.match(await undo.textContent(), /until/);
-        await shoot(page, name, viewport.width);
+    // After a push the offer is to undo it; after an undo, to put the push back.
+    for (const [putsPushBack, button, shot] of [[false, 'Undo push', 'safe-push-undo'], [true, 'Put push back', 'safe-push-redo']]) {
+      recordUndo(push.id, putsPushBack);
+      for (const viewport of SIZES) {
+        const page = await openPage(browser, { viewport, timezoneId: 'America/New_York' });
+        await signIn(page, clientToken());
+        for (const [path, name] of [['staging', `${shot}-staging`], ['', `${shot}-overview`]]) {
+          await page.goto(`${BASE}/sites/${OUTLET}${path ? `/${path}` : ''}`);
+          const undo = page.locator('#undo-push');
+          await undo.waitFor();
+          assert.equal(await undo.getByRole('button', { name: button }).count(), 1);
+          assert.match(await undo.textContent(), /until/);
+          await shoot(page, name, viewport.width);
+        }
+        assertNoProblems(page);
       }
-      assertNoProblems(page);
     }
   } finally {
     rmSync(`${process.env.E2E_DATA_DIR}/undo/${OUTLET}.json`, { force: true });

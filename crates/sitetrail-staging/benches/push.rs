@@ -310,6 +310,10 @@ where
     std::thread::sleep(Duration::from_millis(200));
     stop.store(true, Ordering::Relaxed);
     let polled = poll.join().unwrap();
+    eprintln!(
+        "{kind:?}: {took:.2} s, phases (ms) {}",
+        done.details.get("phases_ms").cloned().unwrap_or_default()
+    );
     assert_eq!(
         done.status,
         Status::Completed,

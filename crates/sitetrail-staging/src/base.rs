@@ -82,7 +82,7 @@ pub(crate) async fn read_base(path: PathBuf) -> anyhow::Result<Option<Base>> {
     .await
 }
 
-async fn write_base(path: PathBuf, base: &Base) -> anyhow::Result<()> {
+pub(crate) async fn write_base(path: PathBuf, base: &Base) -> anyhow::Result<()> {
     let bytes = serde_json::to_vec(base)?;
     blocking(move || live_owned::write_private(&path, &bytes)).await
 }

@@ -340,21 +340,32 @@ impl Engine {
         live: &Env,
         live_db: &SiteDb,
         kept: Built<'_>,
-    ) -> anyhow::Result<Carried> {
+    ) -> anyhow::Result<(Carried, base::Base)> {
         self.carry_into_kept(site, live, live_db, kept).await
     }
 
+    /// Also returns the kept copy's live-owned rows as the carry leaves them: once the copy
+    /// is switched in, the base its own undo measures from, without reading them again.
     async fn carry_into_kept(
         &self,
         site: &Site,
         live: &Env,
         live_db: &SiteDb,
         kept: Built<'_>,
-    ) -> anyhow::Result<Carried> {
+    ) -> anyhow::Result<(Carried, base::Base)> {
         let owned = live_owned::resolve(&self.live_owned(&site.id).await?);
         let base = base::read_base(base::push_base_path(&self.inner.data_dir, &site.id)).await?;
         let without_base = base.is_none();
         let lp = live.config.prefix.clone();
+        let whole_database = match &kept {
+            Built::Mysql { whole_database, .. } | Built::Sqlite { whole_database, .. } => {
+                *whole_database
+            }
+        };
+        let mut after = base::Base {
+            recorded_at: Some(sitetrail_core::Timestamp::now()),
+            tables: BTreeMap::new(),
+        };
         let mut live_side = Reader::open(live, live_db).await?;
         let planned = async {
             let (mut other, other_prefix) =
@@ -370,13 +381,13 @@ impl Engine {
                     let mode = Mode::SincePush {
                         base: base.as_ref().and_then(|b| b.tables.get(&o.suffix)),
                     };
-                    plans.push(plan_table(
-                        table,
-                        l.as_ref(),
-                        k.as_ref(),
-                        mode,
-                        without_base,
-                    ));
+                    let plan = plan_table(table, l.as_ref(), k.as_ref(), mode, without_base);
+                    if let Some(rows) = applied(l, k, &plan, whole_database) {
+                        after
+                            .tables
+                            .insert(o.suffix.clone(), base::table_base(Some(&rows), None));
+                    }
+                    plans.push(plan);
                 }
                 anyhow::Ok(plans)
             }
@@ -389,8 +400,40 @@ impl Engine {
         let plans = planned?;
         let carried = summary(&plans, without_base);
         crate::merge_apply::apply_all(live, live_db, kept, &plans).await?;
-        Ok(carried)
+        Ok((carried, after))
     }
+}
+
+/// One table of a copy as `plan` leaves it (`merge_apply.rs` writes the same): the copy's
+/// rows with those the plan takes from live put in or taken out; live's whole table where
+/// it is copied whole. None: the copy has no such table afterwards.
+fn applied(
+    live: Option<TableRows>,
+    copy: Option<TableRows>,
+    plan: &TablePlan,
+    whole_database: bool,
+) -> Option<TableRows> {
+    let Some(live) = live else {
+        return copy;
+    };
+    let Some(mut copy) = copy else {
+        return whole_database.then_some(live);
+    };
+    if plan.whole_table {
+        return Some(live);
+    }
+    for (cells, on_live) in &plan.take {
+        let key = crate::owned_rows::key_text(&plan.key_columns, cells);
+        match live.rows.get(&key).filter(|_| *on_live) {
+            Some(row) => {
+                copy.rows.insert(key, row.clone());
+            }
+            None => {
+                copy.rows.remove(&key);
+            }
+        }
+    }
+    Some(copy)
 }
 
 /// The undo's carry without the undo flow, for tests (the `testkit` feature).
@@ -434,7 +477,7 @@ impl Engine {
         };
         let done = self.carry_into_kept(&site, &live, &live_db, copy).await;
         live_db.disconnect().await;
-        let carried = done?;
+        let (carried, _) = done?;
         Ok((carried.kept_total(), carried.without_base))
     }
 }

@@ -46,6 +46,7 @@ impl Engine {
             .await?
             .ok_or_else(|| crate::progress::for_people(crate::undo::NO_UNDO))?;
         let puts_push_back = record.puts_push_back;
+        let mut next_base = None;
         {
             let _t = ctx.phase(Step::KeepingLiveRows, 0);
             let kept_db;
@@ -66,17 +67,26 @@ impl Engine {
                 (SiteDb::Sqlite(_), None) => None,
             };
             if let Some(kept) = kept {
-                let carried = self
+                let (carried, after) = self
                     .carry_since_push(ctx, site, live, live_db, kept)
                     .await?;
+                next_base = Some(after);
                 // The merge may have kept more tables (one live made since the push).
                 self.rewrite_undo_record(&record).await?;
                 carried.into_details(&mut details);
             }
         }
         details.extend(self.switch_back(ctx, &site.id, live, true).await?);
-        // Undoing again carries what live gains from now on.
-        if let Err(e) = self.record_push_base(site, live, live_db).await {
+        // Undoing again carries what live gains from now on: the base is the kept copy's
+        // rows as the carry left them (read again only when there was no carry).
+        let recorded = match next_base {
+            Some(base) => {
+                let path = crate::base::push_base_path(&self.inner.data_dir, &site.id);
+                crate::base::write_base(path, &base).await
+            }
+            None => self.record_push_base(site, live, live_db).await,
+        };
+        if let Err(e) = recorded {
             tracing::warn!(
                 error = format!("{e:#}"),
                 "recording live's rows after the undo failed"

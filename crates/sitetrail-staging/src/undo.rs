@@ -484,4 +484,70 @@ mod tests {
         remove_record(dir.path(), &site).unwrap();
         assert!(read_record(dir.path(), &site).unwrap().is_none());
     }
+
+    /// The scheduler's tick: a closed window's kept live goes (its record and its tree), an
+    /// open one stays.
+    #[tokio::test]
+    async fn expiring_drops_a_closed_windows_kept_live_and_leaves_an_open_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: sitetrail_store::DynStore = std::sync::Arc::new(
+            sitetrail_store_sqlite::SqliteStore::open(&dir.path().join("log.db"))
+                .await
+                .unwrap(),
+        );
+        let data = dir.path().join("data");
+        let engine = Engine::new(store, &data, crate::DatabasePolicy::default());
+        let now = Timestamp::now();
+        let kept_tree = |name: &str| {
+            let t = dir.path().join(name);
+            std::fs::create_dir_all(t.join("wp-content")).unwrap();
+            std::fs::write(t.join("wp-content/kept.txt"), "kept").unwrap();
+            t
+        };
+        let record = |site: &str, until: i64, tree: PathBuf| Record {
+            push: ActivityId::generate(),
+            site: SiteId::parse(site).unwrap(),
+            pushed_at: now,
+            until: Timestamp::from_millis(until).unwrap(),
+            docroot: dir.path().join(site),
+            kept: Kept {
+                tree: Some(tree),
+                ..Kept::default()
+            },
+            puts_push_back: false,
+        };
+        let (closed, open) = (kept_tree("closed-kept"), kept_tree("open-kept"));
+        write_record(&data, &record("closed", now.millis() - 1, closed.clone())).unwrap();
+        write_record(
+            &data,
+            &record("open", now.millis() + UNDO_WINDOW_MS, open.clone()),
+        )
+        .unwrap();
+        let (closed_site, open_site) = (
+            SiteId::parse("closed").unwrap(),
+            SiteId::parse("open").unwrap(),
+        );
+        assert!(engine.undo_window(&closed_site).await.unwrap().is_none());
+        assert!(engine.undo_window(&open_site).await.unwrap().is_some());
+
+        assert_eq!(engine.expire_undo().await.unwrap(), 1);
+        assert!(read_record(&data, &closed_site).unwrap().is_none());
+        assert!(engine.undo_window(&open_site).await.unwrap().is_some());
+        for _ in 0..100 {
+            if !closed.exists() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(!closed.exists(), "the closed window's kept files are gone");
+        assert!(
+            open.join("wp-content/kept.txt").exists(),
+            "the open one's stay"
+        );
+        assert_eq!(
+            engine.expire_undo().await.unwrap(),
+            0,
+            "nothing more to drop"
+        );
+    }
 }

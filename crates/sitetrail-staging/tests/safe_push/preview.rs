@@ -203,6 +203,7 @@ async fn a_previews_numbers_are_what_the_push_then_does_and_a_stale_preview_is_n
 /// A push that changes thousands of files ends like any other: its details name the first
 /// ones and say how many there were, within what the log keeps (an ending too long for the
 /// log used to leave the push `in_progress`, and the site locked, for good).
+#[ignore = "the long suite: scripts/long.sh runs it"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_push_of_thousands_of_files_ends_and_its_details_say_how_many_were_listed() {
     if !wordpress::services(&[Service::MariaDb, Service::WordPress]) {

@@ -18,6 +18,13 @@ pub fn pages(site: &WpSite) -> String {
     .unwrap()
 }
 
+/// The rows of the base an undo measures from (`push-base/{site}.json`), by table.
+fn push_base_tables(f: &Fixture) -> serde_json::Value {
+    let path = f.dir.path().join(format!("data/push-base/{}.json", f.site));
+    let base: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    base["tables"].clone()
+}
+
 async fn undo_after_live_took_an_order(f: Fixture) {
     shop::install(&f.live);
     shop::place_orders(&f.live, 2, "before-staging");
@@ -79,6 +86,11 @@ async fn undo_after_live_took_an_order(f: Fixture) {
         "plus the orders live took after the push, whole"
     );
     assert_eq!(shop::comment(&f.live, comment), "Written after the push|5");
+    // The base the undo leaves for undoing it again is live's rows as they are now, as
+    // reading them again would record.
+    let left = push_base_tables(&f);
+    f.engine.record_push_base_for_tests(&f.site).await.unwrap();
+    assert_eq!(left, push_base_tables(&f));
     assert_eq!(f.live.option("siteurl").unwrap(), f.live.url);
     assert!(super::admin_can_log_in(&f.live.url).await);
 
