@@ -5,6 +5,9 @@
 //! row of a live-owned table it added, changed or removed since the merge read it is carried
 //! into the new live by key, in one transaction.
 //!
+//! Only tables written since the merge began are read again (MariaDB knows when a table was
+//! last written, to the second).
+//!
 //! MariaDB only: on SQLite the old database is a file inside the kept tree, and live's file
 //! can be written only through the docroot, which sitetrail never opens for writing.
 
@@ -47,6 +50,15 @@ pub(crate) enum CatchUp {
 }
 
 impl CatchUp {
+    /// Whether it changed live (or may have: it failed part way).
+    pub fn carried_any(&self) -> bool {
+        match self {
+            CatchUp::Done(c) => c.total() > 0,
+            CatchUp::NotRun => false,
+            CatchUp::Failed(_) => true,
+        }
+    }
+
     pub fn into_details(self, details: &mut Map<String, Value>) {
         match self {
             CatchUp::Done(c) => {
@@ -79,6 +91,15 @@ struct Planned {
     plan: TablePlan,
 }
 
+/// The database server's clock, taken before a merge reads live (none on SQLite, or when it
+/// cannot be read: then the catch-up reads every table).
+pub(crate) async fn server_clock(db: &SiteDb) -> Option<String> {
+    match db {
+        SiteDb::Mysql(db) => db.now().await.ok(),
+        SiteDb::Sqlite(_) => None,
+    }
+}
+
 impl Engine {
     /// Carries into live what the replaced live took between the merge and the switch. Never
     /// fails the push: a failure is logged and said in the result; the kept copy stays.
@@ -89,6 +110,7 @@ impl Engine {
         live_db: &SiteDb,
         kept: Option<&Kept>,
         seen: &SeenLive,
+        since: Option<&str>,
     ) -> CatchUp {
         let (Some(kept), SiteDb::Mysql(db)) = (kept, live_db) else {
             return CatchUp::NotRun;
@@ -96,7 +118,7 @@ impl Engine {
         if kept.tables.is_empty() || seen.is_empty() {
             return CatchUp::NotRun;
         }
-        let planned = self.plan_catch_up(site, live, db, kept, seen).await;
+        let planned = self.plan_catch_up(site, live, db, kept, seen, since).await;
         let plans = match planned {
             Ok(plans) => plans,
             Err(e) => {
@@ -125,6 +147,8 @@ impl Engine {
 
     /// Per live-owned table the switch replaced: the kept table against what the merge saw.
     /// Tables without a primary key were kept whole by the merge and are left as they are.
+    /// With `since` (the server's clock before the merge read live), a table the server says
+    /// nobody wrote since is not read again.
     async fn plan_catch_up(
         &self,
         site: &Site,
@@ -132,7 +156,13 @@ impl Engine {
         db: &MysqlDb,
         kept: &Kept,
         seen: &SeenLive,
+        since: Option<&str>,
     ) -> anyhow::Result<Vec<Planned>> {
+        let kept_names: Vec<String> = kept.tables.iter().map(|(k, _)| k.clone()).collect();
+        let written = match since {
+            Some(since) => db.written_since(&kept_names, since).await?,
+            None => kept_names,
+        };
         let owned = live_owned::resolve(&self.live_owned(&site.id).await?);
         let lp = &live.config.prefix;
         let p = temp_prefix(&kept.tables)
@@ -147,6 +177,9 @@ impl Engine {
             ) else {
                 continue;
             };
+            if !written.contains(kept_name) {
+                continue;
+            }
             let now = mysql_rows(db, kept_name, o, &kept_prefix).await?;
             let since = base::table_base(Some(seen_rows), None);
             let plan = plan_table(

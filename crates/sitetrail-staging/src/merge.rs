@@ -340,19 +340,20 @@ impl Engine {
         live: &Env,
         live_db: &SiteDb,
         kept: Built<'_>,
-    ) -> anyhow::Result<(Carried, base::Base)> {
+    ) -> anyhow::Result<(Carried, base::Base, SeenLive)> {
         self.carry_into_kept(site, live, live_db, kept).await
     }
 
-    /// Also returns the kept copy's live-owned rows as the carry leaves them: once the copy
-    /// is switched in, the base its own undo measures from, without reading them again.
+    /// Also returns the kept copy's live-owned rows as the carry leaves them (once the copy
+    /// is switched in, the base its own undo measures from, without reading them again) and
+    /// live's rows as it read them (for the catch-up after the switch).
     async fn carry_into_kept(
         &self,
         site: &Site,
         live: &Env,
         live_db: &SiteDb,
         kept: Built<'_>,
-    ) -> anyhow::Result<(Carried, base::Base)> {
+    ) -> anyhow::Result<(Carried, base::Base, SeenLive)> {
         let owned = live_owned::resolve(&self.live_owned(&site.id).await?);
         let base = base::read_base(base::push_base_path(&self.inner.data_dir, &site.id)).await?;
         let without_base = base.is_none();
@@ -366,6 +367,7 @@ impl Engine {
             recorded_at: Some(sitetrail_core::Timestamp::now()),
             tables: BTreeMap::new(),
         };
+        let mut seen = SeenLive::new();
         let mut live_side = Reader::open(live, live_db).await?;
         let planned = async {
             let (mut other, other_prefix) =
@@ -382,6 +384,9 @@ impl Engine {
                         base: base.as_ref().and_then(|b| b.tables.get(&o.suffix)),
                     };
                     let plan = plan_table(table, l.as_ref(), k.as_ref(), mode, without_base);
+                    if let Some(l) = &l {
+                        seen.insert(o.suffix.clone(), l.clone());
+                    }
                     if let Some(rows) = applied(l, k, &plan, whole_database) {
                         after
                             .tables
@@ -400,7 +405,7 @@ impl Engine {
         let plans = planned?;
         let carried = summary(&plans, without_base);
         crate::merge_apply::apply_all(live, live_db, kept, &plans).await?;
-        Ok((carried, after))
+        Ok((carried, after, seen))
     }
 }
 
@@ -477,7 +482,7 @@ impl Engine {
         };
         let done = self.carry_into_kept(&site, &live, &live_db, copy).await;
         live_db.disconnect().await;
-        let (carried, _) = done?;
+        let (carried, _, _) = done?;
         Ok((carried.kept_total(), carried.without_base))
     }
 }

@@ -267,6 +267,39 @@ impl MysqlDb {
         Ok(mine)
     }
 
+    /// The server's clock, to the second (`2026-12-07 03:30:45`).
+    pub async fn now(&self) -> anyhow::Result<String> {
+        let mut conn = self.conn().await?;
+        let now: Option<String> = conn
+            .query_first("SELECT CAST(NOW() AS CHAR)")
+            .await
+            .or_say(|| "reading the server's clock".into())?;
+        now.ok_or_else(|| anyhow::anyhow!("the server has no clock"))
+    }
+
+    /// Of `tables`, those written since `since` (the server's clock, as [`MysqlDb::now`]
+    /// gives it) or whose last write the server does not know (it restarted since).
+    pub async fn written_since(
+        &self,
+        tables: &[String],
+        since: &str,
+    ) -> anyhow::Result<Vec<String>> {
+        let mut conn = self.conn().await?;
+        let written: Vec<String> = conn
+            .exec(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = ? \
+                 AND (update_time IS NULL OR update_time >= ?)",
+                (self.name.clone(), since.to_owned()),
+            )
+            .await
+            .or_say(|| "reading when tables were written".into())?;
+        Ok(tables
+            .iter()
+            .filter(|t| written.contains(t))
+            .cloned()
+            .collect())
+    }
+
     /// An option's value in a WordPress options table (none: no such option).
     pub async fn option(&self, table: &str, name: &str) -> anyhow::Result<Option<String>> {
         let mut conn = self.conn().await?;

@@ -18,9 +18,10 @@ pub enum PausePoint {
     BetweenSwitches,
     /// Both switches are done; the cleanup has not run.
     Switched,
-    /// A push merged live's rows into the built copy and has not switched. Here the push
-    /// goes on once the test removes the `.paused` file (ten minutes at most), so that a
-    /// test can write to live between the merge and the switch.
+    /// A push merged live's rows into the built copy (an undo: into the kept copy) and has
+    /// not switched. Here the operation goes on once the test removes the `.paused` file
+    /// (ten minutes at most), so that a test can write to live between the merge and the
+    /// switch.
     Merged,
 }
 

@@ -203,6 +203,8 @@ impl Engine {
                 .context("the backup of live failed, so live was not touched")?;
             details.insert("backup".into(), json!(backup.id));
         }
+        // Before the merge reads live: the catch-up reads again only what was written since.
+        let since = crate::catch_up::server_clock(live_db).await;
         let source = Source::Env(staging, staging_db);
         let mut aside = self.build_aside(ctx, site, live, &source, part).await?;
         let measured = async {
@@ -250,7 +252,7 @@ impl Engine {
         let (stats, kept) = self.switch_in(aside, true).await?;
         stats.into_details(&mut details);
         // Before the push base: the undo's carry measures live from here.
-        self.catch_up(site, live, live_db, kept.as_ref(), &seen)
+        self.catch_up(site, live, live_db, kept.as_ref(), &seen, since.as_deref())
             .await
             .into_details(&mut details);
         drop(seen);

@@ -47,6 +47,9 @@ impl Engine {
             .ok_or_else(|| crate::progress::for_people(crate::undo::NO_UNDO))?;
         let puts_push_back = record.puts_push_back;
         let mut next_base = None;
+        let mut seen = crate::merge::SeenLive::new();
+        // Before the carry reads live: the catch-up reads again only what was written since.
+        let since = crate::catch_up::server_clock(live_db).await;
         {
             let _t = ctx.phase(Step::KeepingLiveRows, 0);
             let kept_db;
@@ -67,16 +70,34 @@ impl Engine {
                 (SiteDb::Sqlite(_), None) => None,
             };
             if let Some(kept) = kept {
-                let (carried, after) = self
+                let (carried, after, read) = self
                     .carry_since_push(ctx, site, live, live_db, kept)
                     .await?;
                 next_base = Some(after);
+                seen = read;
                 // The merge may have kept more tables (one live made since the push).
                 self.rewrite_undo_record(&record).await?;
                 carried.into_details(&mut details);
             }
         }
+        self.pause_point(&ctx.activity, crate::pause::PausePoint::Merged)
+            .await;
         details.extend(self.switch_back(ctx, &site.id, live, true).await?);
+        // What live took between the carry and the switch is in the replaced live, now kept
+        // for putting the push back: carry it into live too.
+        let kept = self
+            .undo_record(&site.id)
+            .await
+            .ok()
+            .flatten()
+            .map(|r| r.kept);
+        let caught = self
+            .catch_up(site, live, live_db, kept.as_ref(), &seen, since.as_deref())
+            .await;
+        if caught.carried_any() {
+            next_base = None;
+        }
+        caught.into_details(&mut details);
         // Undoing again carries what live gains from now on: the base is the kept copy's
         // rows as the carry left them (read again only when there was no carry).
         let recorded = match next_base {

@@ -1,6 +1,7 @@
 //! A busy shop between a push's merge and its switch: the push reads live's rows, then
 //! measures its report and checks its confirmation for seconds while live keeps taking
-//! orders and comments. What live took in that window is live's after the push, whole.
+//! orders and comments. What live took in that window is live's after the push, whole; the
+//! same holds between an undo's carry and its switch.
 
 use std::time::{Duration, Instant};
 
@@ -110,5 +111,60 @@ async fn orders_live_takes_between_the_merge_and_the_switch_are_kept() {
             .is_none(),
         "{:?}",
         pushed.details
+    );
+}
+
+#[ignore = "the long suite: scripts/long.sh runs it"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn orders_live_takes_between_an_undos_carry_and_its_switch_are_kept() {
+    if !wordpress::services(&[Service::MariaDb, Service::WordPress]) {
+        return;
+    }
+    let f = fixture().await;
+    shop::install(&f.live);
+    shop::place_orders(&f.live, 2, "before-staging");
+    completed(&f, Operation::CreateStaging).await;
+    completed(&f, Operation::PushToLive(push(PushScope::Site))).await;
+    let after_push = shop::place_orders(&f.live, 2, "after-push");
+    let after_push_orders = shop::orders(&f.live, &after_push);
+
+    let data = f.dir.path().join("data");
+    let engine =
+        Engine::new(f.store.clone(), &data, Default::default()).pause_at(PausePoint::Merged);
+    let started = engine
+        .start(&f.site, Operation::UndoPush, owner())
+        .await
+        .unwrap();
+    let marker = paused_marker(&data).await;
+    let during = shop::place_orders(&f.live, 2, "during-undo");
+    let comment = shop::add_comment(&f.live, "Ordered while the undo was switching");
+    let taken = shop::orders(&f.live, &during);
+    let comment_taken = shop::comment(&f.live, comment);
+    std::fs::remove_file(&marker).unwrap();
+
+    let undone = tokio::time::timeout(Duration::from_secs(240), started.finished)
+        .await
+        .expect("the undo ends")
+        .unwrap();
+    assert_eq!(
+        undone.status,
+        Status::Completed,
+        "{:?} {:?}",
+        undone.error,
+        undone.details
+    );
+    assert_eq!(
+        shop::orders(&f.live, &during),
+        taken,
+        "the orders live took between the undo's carry and its switch are live's"
+    );
+    assert_eq!(shop::comment(&f.live, comment), comment_taken);
+    assert_eq!(shop::orders(&f.live, &after_push), after_push_orders);
+    assert!(
+        undone.details["caught_up_after_switch"]
+            .as_u64()
+            .is_some_and(|n| n >= 2),
+        "{:?}",
+        undone.details
     );
 }
