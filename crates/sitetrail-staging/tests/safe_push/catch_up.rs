@@ -5,13 +5,13 @@
 
 use std::time::{Duration, Instant};
 
-use sitetrail_core::Status;
+use sitetrail_core::{Status, StoredActivity};
 use sitetrail_staging::wordpress::{self, Service};
 use sitetrail_staging::{Engine, Operation, PausePoint, PushScope};
 
 use super::safe_push_shop as shop;
 use super::safe_push_support::{completed, push};
-use super::{fixture, owner};
+use super::{Fixture, fixture, owner};
 
 /// The marker a push paused at [`PausePoint::Merged`] writes beside its journal.
 async fn paused_marker(data: &std::path::Path) -> std::path::PathBuf {
@@ -34,6 +34,47 @@ async fn paused_marker(data: &std::path::Path) -> std::path::PathBuf {
     }
 }
 
+/// Runs `op` on an engine that stops it after its merge (an undo: its carry) until `during`
+/// has written to live; returns the activity once it ended, checked completed with what it
+/// caught up after its switch said.
+async fn paused_after_the_merge(
+    f: &Fixture,
+    op: Operation,
+    during: impl FnOnce(),
+) -> StoredActivity {
+    let data = f.dir.path().join("data");
+    let engine =
+        Engine::new(f.store.clone(), &data, Default::default()).pause_at(PausePoint::Merged);
+    let started = engine.start(&f.site, op, owner()).await.unwrap();
+    let marker = paused_marker(&data).await;
+    during();
+    std::fs::remove_file(&marker).unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(240), started.finished)
+        .await
+        .expect("the operation ends")
+        .unwrap();
+    assert_eq!(
+        ended.status,
+        Status::Completed,
+        "{:?} {:?}",
+        ended.error,
+        ended.details
+    );
+    assert!(
+        ended.details["caught_up_after_switch"]
+            .as_u64()
+            .is_some_and(|n| n >= 2),
+        "it says what it caught up: {:?}",
+        ended.details
+    );
+    assert!(
+        ended.details.get("caught_up_after_switch_failed").is_none(),
+        "{:?}",
+        ended.details
+    );
+    ended
+}
+
 #[ignore = "the long suite: scripts/long.sh runs it"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn orders_live_takes_between_the_merge_and_the_switch_are_kept() {
@@ -45,51 +86,30 @@ async fn orders_live_takes_between_the_merge_and_the_switch_are_kept() {
     let before = shop::place_orders(&f.live, 2, "before-staging");
     completed(&f, Operation::CreateStaging).await;
     let after = shop::place_orders(&f.live, 2, "after-staging");
-
-    let data = f.dir.path().join("data");
-    let engine =
-        Engine::new(f.store.clone(), &data, Default::default()).pause_at(PausePoint::Merged);
-    let started = engine
-        .start(
-            &f.site,
-            Operation::PushToLive(push(PushScope::Site)),
-            owner(),
-        )
-        .await
-        .unwrap();
-    let marker = paused_marker(&data).await;
+    let earlier: Vec<u64> = before.iter().chain(&after).copied().collect();
+    let earlier_orders = shop::orders(&f.live, &earlier);
 
     // The merge has read live; the switch has not come. Live takes an HPOS order, an order
     // as a post, and a comment.
-    let during = shop::place_orders(&f.live, 2, "during-push");
-    let comment = shop::add_comment(&f.live, "Ordered while the push was switching");
-    let taken = shop::orders(&f.live, &during);
-    assert!(taken[0].starts_with("shop_order_placehold|"), "{taken:?}");
-    assert!(taken[0].contains("hpos:wc-processing"), "{taken:?}");
-    assert!(
-        taken[1].starts_with("shop_order|wc-processing"),
-        "{taken:?}"
-    );
-    assert!(
-        taken.iter().all(|o| o.contains("item:Croissant")),
-        "{taken:?}"
-    );
-    let comment_taken = shop::comment(&f.live, comment);
-    let earlier: Vec<u64> = before.iter().chain(&after).copied().collect();
-    let earlier_orders = shop::orders(&f.live, &earlier);
-    std::fs::remove_file(&marker).unwrap();
-
-    let pushed = tokio::time::timeout(Duration::from_secs(240), started.finished)
-        .await
-        .expect("the push ends")
-        .unwrap();
-    assert_eq!(
-        pushed.status,
-        Status::Completed,
-        "{:?} {:?}",
-        pushed.error,
-        pushed.details
-    );
+    let mut window = None;
+    paused_after_the_merge(&f, Operation::PushToLive(push(PushScope::Site)), || {
+        let during = shop::place_orders(&f.live, 2, "during-push");
+        let comment = shop::add_comment(&f.live, "Ordered while the push was switching");
+        let taken = shop::orders(&f.live, &during);
+        assert!(taken[0].starts_with("shop_order_placehold|"), "{taken:?}");
+        assert!(taken[0].contains("hpos:wc-processing"), "{taken:?}");
+        assert!(
+            taken[1].starts_with("shop_order|wc-processing"),
+            "{taken:?}"
+        );
+        assert!(
+            taken.iter().all(|o| o.contains("item:Croissant")),
+            "{taken:?}"
+        );
+        window = Some((during, taken, comment, shop::comment(&f.live, comment)));
+    })
+    .await;
+    let (during, taken, comment, comment_taken) = window.unwrap();
     // Inside WordPress: the orders of the window, with their meta, items and HPOS rows.
     assert_eq!(
         shop::orders(&f.live, &during),
@@ -98,20 +118,6 @@ async fn orders_live_takes_between_the_merge_and_the_switch_are_kept() {
     );
     assert_eq!(shop::comment(&f.live, comment), comment_taken);
     assert_eq!(shop::orders(&f.live, &earlier), earlier_orders);
-    let caught_up = pushed.details["caught_up_after_switch"].as_u64();
-    assert!(
-        caught_up.is_some_and(|n| n >= 2),
-        "the push says what it caught up: {:?}",
-        pushed.details
-    );
-    assert!(
-        pushed
-            .details
-            .get("caught_up_after_switch_failed")
-            .is_none(),
-        "{:?}",
-        pushed.details
-    );
 }
 
 #[ignore = "the long suite: scripts/long.sh runs it"]
@@ -128,31 +134,15 @@ async fn orders_live_takes_between_an_undos_carry_and_its_switch_are_kept() {
     let after_push = shop::place_orders(&f.live, 2, "after-push");
     let after_push_orders = shop::orders(&f.live, &after_push);
 
-    let data = f.dir.path().join("data");
-    let engine =
-        Engine::new(f.store.clone(), &data, Default::default()).pause_at(PausePoint::Merged);
-    let started = engine
-        .start(&f.site, Operation::UndoPush, owner())
-        .await
-        .unwrap();
-    let marker = paused_marker(&data).await;
-    let during = shop::place_orders(&f.live, 2, "during-undo");
-    let comment = shop::add_comment(&f.live, "Ordered while the undo was switching");
-    let taken = shop::orders(&f.live, &during);
-    let comment_taken = shop::comment(&f.live, comment);
-    std::fs::remove_file(&marker).unwrap();
-
-    let undone = tokio::time::timeout(Duration::from_secs(240), started.finished)
-        .await
-        .expect("the undo ends")
-        .unwrap();
-    assert_eq!(
-        undone.status,
-        Status::Completed,
-        "{:?} {:?}",
-        undone.error,
-        undone.details
-    );
+    let mut window = None;
+    paused_after_the_merge(&f, Operation::UndoPush, || {
+        let during = shop::place_orders(&f.live, 2, "during-undo");
+        let comment = shop::add_comment(&f.live, "Ordered while the undo was switching");
+        let taken = shop::orders(&f.live, &during);
+        window = Some((during, taken, comment, shop::comment(&f.live, comment)));
+    })
+    .await;
+    let (during, taken, comment, comment_taken) = window.unwrap();
     assert_eq!(
         shop::orders(&f.live, &during),
         taken,
@@ -160,11 +150,4 @@ async fn orders_live_takes_between_an_undos_carry_and_its_switch_are_kept() {
     );
     assert_eq!(shop::comment(&f.live, comment), comment_taken);
     assert_eq!(shop::orders(&f.live, &after_push), after_push_orders);
-    assert!(
-        undone.details["caught_up_after_switch"]
-            .as_u64()
-            .is_some_and(|n| n >= 2),
-        "{:?}",
-        undone.details
-    );
 }
