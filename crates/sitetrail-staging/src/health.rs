@@ -2,13 +2,20 @@
 //! URL. A 5xx, a PHP fatal error in the body or an empty 200 (a white screen) fails it; a
 //! push that fails it is switched back (`undo.rs`).
 //!
-//! Only `http://` URLs are fetched: sitetrail carries no TLS stack (reqwest without default
-//! features), so an `https://` live is recorded as not checked. A live sitetrail cannot reach
-//! (refused, timed out) is recorded as not reachable, never switched back for it: the site may
-//! only be reachable from outside this host.
+//! `https://` lives are fetched with rustls on the ring provider, given to this client alone
+//! (no process-wide default, and not through reqwest, whose TLS features every reqwest client
+//! of the process would share). Certificates are verified against the system's roots by the
+//! platform verifier (on Linux, the system's bundle, or `SSL_CERT_FILE` / `SSL_CERT_DIR` when
+//! set). A live whose certificate cannot be verified (untrusted, expired, wrong name) or whose
+//! TLS handshake fails is recorded as not checked, never switched back for it: that is how
+//! the site is served, not what the push changed. Likewise a live sitetrail cannot reach
+//! (refused, timed out) is recorded as not reachable: the site may only be reachable from
+//! outside this host.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use http_body_util::BodyExt;
 use serde::Serialize;
 
 /// How long each page may take.
@@ -83,46 +90,130 @@ pub async fn check(url: &str) -> Health {
         ("The login page", format!("{base}/wp-login.php")),
     ];
     let mut out = Vec::new();
-    if !base.starts_with("http://") {
+    if !base.starts_with("http://") && !base.starts_with("https://") {
         for (name, _) in pages {
             out.push((
                 name.to_owned(),
                 PageHealth::NotChecked {
-                    reason: "only http URLs are checked".into(),
+                    reason: "only http and https URLs are checked".into(),
                 },
             ));
         }
         return Health { pages: out };
     }
-    let client = match reqwest::Client::builder()
-        .timeout(FETCH_LIMIT)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-    {
+    let client = match client() {
         Ok(c) => c,
         Err(e) => {
             tracing::warn!(error = %e, "building the health check's client failed");
+            for (name, _) in pages {
+                out.push((
+                    name.to_owned(),
+                    PageHealth::NotChecked {
+                        reason: "sitetrail could not prepare its check".into(),
+                    },
+                ));
+            }
             return Health { pages: out };
         }
     };
     for (name, page) in pages {
-        let health = match client.get(&page).send().await {
-            Ok(r) => {
-                let status = r.status().as_u16();
-                match r.text().await {
-                    Ok(body) => judge(status, &body),
-                    Err(_) => PageHealth::NotChecked {
-                        reason: "its answer could not be read".into(),
-                    },
-                }
-            }
-            Err(_) => PageHealth::NotChecked {
-                reason: "live could not be reached from sitetrail".into(),
-            },
-        };
+        let health = page_health(&client, &page).await;
         out.push((name.to_owned(), health));
     }
     Health { pages: out }
+}
+
+type Client = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    http_body_util::Empty<hyper::body::Bytes>,
+>;
+
+/// The check's client, for http and https: rustls on ring, given to this client alone (no
+/// process-wide default), and the platform verifier on the system's roots.
+fn client() -> anyhow::Result<Client> {
+    // rustls 0.23.48 deprecates ring's provider for its lack of post-quantum key exchange,
+    // which guards secrets against later decryption: the check sends none and reads public
+    // pages, and ring spares the build aws-lc-rs's cmake and long C compile.
+    #[expect(
+        deprecated,
+        reason = "ring's provider, chosen above; no post-quantum needed"
+    )]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = rustls_platform_verifier::Verifier::new(provider.clone())?;
+    // `dangerous()` is only rustls's name for giving a verifier of one's own: this one verifies.
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Ok(
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build(connector),
+    )
+}
+
+fn not_checked(reason: &str) -> PageHealth {
+    PageHealth::NotChecked {
+        reason: reason.into(),
+    }
+}
+
+/// One page's health; a redirect is an answer, not followed.
+async fn page_health(client: &Client, page: &str) -> PageHealth {
+    let Ok(uri) = page.parse::<hyper::Uri>() else {
+        return not_checked("its URL could not be read");
+    };
+    let fetch = async {
+        let answer = client.get(uri).await?;
+        let status = answer.status().as_u16();
+        let body = answer.into_body().collect().await.map(|b| b.to_bytes());
+        Ok::<_, hyper_util::client::legacy::Error>((status, body))
+    };
+    match tokio::time::timeout(FETCH_LIMIT, fetch).await {
+        Ok(Ok((status, Ok(body)))) => judge(status, &String::from_utf8_lossy(&body)),
+        Ok(Ok((_, Err(_)))) => not_checked("its answer could not be read"),
+        Ok(Err(e)) => match tls_error(&e) {
+            Some(tls) => {
+                tracing::info!(error = %tls, page, "live's TLS failed: not checked");
+                not_checked(match tls {
+                    rustls::Error::InvalidCertificate(_) => {
+                        "live's certificate could not be verified, so its pages were not checked"
+                    }
+                    _ => {
+                        "live's secure connection (TLS) could not be made, so its pages were \
+                         not checked"
+                    }
+                })
+            }
+            None => not_checked("live could not be reached from sitetrail"),
+        },
+        Err(_) => not_checked("live could not be reached from sitetrail"),
+    }
+}
+
+/// The TLS error (a certificate, a handshake) a request failed with, found down its chain.
+/// An `io::Error` hides the error it wraps from `source()` (and the connector wraps the TLS
+/// error in two of them), so each one met is opened.
+fn tls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut next = Some(e);
+    while let Some(mut err) = next {
+        while let Some(inner) = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            err = inner;
+        }
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        next = err.source();
+    }
+    None
 }
 
 #[cfg(test)]

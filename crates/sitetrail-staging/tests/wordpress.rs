@@ -40,6 +40,8 @@ mod safe_push_conflicts;
 mod safe_push_crash;
 #[path = "safe_push/health.rs"]
 mod safe_push_health;
+#[path = "safe_push/https.rs"]
+mod safe_push_https;
 #[path = "safe_push/live_keeps.rs"]
 mod safe_push_live_keeps;
 #[path = "safe_push/preview.rs"]
