@@ -21,6 +21,9 @@ use serde::Serialize;
 /// How long each page may take.
 pub const FETCH_LIMIT: Duration = Duration::from_secs(10);
 
+/// How much of each page is read.
+pub const BODY_LIMIT: usize = 1 << 20;
+
 /// What PHP and WordPress print when a page dies.
 const FATAL_SIGNS: [&str; 3] = [
     "Fatal error",
@@ -171,7 +174,7 @@ async fn page_health(client: &Client, page: &str) -> PageHealth {
     let fetch = async {
         let answer = client.get(uri).await?;
         let status = answer.status().as_u16();
-        let body = answer.into_body().collect().await.map(|b| b.to_bytes());
+        let body = first_bytes(answer.into_body()).await;
         Ok::<_, hyper_util::client::legacy::Error>((status, body))
     };
     match tokio::time::timeout(FETCH_LIMIT, fetch).await {
@@ -194,6 +197,22 @@ async fn page_health(client: &Client, page: &str) -> PageHealth {
         },
         Err(_) => not_checked("live could not be reached from sitetrail"),
     }
+}
+
+/// The first [`BODY_LIMIT`] bytes of an answer: a site's pages are its owner's to make as
+/// long as they like, and judging needs only where a page starts.
+async fn first_bytes(mut body: hyper::body::Incoming) -> Result<Vec<u8>, hyper::Error> {
+    let mut out = Vec::new();
+    while out.len() < BODY_LIMIT {
+        let Some(frame) = body.frame().await else {
+            break;
+        };
+        if let Ok(data) = frame?.into_data() {
+            let room = BODY_LIMIT - out.len();
+            out.extend_from_slice(&data[..data.len().min(room)]);
+        }
+    }
+    Ok(out)
 }
 
 /// The TLS error (a certificate, a handshake) a request failed with, found down its chain.

@@ -83,3 +83,42 @@ async fn a_push_whose_theme_has_a_php_fatal_is_undone_by_the_health_check() {
     assert!(super::admin_can_log_in(&f.live.url).await);
     std::mem::forget(staging);
 }
+
+/// A live whose pages never end (its owner's PHP prints for ever) is judged on its first
+/// bytes: the check neither waits for the end (it would time out, not checked) nor holds the
+/// whole page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_that_never_ends_is_judged_on_its_first_bytes() {
+    if !wordpress::services(&[Service::WordPress]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("index.php"),
+        "<?php while (true) { echo str_repeat('<p>Fresh bread</p>', 4096); flush(); }",
+    )
+    .unwrap();
+    let port = wordpress::free_port(5);
+    let mut server = std::process::Command::new("php")
+        .args(["-S", &format!("127.0.0.1:{port}"), "index.php"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let health = sitetrail_staging::health::check(&url).await;
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(
+        health.pages[0].1,
+        sitetrail_staging::health::PageHealth::Ok { status: 200 },
+        "{health:?}"
+    );
+}
