@@ -8,8 +8,9 @@
 //! Only tables written since the merge began are read again (MariaDB knows when a table was
 //! last written, to the second).
 //!
-//! MariaDB only: on SQLite the old database is a file inside the kept tree, and live's file
-//! can be written only through the docroot, which sitetrail never opens for writing.
+//! On SQLite the old database is a file inside the kept tree, and live's file can be written
+//! only through the docroot, which sitetrail never opens for writing: the rows are counted,
+//! not carried, and the activity says so for people (they stay in the copy kept for undo).
 
 use std::collections::BTreeMap;
 
@@ -24,7 +25,7 @@ use crate::merge::{Mode, SeenLive, TablePlan, plan_table};
 use crate::merge_apply::{copy_rows_mysql, temp_prefix};
 use crate::mysql::MysqlDb;
 use crate::operations::{Engine, Env};
-use crate::owned_rows::mysql_rows;
+use crate::owned_rows::{Reader, mysql_rows};
 use crate::undo::Kept;
 
 /// What the catch-up carried: per table (live's name), rows the replaced live added, changed
@@ -112,9 +113,19 @@ impl Engine {
         seen: &SeenLive,
         since: Option<&str>,
     ) -> CatchUp {
-        let (Some(kept), SiteDb::Mysql(db)) = (kept, live_db) else {
-            return CatchUp::NotRun;
+        let db = match (kept, live_db) {
+            (Some(kept), SiteDb::Mysql(db)) => (kept, db),
+            (
+                Some(Kept {
+                    tree: Some(tree), ..
+                }),
+                SiteDb::Sqlite(_),
+            ) if !seen.is_empty() => {
+                return self.count_sqlite(site, live, live_db, tree, seen).await;
+            }
+            _ => return CatchUp::NotRun,
         };
+        let (kept, db) = db;
         if kept.tables.is_empty() || seen.is_empty() {
             return CatchUp::NotRun;
         }
@@ -141,6 +152,58 @@ impl Engine {
             Err(e) => {
                 tracing::warn!(site = %site.id, rows, error = format!("{e:#}"), "carrying what live took during the switch failed; it stays in the undo copy");
                 CatchUp::Failed(Some(rows))
+            }
+        }
+    }
+
+    /// SQLite: live's file can be written only through its docroot, which sitetrail never
+    /// opens for writing, so what the replaced live (its file in the kept tree) took since
+    /// the merge is counted, not carried, and said for people: never dropped in silence.
+    async fn count_sqlite(
+        &self,
+        site: &Site,
+        live: &Env,
+        live_db: &SiteDb,
+        tree: &std::path::Path,
+        seen: &SeenLive,
+    ) -> CatchUp {
+        let counted = async {
+            let owned = live_owned::resolve(&self.live_owned(&site.id).await?);
+            let lp = &live.config.prefix;
+            let mut kept = Reader::open_in(tree, live_db).await?;
+            let read = async {
+                let mut rows = 0u64;
+                for o in &owned {
+                    let Some(seen_rows) = seen.get(&o.suffix) else {
+                        continue;
+                    };
+                    let table = format!("{lp}{}", o.suffix);
+                    let now = kept.rows(&table, o, lp).await?;
+                    let since = base::table_base(Some(seen_rows), None);
+                    let plan = plan_table(
+                        table,
+                        now.as_ref(),
+                        Some(seen_rows),
+                        Mode::SincePush { base: Some(&since) },
+                        false,
+                    );
+                    if !plan.whole_table {
+                        rows += plan.take.len() as u64;
+                    }
+                }
+                anyhow::Ok(rows)
+            }
+            .await;
+            kept.close().await;
+            read
+        }
+        .await;
+        match counted {
+            Ok(0) => CatchUp::Done(CaughtUp::default()),
+            Ok(n) => CatchUp::Failed(Some(n)),
+            Err(e) => {
+                tracing::warn!(site = %site.id, error = format!("{e:#}"), "reading the replaced live after the switch failed");
+                CatchUp::Failed(None)
             }
         }
     }

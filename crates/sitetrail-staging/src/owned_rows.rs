@@ -310,10 +310,19 @@ impl<'a> Reader<'a> {
         env: &crate::operations::Env,
         db: &'a crate::db::SiteDb,
     ) -> anyhow::Result<Reader<'a>> {
+        Reader::open_in(&env.docroot, db).await
+    }
+
+    /// A database in `docroot` (an environment's, or a tree kept aside); a SQLite file is
+    /// pinned inside it first.
+    pub async fn open_in(
+        docroot: &std::path::Path,
+        db: &'a crate::db::SiteDb,
+    ) -> anyhow::Result<Reader<'a>> {
         match db {
             crate::db::SiteDb::Mysql(db) => Ok(Reader::Mysql(db)),
             crate::db::SiteDb::Sqlite(file) => {
-                let (docroot, file) = (env.docroot.clone(), file.clone());
+                let (docroot, file) = (docroot.to_owned(), file.clone());
                 let pin =
                     crate::blocking(move || crate::confined::PinnedFile::new(&docroot, &file))
                         .await?;

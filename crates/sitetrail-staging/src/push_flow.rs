@@ -297,8 +297,17 @@ impl Engine {
             );
         }
         self.staging_pushed(&site.id, push.keep_staging).await;
+        // Rows live took during the switch that could not be carried are never dropped in
+        // silence: the description says where they are.
+        let description = match details
+            .get("caught_up_after_switch_failed")
+            .and_then(Value::as_str)
+        {
+            Some(note) => format!("Pushed staging to live. {note}"),
+            None => "Successfully pushed staging to live".into(),
+        };
         Ok(Done {
-            description: "Successfully pushed staging to live".into(),
+            description,
             details,
         })
     }
