@@ -84,11 +84,26 @@ async fn staging_runs_as_a_user_of_its_own_and_what_it_makes_is_that_users() {
     let staging_url = format!("http://127.0.0.1:{}", wordpress::free_port(5));
     crate::support::register_shop(&data, (&live.url, &live.docroot), (&staging_url, &staging))
         .await;
-    // The platform hands the site's files and sitetrail's data dir to sitetrail's user.
-    run(Command::new("chown")
-        .arg("-R")
-        .arg(format!("{uid}:{gid}"))
-        .arg(dir.path()));
+    // The platform hands the site's files and sitetrail's data dir to sitetrail's user. The
+    // store just registered may still be closing (its WAL files going) while chown walks:
+    // a file gone meanwhile is no one's to own, so chown runs again over what is left.
+    for attempt in 1.. {
+        let out = Command::new("chown")
+            .arg("-R")
+            .arg(format!("{uid}:{gid}"))
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() {
+            break;
+        }
+        let vanished = stderr
+            .lines()
+            .all(|l| l.ends_with("No such file or directory"));
+        assert!(vanished && attempt < 5, "chown: {stderr}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 
     let out = Command::new("setpriv")
         .arg(format!("--reuid={uid}"))
