@@ -170,7 +170,11 @@ impl Engine {
         let counted = async {
             let owned = live_owned::resolve(&self.live_owned(&site.id).await?);
             let lp = &live.config.prefix;
-            let mut kept = Reader::open_in(tree, live_db).await?;
+            let SiteDb::Sqlite(file) = live_db else {
+                anyhow::bail!("live's database is not SQLite");
+            };
+            let kept_db = SiteDb::Sqlite(crate::push_flow::new_sqlite_path(live, file, tree)?);
+            let mut kept = Reader::open_in(tree, &kept_db).await?;
             let read = async {
                 let mut rows = 0u64;
                 for o in &owned {

@@ -116,12 +116,18 @@ impl Engine {
         if let Some(reason) = self.check_health(ctx, &mut details, live).await {
             details.insert("health_warning".into(), json!(reason));
         }
+        let mut description = match puts_push_back {
+            false => "Undid the last push: live is as it was before it".to_owned(),
+            true => "Put the undone push back: live is as the push left it".to_owned(),
+        };
+        if let Some(note) = details
+            .get("caught_up_after_switch_failed")
+            .and_then(Value::as_str)
+        {
+            description = format!("{description}. {note}");
+        }
         Ok(Done {
-            description: match puts_push_back {
-                false => "Undid the last push: live is as it was before it",
-                true => "Put the undone push back: live is as the push left it",
-            }
-            .into(),
+            description,
             details,
         })
     }

@@ -184,6 +184,12 @@ async fn on_sqlite_orders_live_takes_between_the_merge_and_the_switch_are_named_
     let note = pushed.details["caught_up_after_switch_failed"]
         .as_str()
         .unwrap_or_else(|| panic!("{:?}", pushed.details));
+    let counted: u64 = note
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("the note counts the rows: {note}"));
+    assert!(counted >= 2, "{note}");
     assert!(
         note.contains("rows live took during the switch were not carried"),
         "{note}"

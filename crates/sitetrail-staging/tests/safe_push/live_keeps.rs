@@ -56,6 +56,16 @@ async fn live_keeps_what_it_took_while_staging_changed_a_page(f: Fixture) {
         pushed.error,
         pushed.details
     );
+    // Live took nothing during the switch: nothing to say about it.
+    assert_eq!(pushed.description, "Successfully pushed staging to live");
+    assert!(
+        pushed
+            .details
+            .get("caught_up_after_switch_failed")
+            .is_none(),
+        "{:?}",
+        pushed.details
+    );
 
     // Inside WordPress: every order with its meta and items, the comments, the user.
     assert_eq!(

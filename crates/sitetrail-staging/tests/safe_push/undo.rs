@@ -68,6 +68,10 @@ async fn undo_after_live_took_an_order(f: Fixture) {
         "{:?}",
         undone.error
     );
+    assert_eq!(
+        undone.description,
+        "Undid the last push: live is as it was before it"
+    );
     assert_eq!(pages(&f.live), old_pages, "live's pages are the old site's");
     let page = page_text(&f.live.url, 2).await;
     assert!(!page.contains("Pushed, then undone"));
