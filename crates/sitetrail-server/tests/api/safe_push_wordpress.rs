@@ -111,11 +111,14 @@ async fn a_preview_is_confirmed_by_its_push_which_is_undone_and_live_is_restored
     )
     .await;
     assert_eq!(undone["activity"], "undo_push");
+    // The pushed live is kept in turn: undoing again would put the push back.
+    let window = app
+        .get_json(&client, "/api/v1/sites/shop/live/undo-push")
+        .await;
     assert_eq!(
-        app.get(&client, "/api/v1/sites/shop/live/undo-push")
-            .await
-            .status(),
-        404
+        (&window["push"], &window["puts_push_back"]),
+        (&undone["id"], &json!(true)),
+        "{window}"
     );
 
     let backups = app.get_json(&client, "/api/v1/sites/shop/backups").await;
@@ -131,4 +134,11 @@ async fn a_preview_is_confirmed_by_its_push_which_is_undone_and_live_is_restored
     assert_eq!(restored["activity"], "restore_live_from_backup");
     let home = reqwest::get(&live.url).await.unwrap();
     assert_eq!(home.status(), 200, "live serves after the restore");
+    // A restore replaces live: nothing is left to undo.
+    assert_eq!(
+        app.get(&client, "/api/v1/sites/shop/live/undo-push")
+            .await
+            .status(),
+        404
+    );
 }
