@@ -25,7 +25,7 @@ use crate::merge::{Mode, SeenLive, TablePlan, plan_table};
 use crate::merge_apply::{copy_rows_mysql, temp_prefix};
 use crate::mysql::MysqlDb;
 use crate::operations::{Engine, Env};
-use crate::owned_rows::{Reader, mysql_rows};
+use crate::owned_rows::{Reader, TableRows, mysql_rows};
 use crate::undo::Kept;
 
 /// What the catch-up carried: per table (live's name), rows the replaced live added, changed
@@ -183,14 +183,7 @@ impl Engine {
                     };
                     let table = format!("{lp}{}", o.suffix);
                     let now = kept.rows(&table, o, lp).await?;
-                    let since = base::table_base(Some(seen_rows), None);
-                    let plan = plan_table(
-                        table,
-                        now.as_ref(),
-                        Some(seen_rows),
-                        Mode::SincePush { base: Some(&since) },
-                        false,
-                    );
+                    let plan = since_merge(table, now.as_ref(), seen_rows);
                     if !plan.whole_table {
                         rows += plan.take.len() as u64;
                     }
@@ -248,14 +241,7 @@ impl Engine {
                 continue;
             }
             let now = mysql_rows(db, kept_name, o, &kept_prefix).await?;
-            let since = base::table_base(Some(seen_rows), None);
-            let plan = plan_table(
-                table,
-                now.as_ref(),
-                Some(seen_rows),
-                Mode::SincePush { base: Some(&since) },
-                false,
-            );
+            let plan = since_merge(table, now.as_ref(), seen_rows);
             if !plan.whole_table && !plan.take.is_empty() {
                 plans.push(Planned {
                     kept: kept_name.clone(),
@@ -265,6 +251,19 @@ impl Engine {
         }
         Ok(plans)
     }
+}
+
+/// One table's rows the replaced live (`now`) added, changed or removed since the merge read
+/// it (`seen`).
+fn since_merge(table: String, now: Option<&TableRows>, seen: &TableRows) -> TablePlan {
+    let since = base::table_base(Some(seen), None);
+    plan_table(
+        table,
+        now,
+        Some(seen),
+        Mode::SincePush { base: Some(&since) },
+        false,
+    )
 }
 
 /// Writes the kept rows into live in one transaction: all of them or none. Foreign key
