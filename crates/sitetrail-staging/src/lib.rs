@@ -35,6 +35,7 @@ mod state;
 mod switch;
 pub mod tree;
 mod undo;
+mod undo_carry;
 /// A WooCommerce-shaped shop on a real WordPress (the `testkit` feature).
 #[cfg(feature = "testkit")]
 pub mod woo;
